@@ -1,0 +1,3 @@
+from spacetime.cli import main
+
+raise SystemExit(main())

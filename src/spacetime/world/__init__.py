@@ -1,0 +1,27 @@
+"""The procedural world: physical scenes with exact captions and ground truth.
+
+    from spacetime.world import make_clip, parse_prompt
+    clip = make_clip(0, num_frames=17, height=64, width=96)   # frames, captions, ground truth
+    clip = make_clip(0, spec=parse_prompt("a red ball bounces off the left wall"))
+"""
+
+from spacetime.world.captions import caption_clip, expand_prompt, parse_prompt
+from spacetime.world.clip import Clip, make_clip, stream_seed
+from spacetime.world.dataset import WorldDataset, write_world
+from spacetime.world.physics import Event, Trajectory, simulate
+from spacetime.world.render import render, visible_fraction
+from spacetime.world.scene import (
+    HELDOUT_TRIPLES,
+    ObjectSpec,
+    Scene,
+    SceneSpec,
+    WorldObject,
+    is_heldout,
+    sample_scene,
+)
+
+__all__ = [
+    "Clip", "Event", "HELDOUT_TRIPLES", "ObjectSpec", "Scene", "SceneSpec", "Trajectory", "WorldDataset",
+    "WorldObject", "caption_clip", "expand_prompt", "is_heldout", "make_clip", "parse_prompt", "render",
+    "sample_scene", "simulate", "stream_seed", "visible_fraction", "write_world",
+]

@@ -1,0 +1,184 @@
+"""The world as training data: an infinite, seedable torch dataset rendered on the fly, and
+`write_world`, which renders the same stream to a folder (MP4s + captions.jsonl + ground truth),
+the folder format users' own data uses.
+
+Clip i of a stream is a pure function of (seed, split, i), so every DataLoader worker and every
+rank renders a disjoint slice of one stream, and resuming at sample i needs nothing but i.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from spacetime.world.clip import check_clip_args, make_clip, stream_seed
+from spacetime.world.scene import SPLITS
+
+log = logging.getLogger(__name__)
+
+CAPTION_LENGTHS = ("short", "medium", "detailed")
+# Training draws among the three caption lengths (Sora's re-captioning): mostly the long ones, so
+# the model learns the detailed style that `expand_prompt` produces at sampling time.
+CAPTION_WEIGHTS = (0.2, 0.3, 0.5)
+
+
+def pick_caption(captions: dict[str, str], rng: np.random.Generator, mode: str = "random") -> str:
+    if mode == "random":
+        return captions[str(rng.choice(CAPTION_LENGTHS, p=CAPTION_WEIGHTS))]
+    if mode not in CAPTION_LENGTHS:
+        raise ValueError(f"caption must be 'random' or one of {CAPTION_LENGTHS}, got {mode!r}")
+    return captions[mode]
+
+
+class WorldDataset(IterableDataset):
+    """Endless world clips: dicts with `video` float (3, T, H, W) in [-1, 1], `caption`, `index`.
+
+    Sharded across torch.distributed ranks and DataLoader workers round-robin over the stream
+    index, so no clip repeats or is skipped across them. `start` resumes the stream at an index.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        split: str = "train",
+        num_frames: int = 17,
+        height: int = 64,
+        width: int = 64,
+        fps: float = 8.0,
+        caption: str = "random",
+        start: int = 0,
+    ):
+        check_clip_args(num_frames, height, width, fps)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if caption != "random" and caption not in CAPTION_LENGTHS:
+            raise ValueError(f"caption must be 'random' or one of {CAPTION_LENGTHS}, got {caption!r}")
+        self.seed, self.split, self.caption, self.start = int(seed), split, caption, int(start)
+        self.num_frames, self.height, self.width, self.fps = num_frames, height, width, fps
+
+    def sample(self, index: int) -> dict:
+        clip_seed = stream_seed(self.seed, index, self.split)
+        clip = make_clip(
+            clip_seed, num_frames=self.num_frames, height=self.height, width=self.width, fps=self.fps, split=self.split
+        )
+        rng = np.random.default_rng([clip_seed, 1])  # caption choice: independent of the scene's draws
+        video = torch.from_numpy(clip.frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # (3, T, H, W)
+        return {"video": video, "caption": pick_caption(clip.captions, rng, self.caption), "index": index}
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        shard, shards = rank * workers + worker, world * workers
+        for index in itertools.count(self.start + shard, shards):
+            yield self.sample(index)
+
+
+# ---------------------------------------------------------------------------------------------
+# A rendered folder
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_world(
+    out: str | os.PathLike,
+    num_clips: int,
+    *,
+    split: str = "train",
+    num_frames: int = 17,
+    height: int = 64,
+    width: int = 64,
+    fps: float = 8.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Render clips 0..num_clips-1 of the stream (seed, split) into `out`:
+    `clips/NNNNNN.mp4`, `clips/NNNNNN.json` (ground truth), `captions.jsonl`, `world.json`.
+
+    Interrupted runs resume: clips already complete in `out` are kept. A folder written with other
+    settings, or a non-empty folder that is not a world folder, is refused unless `overwrite`.
+    """
+    from tqdm import tqdm
+
+    from spacetime.data.video import write_video
+
+    check_clip_args(num_frames, height, width, fps)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
+        raise ValueError(f"num_clips must be a positive integer, got {num_clips!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out = Path(out)
+    settings = {"split": split, "num_frames": num_frames, "height": height, "width": width, "fps": fps, "seed": seed}
+    meta_path = out / "world.json"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text())
+            if old.get("settings") != settings and not overwrite:
+                raise ValueError(
+                    f"{out} holds a world data set made with other settings ({old.get('settings')}); "
+                    "choose another --out or pass --overwrite"
+                )
+        elif not overwrite:
+            raise ValueError(f"{out} is not empty and is not a world data set; choose another --out or pass --overwrite")
+        if overwrite and (out / "clips").is_dir() and (not meta_path.exists() or json.loads(meta_path.read_text()).get("settings") != settings):
+            shutil.rmtree(out / "clips")
+    clips_dir = out / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(meta_path, json.dumps({"format": "spacetime-world", "version": 1, "settings": settings}, indent=2))
+
+    rows = []
+    kept = 0
+    for k in tqdm(range(num_clips), desc="world", unit="clip", disable=not progress):
+        name = f"{k:06d}"
+        video_path, gt_path = clips_dir / f"{name}.mp4", clips_dir / f"{name}.json"
+        if video_path.exists() and gt_path.exists():  # complete from an earlier run: the GT is written last
+            gt = json.loads(gt_path.read_text())
+            kept += 1
+        else:
+            clip = make_clip(
+                stream_seed(seed, k, split), num_frames=num_frames, height=height, width=width, fps=fps, split=split
+            )
+            write_video(clip.frames, video_path, fps=fps)
+            gt = clip.ground_truth()
+            gt["index"] = k
+            _atomic_write_text(gt_path, json.dumps(gt))
+        rows.append(
+            {
+                "path": f"clips/{name}.mp4",
+                "captions": gt["captions"],
+                "num_frames": gt["num_frames"],
+                "fps": gt["fps"],
+                "height": gt["height"],
+                "width": gt["width"],
+                "ground_truth": f"clips/{name}.json",
+            }
+        )
+    _atomic_write_text(out / "captions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    if kept:
+        log.info("kept %d clips already complete in %s", kept, out)
+    return out
