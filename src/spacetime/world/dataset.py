@@ -100,6 +100,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _read_settings(meta_path: Path) -> dict | None:
+    if not meta_path.exists():
+        return None
+    try:
+        return json.loads(meta_path.read_text())["settings"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{meta_path} is not a valid world.json ({e}); remove it or choose another --out") from None
+
+
 def write_world(
     out: str | os.PathLike,
     num_clips: int,
@@ -136,17 +145,15 @@ def write_world(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
-        if meta_path.exists():
-            old = json.loads(meta_path.read_text())
-            if old.get("settings") != settings and not overwrite:
-                raise ValueError(
-                    f"{out} holds a world data set made with other settings ({old.get('settings')}); "
-                    "choose another --out or pass --overwrite"
-                )
-        elif not overwrite:
-            raise ValueError(f"{out} is not empty and is not a world data set; choose another --out or pass --overwrite")
-        if overwrite and (out / "clips").is_dir() and (not meta_path.exists() or json.loads(meta_path.read_text()).get("settings") != settings):
-            shutil.rmtree(out / "clips")
+        old = _read_settings(meta_path)
+        if old != settings and not overwrite:
+            if old is None:
+                raise ValueError(f"{out} is not empty and is not a world data set; choose another --out or pass --overwrite")
+            raise ValueError(
+                f"{out} holds a world data set made with other settings ({old}); choose another --out or pass --overwrite"
+            )
+        if old != settings:  # --overwrite: clips made with other settings are stale
+            shutil.rmtree(out / "clips", ignore_errors=True)
     clips_dir = out / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(meta_path, json.dumps({"format": "spacetime-world", "version": 1, "settings": settings}, indent=2))

@@ -1,0 +1,102 @@
+"""The `spacetime` command: world rendering to a folder, resume, refusals, bad arguments."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spacetime.cli import main
+from spacetime.data.video import read_video
+from spacetime.world.clip import make_clip, stream_seed
+
+ARGS = ["--num-clips", "3", "--size", "48x32", "--num-frames", "5", "--fps", "6", "--seed", "4"]
+
+
+def test_world_writes_folder_format(tmp_path):
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), *ARGS]) == 0
+    rows = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    for i, row in enumerate(rows):
+        assert set(row["captions"]) == {"short", "medium", "detailed"}
+        assert (row["num_frames"], row["height"], row["width"], row["fps"]) == (5, 32, 48, 6.0)
+        frames, fps = read_video(out / row["path"])
+        assert frames.shape == (5, 32, 48, 3) and fps == pytest.approx(6.0)
+        gt = json.loads((out / row["ground_truth"]).read_text())
+        clip = make_clip(stream_seed(4, i), num_frames=5, height=32, width=48, fps=6.0)
+        assert gt["objects"] == json.loads(json.dumps(clip.ground_truth()["objects"]))
+        assert gt["captions"] == row["captions"] == clip.captions
+        # the MP4 holds the clip (lossy, but close)
+        assert np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 6
+
+
+def test_world_resumes_and_keeps_complete_clips(tmp_path):
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), *ARGS]) == 0
+    first = out / "clips" / "000000.mp4"
+    stamp = first.stat().st_mtime_ns
+    (out / "clips" / "000001.json").unlink()  # as if killed while writing clip 1
+    before = (out / "clips" / "000002.mp4").read_bytes()
+    assert main(["world", "--out", str(out), *ARGS]) == 0
+    assert first.stat().st_mtime_ns == stamp  # kept, not re-rendered
+    assert (out / "clips" / "000001.json").exists()
+    assert (out / "clips" / "000002.mp4").read_bytes() == before
+    assert len((out / "captions.jsonl").read_text().splitlines()) == 3
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_world_refuses_other_settings_and_foreign_folders(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), *ARGS]) == 0
+    before = (out / "captions.jsonl").read_text()
+    assert main(["world", "--out", str(out), *ARGS[:-2], "--seed", "5"]) == 1
+    assert "other settings" in capsys.readouterr().err
+    assert (out / "captions.jsonl").read_text() == before
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert main(["world", "--out", str(foreign), *ARGS]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "keep me" and len(os.listdir(foreign)) == 1
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["world", "--out", str(a_file), *ARGS]) == 1
+    assert a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--size", "64"),
+        ("--size", "0x64"),
+        ("--size", "64x-1"),
+        ("--size", "99999x64"),
+        ("--fps", "0"),
+        ("--fps", "nan"),
+        ("--fps", "abc"),
+        ("--num-frames", "0"),
+        ("--num-frames", "ten"),
+        ("--seed", "-1"),
+        ("--seed", "1.5"),
+        ("--num-clips", "0"),
+        ("--split", "test"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_value(tmp_path, capsys, flag, value):
+    args = ["world", "--out", str(tmp_path / "w"), "--num-clips", "1", flag, value]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert value in err and flag.lstrip("-").split("-")[0] in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "spacetime", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "spacetime" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "spacetime", "world", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--num-clips" in r.stdout
