@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--size", type=parse_size, default=(64, 64), metavar="WxH", help="frame size, width x height (default 64x64)")
     w.add_argument("--fps", type=parse_fps, default=8.0)
     w.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
+    w.add_argument("--pix-fmt", choices=["yuv444p", "yuv420p"], default="yuv444p",
+                   help="MP4 chroma: 4:4:4 keeps full colour (default), 4:2:0 plays in every browser")
     w.add_argument("--overwrite", action="store_true", help="replace a world data set made with other settings")
     w.set_defaults(func=_cmd_world)
 
@@ -96,6 +98,7 @@ def _cmd_world(args: argparse.Namespace) -> int:
         fps=args.fps,
         seed=args.seed,
         overwrite=args.overwrite,
+        pix_fmt=args.pix_fmt,
     )
     print(f"wrote {args.num_clips} clips to {out} (captions.jsonl, clips/*.mp4, clips/*.json)")
     return 0

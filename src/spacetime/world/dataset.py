@@ -121,10 +121,13 @@ def write_world(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    pix_fmt: str = "yuv444p",
 ) -> Path:
     """Render clips 0..num_clips-1 of the stream (seed, split) into `out`:
     `clips/NNNNNN.mp4`, `clips/NNNNNN.json` (ground truth), `captions.jsonl`, `world.json`.
 
+    Videos are 4:4:4 H.264 by default: training data keeps full colour resolution (see
+    `spacetime.data.video.PIX_FMTS`); pass pix_fmt="yuv420p" for files every player shows.
     Interrupted runs resume: clips already complete in `out` are kept. A folder written with other
     settings, or a non-empty folder that is not a world folder, is refused unless `overwrite`.
     """
@@ -140,7 +143,10 @@ def write_world(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out)
-    settings = {"split": split, "num_frames": num_frames, "height": height, "width": width, "fps": fps, "seed": seed}
+    settings = {
+        "split": split, "num_frames": num_frames, "height": height, "width": width, "fps": fps, "seed": seed,
+        "pix_fmt": pix_fmt,
+    }
     meta_path = out / "world.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
@@ -170,7 +176,7 @@ def write_world(
             clip = make_clip(
                 stream_seed(seed, k, split), num_frames=num_frames, height=height, width=width, fps=fps, split=split
             )
-            write_video(clip.frames, video_path, fps=fps)
+            write_video(clip.frames, video_path, fps=fps, pix_fmt=pix_fmt)
             gt = clip.ground_truth()
             gt["index"] = k
             _atomic_write_text(gt_path, json.dumps(gt))
