@@ -43,6 +43,7 @@ class SceneSpec:
     camera: str | None = None
     occluder: bool | None = None
     unknown_words: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what parse_prompt changed to fit the world, and why
 
     def __post_init__(self) -> None:
         _check("background", self.background, vocab.BACKGROUNDS)
