@@ -195,6 +195,8 @@ def _write_mp4(arr: np.ndarray, tmp: str, rate: Fraction, crf: int, pix_fmt: str
 
 
 def _write_gif(arr: np.ndarray, tmp: str, rate: Fraction) -> None:
+    # Pillow merges identical consecutive frames into one longer frame: playback timing is
+    # kept, the decoded frame count is not. GIF is for previews; MP4 is the exact format.
     from PIL import Image
 
     images = [Image.fromarray(f) for f in arr]
