@@ -66,9 +66,15 @@ def test_claimed_events_happened():
                 claims += 1
             if "comes to rest" in sentence:
                 assert any(e.kind == "rest" for e in mine)
-            if "passes behind" in sentence:
-                assert clip.visible[:, i].min() < 0.5 and clip.visible[-1, i] > 0.5
+            vis = clip.visible[:, i]
+            if "passes behind" in sentence:  # hidden, then seen again
+                k = int(np.argmax(vis < 0.5))
+                assert vis[k] < 0.5 and (vis[k:] > 0.5).any(), sentence
                 claims += 1
+            if "disappears behind" in sentence:
+                assert vis[-1] < 0.5, sentence
+            if "starts behind" in sentence:
+                assert vis[0] < 0.5, sentence
             if "leaves the frame" in sentence:
                 assert clip.visible[0, i] > 0.05 and clip.visible[-1, i] < 0.05
     assert claims > 100

@@ -90,15 +90,15 @@ def _object_events(scene: Scene, traj: Trajectory, visible: np.ndarray, i: int, 
         oc = scene.occluder
         behind = np.abs(traj.positions[:, i, 0] - oc.x) < oc.width / 2 + scene.objects[i].radius
         hidden = (visible[:, i] < 0.5) & behind
-        if hidden.any():
-            k = int(np.argmax(hidden))
-            bar = f"the {oc.colour} bar"
-            if k == 0:
+        bar = f"the {oc.colour} bar"
+        edges = np.flatnonzero(np.diff(np.r_[0, hidden.astype(int), 0]))  # run starts and ends
+        for start, stop in zip(edges[::2], edges[1::2]):  # hidden on frames start..stop-1
+            if start == 0:
                 out.append((0.0, f"starts behind {bar}"))
-            elif not hidden[-1] and visible[-1, i] > 0.5:
-                out.append((traj.times[k], f"passes behind {bar}"))
+            elif stop < len(hidden):
+                out.append((traj.times[start], f"passes behind {bar}"))
             else:
-                out.append((traj.times[k], f"disappears behind {bar}"))
+                out.append((traj.times[start], f"disappears behind {bar}"))
     # leaving or entering the view (camera pans, wide boxes)
     out_of_view = (visible[:, i] < 0.05)
     if scene.occluder is not None:
@@ -109,7 +109,8 @@ def _object_events(scene: Scene, traj: Trajectory, visible: np.ndarray, i: int, 
     elif len(traj.times) > 1 and out_of_view[0] and not out_of_view[-1]:
         out.append((traj.times[int(np.argmax(~out_of_view))], "enters the frame"))
     out.sort(key=lambda x: x[0])
-    return [p for _, p in out[:MAX_EVENTS_PER_OBJECT]]
+    phrases = list(dict.fromkeys(p for _, p in out))  # e.g. passing behind the bar twice: said once
+    return phrases[:MAX_EVENTS_PER_OBJECT]
 
 
 def _motion_phrase(motion: str, rng) -> str:
