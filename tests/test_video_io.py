@@ -128,3 +128,24 @@ def test_read_errors_name_the_file(tmp_path):
     (tmp_path / "dir.mp4").mkdir()
     with pytest.raises(VideoReadError, match="directory"):
         read_video(tmp_path / "dir.mp4")
+
+
+@pytest.mark.parametrize(
+    "name,fmt,codec,pix",
+    [("a.mkv", "matroska", "mpeg4", "yuv420p"), ("a.webm", "webm", "libvpx-vp9", "yuv420p"),
+     ("a.avi", "avi", "mjpeg", "yuvj420p"), ("a.mov", "mov", "libx264", "yuv420p")],
+)
+def test_reads_other_containers(tmp_path, name, fmt, codec, pix):
+    import av
+    from fractions import Fraction
+
+    levels = [20, 70, 120, 170, 220]
+    with av.open(str(tmp_path / name), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = 32, 32, pix
+        for v in levels:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), v, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    frames, fps = read_video(tmp_path / name)
+    assert frames.shape == (5, 32, 32, 3) and fps == pytest.approx(10)
+    np.testing.assert_allclose(frames.mean((1, 2, 3)), levels, atol=4)
