@@ -41,13 +41,18 @@ def test_world_folder_loads_as_folder_dataset(tmp_path):
     assert item["caption"] == row["captions"]["detailed"]
 
 
-def test_fps_resampling_reads_the_right_frames(tmp_path):
+def ramp_folder(tmp_path, n, step):
+    """A folder with one 24-fps video whose frame k is a flat grey of value step * k."""
     d = tmp_path / "d"
     d.mkdir()
-    # frame k is a flat grey of value 10 k, at 24 fps
-    frames = np.stack([np.full((16, 16, 3), 10 * k, np.uint8) for k in range(24)])
+    frames = np.stack([np.full((16, 16, 3), step * k, np.uint8) for k in range(n)])
     write_video(frames, d / "ramp.mp4", fps=24, pix_fmt="yuv444p")
     (d / "captions.jsonl").write_text(json.dumps({"path": "ramp.mp4", "caption": "a ramp"}) + "\n")
+    return d
+
+
+def test_fps_resampling_reads_the_right_frames(tmp_path):
+    d = ramp_folder(tmp_path, 24, 10)
     ds = FolderVideoDataset(d, num_frames=4, fps=6, size=(16, 16), random_start=False)
     v = ds[0]["video"]  # frames 0, 4, 8, 12 of the source
     levels = ((v[0, :, 8, 8] + 1) * 127.5).numpy()
@@ -55,11 +60,7 @@ def test_fps_resampling_reads_the_right_frames(tmp_path):
 
 
 def test_random_start_is_seeded(tmp_path):
-    d = tmp_path / "d"
-    d.mkdir()
-    frames = np.stack([np.full((16, 16, 3), 5 * k, np.uint8) for k in range(48)])
-    write_video(frames, d / "ramp.mp4", fps=24, pix_fmt="yuv444p")
-    (d / "captions.jsonl").write_text(json.dumps({"path": "ramp.mp4", "caption": "a ramp"}) + "\n")
+    d = ramp_folder(tmp_path, 48, 5)
     a = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=1)[0]["video"]
     b = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=1)[0]["video"]
     assert torch.equal(a, b)

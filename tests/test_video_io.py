@@ -136,8 +136,9 @@ def test_read_errors_name_the_file(tmp_path):
      ("a.avi", "avi", "mjpeg", "yuvj420p"), ("a.mov", "mov", "libx264", "yuv420p")],
 )
 def test_reads_other_containers(tmp_path, name, fmt, codec, pix):
-    import av
     from fractions import Fraction
+
+    import av
 
     levels = [20, 70, 120, 170, 220]
     with av.open(str(tmp_path / name), "w", format=fmt) as out:

@@ -7,10 +7,9 @@ captioned. Broken files are reported, never fatal; captions naming missing files
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from spacetime.atomic import atomic_write_text
 from spacetime.data.folder import CAPTION_FILES, _read_csv, _read_jsonl
 from spacetime.data.video import VideoReadError, read_video
 
@@ -55,16 +54,7 @@ def probe_folder(directory: str | Path, manifest_path: str | Path | None = None,
                 row["error"] = str(e)
         rows.append(row)
     if manifest_path is not None:
-        manifest_path = Path(manifest_path)
-        manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=manifest_path.parent, prefix=f".{manifest_path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
-            os.replace(tmp, manifest_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(manifest_path, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from spacetime.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -143,18 +144,6 @@ def _check_fps(fps: float) -> Fraction:
     return Fraction(float(fps)).limit_denominator(1001)
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_video(
     frames: Any, path: str | os.PathLike, fps: float = 8.0, *, crf: int = DEFAULT_CRF, pix_fmt: str = "yuv420p"
 ) -> Path:
@@ -177,7 +166,11 @@ def write_video(
     if ext == ".mp4" and pix_fmt == "yuv420p" and (arr.shape[1] % 2 or arr.shape[2] % 2):
         log.info("%s: odd size %dx%d (WxH) is written as yuv444p", path, arr.shape[2], arr.shape[1])
         pix_fmt = "yuv444p"
-    _atomic(path, lambda tmp: _write_mp4(arr, tmp, rate, crf, pix_fmt) if ext == ".mp4" else _write_gif(arr, tmp, rate))
+    with atomic_path(path) as tmp:
+        if ext == ".mp4":
+            _write_mp4(arr, tmp, rate, crf, pix_fmt)
+        else:
+            _write_gif(arr, tmp, rate)
     return path
 
 
@@ -214,7 +207,8 @@ def export_to_video(video_frames: Any, output_video_path: str | os.PathLike, fps
             raise ValueError(f"{path}: a PNG holds one frame, got {arr.shape[0]}; use .mp4 or .gif")
         from PIL import Image
 
-        _atomic(path, lambda tmp: Image.fromarray(arr[0]).save(tmp, format="PNG"))
+        with atomic_path(path) as tmp:
+            Image.fromarray(arr[0]).save(tmp, format="PNG")
         return str(path)
     write_video(video_frames, path, fps=fps)
     return str(path)

@@ -21,7 +21,24 @@ from spacetime.world.scene import (
 )
 
 __all__ = [
-    "Clip", "Event", "HELDOUT_TRIPLES", "ObjectSpec", "Scene", "SceneSpec", "Trajectory", "WorldDataset",
-    "WorldObject", "caption_clip", "expand_prompt", "is_heldout", "make_clip", "parse_prompt", "render",
-    "sample_scene", "simulate", "stream_seed", "visible_fraction", "write_world",
+    "HELDOUT_TRIPLES",
+    "Clip",
+    "Event",
+    "ObjectSpec",
+    "Scene",
+    "SceneSpec",
+    "Trajectory",
+    "WorldDataset",
+    "WorldObject",
+    "caption_clip",
+    "expand_prompt",
+    "is_heldout",
+    "make_clip",
+    "parse_prompt",
+    "render",
+    "sample_scene",
+    "simulate",
+    "stream_seed",
+    "visible_fraction",
+    "write_world",
 ]

@@ -164,8 +164,7 @@ def caption_clip(scene: Scene, traj: Trajectory, visible: np.ndarray, rng: np.ra
 # --- parsing ---------------------------------------------------------------------------------
 
 STOPWORDS = frozenset(
-    "a an the and of to is are with on in at it its then while as from into onto by which that this "
-    "there scene video clip shows showing one another also again back against , .".split()
+    ["a", "an", "the", "and", "of", "to", "is", "are", "with", "on", "in", "at", "it", "its", "then", "while", "as", "from", "into", "onto", "by", "which", "that", "this", "there", "scene", "video", "clip", "shows", "showing", "one", "another", "also", "again", "back", "against", ",", "."]
 )
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3}
 

@@ -136,4 +136,4 @@ def stream_seed(seed: int, index: int, split: str = "train") -> int:
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-__all__ = ["Clip", "make_clip", "stream_seed", "check_clip_args", "vocab"]
+__all__ = ["Clip", "check_clip_args", "make_clip", "stream_seed", "vocab"]

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from spacetime.atomic import atomic_write_text
 from spacetime.world.clip import check_clip_args, make_clip, stream_seed
 from spacetime.world.scene import SPLITS
 
@@ -89,17 +89,6 @@ class WorldDataset(IterableDataset):
 # ---------------------------------------------------------------------------------------------
 # A rendered folder
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_settings(meta_path: Path) -> dict | None:
     if not meta_path.exists():
         return None
@@ -162,7 +151,7 @@ def write_world(
             shutil.rmtree(out / "clips", ignore_errors=True)
     clips_dir = out / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(meta_path, json.dumps({"format": "spacetime-world", "version": 1, "settings": settings}, indent=2))
+    atomic_write_text(meta_path, json.dumps({"format": "spacetime-world", "version": 1, "settings": settings}, indent=2))
 
     rows = []
     kept = 0
@@ -179,7 +168,7 @@ def write_world(
             write_video(clip.frames, video_path, fps=fps, pix_fmt=pix_fmt)
             gt = clip.ground_truth()
             gt["index"] = k
-            _atomic_write_text(gt_path, json.dumps(gt))
+            atomic_write_text(gt_path, json.dumps(gt))
         rows.append(
             {
                 "path": f"clips/{name}.mp4",
@@ -191,7 +180,7 @@ def write_world(
                 "ground_truth": f"clips/{name}.json",
             }
         )
-    _atomic_write_text(out / "captions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out / "captions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     if kept:
         log.info("kept %d clips already complete in %s", kept, out)
     return out
