@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spacetime.world import vocab
 from spacetime.world.captions import caption_clip
 from spacetime.world.physics import Event, JamError, Trajectory, simulate
 from spacetime.world.render import render, scene_to_pixel, view_left, visible_fraction
@@ -136,4 +135,4 @@ def stream_seed(seed: int, index: int, split: str = "train") -> int:
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-__all__ = ["Clip", "check_clip_args", "make_clip", "stream_seed", "vocab"]
+__all__ = ["Clip", "check_clip_args", "make_clip", "stream_seed"]
