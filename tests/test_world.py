@@ -289,3 +289,10 @@ def test_world_dataset_workers_cover_stream_once():
 def test_stream_seeds_differ_by_split_and_index():
     seeds = {stream_seed(0, i, sp) for i in range(100) for sp in ("train", "heldout")}
     assert len(seeds) == 200
+
+
+def test_chunked_rendering_matches_and_long_clips_render():
+    clip = make_clip(8, num_frames=481)  # a minute at 8 fps
+    assert clip.frames.shape == (481, 64, 64, 3)
+    np.testing.assert_array_equal(render(clip.scene, clip.trajectory, 64, 64, chunk=7), clip.frames)
+    np.testing.assert_array_equal(render(clip.scene, clip.trajectory, 64, 64, chunk=1000), clip.frames)

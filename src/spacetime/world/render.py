@@ -39,27 +39,35 @@ def shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarra
     raise ValueError(f"unknown shape {shape!r}; expected one of {vocab.SHAPES}")
 
 
-def render(scene: Scene, traj: Trajectory, height: int, width: int) -> np.ndarray:
-    """Frames uint8 (T, H, W, 3). Objects are drawn in order, the occluder over all of them."""
+def render(scene: Scene, traj: Trajectory, height: int, width: int, chunk: int = 32) -> np.ndarray:
+    """Frames uint8 (T, H, W, 3). Objects are drawn in order, the occluder over all of them.
+    Frames are drawn `chunk` at a time, so memory stays flat however long the clip."""
     if not (isinstance(height, (int, np.integer)) and isinstance(width, (int, np.integer))) or height < 1 or width < 1:
         raise ValueError(f"height and width must be positive integers, got {height}x{width} (HxW)")
+    out = np.empty((traj.times.size, height, width, 3), np.uint8)
+    for s in range(0, traj.times.size, chunk):
+        out[s : s + chunk] = _render_frames(scene, traj.times[s : s + chunk], traj.positions[s : s + chunk], height, width)
+    return out
+
+
+def _render_frames(scene: Scene, times: np.ndarray, positions: np.ndarray, height: int, width: int) -> np.ndarray:
     s = float(height)  # pixels per scene unit
-    left = view_left(scene, traj.times, height, width)  # (T,)
+    left = view_left(scene, times, height, width)  # (T,)
     # pixel centres in scene units: x (T, 1, W) moves with the camera, y (1, H, 1) is fixed
     xs = left[:, None, None] + (np.arange(width, dtype=np.float32)[None, None, :] + 0.5) / s
     ys = (1.0 - (np.arange(height, dtype=np.float32) + 0.5) / s)[None, :, None]
     xs = xs.astype(np.float32)
-    canvas = np.empty((traj.times.size, height, width, 3), np.float32)
+    canvas = np.empty((times.size, height, width, 3), np.float32)
     canvas[:] = np.asarray(vocab.BACKGROUNDS[scene.background], np.float32)
     for i, obj in enumerate(scene.objects):
-        px = traj.positions[:, i, 0].astype(np.float32)[:, None, None]
-        py = traj.positions[:, i, 1].astype(np.float32)[:, None, None]
+        px = positions[:, i, 0].astype(np.float32)[:, None, None]
+        py = positions[:, i, 1].astype(np.float32)[:, None, None]
         r = obj.radius
         # only the object's bounding columns/rows can be covered: draw into that window
-        x0 = max(0, int(np.floor((traj.positions[:, i, 0].min() - r - left.max()) * s)) - 1)
-        x1 = min(width, int(np.ceil((traj.positions[:, i, 0].max() + r - left.min()) * s)) + 2)
-        y0 = max(0, int(np.floor((1.0 - traj.positions[:, i, 1].max() - r) * s)) - 1)
-        y1 = min(height, int(np.ceil((1.0 - traj.positions[:, i, 1].min() + r) * s)) + 2)
+        x0 = max(0, int(np.floor((positions[:, i, 0].min() - r - left.max()) * s)) - 1)
+        x1 = min(width, int(np.ceil((positions[:, i, 0].max() + r - left.min()) * s)) + 2)
+        y0 = max(0, int(np.floor((1.0 - positions[:, i, 1].max() - r) * s)) - 1)
+        y1 = min(height, int(np.ceil((1.0 - positions[:, i, 1].min() + r) * s)) + 2)
         if x0 >= x1 or y0 >= y1:
             continue
         sd = shape_sdf(obj.shape, xs[:, :, x0:x1] - px, ys[:, y0:y1] - py, r)
