@@ -1,0 +1,100 @@
+"""The causal video VAE: shape contract, causality, chunked and tiled paths."""
+
+import pytest
+import torch
+
+from spacetime.vae import PRESETS, VAEConfig, VideoVAE, kl_loss
+
+
+@pytest.fixture(scope="module")
+def vae():
+    torch.manual_seed(0)
+    return VideoVAE(PRESETS["tiny"]).eval()
+
+
+def video(t=9, h=32, w=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, t, h, w, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("t,h,w", [(1, 16, 16), (5, 32, 32), (17, 64, 64), (9, 32, 48), (13, 48, 24)])
+def test_shape_contract(vae, t, h, w):
+    z = vae.encode(video(t, h, w))
+    assert z.shape == (1, 16, 1 + (t - 1) // 4, h // 8, w // 8) == (1, *vae.latent_shape(t, h, w))
+    assert vae.decode(z).shape == (1, 3, t, h, w)
+
+
+@pytest.mark.parametrize(
+    "shape,match",
+    [((1, 3, 8, 32, 32), "1 \\+ 4k"), ((1, 3, 9, 30, 32), "multiples of 8"), ((1, 4, 9, 32, 32), r"\(B, 3"),
+     ((3, 9, 32, 32), r"\(B, 3")],
+)
+def test_bad_shapes_are_named(vae, shape, match):
+    with pytest.raises(ValueError, match=match):
+        vae.encode(torch.zeros(shape))
+    with pytest.raises(ValueError, match="latents"):
+        vae.decode(torch.zeros(1, 4, 2, 4, 4))
+
+
+def test_image_is_a_one_frame_video_and_time_is_causal(vae):
+    x = video(17)
+    z = vae.encode(x, chunk=None)
+    torch.testing.assert_close(vae.encode(x[:, :, :1]), z[:, :, :1], atol=1e-5, rtol=0)
+    # changing frames 9.. leaves latent frames 0..2 (frames <= 8) untouched
+    y = x.clone()
+    y[:, :, 9:] = -y[:, :, 9:]
+    zy = vae.encode(y, chunk=None)
+    torch.testing.assert_close(zy[:, :, :3], z[:, :, :3], atol=1e-5, rtol=0)
+    assert (zy[:, :, 3:] - z[:, :, 3:]).abs().max() > 1e-3
+    # and the decoder: frames 0..8 depend only on latent frames 0..2
+    d = vae.decode(z, chunk=None)
+    z2 = z.clone()
+    z2[:, :, 3:] = 0
+    torch.testing.assert_close(vae.decode(z2, chunk=None)[:, :, :9], d[:, :, :9], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_chunked_equals_unchunked(vae, chunk):
+    x = video(29, 32, 32)
+    z = vae.encode(x, chunk=None)
+    torch.testing.assert_close(vae.encode(x, chunk=chunk), z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(vae.decode(z, chunk=chunk), vae.decode(z, chunk=None), atol=1e-5, rtol=1e-5)
+
+
+def test_tiles_blend_without_seams(vae):
+    flat = torch.full((1, 3, 5, 64, 96), 0.4)
+    z = vae.encode(flat)
+    assert z.std(dim=(3, 4)).max() < 1e-5  # a flat colour gives flat latents, even at the borders
+    torch.testing.assert_close(vae.encode(flat, tile=32), z, atol=1e-5, rtol=0)
+    torch.testing.assert_close(vae.decode(z, tile=32), vae.decode(z), atol=1e-5, rtol=0)
+    assert vae.decode(z, tile=32).shape == (1, 3, 5, 64, 96)
+    with pytest.raises(ValueError, match="tile"):
+        vae.encode(flat, tile=20)
+
+
+def test_latent_normalization_round_trip(vae):
+    x = video(9)
+    raw = vae.encode(x, normalize=False)
+    vae2 = VideoVAE(PRESETS["tiny"])
+    vae2.load_state_dict(vae.state_dict())
+    vae2.eval().fit_latent_stats([x, video(9, seed=1)])
+    z = vae2.encode(x)
+    assert abs(float(z.mean())) < 0.5 and 0.5 < float(z.std()) < 2.0
+    torch.testing.assert_close(vae2.denormalize(z), raw, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_and_kl():
+    torch.manual_seed(0)
+    vae = VideoVAE(VAEConfig(channels=(8, 8, 8)))
+    recon, mean, logvar = vae(video(5, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert recon.shape == (1, 3, 5, 16, 16) and mean.shape == logvar.shape == (1, 16, 2, 2, 2)
+    assert kl_loss(torch.zeros(4), torch.zeros(4)) == 0
+    assert kl_loss(torch.ones(4), torch.zeros(4)) == pytest.approx(0.5)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="channels"):
+        VAEConfig(channels=())
+    with pytest.raises(ValueError, match="latent_channels"):
+        VAEConfig(latent_channels=0)
+    assert VAEConfig().spatial_factor == 8 and VAEConfig(channels=(8, 8)).spatial_factor == 4
