@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--overwrite", action="store_true", help="replace a world data set made with other settings")
     w.set_defaults(func=_cmd_world)
 
+    t = sub.add_parser("train-vae", help="train the video VAE (resumes from the newest checkpoint in run_dir)",
+                       description="Train the VAE. Any config key can follow as --key value, nested keys with dots: "
+                                   "--max_steps 100 --optim.lr 3e-4 --data.source folder --data.path DIR")
+    t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
+    t.set_defaults(func=_cmd_train_vae, overrides=True)
+
     d = sub.add_parser("data", help="work with folders of videos")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     p = dsub.add_parser("probe", help="decode every video in a folder and write a manifest; broken files are reported")
@@ -104,6 +110,16 @@ def _cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_vae(args: argparse.Namespace) -> int:
+    from spacetime.config import load_config
+    from spacetime.train import TrainVAEConfig, train_vae
+
+    cfg = load_config(TrainVAEConfig, args.config, args.extra)
+    out = train_vae(cfg)
+    print(f"trained VAE written to {out}")
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from spacetime.data.probe import main_probe
 
@@ -114,7 +130,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)

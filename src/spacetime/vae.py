@@ -15,7 +15,9 @@ spatial tiles only differ near their borders, where they are blended.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -183,6 +185,19 @@ class VideoVAE(nn.Module):
         self.decoder = Decoder(self.config)
         self.register_buffer("latent_mean", torch.zeros(self.config.latent_channels))
         self.register_buffer("latent_std", torch.ones(self.config.latent_channels))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> VideoVAE:
+        """Load a model directory (`config.json`, `model.safetensors`, `COMPLETE`)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / "COMPLETE").is_file():
+            raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker)")
+        config = json.loads((path / "config.json").read_text())
+        model = cls(VAEConfig(**config["model"]))
+        model.load_state_dict(load_file(path / "model.safetensors"))
+        return model.eval()
 
     # --- shapes ---------------------------------------------------------------------------------
 

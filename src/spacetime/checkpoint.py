@@ -1,0 +1,178 @@
+"""Checkpoints: a directory per save, safetensors and JSON only, `COMPLETE` written last.
+
+    run_dir/checkpoints/step-00001200/
+        config.json          the run's dataclass config
+        model.safetensors    weights (and buffers)
+        optimizer.safetensors + optimizer.json     optimizer tensors / everything else
+        state.json           step, data position, scheduler, metrics, python and numpy RNG
+        rng.safetensors      torch RNG states
+        COMPLETE
+
+A checkpoint is written into a temporary directory that is renamed into place, and a directory
+without `COMPLETE` is never loaded, so a crash mid-save cannot leave a checkpoint that loads
+half. Older checkpoints are deleted only after a newer one is complete. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "COMPLETE"
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, state_meta = {}, {}
+    for idx, st in sd["state"].items():
+        meta = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                meta[k] = v
+        state_meta[str(idx)] = meta
+    return tensors, {"param_groups": sd["param_groups"], "state_meta": state_meta}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {int(i): dict(m) for i, m in meta["state_meta"].items()}
+    for key, v in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    # JSON turned tuples (Adam's betas) into lists: give them back as the optimizer made them
+    groups = [{k: tuple(v) if k != "params" and isinstance(v, list) else v for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{i}"] = s
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    py = random.getstate()
+    meta = {
+        "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": [py[0], list(py[1]), py[2]],
+    }
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    if torch.cuda.is_available():
+        cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    n = meta["numpy"]
+    np.random.set_state((n["kind"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = meta["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    *,
+    config: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint `step` atomically and keep the newest `keep` complete ones."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-step-{step:08d}-"))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        if optimizer is not None:
+            tensors, meta = _flatten_optimizer(optimizer)
+            save_file(tensors, tmp / "optimizer.safetensors")
+            (tmp / "optimizer.json").write_text(json.dumps(meta))
+        rng_tensors, rng_meta = rng_state()
+        save_file(rng_tensors, tmp / "rng.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **(state or {})}, indent=2))
+        (tmp / COMPLETE).write_text("ok\n")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoint directories, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step-*") if p.is_dir() and (p / COMPLETE).is_file())
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = complete_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    restore_rng: bool = True,
+) -> dict:
+    """Load a complete checkpoint into `model` (and `optimizer`); return its state.json."""
+    path = Path(path)
+    if not (path / COMPLETE).is_file():
+        raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE} marker); refusing to load it")
+    model.load_state_dict(load_file(path / "model.safetensors"))
+    if optimizer is not None:
+        meta = json.loads((path / "optimizer.json").read_text())
+        optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
+    state = json.loads((path / "state.json").read_text())
+    if restore_rng:
+        set_rng_state(load_file(path / "rng.safetensors"), state["rng"])
+    return state
+
+
+def save_model(directory: str | Path, config: dict, model: nn.Module) -> Path:
+    """A model directory for users (`config.json`, `model.safetensors`, `COMPLETE`), atomically."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".tmp-{directory.name}-"))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        (tmp / COMPLETE).write_text("ok\n")
+        if directory.exists():
+            old = directory.with_name(f".old-{directory.name}")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory

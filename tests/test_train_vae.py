@@ -1,0 +1,135 @@
+"""VAE training: configs, checkpoints (bit-exact, never half-loaded), resume, and learning."""
+
+import json
+import math
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spacetime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from spacetime.cli import main
+from spacetime.config import load_config
+from spacetime.data.video import frames_to_tensor
+from spacetime.train import TrainVAEConfig, lr_at, train_vae
+from spacetime.vae import VAEConfig, VideoVAE, kl_loss
+from spacetime.world.clip import make_clip
+
+TINY = ["--model.channels", "[8,8,8]", "--data.num_frames", "5", "--data.height", "16", "--data.width", "16",
+        "--batch_size", "2", "--log_every", "1", "--threads", "1", "--latent_stats_batches", "1"]
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  channels: [16, 32]\noptim:\n  lr: 1.0e-3\nmax_steps: 10\n")
+    cfg = load_config(TrainVAEConfig, path, ["--optim.lr", "3e-4", "--max_steps=20", "--data.source", "world"])
+    assert cfg.model.channels == (16, 32) and cfg.optim.lr == pytest.approx(3e-4) and cfg.max_steps == 20
+    with pytest.raises(ValueError, match="unknown config key optim.lrr"):
+        load_config(TrainVAEConfig, path, ["--optim.lrr", "1"])
+    with pytest.raises(ValueError, match="max_steps: expected int"):
+        load_config(TrainVAEConfig, None, ["--max_steps", "many"])
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(TrainVAEConfig, tmp_path / "nope.yaml")
+    with pytest.raises(ValueError, match="data.path is required"):
+        load_config(TrainVAEConfig, None, ["--data.source", "folder"])
+
+
+def test_cli_reports_bad_config_keys(tmp_path, capsys):
+    assert main(["train-vae", "--run_dir", str(tmp_path / "r"), "--bogus", "1"]) == 1
+    assert "unknown config key bogus" in capsys.readouterr().err
+
+
+def test_lr_schedule():
+    cfg = TrainVAEConfig().optim
+    assert lr_at(0, cfg, 1000) == pytest.approx(cfg.lr / cfg.warmup_steps)
+    assert lr_at(cfg.warmup_steps, cfg, 1000) == pytest.approx(cfg.lr)
+    assert lr_at(1000, cfg, 1000) == pytest.approx(cfg.lr * cfg.min_lr_ratio)
+
+
+def _trained_pair():
+    torch.manual_seed(0)
+    model = VideoVAE(VAEConfig(channels=(8, 8, 8)))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    for _ in range(3):
+        recon, mean, logvar = model(x)
+        loss = F.mse_loss(recon, x) + kl_loss(mean, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, opt
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path):
+    model, opt = _trained_pair()
+    torch.manual_seed(123)
+    path = save_checkpoint(tmp_path, 3, config={"a": 1}, model=model, optimizer=opt, state={"position": 6})
+    expected_draw = torch.rand(4)
+    fresh = VideoVAE(VAEConfig(channels=(8, 8, 8)))
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    torch.manual_seed(999)
+    state = load_checkpoint(path, model=fresh, optimizer=fresh_opt)
+    assert state["step"] == 3 and state["position"] == 6
+    assert torch.equal(torch.rand(4), expected_draw)  # RNG restored
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    sa, sb = opt.state_dict(), fresh_opt.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for i in sa["state"]:
+        for k in sa["state"][i]:
+            assert torch.equal(torch.as_tensor(sa["state"][i][k]), torch.as_tensor(sb["state"][i][k]))
+
+
+def test_incomplete_checkpoint_is_never_loaded(tmp_path):
+    model, opt = _trained_pair()
+    first = save_checkpoint(tmp_path, 1, config={}, model=model, optimizer=opt)
+    second = save_checkpoint(tmp_path, 2, config={}, model=model, optimizer=opt)
+    assert latest_checkpoint(tmp_path) == second
+    (second / "COMPLETE").unlink()  # as if the process died before the marker
+    assert latest_checkpoint(tmp_path) == first
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        load_checkpoint(second, model=model)
+    (tmp_path / "checkpoints" / ".tmp-step-00000003-x").mkdir()  # a crashed save's temp dir
+    assert latest_checkpoint(tmp_path) == first
+    for step in (3, 4, 5):
+        save_checkpoint(tmp_path, step, config={}, model=model, keep=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*") if (p / "COMPLETE").exists())
+    assert names == ["step-00000004", "step-00000005"]
+
+
+def test_training_resumes_to_the_same_weights(tmp_path):
+    straight = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "6", "--run_dir", str(tmp_path / "a")]),
+                         progress=False)
+    cfg_b = [*TINY, "--run_dir", str(tmp_path / "b"), "--save_every", "3"]
+    train_vae(load_config(TrainVAEConfig, None, [*cfg_b, "--max_steps", "3"]), progress=False)
+    resumed = train_vae(load_config(TrainVAEConfig, None, [*cfg_b, "--max_steps", "6"]), progress=False)
+    a, b = VideoVAE.from_pretrained(straight), VideoVAE.from_pretrained(resumed)
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        if not k.startswith("latent_"):
+            assert torch.equal(x, y), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="COMPLETE"):
+        VideoVAE.from_pretrained(tmp_path / "b")
+
+
+def test_tiny_vae_overfits_one_clip_within_a_minute():
+    torch.manual_seed(0)
+    x = frames_to_tensor(make_clip(3, num_frames=9, height=32, width=32).frames)[None]
+    model = VideoVAE(VAEConfig(channels=(16, 32, 32)))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.99))
+    start, best = time.perf_counter(), 0.0
+    while time.perf_counter() - start < 60 and best < 25.5:
+        for _ in range(50):
+            mean, logvar = model.encode_dist(x)
+            recon = model.decode_raw(mean)
+            loss = (recon - x).abs().mean() + F.mse_loss(recon, x) + 1e-6 * kl_loss(mean, logvar)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        model.eval()
+        best = max(best, 10 * math.log10(4 / F.mse_loss(model.decode(model.encode(x)), x).item()))
+        model.train()
+    assert best > 25, f"PSNR {best:.1f} dB after {time.perf_counter() - start:.0f} s"
