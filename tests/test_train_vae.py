@@ -133,3 +133,15 @@ def test_tiny_vae_overfits_one_clip_within_a_minute():
         best = max(best, 10 * math.log10(4 / F.mse_loss(model.decode(model.encode(x)), x).item()))
         model.train()
     assert best > 25, f"PSNR {best:.1f} dB after {time.perf_counter() - start:.0f} s"
+
+
+def test_train_vae_on_a_folder_of_videos(tmp_path):
+    from spacetime.world.dataset import write_world
+
+    data = write_world(tmp_path / "videos", 3, num_frames=5, height=16, width=16, progress=False)
+    out = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "r"),
+                                                       "--data.source", "folder", "--data.path", str(data)]),
+                    progress=False)
+    vae = VideoVAE.from_pretrained(out)
+    assert vae.encode(torch.zeros(1, 3, 5, 16, 16)).shape == (1, 16, 2, 2, 2)
+    assert (vae.latent_std > 0).all() and not torch.equal(vae.latent_std, torch.ones(16))

@@ -34,7 +34,7 @@ class VAEConfig:
 
     in_channels: int = 3
     latent_channels: int = 16
-    channels: tuple[int, ...] = (64, 128, 256)
+    channels: tuple[int, ...] = (32, 64, 128)
     blocks_per_level: int = 1
     temporal_factor: int = 4  # frames per latent frame (after the first)
     spatial_patch: int = 2  # pixel-unshuffle before the first convolution
@@ -384,7 +384,7 @@ def count_parameters(model: nn.Module) -> int:
 
 PRESETS: dict[str, VAEConfig] = {
     "tiny": VAEConfig(channels=(16, 32, 32)),  # tests
-    "world": VAEConfig(channels=(64, 128, 256)),  # the default world model
+    "world": VAEConfig(channels=(32, 64, 128)),  # the default world model, 1.86M parameters
     "large": VAEConfig(channels=(128, 256, 512), blocks_per_level=2),  # for GPUs
 }
 
