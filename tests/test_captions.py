@@ -1,121 +1,329 @@
 """Captions agree with the ground truth; parse_prompt reads them back; expand_prompt keeps the user's words."""
 
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
 
+from spacetime.world import captions as C
 from spacetime.world import vocab
 from spacetime.world.captions import expand_prompt, parse_prompt
 from spacetime.world.clip import make_clip, stream_seed
+from spacetime.world.scene import Occluder, Scene, WorldObject
+
+SIZES = [(32, 32), (32, 48), (48, 32), (32, 64)]  # (height, width): scenes depend on the aspect only
+FRAMES = [17, 17, 33, 9, 2]
 
 
-def clips(n, **kw):
-    for i in range(n):
-        split = "heldout" if i % 4 == 3 else "train"
-        yield make_clip(stream_seed(11, i, split), split=split, **kw)
+def _clips(n):
+    for k in range(n):
+        split = "heldout" if k % 4 == 3 else "train"
+        h, w = SIZES[k % len(SIZES)]
+        yield make_clip(stream_seed(11, k, split), split=split, num_frames=FRAMES[k % len(FRAMES)], height=h, width=w)
 
 
-CLIPS = list(clips(160))
+CLIPS = list(_clips(320))
+DIR_OF = {p: d for d, ps in C.DIRECTION_PHRASES.items() for p in ps}  # "rightward" -> "right"
+
+
+def shown(clip) -> list[int]:
+    """The objects a caption names: those in view at some frame."""
+    return [i for i in range(len(clip.scene.objects)) if clip.visible[:, i].max() >= C.OUT]
+
+
+def mine(clip, i):
+    """Object i's events within the clip (after the first instant: see motion_in_clip)."""
+    return [e for e in clip.trajectory.events if 1e-9 < e.t <= clip.trajectory.times[-1] and C._touches(e, i)]
+
+
+def motions(clip):
+    return [C.motion_in_clip(clip.scene, clip.trajectory, i) for i in shown(clip)]
+
+
+def test_the_sample_covers_the_world():
+    scenes = [c.scene for c in CLIPS]
+    assert {s.gravity for s in scenes} == {True, False}
+    assert {s.camera for s in scenes} == set(vocab.CAMERAS)
+    assert {len(s.objects) for s in scenes} == {1, 2, 3}
+    assert sum(s.occluder is not None for s in scenes) > 40
+    assert {c.split for c in CLIPS} == {"train", "heldout"}
+    assert {o.motion for s in scenes for o in s.objects} == set(vocab.MOTIONS)
 
 
 def test_detailed_caption_parses_back_to_the_scene():
     for clip in CLIPS:
-        spec = parse_prompt(clip.captions["detailed"])
-        assert not spec.unknown_words, (clip.captions["detailed"], spec.unknown_words)
-        assert len(spec.objects) == len(clip.scene.objects), clip.captions["detailed"]
-        for got, obj in zip(spec.objects, clip.scene.objects):
-            assert (got.colour, got.shape, got.size, got.motion) == (obj.colour, obj.shape, obj.size, obj.motion)
-        assert spec.background == clip.scene.background
-        assert spec.camera == clip.scene.camera
-        assert bool(spec.occluder) == (clip.scene.occluder is not None)
-        assert spec.gravity == clip.scene.gravity
+        text = clip.captions["detailed"]
+        spec = parse_prompt(text)
+        assert not spec.unknown_words and not spec.notes, (text, spec.unknown_words, spec.notes)
+        objs = [clip.scene.objects[i] for i in shown(clip)]
+        got = [(o.colour, o.shape, o.size, o.motion) for o in spec.objects]
+        assert got == [(o.colour, o.shape, o.size, m) for o, m in zip(objs, motions(clip))], text
+        assert spec.background == clip.scene.background, text
+        assert spec.camera == clip.scene.camera, text
+        assert bool(spec.occluder) == (clip.scene.occluder is not None), text
+        assert spec.gravity == clip.scene.gravity, text
 
 
 @pytest.mark.parametrize("length", ["short", "medium"])
 def test_short_and_medium_name_every_object(length):
     for clip in CLIPS:
-        spec = parse_prompt(clip.captions[length])
-        assert not spec.unknown_words, clip.captions[length]
-        assert [(o.colour, o.shape) for o in spec.objects] == [(o.colour, o.shape) for o in clip.scene.objects]
+        text = clip.captions[length]
+        spec = parse_prompt(text)
+        assert not spec.unknown_words, (text, spec.unknown_words)
+        objs = [clip.scene.objects[i] for i in shown(clip)]
+        assert [(o.colour, o.shape) for o in spec.objects] == [(o.colour, o.shape) for o in objs], text
+        assert all(got.size in (None, o.size) for got, o in zip(spec.objects, objs)), text
         if length == "medium":
-            assert [o.motion for o in spec.objects] == [o.motion for o in clip.scene.objects]
+            assert [o.motion for o in spec.objects] == motions(clip), text
+        else:
+            assert all(o.motion is None for o in spec.objects) and spec.camera is None and spec.gravity is None
 
 
-def _sentences(clip):
-    return [s for s in re.split(r"(?<=\.) ", clip.captions["detailed"])][: len(clip.scene.objects)]
+def _direction_of(v, gravity):
+    if gravity:
+        return "right" if v[0] > 0 else "left"
+    return max(vocab.DIRECTIONS, key=lambda d: v @ np.asarray(vocab.DIRECTIONS[d]))
+
+
+def _after(clip, i, e):
+    k = int(np.searchsorted(clip.trajectory.times, e.t, side="right"))
+    return clip.trajectory.velocities[min(k, len(clip.trajectory.times) - 1), i]
+
+
+def _seen(clip, i, e):
+    """The video shows event e: object i is in view at a frame next to it."""
+    k = int(np.searchsorted(clip.trajectory.times, e.t, side="right"))
+    return clip.visible[max(k - 1, 0) : k + 1, i].max() >= C.SEEN
+
+
+def _check_sentence(clip, i, sentence, claims):
+    """Every claim of object i's sentence against the simulator's events and visibility."""
+    ev, vis, obj = mine(clip, i), clip.visible[:, i], clip.scene.objects[i]
+    rest_t = {e.t for e in ev if e.kind == "rest"}
+    floor = [e for e in ev if e.kind == "wall" and e.other == "floor" and e.t not in rest_t]
+    colours = [o.colour for o in clip.scene.objects]
+    for wall in re.findall(r"bounces off the (left wall|right wall|ceiling)", sentence):
+        assert any(e.kind == "wall" and e.other == wall.split()[0] and _seen(clip, i, e) for e in ev), sentence
+        claims["wall"] += 1
+    if m := re.search(r"bounces on the floor( twice| several times)?", sentence):
+        assert len([e for e in floor if _seen(clip, i, e)]) >= {None: 1, " twice": 2, " several times": 3}[m.group(1)], sentence
+        claims["floor"] += 1
+    dirs = "|".join(sorted(DIR_OF, key=len, reverse=True))
+    hit = (rf"(?:hits|collides with|bumps into) the (\w+) (\w+)(?:(?:, | and )(?:heads|moves off) ({dirs})\b|(?:, | and )(stops|comes to a stop))?"
+           rf"|until the (\w+) (\w+) (?:hits it|collides with it|bumps into it|knocks it ({dirs})\b)")
+    for m in re.finditer(hit, sentence):
+        colour, shape, heading, stop = m.group(1, 2, 3, 4) if m.group(1) else (*m.group(5, 6, 7), None)
+        j = colours.index(colour)
+        assert clip.scene.objects[j].shape == shape, sentence
+        hits = [e for e in ev if e.kind == "collision" and {e.object, e.other} == {i, j}]
+        assert hits and (m.group(5) or any(_seen(clip, i, e) for e in hits)), sentence
+        claims["collision"] += 1
+        if heading:  # where it went right after that collision
+            assert any(_direction_of(_after(clip, i, e), clip.scene.gravity) == DIR_OF[heading] for e in hits), sentence
+            claims["heading"] += 1
+        if stop:
+            assert any(np.hypot(*_after(clip, i, e)) < 0.02 for e in hits), sentence
+            claims["stop"] += 1
+    if any(p in sentence for p in C.REST_PHRASES):
+        assert any(e.kind == "rest" and _seen(clip, i, e) for e in ev), sentence
+        claims["rest"] += 1
+    if any(p in sentence for p in C.STILL_PHRASES + C.RESTING_PHRASES):
+        first = next((e.t for e in ev if e.kind == "collision"), np.inf)
+        assert np.all(clip.trajectory.velocities[clip.trajectory.times <= first, i] == 0), sentence
+        assert (" until " in sentence) == (first < np.inf), sentence
+        claims["still"] += 1
+    if re.search(r"is (?:thrown|tossed)", sentence):
+        assert not floor and obj.motion.startswith("bounces-"), sentence
+        claims["thrown"] += 1
+    if re.search(r"(?:bounces|bounces along|hops) to the", sentence):
+        assert floor, sentence
+    hidden = vis < C.HIDDEN
+    if "passes behind" in sentence:  # hidden, then seen again
+        assert any(0 < a and b < len(vis) for a, b in C._runs(hidden)), sentence
+        claims["passes"] += 1
+    if "disappears behind" in sentence:
+        assert hidden[-1] and not hidden.all(), sentence
+        claims["disappears"] += 1
+    if "starts behind" in sentence:
+        assert hidden[0] and not hidden.all() and "comes out" in sentence, sentence
+        claims["starts"] += 1
+    if "stays behind" in sentence:
+        assert hidden.all(), sentence
+    away = vis < C.OUT
+    if "leaves the frame and comes back" in sentence:
+        assert any(0 < a and b < len(vis) for a, b in C._runs(away)), sentence
+        claims["returns"] += 1
+    elif "leaves the frame" in sentence:
+        assert away[-1] and not away.all(), sentence
+        claims["leaves"] += 1
+    if "enters the frame" in sentence:
+        assert away[0] and not away.all(), sentence
+        claims["enters"] += 1
 
 
 def test_claimed_events_happened():
-    claims = 0
+    claims = Counter()
     for clip in CLIPS:
-        ev = clip.trajectory.events
-        t_end = clip.trajectory.times[-1]
-        for i, sentence in enumerate(_sentences(clip)):
-            mine = [e for e in ev if e.t <= t_end and (e.object == i or (e.kind == "collision" and e.other == i))]
-            for wall in re.findall(r"bounces off the (left wall|right wall|ceiling)", sentence):
-                assert any(e.kind == "wall" and e.other == wall.split()[0] for e in mine), sentence
-                claims += 1
-            if "bounces on the floor" in sentence:
-                assert any(e.kind == "wall" and e.other == "floor" for e in mine), sentence
-                claims += 1
-            for colour, shape in re.findall(r"(?:hits|collides with|bumps into) the (\w+) (\w+)", sentence):
-                j = [o.colour for o in clip.scene.objects].index(colour)
-                assert clip.scene.objects[j].shape == shape
-                assert any(e.kind == "collision" and {e.object, e.other} == {i, j} for e in mine), sentence
-                claims += 1
-            if "comes to rest" in sentence:
-                assert any(e.kind == "rest" for e in mine)
-            vis = clip.visible[:, i]
-            if "passes behind" in sentence:  # hidden, then seen again
-                k = int(np.argmax(vis < 0.5))
-                assert vis[k] < 0.5 and (vis[k:] > 0.5).any(), sentence
-                claims += 1
-            if "disappears behind" in sentence:
-                assert vis[-1] < 0.5, sentence
-            if "starts behind" in sentence:
-                assert vis[0] < 0.5, sentence
-            if "leaves the frame" in sentence:
-                assert clip.visible[0, i] > 0.05 and clip.visible[-1, i] < 0.05
-    assert claims > 100
+        if clip.num_frames == 1:
+            continue
+        sentences = clip.captions["detailed"].split(". ")
+        for i, sentence in zip(shown(clip), sentences):
+            _check_sentence(clip, i, sentence, claims)
+        # medium: the same claims, one clause per object
+        clauses = re.split(r"(?:, | while | and )(?=an? )", clip.captions["medium"])
+        for i, clause in zip(shown(clip), clauses):
+            _check_sentence(clip, i, clause, Counter())
+    for kind in ("wall", "floor", "collision", "heading", "rest", "thrown", "passes", "disappears", "leaves", "enters"):
+        assert claims[kind] >= 3, (kind, dict(claims))
+    assert sum(claims.values()) > 500
 
 
-def test_motion_words_agree_with_velocity():
+def test_medium_motion_agrees_with_velocity():
     checked = 0
     for clip in CLIPS:
-        ev = clip.trajectory.events
-        for i, obj in enumerate(clip.scene.objects):
+        spec = parse_prompt(clip.captions["medium"])
+        for got, i in zip(spec.objects, shown(clip)):
             v = clip.trajectory.velocities[:, i]
-            if obj.motion in vocab.DIRECTIONS:
-                dx, dy = vocab.DIRECTIONS[obj.motion]
-                assert np.sign(v[0, 0]) == np.sign(dx) and np.sign(v[0, 1]) == np.sign(dy)
-                if not any(e.object == i or e.other == i for e in ev if e.t <= clip.trajectory.times[-1]):
-                    mean = v.mean(0)  # no event: the whole clip moves the stated way
-                    assert np.sign(mean[0]) == np.sign(dx) and np.sign(mean[1]) == np.sign(dy)
+            quiet = not mine(clip, i)  # no event: the whole clip moves the stated way
+            if got.motion in vocab.DIRECTIONS:
+                d = np.sign(vocab.DIRECTIONS[got.motion])
+                assert (np.sign(v[0]) == d).all(), clip.captions["medium"]
+                if quiet:
+                    assert (np.sign(v.mean(0)) == d).all(), clip.captions["medium"]
                     checked += 1
-            elif obj.motion == "falls":
-                assert v[0, 0] == 0 and (v[1:, 1] < 0).any()
-            elif obj.motion.startswith("bounces-"):
-                assert np.sign(v[0, 0]) == (1 if obj.motion.endswith("right") else -1)
-            elif obj.motion == "still":
-                assert (v[0] == 0).all()
-    assert checked > 20
+            elif got.motion == "falls":
+                assert v[0, 0] == 0 and (len(v) == 1 or v[1, 1] < 0)
+                if quiet:
+                    assert v.mean(0)[1] < 0
+            elif got.motion.startswith("bounces-"):
+                side = 1 if got.motion.endswith("right") else -1
+                assert np.sign(v[0, 0]) == side
+                if quiet and len(v) > 1:
+                    assert np.sign(v.mean(0)[0]) == side
+                    checked += 1
+            else:
+                assert got.motion == "still" and (v[0] == 0).all()
+    assert checked > 100
 
 
 def test_captions_deterministic_and_varied():
     a = make_clip(42).captions
     assert a == make_clip(42).captions
-    wordings = {make_clip(s).captions["medium"].split(" ", 3)[-1] for s in range(60)}
-    assert len(wordings) > 30
+    assert a != make_clip(43).captions
+    wordings = {make_clip(s, height=32, width=32).captions["medium"].split(" ", 3)[-1] for s in range(60)}
+    assert len(wordings) > 40
+
+
+def test_every_caption_phrase_is_used():
+    text = " ".join(" ".join(c.captions.values()) for c in CLIPS).lower()
+    always = [
+        *(w for ws in C.SHAPE_WORDS.values() for w in ws), *(w for ws in C.SIZE_WORDS.values() for w in ws),
+        *C.MOVE_VERBS, *(p for ps in C.DIRECTION_PHRASES.values() for p in ps), *C.STILL_PHRASES, *C.FALL_PHRASES,
+        *(p.format(d=d) for p in C.BOUNCE_PHRASES + C.THROW_PHRASES for d in ("left", "right")), *C.HIT_VERBS,
+        *C.GRAVITY_ON, *C.GRAVITY_OFF, *(s for ss in C.GRAVITY_SENTENCES.values() for s in ss), *C.STATIC_CAMERA,
+        *(p.format(d=d) for p in C.PAN_CAMERA for d in ("left", "right")), *C.WALL_PHRASES.values(), *C.REST_PHRASES,
+        *(p.format(bg=bg) for p in C.BACKGROUND_TEMPLATES for bg in vocab.BACKGROUNDS),
+        *(p.format(c=c) for p in C.OCCLUDER_PHRASES for c in vocab.OCCLUDER_COLOURS), "there is",
+        *(p.format(bar="dark gray bar") for p in C.BAR_PHRASES.values() if "stays" not in p), *C.VIEW_PHRASES.values(),
+        *(C.FLOOR_PHRASE + t for t in C.FLOOR_TIMES),
+    ]
+    missing = [p for p in always if p not in text]
+    assert not missing, missing
+
+
+MEANINGS = [  # (caption phrase after "a red ball", the ObjectSpec fields it must give)
+    *((f"{v} {p}", {"motion": d}) for d, ps in C.DIRECTION_PHRASES.items() for p in ps for v in C.MOVE_VERBS),
+    *((p, {"motion": "still"}) for p in C.STILL_PHRASES + C.RESTING_PHRASES),
+    *((p, {"motion": "falls"}) for p in C.FALL_PHRASES),
+    *((p.format(d=d), {"motion": f"bounces-{d}"}) for p in C.BOUNCE_PHRASES + C.THROW_PHRASES for d in ("left", "right")),
+    *((f"moves up and {p}", {"motion": "up", "hits": w}) for w, p in C.WALL_PHRASES.items()),
+    *((f"falls and {C.FLOOR_PHRASE}{t}", {"motion": "falls", "hits": "floor"}) for t in C.FLOOR_TIMES),
+]
+
+
+@pytest.mark.parametrize("phrase,want", MEANINGS)
+def test_every_caption_phrase_is_understood(phrase, want):
+    (o,) = parse_prompt(f"a big red ball {phrase}").objects
+    assert (o.colour, o.shape, o.size) == ("red", "ball", "large")
+    assert {k: getattr(o, k) for k in want} == want, phrase
+
+
+def test_scene_phrases_are_understood():
+    for bg in vocab.BACKGROUNDS:
+        for p in C.BACKGROUND_TEMPLATES + (C.BACKGROUND_SENTENCE,):
+            assert parse_prompt("a ball " + p.format(bg=bg)).background == bg
+    for g, phrases in ((True, C.GRAVITY_ON + C.GRAVITY_SENTENCES[True]), (False, C.GRAVITY_OFF + C.GRAVITY_SENTENCES[False])):
+        for p in phrases:
+            assert parse_prompt(p).gravity is g, p
+    for p in C.STATIC_CAMERA:
+        assert parse_prompt(p).camera == "static"
+    for d in ("left", "right"):
+        for p in C.PAN_CAMERA:
+            assert parse_prompt(p.format(d=d)).camera == f"pan-{d}"
+    for c in vocab.OCCLUDER_COLOURS:
+        for p in C.OCCLUDER_PHRASES + tuple(C.BAR_PHRASES.values()) + (C.HIDDEN_IN_IMAGE,):
+            spec = parse_prompt(p.format(c=c, bar=f"{c} bar"))
+            assert spec.occluder is True and not spec.unknown_words and not spec.objects, p
+    for p in (*C.VIEW_PHRASES.values(), *C.REST_PHRASES, *C.STOP_PHRASES, *C.HIT_IT, C.EMPTY.format(bg="white")):
+        assert not parse_prompt(p).unknown_words, p
 
 
 def test_image_captions_make_no_motion_claims():
-    for s in range(30):
-        clip = make_clip(s, num_frames=1)
+    hidden = 0
+    for s in range(40):
+        clip = make_clip(s, num_frames=1, height=32, width=32 + 16 * (s % 3), spec=parse_prompt("behind a bar") if s % 2 else None)
         for text in clip.captions.values():
             spec = parse_prompt(text)
+            assert not spec.unknown_words, text
             assert all(o.motion is None and o.hits is None for o in spec.objects), text
-            assert spec.camera is None and spec.gravity is None
+            assert spec.camera is None and spec.gravity is None, text
+        for i, part in zip(shown(clip), clip.captions["detailed"].split(", ")):
+            if "hidden behind" in part:
+                assert clip.visible[0, i] < C.HIDDEN
+                hidden += 1
+    assert hidden > 0
+
+
+def _scene(objects, gravity=False, **kw):
+    return Scene("black", [WorldObject(*o) for o in objects], gravity, kw.pop("box_width", 1.0), **kw)
+
+
+def test_a_still_object_is_still_only_until_hit():
+    # equal masses head on: the mover stops, the still one leaves at the mover's speed
+    scene = _scene([("red", "ball", "small", "still", (0.3, 0.5), (0.0, 0.0)), ("blue", "ball", "small", "left", (0.7, 0.5), (-0.4, 0.0))])
+    clip = make_clip(0, scene=scene)
+    red, blue = clip.captions["detailed"].split(". ")[:2]
+    assert re.search(r"until the blue ball knocks it (to the left|leftward)", red), red
+    assert re.search(r"(hits|collides with|bumps into) the red ball(,| and) (stops|comes to a stop)", blue), blue
+    spec = parse_prompt(clip.captions["detailed"])
+    assert [o.motion for o in spec.objects] == ["still", "left"] and not spec.unknown_words
+    for i, s in enumerate((red, blue)):
+        _check_sentence(clip, i, s, Counter())
+    # under gravity a still object rests on the floor
+    scene = _scene([("green", "square", "large", "still", (0.5, 0.12), (0.0, 0.0))], gravity=True)
+    assert any(p in make_clip(0, scene=scene).captions["detailed"] for p in C.RESTING_PHRASES)
+
+
+def test_a_throw_that_has_not_landed_is_not_a_bounce():
+    for s in range(20):
+        clip = make_clip(s, num_frames=2, spec=parse_prompt("a red ball bounces to the right"))
+        medium = clip.captions["medium"]
+        assert re.search(r"is (thrown|tossed) to the right", medium) and not re.search(r"bounces (to|along)|hops", medium), medium
+        assert parse_prompt(clip.captions["medium"]).objects[0].motion == "bounces-right"
+
+
+def test_objects_never_in_view_are_not_named():
+    # a pan over a wide box: the cyan square at the far end never comes into view
+    scene = _scene(
+        [("red", "ball", "small", "right", (0.2, 0.5), (0.3, 0.0)), ("cyan", "square", "small", "still", (2.8, 0.5), (0.0, 0.0))],
+        box_width=3.0, camera="pan-right", camera_speed=0.2, camera_x0=0.5, occluder=Occluder(0.8, 0.12, "light gray"),
+    )
+    clip = make_clip(0, scene=scene)
+    assert clip.visible[:, 1].max() == 0
+    for text in clip.captions.values():
+        assert "cyan" not in text and "red" in text
+        assert [o.colour for o in parse_prompt(text).objects] == ["red"]
 
 
 def test_parse_user_phrasings():
@@ -131,35 +339,69 @@ def test_parse_user_phrasings():
     assert spec.gravity is False and spec.occluder is True
     spec = parse_prompt("a red ball moves to the left and hits a blue square")
     assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball"), ("blue", "square")]
-    assert spec.objects[0].motion == "left"
+    assert spec.objects[0].motion == "left" and spec.objects[1].motion is None
+    spec = parse_prompt("a little green box floating to the right, while a magenta circle is falling")
+    assert [(o.colour, o.size, o.shape, o.motion) for o in spec.objects] == [
+        ("green", "small", "square", "right"), ("magenta", None, "ball", "falls")]
+    assert spec.gravity is True and spec.notes  # "falling" wins over "floating": gravity is one law
+    assert parse_prompt("a ball floating up").gravity is False
+    assert parse_prompt("a bouncing ball").gravity is True
+    assert parse_prompt("a ball on a grey backdrop, static camera").background == "gray"
+    assert parse_prompt("camera panning to the left").camera == "pan-left"
+    spec = parse_prompt("a red ball hits a big blue square which falls")
+    assert [(o.colour, o.size, o.motion) for o in spec.objects] == [("red", None, None), ("blue", "large", "falls")]
+    assert [o.motion for o in parse_prompt("a yellow ball moving left; a red square moving right").objects] == ["left", "right"]
+    assert parse_prompt("3 triangles").objects == parse_prompt("three triangles").objects
+    assert len(parse_prompt("three triangles").objects) == 3
 
 
 def test_parse_names_unknown_words_and_never_raises():
     spec = parse_prompt("a purple dragon breathes fire on a red ball")
-    assert set(spec.unknown_words) == {"purple", "dragon", "breathes", "fire"}
+    assert spec.unknown_words == ["purple", "dragon", "breathes", "fire"]
     assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball")]
+    assert parse_prompt("un café rouge ☃").unknown_words == ["un", "café", "rouge"]
     rng = np.random.default_rng(0)
-    alphabet = list("abcdefghijklmnopqrstuvwxyz ,.-;'\"!?0123456789éß☃\n\t")
+    alphabet = list("abcdefghijklmnopqrstuvwxyz ,.-;'\"!?0123456789éß☃\n\t") + ["red ", "ball ", "and ", "hits ", "two "]
     for _ in range(300):
-        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 200))))
-        parse_prompt(text)
-    for junk in ["", "   ", "red " * 50, "ball ball ball ball", "two three balls", None, 123]:
-        parse_prompt(junk)
+        spec = parse_prompt("".join(rng.choice(alphabet, size=int(rng.integers(0, 200)))))
+        assert len(spec.objects) <= vocab.MAX_OBJECTS
+    for junk in ["", "   ", "red " * 50, "ball ball ball ball", "two three balls", "ten red balls", "which which hits until",
+                 "falls", None, 123, b"bytes", "\x00\x01", "a" * 100_000, "red ball " * 20_000]:
+        spec = parse_prompt(junk)
+        colours = [o.colour for o in spec.objects if o.colour]
+        assert len(spec.objects) <= vocab.MAX_OBJECTS and len(colours) == len(set(colours))
+    assert parse_prompt("x" * 20_000).notes  # the cut is said
 
 
 def test_parse_fits_the_world_and_says_why():
     spec = parse_prompt("a red ball, a red square, a blue ball and a green ball")
     assert len(spec.objects) == 3 and len(spec.notes) == 2
-    assert len({o.colour for o in spec.objects if o.colour}) == len([o for o in spec.objects if o.colour])
+    assert [o.colour for o in spec.objects] == ["red", None, "blue"]
+    spec = parse_prompt("two red balls")
+    assert [o.colour for o in spec.objects] == ["red", None] and spec.notes
+    spec = parse_prompt("five balls")
+    assert len(spec.objects) == 3 and spec.notes
 
 
 def test_expand_prompt_keeps_user_attributes_and_fills_the_rest():
     for seed in range(5):
         text = expand_prompt("a big red ball falls on a white background", seed=seed)
         spec = parse_prompt(text)
+        assert not spec.unknown_words, text
         red = [o for o in spec.objects if o.colour == "red"]
-        assert len(red) == 1 and (red[0].shape, red[0].size, red[0].motion) == ("ball", "large", "falls")
+        assert len(red) == 1 and (red[0].shape, red[0].size, red[0].motion) == ("ball", "large", "falls"), text
         assert spec.background == "white" and spec.camera is not None and spec.gravity is True
+    for seed in range(5):
+        text = expand_prompt("a green triangle and a small yellow square drifting up, the camera pans left, behind a bar", seed=seed)
+        spec = parse_prompt(text)
+        assert [(o.colour, o.shape) for o in spec.objects] == [("green", "triangle"), ("yellow", "square")], text
+        assert spec.objects[1].size == "small" and spec.objects[1].motion == "up" and spec.objects[0].motion is not None
+        assert spec.camera == "pan-left" and spec.occluder and spec.gravity is False and spec.background
+    text = expand_prompt("a red ball bounces off the left wall", seed=0, num_frames=33)
+    assert "left wall" in text and parse_prompt(text).objects[0].colour == "red", text
     assert expand_prompt("a cyan square", seed=1) == expand_prompt("a cyan square", seed=1)
     spec = parse_prompt(expand_prompt("a cyan square", seed=1))
     assert spec.objects[0].size is not None and spec.objects[0].motion is not None and spec.background
+    assert parse_prompt(expand_prompt("a cyan square", seed=1, num_frames=1)).objects[0].motion is None
+    for junk in ["", "a purple dragon", "five red balls falling under zero gravity"]:
+        assert expand_prompt(junk, seed=3)

@@ -6,6 +6,7 @@ the simulated clip, so every claim is true of it. Wording varies (the rng picks 
 templates), which is Sora's re-captioning in miniature. `parse_prompt` reads that whole vocabulary,
 and common user phrasings, back into a `SceneSpec`, naming the words it could not understand.
 `expand_prompt` turns a short prompt into the detailed style by simulating a scene that fits it.
+The grammar and every phrase are listed in docs/captions.md.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import re
 import numpy as np
 
 from spacetime.world import vocab
-from spacetime.world.physics import Trajectory, simulate
+from spacetime.world.physics import JamError, Trajectory, simulate
 from spacetime.world.render import visible_fraction
 from spacetime.world.scene import ObjectSpec, Scene, SceneSpec, sample_scene
 
-# --- words -----------------------------------------------------------------------------------
+# --- the caption vocabulary: every phrase a caption can use (parse_prompt reads them all) --------
+# Colours, backgrounds and occluder greys are always the exact vocab names: the tracker and the
+# evaluation read prompts by them.
 
 SHAPE_WORDS = {"ball": ("ball", "circle", "disc"), "square": ("square", "box", "block"), "triangle": ("triangle",)}
-SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big", "huge")}
+SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
 MOVE_VERBS = ("moves", "drifts", "glides", "travels", "floats")
 DIRECTION_PHRASES = {
     "right": ("to the right", "rightward"),
@@ -35,12 +38,40 @@ DIRECTION_PHRASES = {
     "down-left": ("down and to the left", "diagonally down and to the left"),
 }
 STILL_PHRASES = ("stays still", "stays in place", "hangs motionless", "does not move")
+RESTING_PHRASES = ("rests on the floor", "sits still on the floor", "lies on the floor")  # still, under gravity
 FALL_PHRASES = ("falls", "drops", "falls down")
 BOUNCE_PHRASES = ("bounces to the {d}", "bounces along to the {d}", "hops to the {d}")
-WALL_NAMES = {"left": "the left wall", "right": "the right wall", "floor": "the floor", "ceiling": "the ceiling"}
+THROW_PHRASES = ("is thrown to the {d}", "is tossed to the {d}")  # a throw that never lands within the clip
 HIT_VERBS = ("hits", "collides with", "bumps into")
-MAX_EVENTS_PER_OBJECT = 4  # the earliest ones: a caption is a description, not a log
+HIT_IT = ("hits it", "collides with it", "bumps into it")  # "stays still until the red ball hits it"
+KNOCK_IT = "knocks it {dir}"  # "... until the red ball knocks it to the right"
+AFTER_HIT = ("heads {dir}", "moves off {dir}")  # where an object goes after a collision
+STOP_PHRASES = ("stops", "comes to a stop")  # a head-on hit that leaves it at rest
+WALL_PHRASES = {"left": "bounces off the left wall", "right": "bounces off the right wall", "ceiling": "bounces off the ceiling"}
+FLOOR_PHRASE = "bounces on the floor"
+FLOOR_TIMES = ("", " twice", " several times")  # 1, 2, 3 or more bounces
+REST_PHRASES = ("comes to rest on the floor", "settles on the floor")
+BAR_PHRASES = {  # a run of frames with the object at least half hidden by the bar
+    "passes": "passes behind the {bar}",  # hidden, then seen again
+    "disappears": "disappears behind the {bar}",  # hidden until the end
+    "starts": "starts behind the {bar} and comes out",  # hidden from the first frame, then seen
+    "stays": "stays behind the {bar}",  # hidden in every frame
+}
+VIEW_PHRASES = {"leaves": "leaves the frame", "enters": "enters the frame", "returns": "leaves the frame and comes back"}
+HIDDEN_IN_IMAGE = "partly hidden behind the {bar}"
+GRAVITY_ON = ("under gravity", "with gravity")
+GRAVITY_OFF = ("in zero gravity", "weightless", "with no gravity")
+GRAVITY_SENTENCES = {True: ("gravity pulls everything down",), False: ("everything is weightless", "there is no gravity")}
 BACKGROUND_TEMPLATES = ("on a {bg} background", "against a {bg} background", "in front of a {bg} backdrop")
+BACKGROUND_SENTENCE = "the background is {bg}"
+OCCLUDER_PHRASES = ("a {c} bar stands in the scene", "a tall {c} bar stands in the scene", "a vertical {c} bar runs from floor to ceiling")
+STATIC_CAMERA = ("the camera is static", "the camera does not move", "the camera stays still")
+PAN_CAMERA = ("the camera pans to the {d}", "the camera pans {d}", "the view pans to the {d}")
+EMPTY = "an empty {bg} background"  # every object out of view for the whole clip
+MAX_EVENTS = 6  # per object in the detailed caption, the earliest: a caption is a description, not a log
+SEEN = 0.3  # visible fraction from which an event counts as shown (at a frame next to it)
+HIDDEN = 0.5  # below this visible fraction an object is "behind" the bar
+OUT = 0.05  # below this it is out of view
 
 
 def _pick(rng: np.random.Generator, options):
@@ -51,333 +82,444 @@ def _article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
-def _noun(obj, rng: np.random.Generator, size: bool) -> str:
-    words = ([obj.size] if size else []) + [obj.colour, _pick(rng, SHAPE_WORDS[obj.shape])]
-    return " ".join(words)
-
-
 def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _cap(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+def _noun(obj, rng: np.random.Generator, size: bool) -> str:
+    """The object as "a red ball", or with its size "a large red ball"."""
+    return _article(" ".join(([_pick(rng, SIZE_WORDS[obj.size])] if size else []) + [obj.colour, _pick(rng, SHAPE_WORDS[obj.shape])]))
+
+
 # --- what happened to each object --------------------------------------------------------------
 
-def _object_events(scene: Scene, traj: Trajectory, visible: np.ndarray, i: int, rng) -> list[str]:
-    """Event phrases for object i, in time order, each true of the clip."""
-    t_end = traj.times[-1]
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True: frames start..stop-1."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _touches(e, i: int) -> bool:
+    return e.object == i or (e.kind == "collision" and e.other == i)
+
+
+def _heading(scene: Scene, traj: Trajectory, i: int, t: float) -> str | None:
+    """Where object i goes right after an event at t: a DIRECTIONS key, "stop", or None when the
+    next frame does not show it cleanly (another event first). Under gravity only left/right, as
+    the vertical velocity changes all the time."""
+    k = int(np.searchsorted(traj.times, t, side="right"))
+    if k >= len(traj.times) or any(t < e.t <= traj.times[k] and _touches(e, i) for e in traj.events):
+        return None
+    v = traj.velocities[k, i]
+    if scene.gravity:
+        return None if abs(v[0]) < 0.02 else "right" if v[0] > 0 else "left"
+    speed = float(np.hypot(*v))
+    if speed < 0.02:
+        return "stop"
+    return max(vocab.DIRECTIONS, key=lambda d: v @ np.asarray(vocab.DIRECTIONS[d]) / speed)
+
+
+def _partner(scene: Scene, visible: np.ndarray, j: int) -> str:
+    """How a caption names object j met in a collision: by colour and shape, which identify it,
+    unless it is never in view (then the captions do not name it at all)."""
+    o = scene.objects[j]
+    return f"the {o.colour} {o.shape}" if visible[:, j].max() >= OUT else "something"
+
+
+def motion_in_clip(scene: Scene, traj: Trajectory, i: int) -> str:
+    """The motion label (vocab.MOTIONS) that object i shows in the clip: its scene label, unless an
+    event at the very first instant (an object placed against the wall it moves into) has already
+    turned it round; then the label of its velocity at the first frame, which the video shows."""
+    obj = scene.objects[i]
+    if not any(e.t <= traj.times[0] + 1e-9 and _touches(e, i) for e in traj.events):
+        return obj.motion
+    v = traj.velocities[0, i]
+    if scene.gravity:
+        return obj.motion if not obj.motion.startswith("bounces-") else "bounces-right" if v[0] > 0 else "bounces-left"
+    if np.hypot(*v) < 1e-9:
+        return "still"
+    return max(vocab.DIRECTIONS, key=lambda d: v @ np.asarray(vocab.DIRECTIONS[d]))
+
+
+def _story(scene: Scene, traj: Trajectory, visible: np.ndarray, i: int, rng) -> tuple[str, list[str]]:
+    """Object i's motion phrase and its event phrases in time order, each true of the clip: events
+    count only within the clip and where the object is in view at a frame next to them."""
+    obj, times, t_end = scene.objects[i], traj.times, traj.times[-1]
+    # events at the first instant happen before anything is seen: motion_in_clip accounts for them
+    mine = [e for e in traj.events if times[0] + 1e-9 < e.t <= t_end and _touches(e, i)]
+    label = motion_in_clip(scene, traj, i)
+
+    def seen(t: float) -> bool:
+        k = int(np.searchsorted(times, t, side="right"))
+        return visible[max(k - 1, 0) : k + 1, i].max() >= SEEN
+
+    rest_times = {e.t for e in mine if e.kind == "rest"}
+    floor = [e.t for e in mine if e.kind == "wall" and e.other == "floor" and e.t not in rest_times]
     out: list[tuple[float, str]] = []
-    floor_hits = [e.t for e in traj.events if e.kind == "wall" and e.object == i and e.other == "floor" and e.t <= t_end]
-    if floor_hits:
-        times = "" if len(floor_hits) == 1 else " twice" if len(floor_hits) == 2 else " several times"
-        out.append((floor_hits[0], f"bounces on the floor{times}"))
-    walls_seen = set()
-    for e in traj.events:
-        if e.t > t_end:
-            break
-        if e.kind == "wall" and e.object == i and e.other != "floor" and e.other not in walls_seen:
-            walls_seen.add(e.other)
-            out.append((e.t, f"bounces off {WALL_NAMES[e.other]}"))
-        elif e.kind == "collision" and i in (e.object, e.other):
+    if floor_seen := [t for t in floor if seen(t)]:
+        out.append((floor_seen[0], FLOOR_PHRASE + FLOOR_TIMES[min(len(floor_seen), 3) - 1]))
+
+    # the motion: its label, made true of this clip
+    first_hit = next((e for e in mine if e.kind == "collision"), None)
+    partners: set[int] = set()
+    if label == "still":
+        motion = _pick(rng, RESTING_PHRASES if scene.gravity else STILL_PHRASES)
+        if first_hit is not None:  # "stays still" is true only until something hits it
+            j = int(first_hit.other if first_hit.object == i else first_hit.object)
+            partners.add(j)
+            heading = _heading(scene, traj, i, first_hit.t)
+            how = KNOCK_IT.format(dir=_pick(rng, DIRECTION_PHRASES[heading])) if heading not in (None, "stop") else _pick(rng, HIT_IT)
+            motion += f" until {_partner(scene, visible, j)} {how}"
+    elif label == "falls":
+        motion = _pick(rng, FALL_PHRASES)
+    elif label in ("bounces-left", "bounces-right"):
+        side = label.split("-")[1]
+        motion = _pick(rng, BOUNCE_PHRASES if floor else THROW_PHRASES).format(d=side)  # no landing: no bounce
+    else:
+        motion = f"{_pick(rng, MOVE_VERBS)} {_pick(rng, DIRECTION_PHRASES[label])}"
+
+    walls: set[str] = set()
+    rest = _pick(rng, REST_PHRASES)
+    for e in mine:
+        if not seen(e.t):
+            continue  # out of view or behind the bar: the video does not show it
+        if e.kind == "wall" and e.other in WALL_PHRASES and e.other not in walls:
+            walls.add(e.other)
+            out.append((e.t, WALL_PHRASES[e.other]))
+        elif e.kind == "collision":
             j = int(e.other if e.object == i else e.object)
-            if j not in walls_seen:  # the first collision with each partner
-                walls_seen.add(j)
-                other = scene.objects[j]
-                out.append((e.t, f"{_pick(rng, HIT_VERBS)} the {other.colour} {other.shape}"))
-        elif e.kind == "rest" and e.object == i and any(x.object == i and x.kind == "wall" for x in traj.events if x.t < e.t):
-            out.append((e.t, "comes to rest on the floor"))
-    # occlusion by the bar, judged where the object's centre is
-    if scene.occluder is not None and len(traj.times) > 1:
-        oc = scene.occluder
-        behind = np.abs(traj.positions[:, i, 0] - oc.x) < oc.width / 2 + scene.objects[i].radius
-        hidden = (visible[:, i] < 0.5) & behind
-        bar = f"the {oc.colour} bar"
-        edges = np.flatnonzero(np.diff(np.r_[0, hidden.astype(int), 0]))  # run starts and ends
-        for start, stop in zip(edges[::2], edges[1::2]):  # hidden on frames start..stop-1
-            if start == 0:
-                out.append((0.0, f"starts behind {bar}"))
-            elif stop < len(hidden):
-                out.append((traj.times[start], f"passes behind {bar}"))
-            else:
-                out.append((traj.times[start], f"disappears behind {bar}"))
-    # leaving or entering the view (camera pans, wide boxes)
-    out_of_view = (visible[:, i] < 0.05)
-    if scene.occluder is not None:
-        oc = scene.occluder
-        out_of_view &= np.abs(traj.positions[:, i, 0] - oc.x) > oc.width / 2 + scene.objects[i].radius
-    if len(traj.times) > 1 and not out_of_view[0] and out_of_view[-1]:
-        out.append((traj.times[int(np.argmax(out_of_view))], "leaves the frame"))
-    elif len(traj.times) > 1 and out_of_view[0] and not out_of_view[-1]:
-        out.append((traj.times[int(np.argmax(~out_of_view))], "enters the frame"))
-    out.sort(key=lambda x: x[0])
-    phrases = list(dict.fromkeys(p for _, p in out))  # e.g. passing behind the bar twice: said once
-    return phrases[:MAX_EVENTS_PER_OBJECT]
+            if j not in partners:  # the first collision with each partner
+                partners.add(j)
+                out.append((e.t, f"{_pick(rng, HIT_VERBS)} {_partner(scene, visible, j)}"))
+                if (heading := _heading(scene, traj, i, e.t)) is not None:  # said only where the next frame shows it
+                    go = _pick(rng, STOP_PHRASES) if heading == "stop" else _pick(rng, AFTER_HIT).format(dir=_pick(rng, DIRECTION_PHRASES[heading]))
+                    out.append((e.t, go))
+        elif e.kind == "rest":
+            out.append((e.t, rest))
 
-
-def _motion_phrase(motion: str, rng) -> str:
-    if motion == "still":
-        return _pick(rng, STILL_PHRASES)
-    if motion == "falls":
-        return _pick(rng, FALL_PHRASES)
-    if motion.startswith("bounces-"):
-        return _pick(rng, BOUNCE_PHRASES).format(d=motion.split("-")[1])
-    return f"{_pick(rng, MOVE_VERBS)} {_pick(rng, DIRECTION_PHRASES[motion])}"
+    if scene.occluder is not None and len(times) > 1:
+        oc = scene.occluder
+        # the bar hides, not the frame edge: the bar is in view (sample_scene centres a static
+        # camera on the box and starts a pan half a view from one end, which gives the view width)
+        half = min(scene.camera_x0, scene.box_width - scene.camera_x0)
+        near = (np.abs(traj.positions[:, i, 0] - oc.x) < oc.width / 2 + obj.radius) & (np.abs(scene.camera_centre(times) - oc.x) < half)
+        bar = f"{oc.colour} bar"
+        for start, stop in _runs((visible[:, i] < HIDDEN) & near):
+            kind = ("stays" if stop == len(times) else "starts") if start == 0 else "passes" if stop < len(times) else "disappears"
+            out.append((times[start], BAR_PHRASES[kind].format(bar=bar)))
+    if len(times) > 1:
+        away = visible[:, i] < OUT
+        if scene.occluder is not None:  # hidden by the bar is not out of view
+            away &= np.abs(traj.positions[:, i, 0] - scene.occluder.x) > scene.occluder.width / 2 + obj.radius
+        for start, stop in _runs(away):
+            if start == 0 and stop < len(times):
+                out.append((times[stop], VIEW_PHRASES["enters"]))
+            elif start > 0:
+                out.append((times[start], VIEW_PHRASES["leaves" if stop == len(times) else "returns"]))
+    out.sort(key=lambda x: x[0])  # stable: a heading stays right after its collision
+    return motion, list(dict.fromkeys(p for _, p in out))  # a phrase said twice is said once
 
 
 def caption_clip(scene: Scene, traj: Trajectory, visible: np.ndarray, rng: np.random.Generator) -> dict[str, str]:
-    """Short, medium and detailed captions, all true of the simulated clip. A 1-frame clip (an
-    image) gets no claims about motion, events or the camera: a still shows none of them."""
-    moving = len(traj.times) > 1
-    objs = scene.objects
-    short = _join([_article(_noun(o, rng, size=bool(rng.random() < 0.3))) for o in objs])
-    if not moving:
-        medium = short + " " + _pick(rng, BACKGROUND_TEMPLATES).format(bg=scene.background)
-        detailed = _join([_article(_noun(o, rng, size=True)) for o in objs])
-        detailed += " " + _pick(rng, BACKGROUND_TEMPLATES).format(bg=scene.background)
-        if scene.occluder is not None:
-            detailed += f", with a {scene.occluder.colour} bar standing in the scene"
+    """Short, medium and detailed captions, all true of the simulated clip (`visible`: (T, N)
+    visible fractions from `render.visible_fraction`). Objects never in view are not named. A
+    1-frame clip (an image) gets no motion, event, gravity or camera words: a still shows none."""
+    shown = [i for i in range(len(scene.objects)) if visible[:, i].max() >= OUT]
+    objs = [scene.objects[i] for i in shown]
+    bg = _pick(rng, BACKGROUND_TEMPLATES).format(bg=scene.background)
+    occ = "" if scene.occluder is None else _pick(rng, OCCLUDER_PHRASES).format(c=scene.occluder.colour)
+    if not objs:
+        short = EMPTY.format(bg=scene.background)
+        return {"short": short, "medium": short, "detailed": _cap(short) + (f"; {occ}." if occ else ".")}
+    short = _join([_noun(o, rng, size=bool(rng.random() < 0.3)) for o in objs])
+
+    if len(traj.times) == 1:
+        medium = f"{short} {bg}"
+        nouns, oc = [], scene.occluder
+        for i, o in zip(shown, objs):
+            behind = oc is not None and visible[0, i] < HIDDEN and abs(traj.positions[0, i, 0] - oc.x) < oc.width / 2 + o.radius
+            nouns.append(_noun(o, rng, size=True) + (" " + HIDDEN_IN_IMAGE.format(bar=f"{oc.colour} bar") if behind else ""))
+        detailed = _cap(_join(nouns)) + f" {bg}" + (f"; {occ}." if occ else ".")
         return {"short": short, "medium": medium, "detailed": detailed}
 
-    events = [_object_events(scene, traj, visible, i, rng) for i in range(len(objs))]
+    stories = [_story(scene, traj, visible, i, rng) for i in shown]
     clauses = []
-    for o, ev in zip(objs, events):
-        clause = f"{_article(_noun(o, rng, size=False))} {_motion_phrase(o.motion, rng)}"
-        if ev:
-            clause += f" and {ev[0]}"
-        clauses.append(clause)
+    for o, (motion, ev) in zip(objs, stories):
+        # after "until the blue ball hits it", "and ..." would read as the blue ball's: ", then ..."
+        first = "" if not ev else (", then " if " until " in motion else " and ") + ev[0]
+        clauses.append(f"{_noun(o, rng, size=False)} {motion}{first}")
     medium = _join(clauses) if len(clauses) < 3 else ", ".join(clauses[:-1]) + " while " + clauses[-1]
 
     sentences = []
-    for o, ev in zip(objs, events):
-        s = f"{_article(_noun(o, rng, size=True))} {_motion_phrase(o.motion, rng)}"
-        if ev:
-            s += ", then " + _join(ev) if len(ev) > 1 else f" and {ev[0]}"
-        sentences.append(s[0].upper() + s[1:] + ".")
-    world = "Under gravity" if scene.gravity else _pick(rng, ("In zero gravity", "Weightless", "With no gravity"))
-    world += " " + _pick(rng, BACKGROUND_TEMPLATES).format(bg=scene.background)
-    if scene.occluder is not None:
-        world += f", a {scene.occluder.colour} bar stands in the scene"
-    world += "; " + ("the camera is static" if scene.camera == "static" else f"the camera pans to the {scene.camera.split('-')[1]}")
-    sentences.append(world + ".")
+    for o, (motion, ev) in zip(objs, stories):
+        ev = ev[:MAX_EVENTS]
+        tail = "" if not ev else f" and {ev[0]}" if len(ev) == 1 and " until " not in motion else ", then " + _join(ev)
+        noun = _noun(o, rng, size=True)
+        s = f"{noun} {motion}{tail}" if rng.random() < 0.7 else f"there is {noun}; it {motion}{tail}"
+        sentences.append(_cap(s) + ".")
+    gravity = _pick(rng, GRAVITY_ON if scene.gravity else GRAVITY_OFF)
+    camera = _pick(rng, STATIC_CAMERA) if scene.camera == "static" else _pick(rng, PAN_CAMERA).format(d=scene.camera[4:])
+    if rng.random() < 0.6:  # "Under gravity on a black background, a ... bar ...; the camera ..."
+        world = f"{gravity} {bg}" + (f", {occ}" if occ else "") + f"; {camera}."
+    else:  # "The background is black and a ... bar .... There is no gravity; the camera ..."
+        world = BACKGROUND_SENTENCE.format(bg=scene.background) + (f" and {occ}" if occ else "") + ". "
+        world += _cap(_pick(rng, GRAVITY_SENTENCES[scene.gravity])) + f"; {camera}."
+    sentences.append(_cap(world))
     return {"short": short, "medium": medium, "detailed": " ".join(sentences)}
 
 
 # --- parsing ---------------------------------------------------------------------------------
+# A prompt is read left to right, always taking the longest phrase the lexicon knows. Size, colour
+# and shape words build an object mention ("a big red ball"); every other phrase applies to the
+# objects last mentioned ("... falls"), or sets a scene attribute ("on a white background").
 
 STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "of", "to", "is", "are", "with", "on", "in", "at", "it", "its", "then", "while", "as", "from", "into", "onto", "by", "which", "that", "this", "there", "scene", "video", "clip", "shows", "showing", "one", "another", "also", "again", "back", "against", ",", "."]
+    "a an the of to is are was be being with on in at it its as from into onto by this these there here "
+    "scene video clip shows showing another also again back against s over across around along very "
+    "slowly quickly fast slow gently some we see where now just each other both".split()
 )
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3}
+SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
+NUMBERS = {w: n for n, w in enumerate("one two three four five six seven eight nine ten".split(), 1)} | {str(n): n for n in range(1, 11)}
+MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longer text is not read
+FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
+USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
+              "rolls", "rolling", "slides", "sliding", "move", "moved", "heads", "heading", "runs", "running",
+              "shoots", "speeds", "drift", "glide", "travel", "roll", "slide") + FLOAT_VERBS + ("moves off",)
 
 
-def _lexicon() -> list[tuple[tuple[str, ...], tuple]]:
-    """(words, action) pairs; longest match wins."""
-    lex: list[tuple[str, tuple]] = []
+def _lexicon() -> dict[tuple[str, ...], tuple]:
+    """Phrase (as a word tuple) -> action. The first entry for a phrase wins."""
+    lex: dict[tuple[str, ...], tuple] = {}
+
+    def add(phrases, action: tuple) -> None:
+        for p in [phrases] if isinstance(phrases, str) else phrases:
+            lex.setdefault(tuple(p.split()), action)
+
     for c in vocab.COLOURS:
-        lex.append((c, ("colour", c)))
-    for shape, words in SHAPE_WORDS.items():
-        for w in words:
-            lex += [(w, ("shape", shape)), (w + ("es" if w.endswith("x") else "s"), ("shape", shape))]
-    for size, words in SIZE_WORDS.items():
-        for w in words:
-            lex.append((w, ("size", size)))
+        add(c, ("colour", c))
+    extra_shapes = {"ball": ("sphere", "orb", "dot"), "square": ("cube", "rectangle"), "triangle": ("pyramid",)}
+    for shape in vocab.SHAPES:
+        for w in SHAPE_WORDS[shape] + extra_shapes[shape]:
+            add([w, w + ("es" if w.endswith("x") else "s")], ("shape", shape))
+    extra_sizes = {"small": ("tiny", "smaller", "smallest", "mini"), "large": ("huge", "bigger", "biggest", "larger", "giant")}
+    for size in vocab.SIZES:
+        add(SIZE_WORDS[size] + extra_sizes[size], ("size", size))
+    for w, n in NUMBERS.items():
+        add(w, ("count", n))
     for bg in vocab.BACKGROUNDS:
-        for tail in ("background", "backdrop"):
-            lex.append((f"{bg} {tail}", ("background", bg)))
-        lex.append((f"against {bg}", ("background", bg)))
-    for oc in vocab.OCCLUDER_COLOURS:
-        lex.append((f"{oc} bar", ("occluder",)))
-    for w in ("bar", "pillar", "post", "occluder", "behind a bar", "behind the bar"):
-        lex.append((w, ("occluder",)))
-    for w in ("under gravity", "with gravity", "gravity"):
-        lex.append((w, ("gravity", True)))
-    for w in ("zero gravity", "no gravity", "without gravity", "weightless", "in space", "zero g"):
-        lex.append((w, ("gravity", False)))
+        add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
+    add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder",))
+    add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder",))
+    add(["zero gravity", "no gravity", "without gravity", "weightless", "weightlessness", "in space", "zero g", "microgravity"], ("gravity", False))
+    add(["under gravity", "with gravity", "gravity", "gravity is on", "gravity pulls everything down"], ("gravity", True))
     for d in ("left", "right"):
-        for w in (f"camera pans to the {d}", f"camera pans {d}", f"pans to the {d}", f"pans {d}",
-                  f"panning {d}", f"panning to the {d}", f"camera moves {d}", f"camera moves to the {d}"):
-            lex.append((w, ("camera", f"pan-{d}")))
-    for w in ("camera is static", "static camera", "camera is still", "fixed camera", "camera does not move",
-              "camera stays still", "camera"):
-        lex.append((w, ("camera", "static") if w != "camera" else ("noop",)))
-    verbs = MOVE_VERBS + ("moving", "drifting", "gliding", "travelling", "traveling", "floating", "goes", "going",
-                          "flies", "flying", "rolls", "rolling", "slides", "sliding", "move", "moved", "heads", "heading")
+        for v in ("camera pans", "camera moves", "camera panning", "view pans", "pans", "panning", "pan"):
+            add([f"{v} {d}", f"{v} to the {d}"], ("camera", f"pan-{d}"))
+    add(["camera is static", "static camera", "camera is still", "still camera", "fixed camera", "camera does not move",
+         "camera stays still", "camera holds still", "camera is fixed"], ("camera", "static"))
     for motion, phrases in DIRECTION_PHRASES.items():
-        extra = (motion, motion.replace("-", " "), motion.replace("-", " and "))
-        if motion in ("right", "left"):
-            extra += (f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}")
-        if motion in ("up", "down"):
-            extra += (f"{motion}wards",)
-        for p in set(phrases + extra):
-            lex.append((p, ("direction", motion)))
-            for v in verbs:
-                lex.append((f"{v} {p}", ("motion", motion)))
-    for w in verbs:
-        lex.append((w, ("moving",)))
-    for w in STILL_PHRASES + ("still", "stationary", "motionless", "at rest", "is still", "stands still",
-                              "sits still", "rests", "resting", "not moving", "static", "stays"):
-        lex.append((w, ("motion", "still")))
-    for w in FALL_PHRASES + ("falling", "dropping", "dropped", "fall", "drop", "falls to the floor", "is dropped"):
-        lex.append((w, ("motion", "falls")))
+        words = set(phrases) | {motion, motion.replace("-", " "), motion.replace("-", " and ")}
+        if "-" in motion:
+            v, h = motion.split("-")
+            words |= {f"{v} {h}ward", f"{v} and {h}", f"{h} and {v}", f"to the {h} and {v}", f"diagonally {v} {h}"}
+        else:
+            words |= {f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}"}
+        for p in sorted(words):
+            add(p, ("motion", motion, None))
+            for v in MOVE_VERBS + USER_VERBS:
+                add(f"{v} {p}", ("motion", motion, False if v in FLOAT_VERBS else None))
+    add(FLOAT_VERBS, ("motion", None, False))
+    add(MOVE_VERBS + USER_VERBS, ("noop",))
+    add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
+        "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
+        "resting on the floor", "lying on the floor", "lies still"), ("motion", "still", None))
+    add(FALL_PHRASES + ("falling", "dropping", "dropped", "fall", "drop", "falls to the floor", "is dropped", "falling down",
+        "drops down", "drops to the floor"), ("motion", "falls", None))
     for d in ("left", "right"):
-        for tpl in BOUNCE_PHRASES + ("bouncing to the {d}", "bounces {d}", "bouncing {d}", "bounce to the {d}"):
-            lex.append((tpl.format(d=d), ("motion", f"bounces-{d}")))
-    for w in ("bounces", "bouncing", "bounce"):
-        lex.append((w, ("bounces",)))
-    for wall, name in WALL_NAMES.items():
-        bare = name.replace("the ", "")
-        for v in ("bounces off", "bounces on", "bouncing off", "hits", "hitting", "bounce off", "reaches", "off"):
-            lex.append((f"{v} {name}", ("hits", wall)))
-            lex.append((f"{v} {bare}", ("hits", wall)))
-        for times in ("twice", "several times"):
-            lex.append((f"bounces on {name} {times}", ("hits", wall)))
-    for v in HIT_VERBS + ("hitting", "colliding with", "bumping into", "collides", "crashes into", "knocks"):
-        lex.append((v, ("reference",)))
-    for w in ("comes to rest on the floor", "comes to rest", "comes to a stop", "leaves the frame", "enters the frame",
-              "leaves the view", "starts behind", "passes behind", "disappears behind", "reappears", "emerges",
-              "stands in the scene", "standing in the scene", "several times", "twice", "in front of"):
-        lex.append((w, ("noop",)))
-    return sorted(((tuple(w.split()), a) for w, a in lex), key=lambda x: -len(x[0]))
+        phrases = BOUNCE_PHRASES + THROW_PHRASES + ("bouncing to the {d}", "bounces {d}", "bouncing {d}", "bounce to the {d}",
+                                                     "thrown to the {d}", "thrown {d}", "tossed to the {d}", "is thrown {d}")
+        add([p.format(d=d) for p in phrases], ("motion", f"bounces-{d}", None))
+    add(["bounces", "bouncing", "bounce", "bouncy"], ("bounces",))
+    for wall in vocab.WALLS:
+        name = "the floor" if wall == "floor" else "the ceiling" if wall == "ceiling" else f"the {wall} wall"
+        for v in ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching"):
+            for times in FLOOR_TIMES:
+                add([f"{v} {name}{times}", f"{v} {name.replace('the ', '')}{times}"], ("hits", wall))
+        add(name.replace("the ", ""), ("noop",))  # "along the floor", "near the left wall"
+    add(HIT_VERBS + ("hitting", "hit", "colliding with", "collide with", "bumping into", "bump into", "collides", "crashes into",
+        "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets"), ("reference",))
+    add(["which", "that", "who"], ("relative",))
+    add(HIT_IT + ("knocks it", "is knocked", "is hit", "something", "comes to a stop", "stops", "stop")
+        + REST_PHRASES + ("comes to rest", "comes to a rest", "lands", "lands on the floor")
+        + ("passes behind", "disappears behind", "starts behind", "stays behind", "comes out", "behind", "hidden behind",
+           "partly hidden behind", "hidden", "passes", "disappears")
+        + tuple(VIEW_PHRASES.values()) + ("leaves the view", "out of view", "into view", "comes back into view", "comes back")
+        + ("stands in the scene", "standing in the scene", "runs from floor to ceiling", "tall", "vertical", "in front of",
+           "there is", "everything", "empty", "twice", "several times", "diagonally", "camera", "view", "frame"), ("noop",))
+    return lex
 
 
 _LEXICON = _lexicon()
-_MAX_PHRASE = max(len(w) for w, _ in _LEXICON)
-_BY_LEN: dict[int, dict[tuple[str, ...], tuple]] = {}
-for _words, _action in _LEXICON:
-    _BY_LEN.setdefault(len(_words), {}).setdefault(_words, _action)
+_MAX_PHRASE = max(len(w) for w in _LEXICON)
 
 
 def _tokens(text: str) -> list[str]:
-    text = text.lower().replace("grey", "gray").replace("-", " ")
-    return re.findall(r"[a-z0-9]+|[.,;]", text)
+    # unicode words, so that "café" comes back as an unknown word rather than vanishing
+    toks = re.findall(r"[^\W_]+|[.,;:!?]", text.lower().replace("-", " "))
+    return ["gray" if t == "grey" else t for t in toks]
 
 
 def parse_prompt(text: str) -> SceneSpec:
     """A prompt to a partial `SceneSpec`; never raises. Words it could not place are listed in
-    `unknown_words`; changes it had to make to fit the world (too many objects, a repeated colour)
-    are explained in `notes`."""
-    if not isinstance(text, str):
-        text = str(text)
-    toks = _tokens(text[:10_000])
-    objects: list[dict] = []
-    cur: dict | None = None  # the object mention still taking adjectives and a noun
-    group: list[dict] = []  # the objects of the latest mention ("two balls" is one mention)
-    spec: dict = {"background": None, "gravity": None, "camera": None, "occluder": None}
-    unknown: list[str] = []
+    `unknown_words` (once each, in order); changes it made to fit the world (too many objects, a
+    repeated colour, falling without gravity) are explained in `notes`.
+
+    >>> spec = parse_prompt("a big red ball bounces off the left wall on a white background")
+    >>> spec.objects, spec.background
+    ([ObjectSpec(colour='red', shape='ball', size='large', motion=None, hits='left')], 'white')
+    """
     notes: list[str] = []
-    pending_count = 0
-    referencing = False  # after "hits": the next mention names an object already there
+    text = "" if text is None else text if isinstance(text, str) else str(text)
+    if len(text) > MAX_CHARS:
+        notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
+        text = text[:MAX_CHARS]
+    toks = _tokens(text)
+    objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing
+    subject: list[dict] = []  # the objects the next motion or event phrase is about
+    mention: dict | None = None  # {"attrs", "count", "ref"} still taking adjectives and a noun
+    last_ref: dict | None = None
+    scene: dict = {"background": None, "gravity": None, "camera": None, "occluder": None}
+    implied_gravity: bool | None = None  # from "floats" or a bare "bounces"; an explicit word wins
+    unknown: list[str] = []
+    count = 0
+    referencing = False  # after "hits" / "until": the next mention names another object
+
+    def close() -> None:
+        nonlocal mention, subject, last_ref
+        if mention is None:
+            return
+        attrs, m = mention["attrs"], mention
+        mention = None
+        if m["ref"]:  # "hits the blue ball": an object already there (not the hitter), or one to add
+            key = "colour" if "colour" in attrs else "shape"
+            same = [o for o in objects if o not in subject and key in attrs and o.get(key) == attrs[key]]
+            if same:
+                last_ref = same[-1]
+                last_ref.update({**attrs, **last_ref})  # fill in, never overwrite
+            else:
+                last_ref = {**attrs, "_ref": True}
+                objects.append(last_ref)
+            return
+        new = [dict(attrs) for _ in range(max(m["count"], 1))]
+        if len(new) > 1 and "colour" in attrs:
+            notes.append(f"{len(new)} {attrs['colour']} objects asked; objects need distinct colours, only the first is {attrs['colour']}")
+            for o in new[1:]:
+                o.pop("colour")
+        named = [o for o in objects if o.get("_ref") and "colour" in attrs and o.get("colour") == attrs["colour"]]
+        for o in named:  # named in passing before it was described: one object, placed here
+            objects.remove(o)
+            new[0].update({k: v for k, v in o.items() if k not in new[0] and k != "_ref"})
+        objects.extend(new)
+        subject, last_ref = new, None
+
     i = 0
     while i < len(toks):
         for n in range(min(_MAX_PHRASE, len(toks) - i), 0, -1):
-            action = _BY_LEN.get(n, {}).get(tuple(toks[i : i + n]))
+            action = _LEXICON.get(tuple(toks[i : i + n]))
             if action is not None:
                 break
         else:
-            tok = toks[i]
-            if tok in _NUMBERS:
-                pending_count = _NUMBERS[tok]
-            elif tok in (",", ".", ";"):
-                cur = None
-            elif tok not in STOPWORDS:
-                unknown.append(tok)
-            i += 1
-            continue
+            tok, n = toks[i], 1
+            action = ("sep",) if tok in SEPARATORS else ("stop",) if tok in STOPWORDS else ("unknown",)
         i += n
         kind = action[0]
         if kind in ("colour", "shape", "size"):
-            forward = False
-            if referencing:  # "hits the blue square": skip it if it is already in the scene
-                known = any(o.get(kind) == action[1] for o in objects)
-                if kind == "shape" or not known:
-                    referencing = False
-                if known:
-                    continue
-                cur, forward = None, True  # named before it is described, or only here
-            if kind == "size" and (cur is None or cur.get("colour") or cur.get("shape")):
-                cur = {"size": action[1]}
-                objects.append(cur)
-            elif kind == "colour" and (cur is None or cur.get("colour") or cur.get("shape")):
-                cur = {"colour": action[1]}
-                objects.append(cur)
-            elif kind == "shape" and (cur is None or cur.get("shape")):
-                cur = {"shape": action[1]}
-                objects.append(cur)
-            else:
-                cur[kind] = action[1]
-            if forward:
-                cur["_ref"] = True
-            if kind == "shape" and pending_count > 1:  # "two balls": one mention, several objects
-                extra = [{k: v for k, v in cur.items() if k != "colour"} for _ in range(pending_count - 1)]
-                objects.extend(extra)
-                group = [cur, *extra]
-            elif cur is not None and (not group or group[0] is not cur):
-                group = [cur]
-            if kind == "shape":
-                pending_count = 0
+            if mention is None or kind in mention["attrs"] or "shape" in mention["attrs"]:
+                close()
+                mention = {"attrs": {}, "count": count, "ref": referencing}
+                count, referencing = 0, False
+            mention["attrs"][kind] = action[1]
             continue
-        targets = group if group else ([objects[-1]] if objects else [])
-        if kind == "reference":
+        if kind == "stop":
+            continue
+        close()
+        if kind == "unknown":
+            if toks[i - 1] not in unknown:
+                unknown.append(toks[i - 1])
+        elif kind == "count":
+            count = action[1]
+        elif kind == "reference":
             referencing = True
-            continue
-        referencing = False
-        if kind in ("motion", "direction", "hits") and not targets:
-            targets = [{}]
-            objects.append(targets[0])
-            group = targets
-        for target in targets:
-            if kind in ("motion", "direction"):
-                target.setdefault("motion", action[1])
-            elif kind == "hits":
-                target.setdefault("hits", action[1])
-        if kind == "bounces" and spec["gravity"] is None:
-            spec["gravity"] = True  # "a ball bounces": bouncing needs a floor to bounce on
+        elif kind == "relative":
+            if last_ref is not None:  # "hits a blue square which falls": now about the square
+                subject = [last_ref]
+        elif kind in ("motion", "hits"):
+            if action[-1] is not None and kind == "motion" and implied_gravity is None:
+                implied_gravity = action[-1]
+            if action[1] is not None:
+                if not subject:  # "falling on a white background": an object nobody named
+                    subject = [{}]
+                    objects.append(subject[0])
+                for o in subject:
+                    o.setdefault("motion" if kind == "motion" else "hits", action[1])
+        elif kind == "bounces":
+            implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
         elif kind in ("background", "camera", "gravity"):
-            spec[kind] = action[1]
+            scene[kind] = action[1]
         elif kind == "occluder":
-            spec["occluder"] = True
-        if kind != "noop":
-            cur = None
-    # an object named in passing ("hits the red ball") and described later is one object
-    described = {o.get("colour") for o in objects if not o.get("_ref")}
-    objects = [o for o in objects if not (o.get("_ref") and o.get("colour") in described)]
+            scene["occluder"] = True
+        if kind not in ("count", "reference", "unknown"):  # "hits a shiny ball": still a reference
+            count, referencing = 0, False
+    close()
+
     for o in objects:
         o.pop("_ref", None)
-    # fit the world: at most MAX_OBJECTS, distinct colours
     if len(objects) > vocab.MAX_OBJECTS:
-        notes.append(f"asked for {len(objects)} objects; the world holds at most {vocab.MAX_OBJECTS}, kept the first")
+        notes.append(f"{len(objects)} objects asked; the world holds at most {vocab.MAX_OBJECTS}, kept the first {vocab.MAX_OBJECTS}")
         objects = objects[: vocab.MAX_OBJECTS]
-    seen = set()
+    seen: set[str] = set()
     for o in objects:
         if o.get("colour") in seen:
-            notes.append(f"colour {o['colour']!r} repeated; objects need distinct colours, the repeat gets another")
+            notes.append(f"colour {o['colour']!r} named twice; objects need distinct colours, the second gets another")
             o.pop("colour")
         elif o.get("colour"):
             seen.add(o["colour"])
-    if spec["gravity"] is False:
-        for o in objects:
-            if o.get("motion") in vocab.GRAVITY_MOTIONS:
-                spec["gravity"] = True
-                notes.append("a falling or bouncing object needs gravity; gravity kept")
-                break
-    return SceneSpec(
-        objects=[ObjectSpec(**o) for o in objects],
-        background=spec["background"],
-        gravity=spec["gravity"],
-        camera=spec["camera"],
-        occluder=spec["occluder"],
-        unknown_words=unknown,
-        notes=notes,
-    )
+    if scene["gravity"] is None:
+        scene["gravity"] = implied_gravity
+    if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
+        scene["gravity"] = True
+        notes.append("falling and bouncing need gravity; gravity turned on")
+    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, **scene)
 
 
 def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
     """A short prompt in the detailed caption style: what it leaves open is drawn at random (seeded),
     then a scene that fits is simulated and captioned, so the expansion is something the world can
-    show. What the prompt says (colours, shapes, sizes, motions, background, camera) is kept."""
+    show. What the prompt says (colours, shapes, sizes, motions, walls, background, gravity, camera,
+    occluder) is kept.
+
+    >>> expand_prompt("a red ball falls", seed=0)  # doctest: +SKIP
+    'A large red ball falls, then bounces on the floor twice. Under gravity on a gray background; the camera is static.'
+    """
+    from spacetime.world.clip import check_clip_args  # here: clip.py imports this module
+
+    check_clip_args(num_frames, 64, 64, fps)
     spec = parse_prompt(text)
-    rng = np.random.default_rng(seed)
-    times = np.arange(max(1, num_frames)) / fps
-    scene = sample_scene(rng, duration=max(float(times[-1]), 1 / fps), aspect=aspect, spec=spec)
-    traj = simulate(scene, times)
-    visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
-    return caption_clip(scene, traj, visible, rng)["detailed"]
+    times = np.arange(num_frames) / fps
+    for attempt in range(20):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])  # hides an object
+        scene = sample_scene(rng, duration=max(float(times[-1]), 1 / fps), aspect=aspect, spec=spec)
+        try:
+            traj = simulate(scene, times)
+        except JamError:
+            if attempt == 19:
+                raise
+            continue
+        visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
+        if visible.max(0).min() >= OUT or attempt == 19:
+            return caption_clip(scene, traj, visible, rng)["detailed"]
+    raise AssertionError("unreachable")
