@@ -296,3 +296,13 @@ def test_chunked_rendering_matches_and_long_clips_render():
     assert clip.frames.shape == (481, 64, 64, 3)
     np.testing.assert_array_equal(render(clip.scene, clip.trajectory, 64, 64, chunk=7), clip.frames)
     np.testing.assert_array_equal(render(clip.scene, clip.trajectory, 64, 64, chunk=1000), clip.frames)
+
+
+def test_ceiling_hit_under_gravity_and_no_bounce_at_the_start():
+    spec = SceneSpec([ObjectSpec(colour="red", shape="ball", hits="ceiling")], gravity=True)
+    for s in range(20):
+        clip = make_clip(s, spec=spec)
+        assert any(e.other == "ceiling" for e in clip.trajectory.events), s
+    for scene in random_scenes(300, duration=2.0, seed0=5000):
+        traj = simulate(scene, np.array([0.0, 0.01]))
+        assert not [e for e in traj.events if e.kind == "wall" and e.t < 1e-6]

@@ -262,8 +262,8 @@ def sample_scene(
 
 
 def _motion_towards(wall: str, gravity: bool) -> str:
-    if gravity:
-        return {"left": "bounces-left", "right": "bounces-right"}.get(wall, "falls")
+    if gravity:  # the ceiling needs a throw upward; a fall only reaches the floor
+        return {"left": "bounces-left", "right": "bounces-right", "ceiling": "bounces-right"}.get(wall, "falls")
     return {"left": "left", "right": "right", "floor": "down", "ceiling": "up"}[wall]
 
 
@@ -284,7 +284,11 @@ def _initial_state(rng, motion, hits, r, gravity, box_w, duration):
             x = lo_x + dist if sign < 0 else hi_x - dist
         else:  # start on the side it moves away from, so it crosses the view
             x = lo_x + rng.uniform(0, 0.4) * (hi_x - lo_x) if sign > 0 else hi_x - rng.uniform(0, 0.4) * (hi_x - lo_x)
-        return (float(x), float(rng.uniform(0.4, 1 - r))), (float(vx), float(rng.uniform(0.0, 1.0)))
+        y = float(rng.uniform(0.4, 1 - r))
+        vy = float(rng.uniform(0.0, 1.0))
+        if hits == "ceiling":  # thrown up hard enough to reach it: v^2 > 2 g h
+            vy = 1.3 * float(np.sqrt(2 * vocab.GRAVITY * max(1 - r - y, 0.0))) + 0.1
+        return (float(x), y), (float(vx), vy)
     # constant velocity in one of 8 directions
     dx, dy = vocab.DIRECTIONS[motion]
     speed = rng.uniform(*vocab.DRIFT_SPEED)
@@ -300,5 +304,6 @@ def _initial_state(rng, motion, hits, r, gravity, box_w, duration):
         else:  # start on the trailing side so most of the path is in the box
             span = hi - lo
             back = rng.uniform(0.0, max(0.0, span - travel * abs(d)) + 0.2 * span)
-            pos.append(min(hi, lo + back) if d > 0 else max(lo, hi - back))
+            margin = 0.1 * span  # never against the wall it moves into (a bounce at t = 0)
+            pos.append(min(hi - margin, lo + back) if d > 0 else max(lo + margin, hi - back))
     return (float(pos[0]), float(pos[1])), vel
