@@ -1,4 +1,5 @@
-"""Folder data: the world's own folders load; time resampling and the resize/crop policy."""
+"""Folder data: captions files, time resampling by timestamp, the resize/crop policy, seeded
+starts and captions; the world's own folders load."""
 
 import json
 
@@ -6,63 +7,153 @@ import numpy as np
 import pytest
 import torch
 
-from spacetime.data.folder import FolderVideoDataset, resize_and_crop, sample_frame_indices
+from spacetime.data.folder import FolderVideoDataset, load_captions, resize_and_crop, sample_indices
 from spacetime.data.video import write_video
-from spacetime.world.dataset import write_world
 
 
-def test_frame_indices_resample_by_time():
-    # 30 fps source sampled at 8 fps: frames at 0, 1/8, 2/8 ... s -> source 0, 3, 7, 11, 15
-    np.testing.assert_array_equal(sample_frame_indices(100, 30.0, 5, 8.0, 0.0), [0, 3, 7, 11, 15])
-    np.testing.assert_array_equal(sample_frame_indices(100, 30.0, 3, None, 1.0), [30, 31, 32])
+def level(video: torch.Tensor) -> np.ndarray:
+    """The grey level (0..255) of each frame of a flat (3, T, H, W) clip in [-1, 1]."""
+    return ((video[0, :, 4, 4] + 1) * 127.5).numpy()
+
+
+def ramp_folder(tmp_path, n, step, fps=24, size=(16, 16), captions=None):
+    """A folder with one video whose frame k is a flat grey of level step * k."""
+    d = tmp_path / "d"
+    d.mkdir()
+    frames = np.stack([np.full((*size, 3), step * k, np.uint8) for k in range(n)])
+    write_video(frames, d / "ramp.mp4", fps=fps, pix_fmt="yuv444p")
+    row = {"path": "ramp.mp4", **(captions or {"caption": "a ramp"})}
+    (d / "captions.jsonl").write_text(json.dumps(row) + "\n")
+    return d
+
+
+def test_sample_indices_pick_the_nearest_frame_in_time():
+    times = np.arange(100) / 30.0
+    # 30 fps read at 8 fps: times 0, 0.125, 0.25, 0.375, 0.5 s -> frames 0, 3.75, 7.5, 11.25, 15
+    np.testing.assert_array_equal(sample_indices(times, 0.0, 5, 8.0), [0, 4, 7, 11, 15])  # 7.5: earlier
+    np.testing.assert_array_equal(sample_indices(times, 1.0, 3, None), [30, 31, 32])
     # too short: the last frame repeats
-    np.testing.assert_array_equal(sample_frame_indices(4, 8.0, 6, 8.0, 0.0), [0, 1, 2, 3, 3, 3])
+    np.testing.assert_array_equal(sample_indices(np.arange(4) / 8, 0.0, 6, 8.0), [0, 1, 2, 3, 3, 3])
+    # variable frame rate: timestamps, not counts, decide
+    np.testing.assert_array_equal(
+        sample_indices(np.array([0.0, 0.1, 0.5, 0.55, 1.0]), 0.0, 3, 2.0), [0, 2, 4]
+    )
 
 
 def test_resize_covers_then_centre_crops():
-    video = -torch.ones(3, 2, 60, 120)
-    video[:, :, :, 50:70] = 1.0  # a bright vertical band in the middle
-    out = resize_and_crop(video, (32, 32))
-    assert out.shape == (3, 2, 32, 32)
-    # scaled by 32/60 (to cover the height), then the centre 32 columns: the band stays centred
-    col = out[0, 0].mean(0)
-    assert col[16] > 0.9 and col[0] < -0.9 and col[-1] < -0.9
-    native = resize_and_crop(torch.zeros(3, 1, 70, 45), None)
-    assert native.shape == (3, 1, 64, 40)
-
-
-def test_world_folder_loads_as_folder_dataset(tmp_path):
-    out = write_world(tmp_path / "w", 4, num_frames=9, height=32, width=48, fps=8, seed=2, progress=False)
-    ds = FolderVideoDataset(out, num_frames=9, fps=8, size=None, random_start=False, caption="detailed")
-    assert len(ds) == 4
-    item = ds[1]
-    assert item["video"].shape == (3, 9, 32, 48)
-    row = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()][1]
-    assert item["caption"] == row["captions"]["detailed"]
-
-
-def ramp_folder(tmp_path, n, step):
-    """A folder with one 24-fps video whose frame k is a flat grey of value step * k."""
-    d = tmp_path / "d"
-    d.mkdir()
-    frames = np.stack([np.full((16, 16, 3), step * k, np.uint8) for k in range(n)])
-    write_video(frames, d / "ramp.mp4", fps=24, pix_fmt="yuv444p")
-    (d / "captions.jsonl").write_text(json.dumps({"path": "ramp.mp4", "caption": "a ramp"}) + "\n")
-    return d
+    frames = np.zeros((2, 60, 120, 3), np.uint8)
+    frames[:, :, 50:70] = 255  # a bright vertical band in the middle
+    out = resize_and_crop(frames, (32, 32))
+    assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
+    # scaled by 32/60 to cover the height (64 wide), then the centre 32 columns: the band (at
+    # 26.7..37.3 of 64) lands at 10.7..21.3, centred
+    col = out[0, :, :, 0].mean(0)
+    assert col[12:20].min() > 250 and col[:9].max() < 5 and col[23:].max() < 5
+    assert resize_and_crop(frames, (30, 60)).shape == (2, 30, 60, 3)  # same aspect: only scaled
+    assert resize_and_crop(frames, (120, 40)).shape == (2, 120, 40, 3)  # portrait from landscape
+    native = resize_and_crop(np.zeros((1, 70, 45, 3), np.uint8), None)
+    assert native.shape == (1, 64, 40, 3)
+    assert resize_and_crop(np.zeros((1, 5, 20, 3), np.uint8), None).shape == (
+        1,
+        8,
+        16,
+        3,
+    )  # too small: scaled up
 
 
 def test_fps_resampling_reads_the_right_frames(tmp_path):
     d = ramp_folder(tmp_path, 24, 10)
     ds = FolderVideoDataset(d, num_frames=4, fps=6, size=(16, 16), random_start=False)
-    v = ds[0]["video"]  # frames 0, 4, 8, 12 of the source
-    levels = ((v[0, :, 8, 8] + 1) * 127.5).numpy()
-    np.testing.assert_allclose(levels, [0, 40, 80, 120], atol=3)
+    item = ds[0]
+    assert item["video"].shape == (3, 4, 16, 16) and item["video"].dtype == torch.float32
+    assert item["caption"] == "a ramp" and item["path"].endswith("ramp.mp4")
+    np.testing.assert_allclose(level(item["video"]), [0, 40, 80, 120], atol=3)  # frames 0, 4, 8, 12
 
 
-def test_random_start_is_seeded(tmp_path):
-    d = ramp_folder(tmp_path, 48, 5)
-    a = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=1)[0]["video"]
-    b = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=1)[0]["video"]
-    assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="num_frames"):
-        FolderVideoDataset(d, num_frames=0)
+def test_30_fps_sampled_at_8_fps_and_short_videos_repeat_the_last_frame(tmp_path):
+    d = ramp_folder(tmp_path, 20, 10, fps=30)
+    ds = FolderVideoDataset(d, num_frames=8, fps=8, size=(16, 16), random_start=False)
+    # frames 0, 4, 7, 11, 15, then past the end (19 is the last): 19, 19, 19
+    np.testing.assert_allclose(level(ds[0]["video"]), [0, 40, 70, 110, 150, 190, 190, 190], atol=3)
+    native = FolderVideoDataset(d, num_frames=3, fps=None, size=None, random_start=False)[0]["video"]
+    np.testing.assert_allclose(level(native), [0, 10, 20], atol=3)
+
+
+def test_random_start_is_seeded_and_only_the_window_is_kept(tmp_path, monkeypatch):
+    import spacetime.data.folder as folder
+
+    d = ramp_folder(tmp_path, 240, 1)  # 10 s at 24 fps
+    decoded = []
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        decoded.append(len(out.times))
+        return out
+
+    real = folder.decode
+    monkeypatch.setattr(folder, "decode", spy)
+    starts = {}
+    for seed in (1, 2):
+        for epoch in (0, 1):
+            ds = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=seed)
+            ds.set_epoch(epoch)
+            v = ds[0]["video"]
+            again = FolderVideoDataset(d, num_frames=3, fps=8, size=(16, 16), seed=seed)
+            again.set_epoch(epoch)
+            assert torch.equal(v, again[0]["video"])  # deterministic given seed, epoch and index
+            lv = level(v)
+            np.testing.assert_allclose(np.diff(lv), [3, 3], atol=2)  # 1/8 s apart = 3 source frames
+            assert 0 <= lv[0] and lv[-1] <= 239 + 2
+            starts[seed, epoch] = lv[0]
+    assert len({round(s) for s in starts.values()}) >= 3  # seeds and epochs draw different windows
+    # a 0.25 s clip (+ 1/8 s either side) of a 10 s video: about 12 of its 240 frames are kept as
+    # RGB (frames between the keyframe before the start and the start are decoded, then dropped)
+    assert decoded and max(decoded) <= 13
+
+
+def test_captions_lengths_are_picked_deterministically(tmp_path):
+    caps = {"short": "a ball", "medium": "a red ball", "detailed": "a small red ball bounces"}
+    d = ramp_folder(tmp_path, 10, 10, captions={"captions": caps, "extra": 1})
+    assert FolderVideoDataset(d, num_frames=2, caption="detailed")[0]["caption"] == caps["detailed"]
+    picked = set()
+    for seed in range(12):
+        a = FolderVideoDataset(d, num_frames=2, size=(16, 16), seed=seed)[0]["caption"]
+        assert a == FolderVideoDataset(d, num_frames=2, size=(16, 16), seed=seed)[0]["caption"]
+        picked.add(a)
+    assert picked == set(caps.values())  # "random" draws among every length
+
+
+def test_csv_captions_and_bad_arguments(tmp_path):
+    d = ramp_folder(tmp_path, 10, 10)
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_text('\ufeffpath,caption\nramp.mp4,"a ramp, slowly"\n')  # Excel's BOM
+    entries = load_captions(d)
+    assert [(e["path"].name, e["captions"], e["line"]) for e in entries] == [
+        ("ramp.mp4", {"caption": "a ramp, slowly"}, 2)
+    ]
+    for kwargs, msg in [
+        ({"num_frames": 0}, "num_frames"),
+        ({"fps": 0}, "fps"),
+        ({"fps": float("nan")}, "fps"),
+        ({"size": (16, 0)}, "size"),
+        ({"size": 64}, "size"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            FolderVideoDataset(d, **kwargs)
+    ds = FolderVideoDataset(d, num_frames=2)
+    with pytest.raises(IndexError):
+        ds[1]
+
+
+def test_world_folder_loads_as_folder_dataset(tmp_path):
+    from spacetime.world.dataset import write_world
+
+    out = write_world(tmp_path / "w", 3, num_frames=9, height=32, width=48, fps=8, seed=2, progress=False)
+    ds = FolderVideoDataset(out, num_frames=9, fps=8, size=None, random_start=False, caption="detailed")
+    assert len(ds) == 3
+    item = ds[1]
+    assert item["video"].shape == (3, 9, 32, 48) and -1 <= item["video"].min() and item["video"].max() <= 1
+    row = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()][1]
+    assert item["caption"] == row["captions"]["detailed"]
+    loader = torch.utils.data.DataLoader(ds, batch_size=3)
+    assert next(iter(loader))["video"].shape == (3, 3, 9, 32, 48)

@@ -15,56 +15,73 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import numbers
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from spacetime.data.video import VideoReadError, frames_to_tensor, read_video
+from spacetime.data.decode import VideoReadError, decode, video_info
+from spacetime.data.video import frames_to_tensor
 
 log = logging.getLogger(__name__)
 
 CAPTION_FILES = ("captions.jsonl", "captions.csv")
 
 
-def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
-    """Entries {path (absolute), captions: {name: text}} of `directory`'s captions file.
+def find_captions_file(directory: str | Path) -> Path | None:
+    """`directory`'s captions file (captions.jsonl before captions.csv), or None."""
+    found = [Path(directory) / n for n in CAPTION_FILES if (Path(directory) / n).is_file()]
+    if len(found) > 1:
+        log.warning("%s: both %s exist; using %s", directory, " and ".join(CAPTION_FILES), found[0].name)
+    return found[0] if found else None
 
-    Malformed lines raise a ValueError naming the file and line. Entries naming missing files are
-    skipped with a warning that counts them (or raise, with `strict`).
+
+def read_caption_rows(src: Path) -> list[tuple[int, str, dict[str, str]]]:
+    """(line, relative path, {name: caption}) per entry; a malformed line is a ValueError naming
+    the file and line. Extra fields are ignored."""
+    return _read_jsonl(src) if src.suffix == ".jsonl" else _read_csv(src)
+
+
+def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
+    """Entries {path (absolute), captions: {name: text}, line} of `directory`'s captions file.
+
+    Entries naming missing files are skipped with a warning that counts them (or raise
+    FileNotFoundError naming the file and line, with `strict`).
     """
     directory = Path(directory)
-    found = [directory / n for n in CAPTION_FILES if (directory / n).exists()]
-    if not found:
+    src = find_captions_file(directory)
+    if src is None:
         raise FileNotFoundError(f"{directory}: no captions file; expected one of {', '.join(CAPTION_FILES)}")
-    src = found[0]
-    rows = _read_jsonl(src) if src.suffix == ".jsonl" else _read_csv(src)
     entries, missing = [], []
-    for line, rel, captions in rows:
+    for line, rel, captions in read_caption_rows(src):
         path = (directory / rel).resolve()
         if not path.is_file():
             if strict:
                 raise FileNotFoundError(f"{src}:{line}: names {rel!r}, which does not exist")
-            missing.append(rel)
+            missing.append(f"{rel!r} (line {line})")
             continue
         entries.append({"path": path, "captions": captions, "line": line})
     if missing:
-        log.warning("%s: skipped %d entries naming missing files (first: %s)", src, len(missing), missing[0])
+        log.warning(
+            "%s: skipped %d entries naming missing files: %s", src, len(missing), ", ".join(missing[:5])
+        )
     return entries
 
 
-def _read_jsonl(src: Path) -> list[tuple[int, str, dict]]:
+def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     rows = []
-    for line_no, line in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    # utf-8-sig: a byte-order mark (some editors write one) is not part of the first line
+    for line_no, line in enumerate(src.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg})") from None
+            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("path"), str) or not obj["path"]:
-            raise ValueError(f"{src}:{line_no}: each line needs a \"path\" string")
+            raise ValueError(f'{src}:{line_no}: each line needs a "path" string')
         rows.append((line_no, obj["path"], _captions_of(obj, f"{src}:{line_no}")))
     return rows
 
@@ -75,63 +92,76 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
         return dict(caps)
     if isinstance(obj.get("caption"), str):
         return {"caption": obj["caption"]}
-    raise ValueError(f"{where}: needs a \"caption\" string or a \"captions\" object of strings")
+    raise ValueError(f'{where}: needs a "caption" string or a "captions" object of strings')
 
 
-def _read_csv(src: Path) -> list[tuple[int, str, dict]]:
-    with src.open(newline="", encoding="utf-8", errors="replace") as f:
+def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
+    with src.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "caption"} <= set(reader.fieldnames):
-            raise ValueError(f"{src}:1: the header must name the columns path,caption; got {reader.fieldnames}")
+            raise ValueError(
+                f"{src}:1: the header must name the columns path,caption; got {reader.fieldnames}"
+            )
         rows = []
         for row in reader:
-            line = reader.line_num
             if not row.get("path") or row.get("caption") is None:
-                raise ValueError(f"{src}:{line}: needs a path and a caption")
-            rows.append((line, row["path"], {"caption": row["caption"]}))
+                raise ValueError(f"{src}:{reader.line_num}: needs a path and a caption")
+            rows.append((reader.line_num, row["path"], {"caption": row["caption"]}))
     return rows
 
 
-def sample_frame_indices(n_src: int, src_fps: float, num_frames: int, fps: float | None, start: float) -> np.ndarray:
-    """Source frame indices for `num_frames` frames at `fps` from time `start` (nearest frame in
-    time); a clip shorter than needed repeats its last frame."""
+def sample_indices(times: np.ndarray, start: float, num_frames: int, fps: float | None) -> np.ndarray:
+    """Indices into frames shown at `times` (s, ascending) for `num_frames` frames from `start`:
+    at `fps`, the frame nearest each time start + k/fps (the earlier one on a tie); with None,
+    consecutive frames. Past the end, the last frame repeats."""
+    times = np.asarray(times, dtype=np.float64)
     if fps is None:
-        idx = np.arange(num_frames) + round(start * src_fps)
+        idx = int(np.searchsorted(times, start - 1e-6)) + np.arange(num_frames)
     else:
-        idx = np.floor((start + np.arange(num_frames) / fps) * src_fps + 1e-6).astype(int)
-    return np.clip(idx, 0, n_src - 1)
+        targets = start + np.arange(num_frames) / fps
+        right = np.clip(np.searchsorted(times, targets), 0, len(times) - 1)
+        left = np.maximum(right - 1, 0)
+        idx = np.where(np.abs(times[left] - targets) <= np.abs(times[right] - targets) + 1e-9, left, right)
+    return np.clip(idx, 0, len(times) - 1)
 
 
-def resize_and_crop(video: torch.Tensor, size: tuple[int, int] | None, multiple: int = 8) -> torch.Tensor:
-    """(3, T, H, W) -> (3, T, h, w). With `size`: resize (antialiased) so the frame covers it,
-    then centre-crop. With None: keep the native size, centre-cropped down to a multiple."""
-    _, _, h, w = video.shape
+def resize_and_crop(frames: np.ndarray, size: tuple[int, int] | None, multiple: int = 8) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> (T, h, w, 3). With `size=(h, w)`: scale so the frame covers it (aspect
+    kept), then take the centre. With None: the native size, centre-cropped down to a multiple
+    (scaled up to one multiple when smaller)."""
+    from PIL import Image
+
+    _, h, w, _ = frames.shape
     if size is None:
         th, tw = max(multiple, h - h % multiple), max(multiple, w - w % multiple)
-        if th > h or tw > w:  # smaller than one multiple: scale up to it
-            return resize_and_crop(video, (th, tw), multiple)
+        if th <= h and tw <= w:
+            top, left = (h - th) // 2, (w - tw) // 2
+            return frames[:, top : top + th, left : left + tw]
     else:
         th, tw = size
-        scale = max(th / h, tw / w)
-        if scale != 1:
-            nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-            video = F.interpolate(video.permute(1, 0, 2, 3), size=(nh, nw), mode="bilinear", antialias=True,
-                                  align_corners=False).permute(1, 0, 2, 3).clamp(-1, 1)
-            h, w = nh, nw
-    top, left = (h - th) // 2, (w - tw) // 2
-    return video[:, :, top : top + th, left : left + tw]
+    scale = max(th / h, tw / w)
+    bw, bh = tw / scale, th / scale  # the source box that scales onto the target, centred
+    box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+    # PIL's resampling widens its kernel when shrinking: antialiased, no aliasing of fine detail
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize((tw, th), Image.BILINEAR, box=box)) for f in frames]
+    )
 
 
 class FolderVideoDataset(torch.utils.data.Dataset):
     """Clips from a folder of videos: dicts with `video` float (3, T, H, W) in [-1, 1], `caption`,
     `path`.
 
-    Time: `num_frames` frames at `fps` (None keeps the source rate), from a start drawn uniformly
-    (seeded by index and `seed`, so an epoch is reproducible) or the beginning (`random_start=False`);
-    a video shorter than the clip repeats its last frame. Space: with `size=(H, W)` the frame is
-    resized to cover it and centre-cropped (aspect kept, nothing stretched); with `size=None` the
-    native size is kept, centre-cropped down to a multiple of 8. A video that fails to decode is
-    skipped (the next one is used) and counted in `self.skipped`.
+    Time: `num_frames` frames at `fps` (nearest source frame by timestamp; None keeps the source
+    rate), from a start drawn uniformly (seeded by `seed`, the epoch and the index, so a run is
+    reproducible; `random_start=False` starts at 0). Only that window is decoded. A video shorter
+    than the clip repeats its last frame. Space: with `size=(H, W)` the frame is scaled to cover it
+    and centre-cropped (aspect kept, nothing stretched); with None the native size is kept,
+    centre-cropped down to a multiple of 8. Captions: `caption` names the length to use ("short",
+    "detailed"...); "random", or a name an entry lacks, draws among its lengths (seeded).
+
+    A video that fails to decode is skipped (the next index is used) and remembered in `broken`
+    (path -> reason); `skipped` counts them. With DataLoader workers each worker keeps its own.
     """
 
     def __init__(
@@ -144,42 +174,71 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         random_start: bool = True,
         caption: str = "random",
     ):
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"fps must be > 0 or None, got {fps}")
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be an integer >= 1, got {num_frames!r}")
+        if fps is not None and not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive number or None (the source rate), got {fps!r}")
+        if size is not None and not (
+            isinstance(size, (tuple, list))
+            and len(size) == 2
+            and all(isinstance(s, numbers.Integral) and s > 0 for s in size)
+        ):
+            raise ValueError(f"size must be (height, width) in positive pixels or None, got {size!r}")
         self.entries = load_captions(directory)
         if not self.entries:
             raise ValueError(f"{directory}: the captions file names no existing video")
-        self.num_frames, self.fps, self.size = num_frames, fps, size
+        self.num_frames, self.fps = num_frames, fps
+        self.size = None if size is None else (int(size[0]), int(size[1]))
         self.seed, self.random_start, self.caption = seed, random_start, caption
-        self.skipped = 0
+        self.epoch = 0
+        self.broken: dict[str, str] = {}
+
+    @property
+    def skipped(self) -> int:
+        return len(self.broken)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other starts and caption lengths in another epoch (as DistributedSampler does)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def load(self, index: int) -> dict:
+        """Item `index`, or VideoReadError."""
         entry = self.entries[index]
-        rng = np.random.default_rng([self.seed, index])
-        frames, src_fps = read_video(entry["path"])
-        duration = frames.shape[0] / src_fps
-        need = (self.num_frames - 1) / (self.fps or src_fps)
-        start = rng.uniform(0, max(0.0, duration - need - 1 / src_fps)) if self.random_start else 0.0
-        idx = sample_frame_indices(frames.shape[0], src_fps, self.num_frames, self.fps, start)
-        video = resize_and_crop(frames_to_tensor(frames[idx]), self.size)
+        path = entry["path"]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        info = video_info(path)
+        step = 1 / (self.fps or info["fps"])
+        span = (self.num_frames - 1) * step
+        start = 0.0
+        if self.random_start and info["duration"]:
+            start = float(rng.uniform(0, max(0.0, info["duration"] - span - 1 / info["fps"])))
+        try:  # a little either side, so the nearest frame to each time is among those decoded
+            d = decode(path, start=max(0.0, start - step), end=start + span + step)
+        except VideoReadError:
+            if start == 0:
+                raise
+            start = 0.0  # the container overstated its duration: take the clip from the start
+            d = decode(path, end=span + step)
+        idx = sample_indices(np.asarray(d.times), start, self.num_frames, self.fps)
+        frames = resize_and_crop(np.stack([d.frames[i] for i in idx]), self.size)
         caps = entry["captions"]
-        if self.caption in caps:
-            text = caps[self.caption]
-        else:
-            text = caps[sorted(caps)[int(rng.integers(len(caps)))]]
-        return {"video": video, "caption": text, "path": str(entry["path"])}
+        name = self.caption if self.caption in caps else sorted(caps)[int(rng.integers(len(caps)))]
+        return {"video": frames_to_tensor(frames), "caption": caps[name], "path": str(path)}
 
     def __getitem__(self, index: int) -> dict:
-        for k in range(len(self.entries)):
-            i = (index + k) % len(self.entries)
+        n = len(self.entries)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} videos")
+        for k in range(n):
+            i = (index + k) % n
+            if str(self.entries[i]["path"]) in self.broken:
+                continue
             try:
                 return self.load(i)
             except VideoReadError as e:
-                self.skipped += 1
-                log.warning("skipping %s", e)
-        raise VideoReadError(f"no video in the folder could be decoded ({self.skipped} failures)")
+                self.broken[str(self.entries[i]["path"])] = str(e)
+                log.warning("skipping a broken video (%d so far): %s", len(self.broken), e)
+        raise VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken)")

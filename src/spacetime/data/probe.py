@@ -1,73 +1,131 @@
 """`spacetime data probe DIR`: decode every video in a folder and say which ones are fit to train on.
 
-Each file gets one manifest row (JSONL): path, ok, frames, fps, height, width, duration, error,
-captioned. Broken files are reported, never fatal; captions naming missing files are reported too.
+One row per file: path (relative to DIR), ok, frames, fps, height, width, duration, error,
+captioned. A file is ok when every frame decodes; a damaged one that still yields frames is not
+ok, and its row says how many frames decoded and why it stopped. Broken files are reported, never
+fatal. Nothing is written into DIR unless asked: the manifest goes where `--out` says.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from spacetime.atomic import atomic_write_text
-from spacetime.data.folder import CAPTION_FILES, _read_csv, _read_jsonl
-from spacetime.data.video import VideoReadError, read_video
+from spacetime.data.decode import VideoReadError, decode
+from spacetime.data.folder import find_captions_file, read_caption_rows
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".gif",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".ts",
+}
+FIELDS = ("path", "ok", "frames", "fps", "height", "width", "duration", "error", "captioned")
 
 
-def _caption_rows(directory: Path) -> tuple[dict[str, int], list[dict]]:
-    """Paths named by the captions file (relative, with their line), and rows for file-level errors."""
-    for name in CAPTION_FILES:
-        src = directory / name
-        if src.exists():
-            try:
-                rows = _read_jsonl(src) if name.endswith(".jsonl") else _read_csv(src)
-            except ValueError as e:
-                return {}, [{"path": name, "ok": False, "error": str(e)}]
-            return {rel: line for line, rel, _ in rows}, []
-    return {}, []
+def probe_video(path: str | os.PathLike) -> dict:
+    """ok, frames, fps, height, width, duration (s) and error of one file, decoding every frame."""
+    row = {**dict.fromkeys(FIELDS[1:-1]), "ok": False}
+    try:
+        d = decode(path, rgb=False)
+    except VideoReadError as e:
+        row["error"] = str(e)
+        return row
+    # duration from the timestamps: right for variable frame rates, where frames / fps is not
+    duration = d.times[-1] - d.times[0] + 1 / d.fps
+    row.update(
+        ok=d.damage is None,
+        frames=len(d.times),
+        fps=round(d.fps, 4),
+        height=d.height,
+        width=d.width,
+        duration=round(duration, 4),
+        error=None if d.damage is None else f"{path}: damaged: {d.damage}",
+    )
+    return row
 
 
-def probe_folder(directory: str | Path, manifest_path: str | Path | None = None, progress: bool = True) -> list[dict]:
-    """Probe every video under `directory` (and every file its captions name); write the rows as
-    JSONL to `manifest_path` (atomically) when given. Returns the rows."""
+def _videos_under(directory: Path) -> set[str]:
+    # dot-files are skipped: macOS "._name.mp4" forks and our own in-progress ".name.tmp.mp4" writes
+    return {
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    }
+
+
+def probe_folder(
+    directory: str | Path, manifest_path: str | Path | None = None, progress: bool = True
+) -> list[dict]:
+    """Probe every video under `directory` (by extension, recursively; see VIDEO_EXTENSIONS) and
+    every file its captions file names. Entries naming missing files get a row (ok False); a
+    malformed captions file gets a row naming its line. With `manifest_path`, the rows are written
+    there as JSONL (atomically). Returns the rows: the captions file's own when malformed, then one
+    per file, sorted by path."""
     from tqdm import tqdm
 
     directory = Path(directory)
-    named, rows = _caption_rows(directory)
-    files = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
-             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS}
-    files |= set(named)
-    for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 20):
-        row = {"path": rel, "ok": False, "frames": None, "fps": None, "height": None, "width": None,
-               "duration": None, "error": None, "captioned": rel in named}
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory}: not a directory")
+    named: dict[str, int] = {}  # path named in the captions file -> its line
+    rows = []
+    src = find_captions_file(directory)
+    if src is not None:
+        try:
+            for line, rel, _ in read_caption_rows(src):
+                named.setdefault(Path(os.path.normpath(rel)).as_posix(), line)
+        except ValueError as e:
+            rows.append(
+                {**dict.fromkeys(FIELDS), "path": src.name, "ok": False, "error": str(e), "captioned": False}
+            )
+    files = _videos_under(directory) | set(named)
+    for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
-        if not path.exists():
-            row["error"] = f"named in the captions file (line {named[rel]}) but missing"
+        if not path.is_file():
+            row = {
+                **dict.fromkeys(FIELDS),
+                "ok": False,
+                "error": f"named in {src.name} line {named[rel]} but missing",
+            }
         else:
-            try:
-                frames, fps = read_video(path)
-                t, h, w, _ = frames.shape
-                row.update(ok=True, frames=t, fps=round(fps, 4), height=h, width=w, duration=round(t / fps, 4))
-            except VideoReadError as e:
-                row["error"] = str(e)
-        rows.append(row)
+            row = probe_video(path)
+        if row["error"]:  # the row names the file already
+            row["error"] = row["error"].removeprefix(f"{path}: ")
+        rows.append({"path": rel, **{k: row[k] for k in FIELDS[1:-1]}, "captioned": rel in named})
     if manifest_path is not None:
         atomic_write_text(manifest_path, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 
 def main_probe(directory: Path, out: Path | None) -> int:
-    """CLI: probe, write the manifest (default DIR/manifest.jsonl), print a summary.
-    Exit status 0 when every file is fine, 1 when any is broken or missing."""
-    manifest = out if out is not None else directory / "manifest.jsonl"
-    rows = probe_folder(directory, manifest)
+    """`spacetime data probe DIR [--out PATH]`: probe, print a summary, write the manifest to `out`
+    when given. Exit status 0 when there are videos and every one decodes cleanly; 1 when any is
+    broken or damaged, the captions file is malformed or names a missing file, or there are no
+    videos at all. Videos without a caption are reported but do not fail the check."""
+    rows = probe_folder(directory, out)
     bad = [r for r in rows if not r["ok"]]
-    uncaptioned = [r for r in rows if r["ok"] and not r.get("captioned")]
-    print(f"{len(rows) - len(bad)} of {len(rows)} files ok; manifest: {manifest}")
+    uncaptioned = [r["path"] for r in rows if r["ok"] and not r["captioned"]]
+    print(f"{directory}: {len(rows) - len(bad)} of {len(rows)} files ok, {len(bad)} broken or missing")
     for r in bad:
         print(f"  broken: {r['path']}: {r['error']}")
-    if uncaptioned:
-        print(f"  {len(uncaptioned)} videos have no caption (first: {uncaptioned[0]['path']})")
-    return 1 if bad else 0
+    if find_captions_file(directory) is None:
+        print("  no captions file (captions.jsonl or captions.csv): FolderVideoDataset needs one")
+    elif uncaptioned:
+        print(f"  {len(uncaptioned)} videos have no caption: {', '.join(uncaptioned[:5])}")
+    if not rows:
+        print("  no videos found")
+    if out is not None:
+        print(f"manifest: {out}")
+    return 1 if bad or not rows else 0
