@@ -6,10 +6,11 @@ import torch
 from spacetime.vae import PRESETS, VAEConfig, VideoVAE, kl_loss
 
 
-@pytest.fixture(scope="module")
-def vae():
+@pytest.fixture(scope="module", params=[0, 8], ids=["folded", "frame-stage"])
+def vae(request):
     torch.manual_seed(0)
-    return VideoVAE(PRESETS["tiny"]).eval()
+    cfg = VAEConfig(**{**PRESETS["tiny"].to_dict(), "frame_channels": request.param})
+    return VideoVAE(cfg).eval()
 
 
 def video(t=9, h=32, w=48, seed=0):
@@ -75,7 +76,7 @@ def test_tiles_blend_without_seams(vae):
 def test_latent_normalization_round_trip(vae):
     x = video(9)
     raw = vae.encode(x, normalize=False)
-    vae2 = VideoVAE(PRESETS["tiny"])
+    vae2 = VideoVAE(vae.config)
     vae2.load_state_dict(vae.state_dict())
     vae2.eval().fit_latent_stats([x, video(9, seed=1)])
     z = vae2.encode(x)
@@ -97,4 +98,6 @@ def test_config_validation():
         VAEConfig(channels=())
     with pytest.raises(ValueError, match="latent_channels"):
         VAEConfig(latent_channels=0)
+    with pytest.raises(ValueError, match="frame_channels"):
+        VAEConfig(frame_channels=-1)
     assert VAEConfig().spatial_factor == 8 and VAEConfig(channels=(8, 8)).spatial_factor == 4

@@ -76,6 +76,8 @@ class TrainVAEConfig:
     kl_weight: float = 1e-6
     l1_weight: float = 1.0
     l2_weight: float = 1.0
+    # "bf16": autocast the forward pass (1.4-1.7x faster on CPUs with AVX512-BF16 or AMX, and on GPUs)
+    precision: str = "fp32"
     run_dir: str = "runs/vae"
     log_every: int = 10
     save_every: int = 250
@@ -88,6 +90,8 @@ class TrainVAEConfig:
         for name in ("batch_size", "max_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
 
 def lr_at(step: int, cfg: OptimConfig, max_steps: int) -> float:
@@ -197,7 +201,9 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             # posterior noise from (seed, step): the same whether or not the run was resumed
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            recon, mean, logvar = model(video, generator=gen)
+            with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                recon, mean, logvar = model(video, generator=gen)
+            recon, mean, logvar = recon.float(), mean.float(), logvar.float()
             l1 = (recon - video).abs().mean()
             l2 = F.mse_loss(recon, video)
             kl = kl_loss(mean, logvar)

@@ -38,6 +38,10 @@ class VAEConfig:
     blocks_per_level: int = 1
     temporal_factor: int = 4  # frames per latent frame (after the first)
     spatial_patch: int = 2  # pixel-unshuffle before the first convolution
+    # width of a per-frame stage at the full frame rate, at the ends of the encoder and decoder
+    # (0: none, time is folded into channels from the first layer to the last). Folded, the
+    # finest decoder level must draw 4 frames of moving edges with `channels[0]` channels.
+    frame_channels: int = 0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -46,6 +50,8 @@ class VAEConfig:
         for name in ("in_channels", "latent_channels", "blocks_per_level", "temporal_factor", "spatial_patch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.frame_channels < 0:
+            raise ValueError(f"frame_channels must be >= 0, got {self.frame_channels}")
 
     @property
     def spatial_factor(self) -> int:
@@ -104,25 +110,47 @@ class CausalTimeConv(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, temporal: bool = True):
         super().__init__()
         self.norm1 = RMSNorm(channels)
         self.conv1 = FrameConv(channels, channels, 3, padding=1)
-        self.time = CausalTimeConv(channels)
+        self.time = CausalTimeConv(channels) if temporal else None
         self.norm2 = RMSNorm(channels)
         self.conv2 = FrameConv(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor, cache: Cache | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(h, cache)
+        if self.time is not None:
+            h = h + self.time(h, cache)
         h = self.conv2(F.silu(self.norm2(h)))
         return x + h
+
+
+class FrameStage(nn.Module):
+    """A 2D stage run on every frame at the full frame rate (the callers unfold time from the
+    channels around it). No time mixing, so temporal chunking is unaffected."""
+
+    def __init__(self, c_in: int, width: int, c_out: int):
+        super().__init__()
+        self.conv_in = FrameConv(c_in, width, 3, padding=1)
+        self.block = ResBlock(width, temporal=False)
+        self.norm_out = RMSNorm(width)
+        self.conv_out = FrameConv(width, c_out, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv_out(F.silu(self.norm_out(self.block(self.conv_in(x)))))
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         c_in = cfg.in_channels * cfg.temporal_factor * cfg.spatial_patch**2
+        self.frame_stage = None
+        if cfg.frame_channels:
+            fc, ft = cfg.frame_channels, cfg.temporal_factor
+            self.frame_stage = FrameStage(c_in // ft, fc, fc)
+            c_in = fc * ft
+        self.ft, self.p = cfg.temporal_factor, cfg.spatial_patch
         self.conv_in = FrameConv(c_in, cfg.channels[0], 3, padding=1)
         self.levels = nn.ModuleList()
         self.down = nn.ModuleList()
@@ -135,6 +163,11 @@ class Encoder(nn.Module):
         self.conv_out = FrameConv(cfg.channels[-1], 2 * cfg.latent_channels, 3, padding=1)
 
     def forward(self, x: Tensor, cache: Cache | None = None) -> Tensor:
+        if self.frame_stage is not None:
+            f, p = self.ft, self.p
+            x = rearrange(x, "b (c f p q) t h w -> b (c p q) (t f) h w", f=f, p=p, q=p)  # per frame
+            x = F.silu(self.frame_stage(x))  # (B, frame_channels, t*f, h, w)
+            x = rearrange(x, "b c (t f) h w -> b (c f) t h w", f=f)
         h = self.conv_in(x)
         for i, blocks in enumerate(self.levels):
             for block in blocks:
@@ -159,7 +192,14 @@ class Decoder(nn.Module):
                 self.up.append(FrameConv(c, chans[i + 1], 3, padding=1))
         c_out = cfg.in_channels * cfg.temporal_factor * cfg.spatial_patch**2
         self.norm_out = RMSNorm(chans[-1])
-        self.conv_out = FrameConv(chans[-1], c_out, 3, padding=1)
+        self.frame_stage = None
+        if cfg.frame_channels:
+            fc, ft = cfg.frame_channels, cfg.temporal_factor
+            self.conv_out = FrameConv(chans[-1], fc * ft, 3, padding=1)
+            self.frame_stage = FrameStage(fc, fc, c_out // ft)
+        else:
+            self.conv_out = FrameConv(chans[-1], c_out, 3, padding=1)
+        self.ft, self.p = cfg.temporal_factor, cfg.spatial_patch
 
     def forward(self, z: Tensor, cache: Cache | None = None) -> Tensor:
         h = self.mid(self.conv_in(z), cache)
@@ -169,7 +209,13 @@ class Decoder(nn.Module):
             if i < len(self.up):
                 h = F.interpolate(h, scale_factor=(1, 2, 2), mode="nearest")  # (B, C, t, 2h, 2w)
                 h = self.up[i](h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        h = self.conv_out(F.silu(self.norm_out(h)))
+        if self.frame_stage is None:
+            return h
+        f, p = self.ft, self.p
+        h = rearrange(h, "b (c f) t h w -> b c (t f) h w", f=f)  # (B, frame_channels, t*f, h, w)
+        h = self.frame_stage(h)  # (B, 3*p*p, t*f, h, w)
+        return rearrange(h, "b (c p q) (t f) h w -> b (c f p q) t h w", f=f, p=p, q=p)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,7 +289,7 @@ class VideoVAE(nn.Module):
     def encode_dist(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance of the raw (unnormalized) latents."""
         self.check_video(video)
-        moments = self.encoder(self._fold(video))
+        moments = self.encoder(self._fold(video)).float()  # float even under bf16 autocast
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
