@@ -2,6 +2,7 @@
 
     spacetime world --out DIR --num-clips N [--split train|heldout] [--num-frames 17] [--size 64x64] [--fps 8] [--seed S]
     spacetime data probe DIR [--out manifest.jsonl]
+    spacetime eval (--model DIR | --videos DIR) --out DIR [--split heldout] [--num-clips N] [--seed S]
 
 Bad arguments exit with status 2 and a message naming the argument and value; a failure while
 working exits with status 1. Heavy imports happen inside the subcommands so `--help` is instant.
@@ -20,6 +21,7 @@ from spacetime import __version__
 
 MAX_SIDE = 4096
 MAX_FRAMES = 100_000
+EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0}  # eval flags for --model, defaults
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -81,6 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
     t.set_defaults(func=_cmd_train_vae, overrides=True)
 
+    e = sub.add_parser("eval", help="score a text-to-video model, or a folder of videos, against prompts and the simulator",
+                       description="Track objects by the world's palette and score prompt adherence, motion, object "
+                                   "permanence, physics, smoothness and the distance to the simulator's trajectories. "
+                                   "Writes metrics.json, index.html and figures to --out (see docs/eval.md).")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a trained text-to-video model folder: prompts from --split are generated and scored")
+    source.add_argument("--videos", type=Path, help="a folder of videos with captions.jsonl (e.g. from `spacetime world`): scored as they are")
+    e.add_argument("--out", required=True, type=Path, help="output folder for metrics.json and the report")
+    e.add_argument("--split", choices=["train", "heldout"], default=EVAL_MODEL_ONLY["split"], help="--model: which prompts (default heldout)")
+    e.add_argument("--num-clips", type=_int_in("--num-clips", 1, 1_000_000), default=None,
+                   help="--model: prompts to generate (default 64); --videos: score only the first N")
+    e.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
+    e.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=EVAL_MODEL_ONLY["num_frames"], help="--model only")
+    e.add_argument("--size", type=parse_size, default=EVAL_MODEL_ONLY["size"], metavar="WxH", help="--model only: frame size (default 64x64)")
+    e.add_argument("--fps", type=parse_fps, default=EVAL_MODEL_ONLY["fps"], help="--model only")
+    e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
+                   help="which caption length is the prompt (default detailed, the style the model is trained on)")
+    e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")
+    e.set_defaults(func=_cmd_eval)
+
     d = sub.add_parser("data", help="work with folders of videos")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     p = dsub.add_parser("probe", help="decode every video in a folder and write a manifest; broken files are reported")
@@ -118,6 +140,81 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     out = train_vae(cfg)
     print(f"trained VAE written to {out}")
     return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from spacetime.eval import (
+        evaluate,
+        generate_samples,
+        load_folder,
+        pipeline_generator,
+        split_prompts,
+        write_json,
+    )
+    from spacetime.eval.generators import ModelUnavailableError
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a directory")
+    if not args.no_report:  # fail before the work, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("the report needs matplotlib: pip install 'spacetime[eval]', or pass --no-report") from None
+    if args.videos is not None:
+        if not args.videos.is_dir():
+            raise ValueError(f"--videos {args.videos} is not a directory")
+        for flag, default in EVAL_MODEL_ONLY.items():
+            if getattr(args, flag) != default:
+                print(f"spacetime eval: note: --{flag.replace('_', '-')} applies to --model only; the files decide", file=sys.stderr)
+        samples = load_folder(args.videos, caption=args.caption, num_clips=args.num_clips)
+        settings = {"source": "videos", "videos": str(args.videos), "caption": args.caption, "seed": args.seed}
+    else:
+        if not args.model.is_dir():
+            raise ValueError(f"--model {args.model} is not a directory")
+        try:
+            generate = pipeline_generator(args.model)
+        except ModelUnavailableError as e:
+            print(f"spacetime eval: error: {e}", file=sys.stderr)
+            return 1
+        width, height = args.size
+        geometry = {"num_frames": args.num_frames, "height": height, "width": width, "fps": args.fps}
+        num_clips = args.num_clips or 64
+        prompts = split_prompts(args.split, num_clips, seed=args.seed, caption=args.caption, **geometry)
+        samples = _saved(generate_samples(generate, prompts, seed=args.seed, **geometry), args.out / "videos", args.caption)
+        settings = {"source": "model", "model": str(args.model), "split": args.split, "num_clips": num_clips,
+                    "seed": args.seed, "caption": args.caption, **geometry}
+    result = evaluate(samples, seed=args.seed, settings=settings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = write_json(result, args.out / "metrics.json")
+    if not args.no_report:
+        from spacetime.eval.report import write_report
+
+        write_report(result, args.out)
+    agg = data["aggregate"]
+    for name in ("adherence", "motion", "permanence", "physics", "smoothness"):
+        a = agg[name]
+        mean = "n/a" if a["mean"] is None else f"{a['mean']:.3f}"
+        print(f"{name:11s} {mean}  ({a['clips']} clips judged, pass rate {a['pass_rate']})")
+    print(f"trajectory Fréchet distance {agg['distribution']['frechet_distance']}")
+    print(f"wrote {args.out / 'metrics.json'}" + ("" if args.no_report else f" and {args.out / 'index.html'}"))
+    return 0
+
+
+def _saved(samples, folder: Path, caption: str):
+    """Pass samples through, writing each as an MP4 (4:4:4) with a captions.jsonl line: the
+    folder format, so a model run can be re-scored later with --videos."""
+    import json
+
+    from spacetime.atomic import atomic_write_text
+    from spacetime.data.video import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for sample in samples:
+        write_video(sample.frames, folder / f"{sample.name}.mp4", fps=sample.fps, pix_fmt="yuv444p")
+        rows.append(json.dumps({"path": f"{sample.name}.mp4", "captions": {caption: sample.prompt}}) + "\n")
+        atomic_write_text(folder / "captions.jsonl", "".join(rows))
+        yield sample
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

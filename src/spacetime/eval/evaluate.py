@@ -1,0 +1,293 @@
+"""The evaluation loop: prompts in, videos scored, a JSON of metrics out.
+
+    result = evaluate_generator(generate, split="heldout", num_clips=64)      # a model or a baseline
+    result = evaluate_videos(load_folder("videos/"))                          # files with their prompts
+    write_json(result, "out/metrics.json")
+
+Prompts come from the world's own clips (captions of the split's stream, `caption` length), so the
+held-out split asks for (colour, shape, motion) triples the train split never shows. Every clip is
+scored by `metrics.score_clip`; the distribution distance compares the trajectories seen in the
+videos with those the simulator renders for the same prompts (`generators.simulate_prompt` with a
+separate seed stream), through the same tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spacetime.atomic import atomic_write_text
+from spacetime.eval.generators import Generator, derived_seed, simulate_prompt
+from spacetime.eval.kinematics import FEATURE_NAMES
+from spacetime.eval.metrics import GRAVITY_TOL, METRICS, ClipScore, expected_gravity, score_clip
+from spacetime.world import vocab
+from spacetime.world.captions import parse_prompt
+from spacetime.world.clip import make_clip, stream_seed
+
+log = logging.getLogger(__name__)
+
+EVAL_VERSION = 1
+CAPTIONS = ("detailed", "medium", "short")
+
+
+@dataclass
+class Sample:
+    """One video to score: what it is called, the prompt it answers, its frames."""
+
+    name: str
+    prompt: str
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    fps: float
+
+
+@dataclass
+class EvalResult:
+    names: list[str]
+    scores: list[ClipScore]
+    references: list[ClipScore]  # the simulator's rendition of each prompt, tracked the same way
+    settings: dict
+    kept_frames: dict[int, np.ndarray] = field(default_factory=dict)  # clip index -> frames, for the report
+
+    def aggregate(self) -> dict:
+        out: dict = {}
+        for m in METRICS:
+            vals = [s.metrics[m].score for s in self.scores if s.metrics[m].score is not None]
+            out[m] = {
+                "mean": None if not vals else round(float(np.mean(vals)), 4),
+                "pass_rate": None if not vals else round(float(np.mean([v >= 1 - 1e-9 for v in vals])), 4),
+                "clips": len(vals),
+                "not_judged": len(self.scores) - len(vals),
+            }
+        out["gravity"] = gravity_summary(self.scores)
+        out["distribution"] = distribution_distance(
+            np.concatenate([s.features for s in self.scores] or [np.zeros((0, len(FEATURE_NAMES)))]),
+            np.concatenate([s.features for s in self.references] or [np.zeros((0, len(FEATURE_NAMES)))]),
+        )
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "format": "spacetime-eval",
+            "version": EVAL_VERSION,
+            "settings": self.settings,
+            "aggregate": self.aggregate(),
+            "clips": [
+                {
+                    "index": i,
+                    "name": name,
+                    "prompt": s.prompt,
+                    "metrics": {m: s.metrics[m].to_dict() for m in METRICS},
+                    "measured": s.measured,
+                }
+                for i, (name, s) in enumerate(zip(self.names, self.scores))
+            ],
+        }
+
+
+def gravity_summary(scores: list[ClipScore]) -> dict:
+    """Measured vertical acceleration (units/s^2) of every object seen in free flight, split by the
+    prompt's gravity, against the world's g: the physics metric's main figure, in physical units."""
+    out = {"g": vocab.GRAVITY, "tolerance": GRAVITY_TOL}
+    for key, want in (("gravity", True), ("zero_gravity", False)):
+        acc = [
+            m.accel_y
+            for s in scores
+            if expected_gravity(parse_prompt(s.prompt)) is want
+            for m in s.motions.values()
+            if m.accel_y is not None
+        ]
+        target = -vocab.GRAVITY if want else 0.0
+        out[key] = {
+            "objects": len(acc),
+            "median_accel_y": None if not acc else round(float(np.median(acc)), 3),
+            "within_tolerance": None
+            if not acc
+            else round(float(np.mean([abs(a - target) <= GRAVITY_TOL for a in acc])), 4),
+        }
+    return out
+
+
+def _sqrt_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def distribution_distance(gen: np.ndarray, ref: np.ndarray) -> dict:
+    """Fréchet distance between Gaussians fitted to per-object trajectory features (n, F) of the
+    generated and the simulated clips (FID's formula on `kinematics.FEATURE_NAMES`), each feature
+    scaled by the reference's spread so that all count alike and the figure has no unit. Like FID
+    it shrinks with more samples: compare runs only at equal clip counts."""
+    out: dict = {
+        "features": list(FEATURE_NAMES),
+        "objects": int(len(gen)),
+        "reference_objects": int(len(ref)),
+    }
+    if len(gen) < 2 or len(ref) < 2:
+        out["frechet_distance"] = None
+        return out
+    mu, sd = ref.mean(0), ref.std(0)
+    sd = np.where(sd > 1e-6, sd, 1.0)
+    g, r = (gen - mu) / sd, (ref - mu) / sd  # (n, F), (m, F)
+    eps = 1e-6 * np.eye(g.shape[1])
+    cg, cr = np.cov(g, rowvar=False) + eps, np.cov(r, rowvar=False) + eps
+    root = _sqrt_psd(cr)
+    cross = np.trace(_sqrt_psd(root @ cg @ root))
+    fd = float(((g.mean(0) - r.mean(0)) ** 2).sum() + np.trace(cg) + np.trace(cr) - 2 * cross)
+    out["frechet_distance"] = round(max(fd, 0.0), 4)
+    out["generated_mean"] = np.round(gen.mean(0), 4).tolist()
+    out["reference_mean"] = np.round(ref.mean(0), 4).tolist()
+    return out
+
+
+def evaluate(
+    samples: Iterable[Sample],
+    *,
+    seed: int = 0,
+    keep: int = 6,
+    settings: dict | None = None,
+    progress: bool = True,
+    references: list[ClipScore] | None = None,
+) -> EvalResult:
+    """Score every sample against its prompt, and the simulator's rendition of the same prompt (the
+    reference for the distribution distance; pass `references` from an earlier result on the same
+    prompts to reuse them). Frames of the first `keep` clips are kept for the report."""
+    from tqdm import tqdm
+
+    names, scores, refs, kept = [], [], [], {}
+    for i, s in enumerate(tqdm(samples, desc="eval", unit="clip", disable=not progress)):
+        t, h, w, _ = s.frames.shape
+        scores.append(score_clip(s.frames, s.fps, s.prompt))
+        if references is not None and i < len(references) and references[i].prompt == s.prompt:
+            refs.append(references[i])
+        else:
+            ref = simulate_prompt(
+                s.prompt, num_frames=t, height=h, width=w, fps=s.fps, seed=derived_seed(seed, i, 2)
+            )
+            refs.append(score_clip(ref.frames, s.fps, s.prompt))
+        names.append(s.name)
+        if i < keep:
+            kept[i] = s.frames
+    return EvalResult(names, scores, refs, dict(settings or {}), kept)
+
+
+def split_prompts(
+    split: str,
+    num_clips: int,
+    *,
+    seed: int = 0,
+    num_frames: int = 17,
+    height: int = 64,
+    width: int = 64,
+    fps: float = 8.0,
+    caption: str = "detailed",
+) -> list[str]:
+    """The `caption` of clips 0..num_clips-1 of the world stream (seed, split): prompts the world
+    can show, in the style the model is trained on (detailed captions by default)."""
+    if caption not in CAPTIONS:
+        raise ValueError(f"caption must be one of {CAPTIONS}, got {caption!r}")
+    return [
+        make_clip(
+            stream_seed(seed, i, split),
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            fps=fps,
+            split=split,
+        ).captions[caption]
+        for i in range(num_clips)
+    ]
+
+
+def generate_samples(
+    generate: Generator,
+    prompts: list[str],
+    *,
+    seed: int = 0,
+    num_frames: int = 17,
+    height: int = 64,
+    width: int = 64,
+    fps: float = 8.0,
+) -> Iterator[Sample]:
+    """Samples made by `generate`, one per prompt, each with its own seed from the stream `seed`.
+    A generator that returns the wrong shape is an error naming what it returned."""
+    from spacetime.data.video import to_uint8_frames
+
+    for i, prompt in enumerate(prompts):
+        frames = to_uint8_frames(
+            generate(
+                prompt,
+                num_frames=num_frames,
+                height=height,
+                width=width,
+                fps=fps,
+                seed=derived_seed(seed, i, 1),
+            )
+        )
+        if frames.shape != (num_frames, height, width, 3):
+            raise ValueError(
+                f"the generator returned frames of shape {frames.shape} for prompt {i}; expected {(num_frames, height, width, 3)}"
+            )
+        yield Sample(f"{i:06d}", prompt, frames, float(fps))
+
+
+def evaluate_generator(
+    generate: Generator,
+    *,
+    split: str = "heldout",
+    num_clips: int = 64,
+    seed: int = 0,
+    num_frames: int = 17,
+    height: int = 64,
+    width: int = 64,
+    fps: float = 8.0,
+    caption: str = "detailed",
+    keep: int = 6,
+    progress: bool = True,
+    settings: dict | None = None,
+) -> EvalResult:
+    """Prompts from the split, videos from `generate`, scores."""
+    geometry = dict(num_frames=num_frames, height=height, width=width, fps=fps)
+    prompts = split_prompts(split, num_clips, seed=seed, caption=caption, **geometry)
+    info = {
+        "source": "generator",
+        "split": split,
+        "num_clips": num_clips,
+        "seed": seed,
+        "caption": caption,
+        **geometry,
+        **(settings or {}),
+    }
+    samples = generate_samples(generate, prompts, seed=seed, **geometry)
+    return evaluate(samples, seed=seed, keep=keep, settings=info, progress=progress)
+
+
+def load_folder(
+    directory: str | os.PathLike, *, caption: str = "detailed", num_clips: int | None = None
+) -> Iterator[Sample]:
+    """Samples from a folder of videos with a captions file (the `spacetime world` / users' folder
+    format, docs/data.md). The prompt is the entry's `caption` length when it has one, else its
+    only (or first) caption. A listed file that is missing or does not decode is an error naming
+    it."""
+    from spacetime.data.folder import load_captions
+    from spacetime.data.video import read_video
+
+    entries = load_captions(directory, strict=True)
+    if not entries:
+        raise ValueError(f"{directory}: the captions file lists no video")
+    for e in entries[:num_clips]:
+        caps = e["captions"]
+        prompt = caps.get(caption) or caps.get("caption") or next(iter(caps.values()))
+        frames, fps = read_video(e["path"])
+        yield Sample(os.path.relpath(e["path"], Path(directory).resolve()), prompt, frames, float(fps))
+
+
+def write_json(result: EvalResult, path: str | os.PathLike) -> dict:
+    data = result.to_json()
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    return data

@@ -1,0 +1,170 @@
+"""Text-to-video generators behind one small interface, and the calibration baselines.
+
+A generator is any callable
+
+    generate(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int)
+        -> uint8 (T, H, W, 3)
+
+The trained model is one (`pipeline_generator`); so is the simulator, which renders the prompt, and
+so are the baselines that break it in one known way each. Calibration runs them all through the
+same metrics (bench/eval_baselines.py, docs/eval.md): the simulator must score at the top, and each
+baseline must fail the metric its breakage is about.
+
+| baseline | what it is | should fail |
+| --- | --- | --- |
+| simulator | the world's rendition of the prompt | nothing |
+| frozen | the simulator's first frame, repeated | motion, physics (under gravity) |
+| reversed | the simulator's clip played backwards | motion; physics where bounces gain height |
+| shuffled | the simulator's frames in random order | smoothness, physics, motion |
+| upside_down | the simulator's clip flipped vertically: gravity points up | physics, motion |
+| wrong_colour | the simulator's scene re-rendered with every object in a colour the prompt does not name | adherence, permanence |
+| noise | uniform random pixels | everything |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from spacetime.world import vocab
+from spacetime.world.captions import SEEN, parse_prompt
+from spacetime.world.clip import Clip, make_clip
+from spacetime.world.render import render
+
+
+class Generator(Protocol):
+    def __call__(
+        self, prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
+    ) -> np.ndarray: ...
+
+
+class ModelUnavailableError(RuntimeError):
+    """No text-to-video model can be loaded (the pipeline is missing, or the folder is not a model)."""
+
+
+def derived_seed(*keys: int) -> int:
+    """A seed in [0, 2^63) from integers: independent streams for generation and reference."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def simulate_prompt(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> Clip:
+    """The simulator's rendition of `prompt`: what it leaves open is drawn from `seed`. A draw that
+    does not show what the prompt names is drawn again from a derived seed (up to 50 times), as
+    `expand_prompt` does: a named object out of sight (under `captions.SEEN` visible in every
+    frame: a wide panning box, behind the bar throughout), or a wall it should bounce off not
+    reached in view within the clip (`sample_scene` aims for it, but a throw may land late, or
+    out of view in a pan)."""
+    spec = parse_prompt(prompt)
+    clip = None
+    for attempt in range(50):
+        s = seed if attempt == 0 else derived_seed(seed, attempt)
+        clip = make_clip(s, num_frames=num_frames, height=height, width=width, fps=fps, spec=spec)
+        seen = clip.visible.size == 0 or clip.visible.max(0).min() >= SEEN
+        hit = all(
+            any(
+                e.kind == "wall" and e.object == i and e.other == o.hits and _seen(clip, i, e.t)
+                for e in clip.trajectory.events
+            )
+            for i, o in enumerate(spec.objects)
+            if o.hits
+        )
+        if seen and (hit or num_frames == 1):
+            break
+    assert clip is not None
+    return clip
+
+
+def _seen(clip: Clip, i: int, t: float) -> bool:
+    """Is object i in view at a frame next to time t (the captions' rule for an event shown)?"""
+    times = clip.trajectory.times
+    k = int(np.searchsorted(times, t, side="right"))
+    return 0 < t <= times[-1] and clip.visible[max(k - 1, 0) : k + 1, i].max() >= SEEN
+
+
+def simulator(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    return simulate_prompt(
+        prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed
+    ).frames
+
+
+def frozen(prompt: str, **kw) -> np.ndarray:
+    frames = simulator(prompt, **kw)
+    return np.repeat(frames[:1], len(frames), axis=0)
+
+
+def reversed_time(prompt: str, **kw) -> np.ndarray:
+    return simulator(prompt, **kw)[::-1].copy()
+
+
+def shuffled(prompt: str, **kw) -> np.ndarray:
+    frames = simulator(prompt, **kw)
+    return frames[np.random.default_rng(kw["seed"]).permutation(len(frames))]
+
+
+def upside_down(prompt: str, **kw) -> np.ndarray:
+    return simulator(prompt, **kw)[:, ::-1].copy()
+
+
+def wrong_colour(
+    prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
+) -> np.ndarray:
+    """The simulator's scene and motion, every object re-rendered in a colour neither the prompt
+    nor the scene uses (the palette has 7 colours, a scene at most 3, so 4 are always free)."""
+    clip = simulate_prompt(prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed)
+    scene = clip.scene
+    used = {o.colour for o in scene.objects} | {o.colour for o in parse_prompt(prompt).objects if o.colour}
+    free = [c for c in vocab.COLOURS if c not in used]
+    rng = np.random.default_rng(seed)
+    swapped = [c for c in rng.permutation(free)][: len(scene.objects)]
+    objects = [dataclasses.replace(o, colour=str(c)) for o, c in zip(scene.objects, swapped)]
+    return render(dataclasses.replace(scene, objects=objects), clip.trajectory, height, width)
+
+
+def noise(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+
+
+BASELINES: dict[str, Callable[..., np.ndarray]] = {
+    "simulator": simulator,
+    "frozen": frozen,
+    "reversed": reversed_time,
+    "shuffled": shuffled,
+    "upside_down": upside_down,
+    "wrong_colour": wrong_colour,
+    "noise": noise,
+}
+
+
+def pipeline_generator(model_dir: str | os.PathLike) -> Generator:
+    """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
+    only here, so evaluation without a model never imports it)."""
+    try:
+        from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise ModelUnavailableError(
+            f"--model needs a trained text-to-video model, and spacetime.pipeline cannot be imported ({e}); "
+            "score existing videos with --videos DIR instead"
+        ) from None
+    import torch
+
+    from spacetime.data.video import to_uint8_frames
+
+    pipe = SpacetimePipeline.from_pretrained(str(model_dir))
+
+    def generate(
+        prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
+    ) -> np.ndarray:
+        out = pipe(
+            prompt,
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return to_uint8_frames(out.frames[0])
+
+    return generate

@@ -1,0 +1,217 @@
+"""The evaluation report: PNG figures (matplotlib) and an index.html that shows them with the metric
+table and every clip's reasons.
+
+    metrics.png       mean score and pass rate per metric
+    frames.png        sample frames of the first clips, each tracked object's centroid drawn
+    trajectories.png  height over time of each tracked object, beside the simulator's rendition
+    gravity.png       measured vertical accelerations against the world's g and 0
+
+matplotlib is an optional dependency (`pip install spacetime[eval]`); it is imported here only.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+
+from spacetime.atomic import atomic_path, atomic_write_text
+from spacetime.eval.evaluate import EvalResult
+from spacetime.eval.metrics import GRAVITY_TOL, METRICS, expected_gravity
+from spacetime.world import vocab
+from spacetime.world.captions import parse_prompt
+
+FIGURES = ("metrics.png", "frames.png", "trajectories.png", "gravity.png")
+
+
+def _plt():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "the evaluation report needs matplotlib: pip install 'spacetime[eval]' (or pip install matplotlib)"
+        ) from None
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in vocab.COLOURS[colour])
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
+def plot_metrics(result: EvalResult, path: Path) -> None:
+    plt = _plt()
+    agg = result.aggregate()
+    means = [agg[m]["mean"] or 0.0 for m in METRICS]
+    passes = [agg[m]["pass_rate"] or 0.0 for m in METRICS]
+    x = np.arange(len(METRICS))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(x - 0.2, means, 0.4, label="mean score", color="#4477aa")
+    ax.bar(x + 0.2, passes, 0.4, label="clips passing every check", color="#aaccee")
+    for xi, m in zip(x, METRICS):
+        ax.text(
+            xi - 0.2,
+            (agg[m]["mean"] or 0) + 0.02,
+            "n/a" if agg[m]["mean"] is None else f"{agg[m]['mean']:.2f}",
+            ha="center",
+            fontsize=8,
+        )
+    ax.set_xticks(x, [f"{m}\n({agg[m]['clips']} clips)" for m in METRICS], fontsize=8)
+    ax.set_ylim(0, 1.15)
+    fd = agg["distribution"]["frechet_distance"]
+    ax.set_title(
+        f"{len(result.scores)} clips; trajectory Fréchet distance {fd if fd is not None else 'n/a'}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_frames(result: EvalResult, path: Path, columns: int = 6) -> None:
+    plt = _plt()
+    clips = sorted(result.kept_frames)
+    rows = max(1, len(clips))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, i in enumerate(clips):
+        frames, ct = result.kept_frames[i], result.scores[i].track
+        picks = np.unique(np.linspace(0, len(frames) - 1, columns).round().astype(int))
+        for c, k in enumerate(picks):
+            ax = axes[r, c]
+            ax.imshow(frames[k], interpolation="nearest")
+            for colour, tr in ct.tracks.items():
+                if tr.present[k]:  # the tracked centre: a ring in the object's colour on a black one
+                    x, y = tr.centroid[k] - 0.5  # imshow puts pixel centres on integers
+                    ax.plot(x, y, "o", ms=7, mfc="none", mec="black", mew=2.2)
+                    ax.plot(x, y, "o", ms=7, mfc="none", mec=_rgb(colour), mew=1.2)
+            ax.set_title(f"clip {i}, frame {k}", fontsize=6)  # prompts: in index.html
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_trajectories(result: EvalResult, path: Path, clips: int = 6) -> None:
+    """Height (scene units, floor = 0) over time for each object: the video solid, the simulator's
+    rendition of the same prompt dashed (another draw of what the prompt leaves open, so the
+    curves differ in detail; the shapes — parabolas, bounces, straight drifts — should match)."""
+    plt = _plt()
+    idx = list(range(min(clips, len(result.scores))))
+    cols = 3
+    rows = max(1, -(-len(idx) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for n, i in enumerate(idx):
+        ax = axes[n // cols, n % cols]
+        ax.axis("on")
+        for score, style in ((result.scores[i], "-"), (result.references[i], "--")):
+            fps = score.track.fps
+            for colour, m in score.motions.items():
+                t = np.arange(len(m.xy)) / fps
+                ax.plot(t, m.xy[:, 1], style, color=_rgb(colour), lw=1.4 if style == "-" else 1.0)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"clip {i}", fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("s", fontsize=6)
+        ax.set_ylabel("height (units)", fontsize=6)
+    fig.suptitle("object height: video (solid) vs simulator (dashed)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_gravity(result: EvalResult, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    bins = np.linspace(-3 * vocab.GRAVITY, 3 * vocab.GRAVITY, 49)
+    for want, label, colour in (
+        (True, "prompt: gravity", "#cc6677"),
+        (False, "prompt: zero gravity", "#117733"),
+    ):
+        acc = [
+            m.accel_y
+            for s in result.scores
+            if expected_gravity(parse_prompt(s.prompt)) is want
+            for m in s.motions.values()
+            if m.accel_y is not None
+        ]
+        if acc:
+            ax.hist(
+                np.clip(acc, bins[0], bins[-1]),
+                bins=bins,
+                alpha=0.6,
+                label=f"{label} ({len(acc)} objects)",
+                color=colour,
+            )
+    for target in (-vocab.GRAVITY, 0.0):
+        ax.axvspan(target - GRAVITY_TOL, target + GRAVITY_TOL, color="grey", alpha=0.15)
+        ax.axvline(target, color="grey", lw=0.8)
+    ax.set_xlabel("measured vertical acceleration (units/s², y up); world g = -4", fontsize=8)
+    ax.set_ylabel("objects", fontsize=8)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_report(result: EvalResult, out: str | os.PathLike) -> Path:
+    """Write the figures and index.html into `out`; returns the index path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_metrics(result, out / "metrics.png")
+    plot_frames(result, out / "frames.png")
+    plot_trajectories(result, out / "trajectories.png")
+    plot_gravity(result, out / "gravity.png")
+    agg = result.aggregate()
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{m}</td><td>{'n/a' if agg[m]['mean'] is None else format(agg[m]['mean'], '.3f')}</td>"
+        f"<td>{'n/a' if agg[m]['pass_rate'] is None else format(agg[m]['pass_rate'], '.3f')}</td><td>{agg[m]['clips']}</td></tr>"
+        for m in METRICS
+    )
+    fd = agg["distribution"]["frechet_distance"]
+    g = agg["gravity"]
+    clips = []
+    for i, (name, s) in enumerate(zip(result.names, result.scores)):
+        cells = "".join(
+            f"<td>{'–' if s.metrics[m].score is None else format(s.metrics[m].score, '.2f')}</td>"
+            for m in METRICS
+        )
+        why = "<br>".join(e(f"{m}: {r}") for m in METRICS for r in s.metrics[m].reasons)
+        clips.append(
+            f"<tr><td>{i}</td><td>{e(name)}</td>{cells}<td class=p>{e(s.prompt)}</td><td class=p>{why}</td></tr>"
+        )
+    settings = e(", ".join(f"{k}={v}" for k, v in result.settings.items()))
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>spacetime eval</title>
+<style>body{{font-family:sans-serif;margin:1.5em;}} table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-width:32em;font-size:11px}} img{{max-width:100%}}</style>
+</head><body>
+<h1>World-model evaluation</h1>
+<p>{settings}</p>
+<table><tr><th>metric</th><th>mean</th><th>pass rate</th><th>clips judged</th></tr>{rows}</table>
+<p>Trajectory Fréchet distance to the simulator: <b>{fd if fd is not None else "n/a"}</b>
+({agg["distribution"]["objects"]} objects). Vertical acceleration, gravity prompts: median
+{g["gravity"]["median_accel_y"]} units/s² (world: {-vocab.GRAVITY}); zero-gravity prompts: median
+{g["zero_gravity"]["median_accel_y"]}.</p>
+<p>Definitions and thresholds: docs/eval.md. The raw numbers: <a href="metrics.json">metrics.json</a>.</p>
+<img src="metrics.png"><h2>Sample frames (tracked centres ringed)</h2><img src="frames.png">
+<h2>Trajectories</h2><img src="trajectories.png"><h2>Gravity</h2><img src="gravity.png">
+<h2>Clips</h2>
+<table><tr><th>#</th><th>video</th>{"".join(f"<th>{m}</th>" for m in METRICS)}<th>prompt</th><th>why checks failed</th></tr>
+{"".join(clips)}</table>
+</body></html>
+"""
+    index = out / "index.html"
+    atomic_write_text(index, page)
+    return index

@@ -1,0 +1,366 @@
+"""World-model evaluation: the tracker reads the world exactly (and through H.264), the simulator's
+own clips pass every metric, and each metric catches the failure it is about on a constructed clip
+(an object removed mid-clip, gravity reversed, a colour swapped, an object teleported, an object
+added, a frozen or reversed clip), plus the CLI on a folder of videos and its refusals."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from spacetime.cli import main
+from spacetime.data.video import read_video, write_video
+from spacetime.eval import BASELINES, evaluate_generator, score_clip, track
+from spacetime.eval.evaluate import distribution_distance
+from spacetime.eval.generators import simulate_prompt
+from spacetime.eval.metrics import METRICS
+from spacetime.world import vocab
+from spacetime.world.clip import make_clip, stream_seed
+from spacetime.world.physics import Trajectory
+from spacetime.world.render import render
+from spacetime.world.scene import Occluder, Scene, WorldObject
+
+T, H, FPS = 17, 64, 8.0
+
+
+def zero_g_scene() -> Scene:
+    """A red ball drifting right into the right wall, a blue square standing still; black, static."""
+    objects = [
+        WorldObject("red", "ball", "large", "right", (0.2, 0.5), (0.4, 0.0)),
+        WorldObject("blue", "square", "small", "still", (0.75, 0.8), (0.0, 0.0)),
+    ]
+    return Scene("black", objects, gravity=False, box_width=1.0)
+
+
+def gravity_scene() -> Scene:
+    """A green triangle dropped, a magenta ball thrown right; both bounce on the floor; white."""
+    objects = [
+        WorldObject("green", "triangle", "large", "falls", (0.3, 0.8), (0.0, 0.0)),
+        WorldObject("magenta", "ball", "small", "bounces-right", (0.6, 0.5), (0.35, 0.6)),
+    ]
+    return Scene("white", objects, gravity=True, box_width=1.0)
+
+
+def clip_of(scene: Scene):
+    return make_clip(0, scene=scene, num_frames=T, height=H, width=H, fps=FPS)
+
+
+def rerender(clip, objects=None, positions=None) -> np.ndarray:
+    """The clip's scene drawn again with other objects (same count: their colours/shapes) or
+    positions (T, N, 2)."""
+    scene = dataclasses.replace(clip.scene, objects=objects or clip.scene.objects)
+    traj = clip.trajectory
+    if positions is not None:
+        traj = Trajectory(traj.times, positions, traj.velocities, traj.events)
+    return render(scene, traj, H, H)
+
+
+def scores(frames, prompt, fps=FPS):
+    s = score_clip(frames, fps, prompt)
+    return s, {m: s.metrics[m].score for m in METRICS}
+
+
+def mp4(frames, tmp_path, pix_fmt):
+    path = tmp_path / f"clip-{pix_fmt}.mp4"
+    write_video(frames, path, fps=FPS, pix_fmt=pix_fmt)
+    return read_video(path)[0]
+
+
+# --- the tracker -------------------------------------------------------------------------------
+
+
+def _check_tracks(clip, frames, tol_px):
+    ct = track(frames, FPS)
+    gt = clip.ground_truth()
+    assert set(ct.tracks) == {o["colour"] for o in gt["objects"]}
+    assert ct.background == clip.scene.background and ct.background_fraction > 0.5
+    for o in gt["objects"]:
+        tr = ct.tracks[o["colour"]]
+        assert tr.shape() == o["shape"] and tr.size(H) == o["size"], o
+        # the coverage centroid is the area centroid: a triangle's lies r/3 below its box centre
+        want = np.asarray(o["pixel"]) + ([0, o["radius_px"] / 3] if o["shape"] == "triangle" else [0, 0])
+        err = np.abs(tr.centroid[tr.clean] - want[tr.clean])
+        assert tr.clean.sum() >= T // 2 and err.max() < tol_px, (o["colour"], err.max())
+
+
+def test_tracker_reads_rendered_clips_to_a_fraction_of_a_pixel():
+    for scene in (zero_g_scene(), gravity_scene()):
+        clip = clip_of(scene)
+        _check_tracks(clip, clip.frames, tol_px=0.25)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_tracker_survives_h264(tmp_path, pix_fmt):
+    for scene in (zero_g_scene(), gravity_scene()):
+        clip = clip_of(scene)
+        _check_tracks(clip, mp4(clip.frames, tmp_path, pix_fmt), tol_px=0.6)
+
+
+def test_tracker_bar_bridges_an_object_and_measures_the_pan():
+    scene = Scene(
+        "gray",
+        [WorldObject("yellow", "ball", "small", "right", (0.15, 0.4), (0.45, 0.0))],
+        gravity=False,
+        box_width=1.3,
+        camera="pan-right",
+        camera_speed=0.15,
+        camera_x0=0.5,
+        occluder=Occluder(0.6, 0.12, "dark gray"),
+    )
+    clip = clip_of(scene)
+    ct = track(clip.frames, FPS)
+    assert (
+        ct.bar_colour == "dark gray" and (ct.tracks["yellow"].parts <= 1).all()
+    )  # cut in two by the bar: one object
+    from spacetime.eval.kinematics import camera_velocity
+
+    assert camera_velocity(ct) == pytest.approx(0.15, abs=0.01)
+
+
+def test_noise_holds_no_object():
+    ct = track(np.random.default_rng(0).integers(0, 256, (T, H, H, 3), dtype=np.uint8), FPS)
+    assert ct.tracks == {} and ct.background_fraction < 0.1
+
+
+# --- the simulator passes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_simulator_clips_pass_every_metric(split):
+    for i in range(12):
+        clip = make_clip(stream_seed(0, i, split), num_frames=T, height=H, width=H, fps=FPS, split=split)
+        _, s = scores(clip.frames, clip.captions["detailed"])
+        assert all(v is None or v == 1.0 for v in s.values()), (i, s)
+
+
+def test_simulator_clips_pass_through_h264(tmp_path):
+    for scene in (zero_g_scene(), gravity_scene()):
+        clip = clip_of(scene)
+        for pix_fmt in ("yuv420p", "yuv444p"):
+            _, s = scores(mp4(clip.frames, tmp_path, pix_fmt), clip.captions["detailed"])
+            assert s == dict.fromkeys(METRICS, 1.0), (pix_fmt, s)
+
+
+# --- each metric catches its failure --------------------------------------------------------------
+
+
+def test_removing_an_object_mid_clip_fails_permanence():
+    clip = clip_of(zero_g_scene())
+    prompt = clip.captions["detailed"]
+    assert scores(clip.frames, prompt)[1]["permanence"] == 1.0
+    alone = make_clip(
+        0,
+        scene=dataclasses.replace(clip.scene, objects=clip.scene.objects[:1]),
+        num_frames=T,
+        height=H,
+        width=H,
+    )
+    frames = clip.frames.copy()
+    frames[9:] = alone.frames[9:]  # the blue square is gone from frame 9 on
+    s, v = scores(frames, prompt)
+    assert v["permanence"] == 0.5  # red ball fine, blue square not
+    assert s.metrics["permanence"].reasons == ["the blue square: vanishes after frame 8 in mid-view"]
+
+
+def test_object_behind_the_bar_is_not_a_vanishing():
+    scene = Scene(
+        "gray",
+        [WorldObject("yellow", "ball", "small", "right", (0.15, 0.4), (0.45, 0.0))],
+        gravity=False,
+        box_width=1.0,
+        occluder=Occluder(0.5, 0.12, "dark gray"),
+    )
+    clip = clip_of(scene)
+    assert clip.visible[:, 0].min() < 0.15  # mostly hidden for a frame or two
+    s, v = scores(clip.frames, clip.captions["detailed"])
+    assert v["permanence"] == 1.0 and v["smoothness"] == 1.0
+
+
+def test_reversed_gravity_fails_physics():
+    clip = clip_of(gravity_scene())
+    prompt = clip.captions["detailed"]
+    s, v = scores(clip.frames, prompt)
+    assert v["physics"] == 1.0
+    assert s.motions["green"].accel_y == pytest.approx(-vocab.GRAVITY, abs=0.3)
+    flipped, v = scores(clip.frames[:, ::-1].copy(), prompt)  # upside down: everything falls up
+    assert flipped.motions["green"].accel_y == pytest.approx(vocab.GRAVITY, abs=0.3)
+    assert v["physics"] < 0.8 and any(
+        "+4.0" in r or "accelerates at +" in r for r in flipped.metrics["physics"].reasons
+    )
+
+
+def test_zero_gravity_prompt_fails_a_falling_clip():
+    clip = clip_of(gravity_scene())
+    s, v = scores(clip.frames, "a big green triangle floats down in zero gravity on a white background")
+    assert v["physics"] < 1.0 and any("weightless" in r for r in s.metrics["physics"].reasons)
+
+
+def test_swapped_colour_fails_adherence():
+    clip = clip_of(zero_g_scene())
+    prompt = clip.captions["detailed"]
+    assert scores(clip.frames, prompt)[1]["adherence"] == 1.0
+    objects = [dataclasses.replace(clip.scene.objects[0], colour="orange"), clip.scene.objects[1]]
+    s, v = scores(rerender(clip, objects=objects), prompt)
+    reasons = s.metrics["adherence"].reasons
+    assert "the red ball: not in any frame" in reasons and any(
+        "extra objects: an orange ball" in r for r in reasons
+    )
+    # 9 checks: red seen/shape/size (fail), blue seen/shape/size, count (2 = 2), extras (fail), background
+    assert v["adherence"] == pytest.approx(5 / 9) and v["permanence"] == 0.5
+
+
+def test_wrong_shape_and_background_fail_adherence():
+    clip = clip_of(zero_g_scene())
+    s, v = scores(
+        clip.frames,
+        "a big red square moves to the right and a small blue square stays still on a white background",
+    )
+    assert s.metrics["adherence"].reasons == [
+        "the red square looks like a ball",
+        "background is black (94% of the frame), the prompt says white",
+    ] or (v["adherence"] < 1 and len(s.metrics["adherence"].reasons) == 2)
+
+
+def test_teleport_fails_smoothness():
+    clip = clip_of(zero_g_scene())
+    prompt = clip.captions["detailed"]
+    assert scores(clip.frames, prompt)[1]["smoothness"] == 1.0
+    pos = clip.trajectory.positions.copy()
+    pos[10:, 1, 1] -= 0.35  # the still blue square jumps 22 px down at frame 10 and stays there
+    s, v = scores(rerender(clip, positions=pos), prompt)
+    assert v["smoothness"] < 1.0
+    assert any(
+        "blue square teleports" in r and "frames 9 and 10" in r for r in s.metrics["smoothness"].reasons
+    )
+
+
+def test_added_object_fails_adherence_and_permanence():
+    clip = clip_of(zero_g_scene())
+    prompt = clip.captions["detailed"]
+    extra = WorldObject("cyan", "triangle", "large", "still", (0.4, 0.2), (0.0, 0.0))
+    pos = np.concatenate([clip.trajectory.positions, np.tile([0.4, 0.2], (T, 1, 1))], axis=1)  # (T, 3, 2)
+    frames = rerender(clip, objects=[*clip.scene.objects, extra], positions=pos)
+    frames[:6] = clip.frames[:6]  # it pops up at frame 6, in the middle of the view
+    s, v = scores(frames, prompt)
+    assert any(r.startswith("3 objects seen") for r in s.metrics["adherence"].reasons)
+    assert any("extra objects: a cyan triangle (frames 6-16)" in r for r in s.metrics["adherence"].reasons)
+    assert "the extra cyan object: appears at frame 6 in mid-view" in s.metrics["permanence"].reasons
+    assert v["adherence"] < 1 and v["permanence"] < 1
+
+
+def test_frozen_clip_fails_motion_and_wrong_direction_is_named():
+    clip = clip_of(zero_g_scene())
+    prompt = clip.captions["detailed"]
+    assert scores(clip.frames, prompt)[1]["motion"] == 1.0
+    s, v = scores(np.repeat(clip.frames[:1], T, axis=0), prompt)
+    assert v["motion"] < 0.5 and any("red ball stays still" in r for r in s.metrics["motion"].reasons)
+    s, v = scores(
+        clip.frames,
+        "a big red ball floats to the left and a small blue square stays still, the camera is static",
+    )
+    assert v["motion"] == 0.5 and "red ball moves right" in s.metrics["motion"].reasons[0]
+
+
+def test_reversed_time_fails_motion_and_bounce_heights():
+    clip = clip_of(gravity_scene())
+    prompt = clip.captions["detailed"]
+    s, v = scores(clip.frames[::-1].copy(), prompt)
+    assert v["motion"] < 1.0 and v["physics"] < 1.0
+    assert any("bounces higher" in r for r in s.metrics["physics"].reasons)
+
+
+def test_frechet_distance_is_zero_for_equal_sets_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(400, 10))
+    same = distribution_distance(ref, ref)["frechet_distance"]
+    other = distribution_distance(rng.normal(size=(400, 10)), ref)["frechet_distance"]
+    shifted = distribution_distance(ref + np.r_[2.0, np.zeros(9)], ref)["frechet_distance"]
+    assert same == pytest.approx(0.0, abs=1e-3) and other < 0.3 and shifted == pytest.approx(4.0, rel=0.05)
+
+
+# --- baselines and the generator interface -------------------------------------------------------
+
+
+def test_calibration_anchors_on_a_few_prompts():
+    kw = dict(split="heldout", num_clips=6, num_frames=T, height=H, width=H, fps=FPS, progress=False)
+    agg = {
+        name: evaluate_generator(BASELINES[name], **kw).aggregate()
+        for name in ("simulator", "frozen", "wrong_colour", "noise")
+    }
+    for m in ("adherence", "permanence", "motion"):
+        assert agg["simulator"][m]["mean"] >= 0.98, m
+    assert agg["frozen"]["motion"]["mean"] < 0.5
+    assert agg["wrong_colour"]["adherence"]["mean"] < 0.5 and agg["wrong_colour"]["permanence"]["mean"] == 0.0
+    assert agg["noise"]["adherence"]["mean"] == 0.0 and agg["noise"]["motion"]["mean"] == 0.0
+    assert agg["noise"]["physics"]["mean"] is None  # nothing tracked: nothing to judge
+    fd = {n: agg[n]["distribution"]["frechet_distance"] for n in agg}
+    assert fd["simulator"] < fd["frozen"] and fd["simulator"] < fd["noise"]
+
+
+def test_generator_interface_and_bad_output():
+    calls = []
+
+    def generate(prompt, *, num_frames, height, width, fps, seed):
+        calls.append(seed)
+        return simulate_prompt(
+            prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed
+        ).frames
+
+    r = evaluate_generator(generate, num_clips=2, num_frames=9, height=32, width=48, progress=False)
+    assert len(calls) == 2 and len(set(calls)) == 2 and len(r.scores) == 2
+    assert r.scores[0].track.width == 48 and r.to_json()["settings"]["num_frames"] == 9
+
+    def bad(prompt, **kw):
+        return np.zeros((3, 8, 8, 3), np.uint8)
+
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_generator(bad, num_clips=1, progress=False)
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def test_cli_scores_a_world_folder_and_writes_a_report(tmp_path, capsys):
+    world, out = tmp_path / "w", tmp_path / "e"
+    assert (
+        main(["world", "--out", str(world), "--num-clips", "3", "--num-frames", str(T), "--split", "heldout"])
+        == 0
+    )
+    assert main(["eval", "--videos", str(world), "--out", str(out)]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["format"] == "spacetime-eval" and len(data["clips"]) == 3
+    for m in METRICS:
+        assert data["aggregate"][m]["mean"] == 1.0, m
+    clip0 = data["clips"][0]
+    assert clip0["name"] == "clips/000000.mp4" and set(clip0["metrics"]) == set(METRICS)
+    assert (
+        clip0["prompt"]
+        == json.loads((world / "captions.jsonl").read_text().splitlines()[0])["captions"]["detailed"]
+    )
+    assert data["aggregate"]["distribution"]["frechet_distance"] is not None
+    for name in ("index.html", "metrics.png", "frames.png", "trajectories.png", "gravity.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert "metrics.json" in (out / "index.html").read_text()
+    assert "adherence   1.000" in capsys.readouterr().out
+
+
+def test_cli_refusals(tmp_path, capsys):
+    assert main(["eval", "--videos", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+    assert "--videos" in capsys.readouterr().err
+    model = tmp_path / "model"
+    model.mkdir()
+    assert main(["eval", "--model", str(model), "--out", str(tmp_path / "o")]) == 1
+    assert "trained text-to-video model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", str(model), "--videos", str(model), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "captions.jsonl").write_text(json.dumps({"path": "gone.mp4", "caption": "a red ball"}) + "\n")
+    assert main(["eval", "--videos", str(folder), "--out", str(tmp_path / "o")]) == 1
+    assert "gone.mp4" in capsys.readouterr().err
+    (folder / "gone.mp4").write_bytes(b"not a video")
+    assert main(["eval", "--videos", str(folder), "--out", str(tmp_path / "o"), "--no-report"]) == 1
+    assert "gone.mp4" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "metrics.json").exists()
