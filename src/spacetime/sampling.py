@@ -1,0 +1,199 @@
+"""Sampling: integrate the learned velocity field from noise (t = 1) to data (t = 0).
+
+    latents = sample(model, noise, text, text_mask, num_steps=25, guidance_scale=5.0,
+                     negative_text=empty_text, negative_mask=empty_mask, shift=flow.resolution_shift(n))
+
+The path is flow.py's x_t = (1 - t)*x0 + t*eps, so dx/dt = v and the Euler update is one line,
+x <- x + (t_next - t)*v. Euler is exact when v is constant along the path (a perfectly straight
+flow); Heun (the trapezoid of v at both ends, EDM's second-order step) follows curved paths
+better at two model calls per step, and its last step, to t = 0, is Euler (as in EDM: no call at
+t = 0, where the model was never trained on clean input). The step times are evenly spaced in
+the unshifted time and then shifted like training's timesteps, so they crowd where training did.
+
+Classifier-free guidance: v = v_u + g*(v_c - v_u), with the negative prompt's encoding as the
+unconditional input (the encoding of "" when there is no negative prompt — the caller encodes it,
+this module has no text encoder). Conditional and unconditional rows go through the model as one
+batch; g == 1 makes a single conditional pass and is exactly the conditional prediction.
+
+Conditions: latent frames where cond_mask (B, t) is True are held at cond_latents (clean) before
+every model call and in the result, and the model is given cond_mask — the same as training, so
+one model does text->video, image->video, extension and connecting. SDEdit (video->video) starts
+from `start_latents` noised to t = strength and integrates from there. Loops (tying the first and
+last latent frames) go through `callback`, which may replace the latents after each step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from spacetime.flow import shift_timesteps, unshift_timesteps
+
+SOLVERS = ("euler", "heun")
+
+
+def timesteps(num_steps: int, shift: float = 1.0, start: float = 1.0) -> Tensor:
+    """(num_steps + 1,) float64 times from `start` down to 0: evenly spaced before the shift, and
+    `start` exactly after it (SDEdit's strength is the noise level itself, shift or not)."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if not 0.0 < start <= 1.0:
+        raise ValueError(f"start must be in (0, 1], got {start}")
+    u0 = unshift_timesteps(torch.tensor(start, dtype=torch.float64), shift)
+    ts = shift_timesteps(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64) * u0, shift)
+    ts[0], ts[-1] = start, 0.0  # exact ends, free of rounding
+    return ts
+
+
+def _pad_tokens(text: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """Zero-pad (B, L, D) text and its (B, L) mask to L = length: padding is masked out anyway."""
+    extra = length - text.shape[1]
+    if extra == 0:
+        return text, mask
+    return (torch.cat([text, text.new_zeros(text.shape[0], extra, text.shape[2])], 1),
+            torch.cat([mask, mask.new_zeros(mask.shape[0], extra)], 1))
+
+
+def guided_velocity(
+    model: Callable[..., Tensor],
+    x: Tensor,
+    t: Tensor,
+    text: Tensor,
+    text_mask: Tensor,
+    negative_text: Tensor | None,
+    negative_mask: Tensor | None,
+    guidance_scale: float,
+    cond_mask: Tensor | None = None,
+) -> Tensor:
+    """v_u + g*(v_c - v_u) at latents x (B, C, T, H, W) and times t (B,), in one model call on 2B
+    rows (conditional first); g == 1: one call on the B conditional rows, v_c itself."""
+    extra = {} if cond_mask is None else {"cond_mask": cond_mask}  # models without conditions need no kwarg
+    if guidance_scale == 1.0:
+        return model(x, t, text, text_mask, **extra).to(x.dtype)
+    length = max(text.shape[1], negative_text.shape[1])
+    text, text_mask = _pad_tokens(text, text_mask, length)
+    negative_text, negative_mask = _pad_tokens(negative_text, negative_mask, length)
+    if cond_mask is not None:
+        extra = {"cond_mask": torch.cat([cond_mask, cond_mask])}  # (2B, T)
+    out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([text, negative_text]),
+                torch.cat([text_mask, negative_mask]), **extra)  # (2B, C, T, H, W)
+    v_c, v_u = out.to(x.dtype).chunk(2)
+    return v_u + guidance_scale * (v_c - v_u)
+
+
+@torch.no_grad()
+def sample(
+    model: Callable[..., Tensor],
+    noise: Tensor | Sequence[int],
+    text: Tensor,
+    text_mask: Tensor,
+    *,
+    num_steps: int = 25,
+    guidance_scale: float = 5.0,
+    negative_text: Tensor | None = None,
+    negative_mask: Tensor | None = None,
+    solver: str = "euler",
+    shift: float = 1.0,
+    cond_latents: Tensor | None = None,
+    cond_mask: Tensor | None = None,
+    start_latents: Tensor | None = None,
+    strength: float = 1.0,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, float, Tensor], Tensor | None] | None = None,
+    progress: bool = False,
+) -> Tensor:
+    """Latents (B, C, T, H, W) at t = 0.
+
+    noise: the starting noise (B, C, T, H, W), or its shape, drawn then as
+        torch.randn(shape, generator=generator) on the generator's device (the same numbers for
+        the same seed) and moved to text's device. The integration itself draws nothing.
+    text, text_mask: (B, L, D) float and (B, L) bool, the prompts' encodings.
+    negative_text, negative_mask: the unconditional input, (B or 1, L', D) and (B or 1, L');
+        required when guidance_scale != 1 (pass the encoding of "" for plain guidance).
+    solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
+    shift: the timestep shift used in training for this size (flow.resolution_shift).
+    cond_latents, cond_mask: clean latents (B, C, T, H, W) and (B, T) bool; frames where the mask
+        is True are held at cond_latents throughout and passed to the model as conditions.
+    start_latents, strength: SDEdit. The start is (1 - strength)*start_latents + strength*noise,
+        integrated from t = strength in num_steps steps; strength 1 is plain sampling.
+    callback(step, t_next, latents): called after every step; a tensor it returns replaces the
+        latents (how loops tie their first and last frames).
+    progress: a tqdm bar over the steps.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if not math.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale}")
+    if not isinstance(noise, Tensor):
+        shape = tuple(int(s) for s in noise)
+        if len(shape) != 5:
+            raise ValueError(f"noise shape must be (B, C, T, H, W), got {shape}")
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        noise = torch.randn(shape, generator=generator, device=gen_device).to(text.device)
+    if noise.ndim != 5:
+        raise ValueError(f"noise must be (B, C, T, H, W), got shape {tuple(noise.shape)}")
+    b, _, t, _, _ = noise.shape
+    if text.ndim != 3 or text.shape[0] != b:
+        raise ValueError(f"text must be ({b}, L, D) for {b} latents, got shape {tuple(text.shape)}")
+    if text_mask.shape != text.shape[:2]:
+        raise ValueError(f"text_mask must be {tuple(text.shape[:2])}, got shape {tuple(text_mask.shape)}")
+    if guidance_scale != 1.0:
+        if negative_text is None or negative_mask is None:
+            raise ValueError(f"guidance_scale {guidance_scale} needs negative_text and negative_mask: the "
+                             "encoding of the negative prompt, or of \"\" (e.g. text_encoder.encode(['']))")
+        if negative_text.ndim != 3 or negative_text.shape[0] not in (1, b) or negative_text.shape[2] != text.shape[2]:
+            raise ValueError(f"negative_text must be ({b} or 1, L, {text.shape[2]}), got shape {tuple(negative_text.shape)}")
+        if negative_mask.shape != negative_text.shape[:2]:
+            raise ValueError(f"negative_mask must be {tuple(negative_text.shape[:2])}, "
+                             f"got shape {tuple(negative_mask.shape)}")
+        negative_text = negative_text.expand(b, -1, -1).to(text)  # one negative prompt for the batch
+        negative_mask = negative_mask.expand(b, -1).to(text_mask)
+    if (cond_latents is None) != (cond_mask is None):
+        raise ValueError("cond_latents and cond_mask go together: give both or neither")
+    if cond_mask is not None:
+        if cond_mask.shape != (b, t) or cond_mask.dtype != torch.bool:
+            raise ValueError(f"cond_mask must be bool ({b}, {t}), got {cond_mask.dtype} {tuple(cond_mask.shape)}")
+        if cond_latents.shape != noise.shape:
+            raise ValueError(f"cond_latents must have the noise's shape {tuple(noise.shape)}, "
+                             f"got {tuple(cond_latents.shape)}")
+        cond_mask = cond_mask.to(noise.device)
+        cond_latents = cond_latents.to(noise)
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1] (the noise level SDEdit starts from), got {strength}")
+    if start_latents is None and strength != 1.0:
+        raise ValueError(f"strength {strength} needs start_latents (SDEdit); plain sampling is strength 1")
+    if start_latents is not None and start_latents.shape != noise.shape:
+        raise ValueError(f"start_latents must have the noise's shape {tuple(noise.shape)}, "
+                         f"got {tuple(start_latents.shape)}")
+    ts = timesteps(num_steps, shift, start=strength).tolist()  # validates num_steps and shift
+
+    frames = None if cond_mask is None else cond_mask[:, None, :, None, None]  # (B, 1, T, 1, 1)
+
+    def hold(x: Tensor) -> Tensor:
+        return x if frames is None else torch.where(frames, cond_latents, x)
+
+    def velocity(x: Tensor, time: float) -> Tensor:
+        tt = torch.full((b,), time, device=x.device, dtype=torch.float32)
+        return guided_velocity(model, x, tt, text, text_mask, negative_text, negative_mask, guidance_scale, cond_mask)
+
+    x = noise if start_latents is None else (1 - strength) * start_latents.to(noise) + strength * noise
+    x = hold(x)
+    for i in tqdm(range(num_steps), disable=not progress, desc="sampling", unit="step"):
+        t_cur, t_next = ts[i], ts[i + 1]
+        v = velocity(x, t_cur)
+        x_next = hold(x + (t_next - t_cur) * v)
+        if solver == "heun" and i < num_steps - 1:  # the last step, to t = 0, stays Euler
+            x_next = hold(x + (t_next - t_cur) * 0.5 * (v + velocity(x_next, t_next)))
+        x = x_next
+        if callback is not None:
+            replaced = callback(i, t_next, x)
+            if replaced is not None:
+                x = hold(replaced)
+    return x
+
+
+__all__ = ["SOLVERS", "guided_velocity", "sample", "timesteps"]

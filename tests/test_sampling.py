@@ -1,0 +1,206 @@
+"""The sampler: exactness on straight flows, Heun vs Euler, guidance, conditions, SDEdit, determinism."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from spacetime import flow, sampling
+
+SHAPE = (2, 4, 3, 4, 4)  # (B, C, t, h, w)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def prompts(b: int = 2, length: int = 5, dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(b, length, dim, generator=gen(9)), torch.ones(b, length, dtype=torch.bool)
+
+
+class Recorder(nn.Module):
+    """A stand-in DiT: forward(x, timestep, text, text_mask, cond_mask=None) -> velocity, with
+    every call recorded."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn, self.calls = fn, []
+
+    def forward(self, x, timestep, text, text_mask, cond_mask=None):
+        self.calls.append({"x": x.clone(), "t": timestep.clone(), "text": text.clone(), "mask": text_mask.clone(),
+                           "cond_mask": cond_mask})
+        return self.fn(x, timestep, text, text_mask)
+
+
+def straight(x0: torch.Tensor, eps: torch.Tensor) -> Recorder:
+    """The exact velocity of the straight path eps -> x0: the constant eps - x0."""
+    return Recorder(lambda x, t, text, mask: (eps - x0).expand_as(x))
+
+
+def test_timestep_schedule():
+    torch.testing.assert_close(sampling.timesteps(4), torch.tensor([1, 0.75, 0.5, 0.25, 0], dtype=torch.float64))
+    ts = sampling.timesteps(4, shift=3.0)
+    torch.testing.assert_close(ts, flow.shift_timesteps(torch.linspace(1, 0, 5, dtype=torch.float64), 3.0))
+    assert ts[0] == 1 and ts[-1] == 0 and (ts.diff() < 0).all()
+    sd = sampling.timesteps(5, shift=3.0, start=0.6)
+    assert sd[0] == 0.6 and sd[-1] == 0 and (sd.diff() < 0).all()
+    with pytest.raises(ValueError, match="num_steps must be >= 1, got 0"):
+        sampling.timesteps(0)
+
+
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+def test_straight_flow_is_recovered_exactly(solver, shift):
+    x0, eps = torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2))
+    text, mask = prompts()
+    model = straight(x0, eps)
+    out = sampling.sample(model, eps, text, mask, num_steps=7, guidance_scale=1.0, solver=solver, shift=shift)
+    torch.testing.assert_close(out, x0, atol=1e-5, rtol=0)
+    assert len(model.calls) == (7 if solver == "euler" else 13)  # Heun: 2 calls a step, the last one Euler
+    expected_t = sampling.timesteps(7, shift)[:-1].float()
+    seen_t = torch.stack([c["t"][0] for c in model.calls])
+    if solver == "euler":
+        torch.testing.assert_close(seen_t, expected_t)
+    assert all(c["t"].shape == (2,) for c in model.calls) and min(seen_t) > 0  # no call at t = 0
+
+
+def test_heun_beats_euler_on_a_curved_field():
+    # dx/dt = x: from x(1) = x1 the exact solution is x(0) = x1 / e
+    x1 = torch.randn(SHAPE, generator=gen(3))
+    text, mask = prompts()
+    exact = x1 / math.e
+    errors = {}
+    for solver in ("euler", "heun"):
+        out = sampling.sample(Recorder(lambda x, t, *_: x), x1, text, mask, num_steps=4, guidance_scale=1.0,
+                              solver=solver)
+        errors[solver] = (out - exact).abs().max().item() / exact.abs().max().item()
+    # per step Euler multiplies by 3/4, Heun by 1 - 1/4 + 1/32 (then 3/4 on its last, Euler step)
+    assert errors["euler"] == pytest.approx(abs(0.75**4 - 1 / math.e) * math.e, rel=1e-4)
+    assert errors["heun"] == pytest.approx(abs(0.78125**3 * 0.75 - 1 / math.e) * math.e, rel=1e-4)
+    assert errors["heun"] < errors["euler"] / 4
+
+
+def text_velocity(x, t, text, mask):
+    """A velocity set by the prompt: its first embedding value, everywhere."""
+    return text[:, 0, 0].view(-1, 1, 1, 1, 1).expand_as(x).clone()
+
+
+def test_guidance_formula_in_one_batched_call():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    text = torch.zeros(2, 5, 8)
+    text[:, 0, 0] = torch.tensor([2.0, -1.0])  # v_c
+    neg = torch.zeros(1, 3, 8)  # one negative prompt for the batch, shorter than the prompts
+    neg[:, 0, 0] = 0.5  # v_u
+    model = Recorder(text_velocity)
+    out = sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=1, guidance_scale=5.0,
+                          negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool))
+    v = 0.5 + 5.0 * (torch.tensor([2.0, -1.0]) - 0.5)  # v_u + g (v_c - v_u)
+    torch.testing.assert_close(out, noise - v.view(2, 1, 1, 1, 1))  # one Euler step from t=1 to 0
+    (call,) = model.calls  # conditional and unconditional rows in one forward
+    assert call["x"].shape[0] == 4 and call["text"].shape == (4, 5, 8)
+    assert call["mask"][:2].all() and call["mask"][2:, :3].all() and not call["mask"][2:, 3:].any()  # padded, masked
+
+
+def test_guidance_one_is_the_conditional_prediction():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    text, mask = prompts()
+    cond_only = Recorder(lambda x, t, text, m: torch.sin(x * 3 + text[:, 0, 0].view(-1, 1, 1, 1, 1)) * t.view(-1, 1, 1, 1, 1))
+    neg, neg_mask = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
+    a = sampling.sample(cond_only, noise, text, mask, num_steps=5, guidance_scale=1.0, negative_text=neg,
+                        negative_mask=neg_mask, solver="heun")
+    assert all(c["x"].shape[0] == 2 for c in cond_only.calls)  # no unconditional rows at all
+    # the same integration written out with the conditional velocity alone
+    x, ts = noise.clone(), sampling.timesteps(5).tolist()
+    f = cond_only.fn
+    for i in range(5):
+        tt = torch.full((2,), ts[i])
+        v = f(x, tt, text, mask)
+        xe = x + (ts[i + 1] - ts[i]) * v
+        x = xe if i == 4 else x + (ts[i + 1] - ts[i]) * 0.5 * (v + f(xe, torch.full((2,), ts[i + 1]), text, mask))
+    assert torch.equal(a, x)
+    with pytest.raises(ValueError, match="needs negative_text"):
+        sampling.sample(cond_only, noise, text, mask, guidance_scale=3.0)
+
+
+def test_condition_frames_are_held_and_passed_to_the_model():
+    x0, eps = torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2))
+    text, mask = prompts()
+    cond_latents = torch.randn(SHAPE, generator=gen(4))
+    cond = torch.tensor([[True, False, False], [False, False, True]])
+    model = Recorder(lambda x, t, *_: torch.sin(x) + 1.0)  # would move every frame
+    out = sampling.sample(model, eps, text, mask, num_steps=4, guidance_scale=2.0, negative_text=text * 0,
+                          negative_mask=mask, solver="heun", cond_latents=cond_latents, cond_mask=cond)
+    f = cond[:, None, :, None, None].expand(SHAPE)
+    assert torch.equal(out[f], cond_latents[f])
+    assert not torch.allclose(out[~f], cond_latents[~f])
+    for c in model.calls:  # every model call sees the clean conditions and the mask (doubled for guidance)
+        assert torch.equal(c["cond_mask"], torch.cat([cond, cond]))
+        assert torch.equal(c["x"][:2][f], cond_latents[f])
+    # with an exact straight field the free frames still land on x0
+    out = sampling.sample(straight(x0, eps), eps, text, mask, num_steps=3, guidance_scale=1.0,
+                          cond_latents=cond_latents, cond_mask=cond)
+    torch.testing.assert_close(out[~f], x0[~f], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="cond_latents and cond_mask"):
+        sampling.sample(model, eps, text, mask, guidance_scale=1.0, cond_mask=cond)
+
+
+def test_determinism_from_a_generator():
+    text, mask = prompts()
+    model = Recorder(lambda x, t, *_: torch.tanh(x) - 0.3)
+    a = sampling.sample(model, SHAPE, text, mask, num_steps=3, guidance_scale=1.0, generator=gen(11))
+    b = sampling.sample(model, SHAPE, text, mask, num_steps=3, guidance_scale=1.0, generator=gen(11))
+    c = sampling.sample(model, SHAPE, text, mask, num_steps=3, guidance_scale=1.0, generator=gen(12))
+    assert a.shape == SHAPE and torch.equal(a, b) and not torch.allclose(a, c)
+    # the noise drawn from a shape is torch.randn(shape, generator)
+    d = sampling.sample(model, torch.randn(SHAPE, generator=gen(11)), text, mask, num_steps=3, guidance_scale=1.0)
+    assert torch.equal(a, d)
+
+
+def test_sdedit_starts_at_strength():
+    x0, eps = torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2))
+    text, mask = prompts()
+    model = straight(x0, eps)
+    out = sampling.sample(model, eps, text, mask, num_steps=4, guidance_scale=1.0, shift=3.0,
+                          start_latents=x0, strength=0.4)
+    first = model.calls[0]
+    torch.testing.assert_close(first["x"], 0.6 * x0 + 0.4 * eps)  # x0 noised to t = strength
+    assert first["t"][0].item() == pytest.approx(0.4)
+    assert len(model.calls) == 4
+    torch.testing.assert_close(out, x0, atol=1e-5, rtol=0)  # and the straight field brings it back
+    # strength 1 is plain sampling from the noise
+    full = sampling.sample(straight(x0, eps), eps, text, mask, num_steps=4, guidance_scale=1.0,
+                           start_latents=torch.randn(SHAPE), strength=1.0)
+    torch.testing.assert_close(full, x0, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="strength must be in"):
+        sampling.sample(model, eps, text, mask, guidance_scale=1.0, start_latents=x0, strength=0.0)
+    with pytest.raises(ValueError, match="needs start_latents"):
+        sampling.sample(model, eps, text, mask, guidance_scale=1.0, strength=0.5)
+
+
+def test_callback_hook_and_progress():
+    text, mask = prompts()
+    seen = []
+
+    def callback(step, t_next, x):
+        seen.append((step, t_next))
+        return torch.zeros_like(x) if step == 1 else None  # e.g. loops rewrite the latents here
+
+    model = Recorder(lambda x, t, *_: torch.ones_like(x))
+    out = sampling.sample(model, torch.randn(SHAPE), text, mask, num_steps=3, guidance_scale=1.0, callback=callback,
+                          progress=True)
+    assert [s for s, _ in seen] == [0, 1, 2] and seen[-1][1] == 0.0
+    assert torch.equal(model.calls[2]["x"], torch.zeros(SHAPE))  # the replacement was used
+    torch.testing.assert_close(out, torch.full(SHAPE, -1 / 3))
+
+
+def test_bad_arguments():
+    text, mask = prompts()
+    model = Recorder(lambda x, *_: x)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        sampling.sample(model, SHAPE, text, mask, guidance_scale=1.0, solver="rk4")
+    with pytest.raises(ValueError, match=r"text must be \(3, L, D\)"):
+        sampling.sample(model, (3, 4, 3, 4, 4), text, mask, guidance_scale=1.0)
+    with pytest.raises(ValueError, match="cond_mask must be bool"):
+        sampling.sample(model, SHAPE, text, mask, guidance_scale=1.0, cond_latents=torch.zeros(SHAPE),
+                        cond_mask=torch.ones(2, 2, dtype=torch.bool))
