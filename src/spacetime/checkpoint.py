@@ -3,6 +3,7 @@
     run_dir/checkpoints/step-00001200/
         config.json          the run's dataclass config
         model.safetensors    weights (and buffers)
+        ema.safetensors      the exponential moving average of the weights (DiT training)
         optimizer.safetensors + optimizer.json     optimizer tensors / everything else
         state.json           step, data position, scheduler, metrics, python and numpy RNG
         rng.safetensors      torch RNG states
@@ -93,6 +94,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
     keep: int = 2,
+    ema: nn.Module | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and keep the newest `keep` complete ones."""
     root = Path(run_dir) / "checkpoints"
@@ -102,6 +104,8 @@ def save_checkpoint(
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        if ema is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
         if optimizer is not None:
             tensors, meta = _flatten_optimizer(optimizer)
             save_file(tensors, tmp / "optimizer.safetensors")
@@ -140,12 +144,15 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
+    ema: nn.Module | None = None,
 ) -> dict:
-    """Load a complete checkpoint into `model` (and `optimizer`); return its state.json."""
+    """Load a complete checkpoint into `model` (and `optimizer`, `ema`); return its state.json."""
     path = Path(path)
     if not (path / COMPLETE).is_file():
         raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE} marker); refusing to load it")
     model.load_state_dict(load_file(path / "model.safetensors"))
+    if ema is not None:
+        ema.load_state_dict(load_file(path / "ema.safetensors"))
     if optimizer is not None:
         meta = json.loads((path / "optimizer.json").read_text())
         optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
@@ -155,14 +162,17 @@ def load_checkpoint(
     return state
 
 
-def save_model(directory: str | Path, config: dict, model: nn.Module) -> Path:
-    """A model directory for users (`config.json`, `model.safetensors`, `COMPLETE`), atomically."""
+def save_model(directory: str | Path, config: dict, model: nn.Module, subdirs: dict[str, Path] | None = None) -> Path:
+    """A model directory for users (`config.json`, `model.safetensors`, `COMPLETE`), atomically.
+    `subdirs` are copied in whole (a pipeline carries its VAE as `vae/`)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".tmp-{directory.name}-"))
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        for name, src in (subdirs or {}).items():
+            shutil.copytree(src, tmp / name)
         (tmp / COMPLETE).write_text("ok\n")
         if directory.exists():
             old = directory.with_name(f".old-{directory.name}")

@@ -3,6 +3,10 @@
     spacetime world --out DIR --num-clips N [--split train|heldout] [--num-frames 17] [--size 64x64] [--fps 8] [--seed S]
     spacetime data probe DIR [--out manifest.jsonl]
     spacetime eval (--model DIR | --videos DIR) --out DIR [--split heldout] [--num-clips N] [--seed S]
+    spacetime train-vae --config configs/vae-world.yaml [--key value ...]
+    spacetime train --config configs/dit-world.yaml [--key value ...]
+    spacetime generate PROMPT [--num-frames N | --seconds S] [--size WxH | --height H --width W] [--fps F]
+                       [--num-inference-steps K] [--guidance-scale G] [--seed S] [--model DIR] --output out.mp4
 
 Bad arguments exit with status 2 and a message naming the argument and value; a failure while
 working exits with status 1. Heavy imports happen inside the subcommands so `--help` is instant.
@@ -48,6 +52,19 @@ def _int_in(name: str, lo: int, hi: int):
     return parse
 
 
+def _float_in(name: str, lo: float, hi: float):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise argparse.ArgumentTypeError(f"{name} must be in {lo:g}..{hi:g}, got {text!r}")
+        return v
+
+    return parse
+
+
 def parse_fps(text: str) -> float:
     try:
         v = float(text)
@@ -82,6 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--max_steps 100 --optim.lr 3e-4 --data.source folder --data.path DIR")
     t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
     t.set_defaults(func=_cmd_train_vae, overrides=True)
+
+    t = sub.add_parser("train", help="train the text-to-video DiT on a trained VAE's latents (resumes from run_dir)",
+                       description="Train the DiT. Any config key can follow as --key value, nested keys with dots: "
+                                   "--max_steps 100 --optim.lr 3e-4 --vae runs/vae-world/model --model.depth 4")
+    t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
+    t.set_defaults(func=_cmd_train, overrides=True)
+
+    g = sub.add_parser("generate", help="generate a video from a text prompt",
+                       description="Text to video with a trained model; writes the video and a JSON sidecar "
+                                   "(same name, .json) with every parameter and the seed.")
+    g.add_argument("prompt", help="what the video shows")
+    g.add_argument("--output", "-o", required=True, type=Path, help="the video to write (.mp4)")
+    g.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the model shipped with spacetime)")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=None,
+                        help="frames, 1 + 4k (default: the model's training length)")
+    length.add_argument("--seconds", type=_float_in("--seconds", 0.0, 3600.0), default=None,
+                        help="duration; rounded to the nearest 1 + 4k frames at --fps")
+    g.add_argument("--size", type=parse_size, default=None, metavar="WxH", help="frame size (or --height and --width)")
+    g.add_argument("--height", type=_int_in("--height", 1, MAX_SIDE), default=None)
+    g.add_argument("--width", type=_int_in("--width", 1, MAX_SIDE), default=None)
+    g.add_argument("--fps", type=parse_fps, default=None, help="frames per second of the file (default: the model's)")
+    g.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=25)
+    g.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=5.0)
+    g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
+    g.add_argument("--solver", choices=["euler", "heun"], default="euler")
+    g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
+    g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("eval", help="score a text-to-video model, or a folder of videos, against prompts and the simulator",
                        description="Track objects by the world's palette and score prompt adherence, motion, object "
@@ -139,6 +184,64 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     cfg = load_config(TrainVAEConfig, args.config, args.extra)
     out = train_vae(cfg)
     print(f"trained VAE written to {out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from spacetime.config import load_config
+    from spacetime.train import TrainDiTConfig, train_dit
+
+    cfg = load_config(TrainDiTConfig, args.config, args.extra)
+    out = train_dit(cfg)
+    print(f"trained text-to-video model written to {out}")
+    return 0
+
+
+DEFAULT_MODEL = Path(__file__).parent / "models" / "world"  # shipped with the package (issue "default model")
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    import torch
+
+    from spacetime.atomic import atomic_write_text
+    from spacetime.data.video import export_to_video
+    from spacetime.pipeline import SpacetimePipeline
+
+    if args.size is not None and (args.height is not None or args.width is not None):
+        raise ValueError("give --size WxH or --height/--width, not both")
+    if args.output.suffix.lower() != ".mp4":
+        raise ValueError(f"--output {args.output}: the video is written as MP4; name it .mp4")
+    if args.output.parent and not args.output.parent.exists():
+        raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
+    model = args.model or DEFAULT_MODEL
+    if not model.is_dir():
+        raise ValueError(f"--model {model}: no such model directory"
+                         + ("" if args.model else " (no default model is installed; pass --model DIR)"))
+    t0 = time.perf_counter()
+    pipe = SpacetimePipeline.from_pretrained(model)
+    load_s = time.perf_counter() - t0
+    d = pipe.defaults
+    fps = args.fps or d.get("fps", 8.0)
+    num_frames = args.num_frames
+    if args.seconds is not None:
+        num_frames = 1 + 4 * max(0, round(args.seconds * fps / 4))
+    num_frames = num_frames or d.get("num_frames", 17)
+    width, height = args.size if args.size else (args.width or d.get("width", 64), args.height or d.get("height", 64))
+    out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
+               num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+               generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True)
+    t0 = time.perf_counter()
+    export_to_video(out.frames[0], args.output, fps=fps)
+    timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
+    sidecar = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "model": str(model),
+               "num_frames": num_frames, "height": height, "width": width, "fps": fps,
+               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+               "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()}}
+    atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
+    print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
     return 0
 
 

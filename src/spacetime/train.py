@@ -1,6 +1,7 @@
-"""Training: one loop shape for the VAE (here) and the DiT (next), with checkpoints and resume.
+"""Training: one loop shape for the VAE and the DiT, with checkpoints and resume.
 
     spacetime train-vae --config configs/vae-world.yaml [--key value ...]
+    spacetime train --config configs/dit-world.yaml [--key value ...]
 
 Every start resumes from the newest complete checkpoint in `run_dir`. The data stream is indexed
 (`WorldDataset(start=...)`, a seeded permutation per epoch for folders), so resuming continues
@@ -10,43 +11,26 @@ installed); progress to a tqdm bar.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spacetime import flow
 from spacetime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from spacetime.config import to_dict
+from spacetime.data.streams import DataConfig, dit_items, encode_videos, video_batches
+from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VAEConfig, VideoVAE, count_parameters, kl_loss
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DataConfig:
-    source: str = "world"  # "world": rendered on the fly; "folder": a folder of videos + captions
-    path: str | None = None  # the folder, for source "folder"
-    split: str = "train"
-    num_frames: int = 17
-    height: int = 64
-    width: int = 64
-    fps: float = 8.0
-    seed: int = 0
-    num_workers: int = 0
-
-    def __post_init__(self) -> None:
-        if self.source not in ("world", "folder"):
-            raise ValueError(f"data.source must be 'world' or 'folder', got {self.source!r}")
-        if self.source == "folder" and not self.path:
-            raise ValueError("data.path is required when data.source is 'folder'")
 
 
 @dataclass
@@ -102,32 +86,6 @@ def lr_at(step: int, cfg: OptimConfig, max_steps: int) -> float:
         return cfg.lr
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[torch.Tensor]:
-    """Batches (B, 3, T, H, W) in [-1, 1], from sample index `start` of the run's data stream."""
-    if data.source == "world":
-        from spacetime.world.dataset import WorldDataset
-
-        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start)
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=data.num_workers)
-        for batch in loader:
-            yield batch["video"]
-        return
-    from spacetime.data.folder import FolderVideoDataset
-
-    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed)
-    n = len(ds)
-    # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i
-    def items(i: int):
-        while True:
-            epoch, k = divmod(i, n)
-            yield ds[int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])]["video"]
-            i += 1
-
-    it = items(start)
-    while True:
-        yield torch.stack(list(itertools.islice(it, batch_size)))
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -235,3 +193,195 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
     model.fit_latent_stats(itertools.islice(stats, cfg.latent_stats_batches))
     return save_model(run_dir / "model", {"model": cfg.model.to_dict()}, model)
+
+
+# ----------------------------------------------------------------------------------------------
+# The Diffusion Transformer: rectified flow on VAE latents, conditioned on text.
+
+@dataclass
+class TrainDiTConfig:
+    model: DiTConfig = field(default_factory=DiTConfig)
+    vae: str = "runs/vae-world/model"  # a trained VAE model directory; frozen
+    text_encoder: str = "minilm"  # "minilm" (shipped), a local Hugging Face model directory, or "hash" (tests)
+    text_max_length: int = 64
+    data: DataConfig = field(default_factory=DataConfig)
+    # native-size training on the world: clips drawn among these (frames, height, width); empty:
+    # data's size. A batch of mixed sizes runs as one packed sequence (block-diagonal attention).
+    sizes: list[list[int]] = field(default_factory=list)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, weight_decay=0.0, warmup_steps=200))
+    batch_size: int = 8
+    max_steps: int = 1000
+    ema_decay: float = 0.999
+    prompt_dropout: float = 0.1  # the empty prompt, so classifier-free guidance has an unconditional model
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    precision: str = "fp32"  # or "bf16" autocast
+    grad_checkpointing: bool = False
+    sample_every: int = 500  # write sample videos (EMA weights) to run_dir/samples/; 0: never
+    sample_prompts: list[str] = field(default_factory=lambda: [
+        "a red ball bounces off the left wall on a black background",
+        "a large blue square falls on a white background",
+    ])
+    sample_steps: int = 25
+    guidance_scale: float = 5.0
+    run_dir: str = "runs/dit"
+    log_every: int = 10
+    save_every: int = 250
+    keep_checkpoints: int = 2
+    seed: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_steps", "log_every", "save_every", "sample_steps", "text_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not 0 <= self.prompt_dropout < 1:
+            raise ValueError(f"prompt_dropout must be in [0, 1), got {self.prompt_dropout}")
+        if self.data.cache_variants < 1:
+            raise ValueError(f"data.cache_variants must be >= 1, got {self.data.cache_variants}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for s in self.sizes:
+            if len(s) != 3:
+                raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
+
+
+def flow_step_loss(
+    model: DiT,
+    latents: list[torch.Tensor],
+    text: torch.Tensor,
+    text_mask: torch.Tensor,
+    generator: torch.Generator,
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+) -> torch.Tensor:
+    """Rectified-flow loss of a batch whose latents may differ in size: same-size batches run as
+    one (B, C, t, h, w) tensor, mixed ones as one packed sequence. Each sample's timesteps are
+    shifted for its own token count; the loss is the mean of per-sample velocity MSEs."""
+    n = len(latents)
+    t = flow.sample_timesteps(n, generator=generator, mean=logit_mean, std=logit_std)
+    pt, ph, pw = model.config.patch
+    shifts = torch.tensor([flow.resolution_shift(z[0].numel() // (pt * ph * pw)) for z in latents])
+    t = flow.shift_timesteps(t, shifts)
+    noise = [torch.randn(z.shape, generator=generator) for z in latents]
+    xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
+    if len({tuple(z.shape) for z in latents}) == 1:
+        pred = list(model(torch.stack(xt), t, text, text_mask).float())
+    else:
+        pred = [p.float() for p in model.forward_packed(xt, t, text, text_mask)]
+    return torch.stack([F.mse_loss(p, e - z) for p, e, z in zip(pred, noise, latents)]).mean()
+
+
+def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, height: int, width: int,
+                  fps: float, steps: int, guidance_scale: float, seed: int) -> None:
+    from spacetime.data.video import export_to_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, prompt in enumerate(prompts):
+        video = pipe(prompt, num_frames=num_frames, height=height, width=width, num_inference_steps=steps,
+                     guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed + i)).frames[0]
+        export_to_video(video, out_dir / f"{i:02d}.mp4", fps=fps)
+    (out_dir / "prompts.json").write_text(json.dumps(prompts, indent=1))
+
+
+def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
+    """Train (or resume) a text-to-video DiT on a frozen VAE's latents; returns the pipeline
+    directory (`run_dir/model`: DiT EMA weights, its VAE in `vae/`, the text encoder's name)."""
+    from tqdm import tqdm
+
+    from spacetime.pipeline import SpacetimePipeline, load_text_encoder
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_dict = to_dict(cfg)
+    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
+    vae = VideoVAE.from_pretrained(cfg.vae)
+    if vae.config.latent_channels != cfg.model.in_channels:
+        raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
+                         f"{vae.config.latent_channels}-channel latents")
+    text = load_text_encoder(cfg.text_encoder, cfg.text_max_length)
+    if text.dim != cfg.model.text_dim:
+        raise ValueError(f"model.text_dim is {cfg.model.text_dim} but the text encoder {cfg.text_encoder!r} "
+                         f"makes {text.dim}-d embeddings")
+    torch.manual_seed(cfg.seed)
+    model = DiT(cfg.model)
+    model.grad_checkpointing = cfg.grad_checkpointing
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                            weight_decay=cfg.optim.weight_decay)
+    step, position, elapsed = 0, 0, 0.0
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model=model, optimizer=opt, ema=ema)
+        step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
+        log.info("resumed from %s (step %d)", ckpt, step)
+    log.info("DiT with %.2fM parameters, training steps %d..%d", count_parameters(model) / 1e6, step, cfg.max_steps)
+    pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(), "text_encoder": cfg.text_encoder,
+                       "text_max_length": cfg.text_max_length,
+                       "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
+                                    "width": cfg.data.width, "fps": cfg.data.fps}}
+    logger = _Logger(run_dir, step)
+    items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=cfg.vae, cache_dir=run_dir / "cache" / "latents")
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not progress)
+    model.train()
+    t0 = time.perf_counter()
+
+    def checkpoint() -> None:
+        save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, ema=ema,
+                        keep=cfg.keep_checkpoints,
+                        state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0})
+
+    def samples() -> None:
+        pipe = SpacetimePipeline(ema.eval(), vae, text, pipeline_config)
+        d = cfg.data
+        write_samples(pipe, cfg.sample_prompts, run_dir / "samples" / f"step-{step:08d}", num_frames=d.num_frames,
+                      height=d.height, width=d.width, fps=d.fps, steps=cfg.sample_steps,
+                      guidance_scale=cfg.guidance_scale, seed=cfg.seed)
+
+    try:
+        while step < cfg.max_steps:
+            batch = list(itertools.islice(items, cfg.batch_size))
+            fresh = [b["video"] for b in batch if "latents" not in b]
+            encoded = iter(encode_videos(vae, fresh) if fresh else [])
+            latents = [b["latents"] if "latents" in b else next(encoded) for b in batch]
+            # prompt dropout and timesteps from (seed, step): the same whether or not the run resumed
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            prompts = flow.drop_prompts([b["caption"] for b in batch], cfg.prompt_dropout, generator=gen)
+            emb, mask = text.encode(prompts)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = flow_step_loss(model, latents, emb, mask, gen, cfg.logit_mean, cfg.logit_std)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # a short warm-up: early EMA tracks the model
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+            step += 1
+            position += len(batch)
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                metrics = {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": opt.param_groups[0]["lr"],
+                           "time_s": elapsed + time.perf_counter() - t0}
+                logger.log(step, metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+            if step % cfg.save_every == 0 and step < cfg.max_steps:
+                checkpoint()
+            if cfg.sample_every and step % cfg.sample_every == 0:
+                samples()
+    except KeyboardInterrupt:
+        checkpoint()
+        log.info("interrupted at step %d; checkpoint saved, run the same command to resume", step)
+        raise
+    finally:
+        bar.close()
+        logger.close()
+    checkpoint()
+    return save_model(run_dir / "model", pipeline_config, ema, subdirs={"vae": Path(cfg.vae)})

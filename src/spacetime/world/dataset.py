@@ -45,6 +45,9 @@ class WorldDataset(IterableDataset):
 
     Sharded across torch.distributed ranks and DataLoader workers round-robin over the stream
     index, so no clip repeats or is skipped across them. `start` resumes the stream at an index.
+    `sizes`, a list of (num_frames, height, width): each clip is rendered at one of them, drawn
+    from (seed, index) — native-size training with several durations and aspect ratios (batches
+    then hold mixed sizes: iterate items, not a default-collated DataLoader).
     """
 
     def __init__(
@@ -57,8 +60,14 @@ class WorldDataset(IterableDataset):
         fps: float = 8.0,
         caption: str = "random",
         start: int = 0,
+        sizes: list[tuple[int, int, int]] | None = None,
     ):
         check_clip_args(num_frames, height, width, fps)
+        self.sizes = [tuple(int(v) for v in s) for s in sizes] if sizes else None
+        for size in self.sizes or []:
+            if len(size) != 3:
+                raise ValueError(f"sizes must be (num_frames, height, width) triples, got {size!r}")
+            check_clip_args(size[0], size[1], size[2], fps)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if caption != "random" and caption not in CAPTION_LENGTHS:
@@ -68,9 +77,10 @@ class WorldDataset(IterableDataset):
 
     def sample(self, index: int) -> dict:
         clip_seed = stream_seed(self.seed, index, self.split)
-        clip = make_clip(
-            clip_seed, num_frames=self.num_frames, height=self.height, width=self.width, fps=self.fps, split=self.split
-        )
+        t, h, w = self.num_frames, self.height, self.width
+        if self.sizes:
+            t, h, w = self.sizes[int(np.random.default_rng([clip_seed, 2]).integers(len(self.sizes)))]
+        clip = make_clip(clip_seed, num_frames=t, height=h, width=w, fps=self.fps, split=self.split)
         rng = np.random.default_rng([clip_seed, 1])  # caption choice: independent of the scene's draws
         video = torch.from_numpy(clip.frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # (3, T, H, W)
         return {"video": video, "caption": pick_caption(clip.captions, rng, self.caption), "index": index}

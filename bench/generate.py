@@ -1,0 +1,94 @@
+"""Generation wall time: one 17-frame 64x64 clip, 25 steps, classifier-free guidance on, split into
+loading, text encoding, denoising, VAE decode and writing the MP4.
+
+    python bench/generate.py [--model DIR] [--vae DIR] [--repeats 3] [--threads 2]
+
+With --model, a trained pipeline directory. Without, the world presets at random init (time does
+not depend on the weights): the `world` DiT, the VAE at --vae (default runs/vae-world/model, or
+the `world` VAE preset at random init if that does not exist) and the shipped MiniLM text
+encoder. Timings are the median over --repeats runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from spacetime.data.video import export_to_video
+from spacetime.pipeline import SpacetimePipeline, load_text_encoder
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def build(args) -> tuple[SpacetimePipeline, float, str]:
+    t0 = time.perf_counter()
+    if args.model:
+        pipe = SpacetimePipeline.from_pretrained(args.model)
+        return pipe, time.perf_counter() - t0, f"trained pipeline {args.model}"
+    from spacetime.dit import PRESETS as DIT_PRESETS
+    from spacetime.dit import DiT
+    from spacetime.vae import PRESETS as VAE_PRESETS
+    from spacetime.vae import VideoVAE
+
+    torch.manual_seed(0)
+    vae = VideoVAE.from_pretrained(args.vae) if Path(args.vae, "COMPLETE").is_file() else VideoVAE(VAE_PRESETS["world"])
+    dit = DiT(DIT_PRESETS["world"])
+    text = load_text_encoder("minilm", 64)
+    config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
+    what = "world presets at random init (world DiT, VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
+    return SpacetimePipeline(dit, vae, text, config), time.perf_counter() - t0, what
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--vae", default="runs/vae-world/model")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--guidance-scale", type=float, default=5.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe, load_s, what = build(args)
+    prompt = "a red ball bounces off the left wall on a black background"
+    runs = []
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(args.repeats + 1):
+            # a new prompt each run, so the text encoder's cache does not hide its cost
+            t0 = time.perf_counter()
+            out = pipe(f"{prompt}, take {r}", num_frames=17, height=64, width=64, num_inference_steps=args.steps,
+                       guidance_scale=args.guidance_scale, generator=torch.Generator().manual_seed(r))
+            t1 = time.perf_counter()
+            export_to_video(out.frames[0], os.path.join(d, f"{r}.mp4"), fps=8)
+            io = time.perf_counter() - t1
+            runs.append({**out.timings, "io": io, "total": time.perf_counter() - t0})
+    timed = runs[1:]  # the first run warms up allocators and kernels
+    med = {k: statistics.median(r[k] for r in timed) for k in timed[0]}
+    result = {"machine": f"{_cpu()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
+              "model": what, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
+              "median_s": {k: round(v, 3) for k, v in med.items()}}
+    print(json.dumps(result, indent=1))
+    print("\n| stage | seconds | share |\n| --- | --- | --- |")
+    for k in ("text", "denoise", "decode", "io"):
+        print(f"| {k} | {med[k]:.3f} | {100 * med[k] / med['total']:.0f}% |")
+    print(f"| total | {med['total']:.3f} | |")
+
+
+if __name__ == "__main__":
+    main()

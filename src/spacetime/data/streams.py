@@ -1,0 +1,139 @@
+"""Training data as streams the training loops index: a run resumes at sample i with nothing but i.
+
+`video_batches` feeds the VAE; `dit_items` feeds the DiT — world clips rendered on the fly (at
+several sizes for native-size training), or a folder of videos whose clips are encoded once and
+kept in a latent cache (`data.cache`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spacetime.vae import VideoVAE
+
+
+@dataclass
+class DataConfig:
+    source: str = "world"  # "world": rendered on the fly; "folder": a folder of videos + captions
+    path: str | None = None  # the folder, for source "folder"
+    split: str = "train"
+    num_frames: int = 17
+    height: int = 64
+    width: int = 64
+    fps: float = 8.0
+    seed: int = 0
+    num_workers: int = 0
+    # folder data, DiT training: keep each video's own size (centre-cropped to a multiple of
+    # 16, the latent patch grid) instead of scaling to height x width; Sora trains at native size
+    native_size: bool = False
+    # folder data, DiT training: encode each clip once and keep its latents in run_dir/cache
+    # (`cache_variants` clip windows per video, epoch e reads window e % cache_variants)
+    cache_latents: bool = True
+    cache_variants: int = 4
+
+    def __post_init__(self) -> None:
+        if self.source not in ("world", "folder"):
+            raise ValueError(f"data.source must be 'world' or 'folder', got {self.source!r}")
+        if self.source == "folder" and not self.path:
+            raise ValueError("data.path is required when data.source is 'folder'")
+
+
+def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[torch.Tensor]:
+    """Batches (B, 3, T, H, W) in [-1, 1], from sample index `start` of the run's data stream."""
+    if data.source == "world":
+        from spacetime.world.dataset import WorldDataset
+
+        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start)
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=data.num_workers)
+        for batch in loader:
+            yield batch["video"]
+        return
+    from spacetime.data.folder import FolderVideoDataset
+
+    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed)
+    n = len(ds)
+    # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i
+    def items(i: int):
+        while True:
+            epoch, k = divmod(i, n)
+            yield ds[int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])]["video"]
+            i += 1
+
+    it = items(start)
+    while True:
+        yield torch.stack(list(itertools.islice(it, batch_size)))
+
+
+def dit_items(
+    data: DataConfig,
+    start: int,
+    vae: VideoVAE,
+    *,
+    sizes: list | None = None,
+    vae_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> Iterator[dict]:
+    """Training items from sample index `start` of the run's stream: {video (3, T, H, W), caption}
+    or, from the latent cache in `cache_dir` (folder data), {latents (C, t, h, w), caption}.
+    `sizes`: world clips drawn among these (frames, height, width)."""
+    if data.source == "world":
+        from spacetime.world.dataset import WorldDataset
+
+        sizes = [tuple(s) for s in sizes or []] or None
+        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start, sizes=sizes)
+        yield from iter(ds)
+        return
+    from spacetime.data.cache import LatentCache
+    from spacetime.data.folder import FolderVideoDataset
+
+    size = None if data.native_size else (data.height, data.width)
+    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, size, seed=data.seed)
+    cache = None
+    if data.cache_latents and cache_dir is not None and vae_dir is not None:
+        settings = {"num_frames": data.num_frames, "fps": data.fps, "size": size, "seed": data.seed}
+        cache = LatentCache(cache_dir, vae_dir, settings)
+    n, i = len(ds), start
+    while True:
+        epoch, k = divmod(i, n)
+        index = int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])
+        captions = ds.entries[index]["captions"]
+        # re-captioning: a caption length drawn per (epoch, video), cached or not
+        caption = captions[sorted(captions)[int(np.random.default_rng([data.seed, epoch, index, 1]).integers(len(captions)))]]
+        i += 1
+        variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
+        if cache is not None and (z := cache.get(ds.entries[index]["path"], variant)) is not None:
+            yield {"latents": z, "caption": caption}
+            continue
+        ds.set_epoch(variant)
+        item = ds[index]
+        h, w = item["video"].shape[-2:]
+        top, left = (h % 16) // 2, (w % 16) // 2
+        video = item["video"][..., top : top + h - h % 16, left : left + w - w % 16]  # the latent patch grid
+        if cache is None:
+            yield {"video": video, "caption": caption}
+            continue
+        z = encode_videos(vae, [video])[0]
+        if item["path"] == str(ds.entries[index]["path"]):  # not a stand-in for a broken video
+            cache.put(item["path"], variant, z)
+        yield {"latents": z, "caption": caption}
+
+
+@torch.no_grad()
+def encode_videos(vae: VideoVAE, videos: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Normalized latents (C, t, h, w) of (3, T, H, W) videos, batched by size."""
+    out: list[torch.Tensor | None] = [None] * len(videos)
+    by_size: dict[tuple, list[int]] = {}
+    for i, v in enumerate(videos):
+        by_size.setdefault(tuple(v.shape), []).append(i)
+
+    for idx in by_size.values():
+        z = vae.encode(torch.stack([videos[i] for i in idx]))
+        for i, zi in zip(idx, z):
+            out[i] = zi
+    return out  # type: ignore[return-value]

@@ -1,0 +1,415 @@
+"""The Diffusion Transformer on spacetime patches: predicts the flow velocity of video latents.
+
+    latents (B, C, t, h, w) --patchify (pt, ph, pw)--> tokens (B, N, D), N = t/pt * h/ph * w/pw
+    tokens --depth x [self-attention with 3D RoPE, cross-attention to text, MLP]--> velocity (B, C, t, h, w)
+
+The timestep enters through adaLN-Zero modulation (shift, scale, gate around self-attention and
+the MLP); the text through cross-attention to the encoder's tokens, padding masked. Positions are
+3D rotary embeddings over (time, height, width) computed from each input's token grid, so one
+model runs at any duration, resolution and aspect ratio. Timesteps follow flow.py: t in [0, 1],
+1 = pure noise, x_t = (1 - t) x_0 + t eps, and the model predicts v = eps - x_0.
+
+Conditioning by clean frames (image->video, extension, connecting): `cond_mask` (B, t) marks latent
+frames given clean. Their tokens are modulated as at timestep 0 instead of the sample's timestep
+and carry a learned condition embedding, as in Open-Sora 1.2 (x_mask / t0).
+
+Native size (Sora trains on videos at their own size): `forward_packed` takes samples of
+different durations and sizes as one token sequence. Every token-wise layer runs on the packed
+sequence at once; attention is block-diagonal (each sample attends to its own tokens and its own
+text), computed block by block, which is the block-diagonal mask without its (sum N)^2 cost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from spacetime.vae import count_parameters
+
+
+@dataclass
+class DiTConfig:
+    """The DiT's architecture. The head width (hidden / heads) is split over the rotary axes
+    (time, height, width) as `rope_dims`; it must be even and at least 6."""
+
+    in_channels: int = 16  # latent channels of the VAE
+    hidden: int = 384
+    depth: int = 6
+    heads: int = 6
+    patch: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw): latent frames, rows, columns per token
+    text_dim: int = 384  # width of the text encoder's token embeddings (all-MiniLM-L6-v2: 384)
+    mlp_ratio: float = 4.0
+    rope_theta: float = 10000.0
+    qk_norm: bool = True  # RMS norm of queries and keys per head: keeps attention logits bounded
+    freq_dim: int = 256  # sinusoidal features of the timestep
+
+    def __post_init__(self) -> None:
+        self.patch = tuple(int(p) for p in self.patch)
+        if len(self.patch) != 3 or any(p < 1 for p in self.patch):
+            raise ValueError(f"patch must be three positive sizes (pt, ph, pw), got {self.patch}")
+        for name in ("in_channels", "hidden", "depth", "heads", "text_dim", "freq_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        d = self.hidden // self.heads
+        if d % 2 or d < 6:
+            raise ValueError(f"head width hidden/heads = {self.hidden}/{self.heads} = {d} must be even and >= 6, "
+                             "to split into three even rotary sizes (time, height, width)")
+        if self.freq_dim % 2:
+            raise ValueError(f"freq_dim must be even, got {self.freq_dim}")
+        if self.mlp_ratio <= 0 or int(self.hidden * self.mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio must give a positive MLP width, got {self.mlp_ratio}")
+        if self.rope_theta <= 1:
+            raise ValueError(f"rope_theta must be > 1, got {self.rope_theta}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def rope_dims(self) -> tuple[int, int, int]:
+        """Channels of each head rotated by (time, height, width) positions, as in Wan: height and
+        width get a third each (rounded down to even), time the rest."""
+        s = 2 * (self.head_dim // 6)
+        return self.head_dim - 2 * s, s, s
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "patch": list(self.patch)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Embeddings of the timestep and of positions. Tokens are (B, N, D) throughout the blocks.
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal features (B, dim) of timesteps t (B,) in [0, 1], scaled by 1000 so that the
+    frequencies span the range they were designed for (integer DDPM steps)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, dim/2)
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, hidden: int, freq_dim: int):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(timestep_embedding(t, self.freq_dim))  # (B, D)
+
+
+def rope_frequencies(grid: tuple[int, int, int], dims: tuple[int, int, int], theta: float,
+                     device: torch.device | None = None) -> Tensor:
+    """Unit complex rotations (N, 1, head_dim/2) for the tokens of a (t, h, w) grid in (t h w) order:
+    channel pairs [0, dims[0]) turn with the token's frame index, the next dims[1] with its row, the
+    last dims[2] with its column. Computed from the grid, so any size works without a table."""
+    angles = []
+    for n, d in zip(grid, dims):
+        freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float32, device=device) / d)  # (d/2,)
+        angles.append(torch.outer(torch.arange(n, dtype=torch.float32, device=device), freqs))  # (n, d/2)
+    t, h, w = grid
+    angles = torch.cat([angles[0][:, None, None].expand(t, h, w, -1),
+                        angles[1][None, :, None].expand(t, h, w, -1),
+                        angles[2][None, None, :].expand(t, h, w, -1)], -1)  # (t, h, w, head_dim/2)
+    return torch.polar(torch.ones_like(angles), angles).reshape(t * h * w, 1, -1)  # (N, 1, head_dim/2)
+
+
+def apply_rope(x: Tensor, freqs: Tensor) -> Tensor:
+    """Rotate channel pairs of x (B, N, H, d) by freqs (N, 1, d/2). One complex multiply: a single
+    pass over x forward and backward, where the real (cos, sin) form takes six (measured on CPU)."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (B, N, H, d/2) complex
+    return torch.view_as_real(xc * freqs).flatten(-2)  # (B, N, H, d) float32
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps)  # float: bounded logits
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return torch.addcmul(shift, x, 1 + scale)  # x * (1 + scale) + shift in one pass
+
+
+# ----------------------------------------------------------------------------------------------
+# The blocks. `segments` (token counts) marks a packed sequence (B = 1) of several samples: then
+# attention runs per sample, which is exactly block-diagonal attention.
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)  # one matmul for q, k and v
+        self.q_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+
+    def forward(self, x: Tensor, rope: Tensor, segments: list[int] | None = None) -> Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).unbind(2)  # 3 x (B, N, H, d), views
+        q = apply_rope(self.q_norm(q), rope).to(v.dtype)
+        k = apply_rope(self.k_norm(k), rope).to(v.dtype)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, d), views: SDPA takes strides
+        if segments is None:
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, d)
+        else:
+            out = torch.cat([F.scaled_dot_product_attention(qi, ki, vi) for qi, ki, vi
+                             in zip(q.split(segments, 2), k.split(segments, 2), v.split(segments, 2))], 2)
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1))  # (B, N, D)
+
+
+class CrossAttention(nn.Module):
+    """Tokens attend to text tokens. `text` (S, L, D) has one row per sample; `mask` (S, 1, 1, L) is
+    True at real tokens, so padding never contributes."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.q = nn.Linear(cfg.hidden, cfg.hidden)
+        self.kv = nn.Linear(cfg.hidden, 2 * cfg.hidden)
+        self.q_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+
+    def forward(self, x: Tensor, text: Tensor, mask: Tensor, segments: list[int] | None = None) -> Tensor:
+        b, n, _ = x.shape
+        s, length, _ = text.shape
+        k, v = self.kv(text).view(s, length, 2, self.heads, -1).unbind(2)  # 2 x (S, L, H, d)
+        q = self.q_norm(self.q(x).view(b, n, self.heads, -1)).to(v.dtype).transpose(1, 2)  # (B, H, N, d)
+        k, v = self.k_norm(k).to(v.dtype).transpose(1, 2), v.transpose(1, 2)  # (S, H, L, d)
+        if segments is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d)
+        else:
+            out = torch.cat([F.scaled_dot_product_attention(qi, k[i : i + 1], v[i : i + 1], attn_mask=mask[i : i + 1])
+                             for i, qi in enumerate(q.split(segments, 2))], 2)
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1))  # (B, N, D)
+
+
+class DiTBlock(nn.Module):
+    """Self-attention and MLP under adaLN-Zero modulation; cross-attention in between, unmodulated
+    (the text is the same at every timestep) behind an affine LayerNorm, as in Wan."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.hidden
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(cfg)
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.cross = CrossAttention(cfg)
+        self.norm3 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        width = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, width), nn.GELU(), nn.Linear(width, d))
+        # this block's offset to the shared modulation (shift, scale, gate) x (attention, MLP)
+        self.modulation = nn.Parameter(torch.zeros(6, d))
+
+    def forward(self, x: Tensor, mod: Tensor, index: Tensor | None, rope: Tensor, text: Tensor,
+                text_mask: Tensor, segments: list[int] | None = None) -> Tensor:
+        m = self.modulation + mod  # (S, 6, D): one row per (sample or timestep 0)
+        m = m[:, None] if index is None else m[index]  # (B, 1, 6, D) per sample, or (B, N, 6, D) per token
+        shift1, scale1, gate1, shift2, scale2, gate2 = m.unbind(2)  # (B, 1 or N, D)
+        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, segments))
+        x = x + self.cross(self.norm2(x), text, text_mask, segments)
+        return torch.addcmul(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.hidden, elementwise_affine=False, eps=1e-6)
+        self.adaLN = nn.Linear(cfg.hidden, 2 * cfg.hidden)
+        self.linear = nn.Linear(cfg.hidden, math.prod(cfg.patch) * cfg.in_channels)
+
+    def forward(self, x: Tensor, c: Tensor, index: Tensor | None) -> Tensor:
+        m = self.adaLN(F.silu(c)).unflatten(1, (2, -1))  # (S, 2, D)
+        m = m[:, None] if index is None else m[index]  # (B, 1 or N, 2, D)
+        return self.linear(modulate(self.norm(x), m[:, :, 0], m[:, :, 1]))  # (B, N, pt*ph*pw*C)
+
+
+# ----------------------------------------------------------------------------------------------
+
+class DiT(nn.Module):
+    """Text-conditioned Diffusion Transformer on spacetime patches of video latents.
+
+    Set `model.grad_checkpointing = True` to recompute each block's activations in the backward
+    pass (training at long durations / large sizes: memory per block instead of per model).
+    """
+
+    def __init__(self, config: DiTConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or DiTConfig()
+        self.grad_checkpointing = False
+        self.x_embedder = nn.Linear(math.prod(cfg.patch) * cfg.in_channels, cfg.hidden)  # a strided Conv3d, as a matmul
+        self.cond_embed = nn.Parameter(torch.zeros(cfg.hidden))  # added to tokens of frames given clean
+        self.t_embedder = TimestepEmbedder(cfg.hidden, cfg.freq_dim)
+        self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_dim, eps=1e-6), nn.Linear(cfg.text_dim, cfg.hidden),
+                                       nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden))
+        # adaLN-single (PixArt-alpha, Wan): one projection of the timestep embedding shared by all
+        # blocks plus a learned offset per block. Per-block projections would add 6*D^2 parameters
+        # per block (37% of the model) for a function of one scalar.
+        self.adaLN = nn.Linear(cfg.hidden, 6 * cfg.hidden)
+        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
+        self.final = FinalLayer(cfg)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        # DiT's init: xavier linears, then zero every path into the residual stream that is gated
+        # (adaLN, cross-attention output) and the output layer: each block starts as the identity
+        # and the untrained model predicts exactly zero velocity.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.t_embedder.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+        for layer in (self.adaLN, self.final.adaLN, self.final.linear, *(b.cross.proj for b in self.blocks)):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    # --- patches --------------------------------------------------------------------------------
+
+    def token_grid(self, shape: tuple[int, ...] | torch.Size, what: str = "x") -> tuple[int, int, int]:
+        """(t, h, w) of a latent -> its token grid; raises ValueError for sizes the patch does not divide."""
+        t, h, w = shape
+        pt, ph, pw = self.config.patch
+        if t % pt or h % ph or w % pw:
+            raise ValueError(f"{what}: latent frames, height and width must be multiples of the patch "
+                             f"(pt, ph, pw) = {self.config.patch}, got (t, h, w) = {(t, h, w)}; "
+                             f"expected (..., {self.config.in_channels}, k*{pt}, m*{ph}, n*{pw})")
+        return t // pt, h // ph, w // pw
+
+    def patchify(self, x: Tensor) -> Tensor:
+        pt, ph, pw = self.config.patch
+        return rearrange(x, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw)
+
+    def unpatchify(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        pt, ph, pw = self.config.patch
+        t, h, w = grid
+        return rearrange(x, "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)", t=t, h=h, w=w, pt=pt, ph=ph, pw=pw)
+
+    def rope(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
+        return rope_frequencies(grid, self.config.rope_dims, self.config.rope_theta, device)
+
+    # --- the shared trunk -------------------------------------------------------------------------
+
+    def _trunk(self, patches: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor, rope: Tensor,
+               sample: Tensor | None, cond: Tensor | None, segments: list[int] | None) -> Tensor:
+        """patches (B, N, pt*ph*pw*C) -> (B, N, pt*ph*pw*C). Modulation rows are the S samples'
+        timesteps plus, when some tokens are conditions, a row S for timestep 0; `sample` (B, N)
+        names each token's sample (None: token b's row is b, the plain batch)."""
+        x = self.x_embedder(patches)  # (B, N, D)
+        n_samples = timestep.shape[0]
+        c = self.t_embedder(timestep)  # (S, D)
+        index = sample
+        if cond is not None:
+            x = x + cond.unsqueeze(-1).to(x.dtype) * self.cond_embed  # (B, N, D)
+            c = torch.cat([c, self.t_embedder(timestep.new_zeros(1))])  # (S + 1, D): row S is timestep 0
+            if index is None:
+                index = torch.arange(n_samples, device=x.device)[:, None].expand(cond.shape)  # (B, N)
+            index = torch.where(cond, n_samples, index)
+        mod = self.adaLN(F.silu(c)).unflatten(1, (6, -1))  # (S or S+1, 6, D)
+        text = self.text_proj(text)  # (S, L, D)
+        mask = text_mask[:, None, None, :]  # (S, 1, 1, L)
+        for block in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, mod, index, rope, text, mask, segments, use_reentrant=False)
+            else:
+                x = block(x, mod, index, rope, text, mask, segments)
+        return self.final(x, c, index)
+
+    def _check_text(self, timestep: Tensor, text: Tensor, text_mask: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        cfg = self.config
+        if timestep.ndim == 0:
+            timestep = timestep.expand(n)
+        if timestep.shape != (n,):
+            raise ValueError(f"timestep must be ({n},) (one per sample) or a scalar, got shape {tuple(timestep.shape)}")
+        if text.ndim != 3 or text.shape[0] != n or text.shape[2] != cfg.text_dim:
+            raise ValueError(f"text must be ({n}, L, {cfg.text_dim}), got shape {tuple(text.shape)}")
+        if text_mask.shape != text.shape[:2]:
+            raise ValueError(f"text_mask must be {tuple(text.shape[:2])} (True at real tokens), "
+                             f"got shape {tuple(text_mask.shape)}")
+        if text_mask.is_floating_point():
+            raise ValueError(f"text_mask must be bool (True at real tokens), got {text_mask.dtype}")
+        text_mask = text_mask.bool()
+        if not text_mask.any(1).all():
+            raise ValueError("text_mask has a row with no real token; every prompt, the empty one too, must "
+                             "keep at least one token (the encoder's special tokens)")
+        return timestep, text_mask
+
+    # --- entry points ---------------------------------------------------------------------------------
+
+    def forward(self, x: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor,
+                cond_mask: Tensor | None = None) -> Tensor:
+        """Velocity (B, C, t, h, w) at noisy latents x (B, C, t, h, w) and timesteps (B,) in [0, 1]
+        (1 = noise), given text (B, L, text_dim) with text_mask (B, L) (True = real token).
+        cond_mask (B, t) bool marks latent frames given clean; with pt > 1 a token is a condition
+        when all its frames are."""
+        cfg = self.config
+        if x.ndim != 5 or x.shape[1] != cfg.in_channels:
+            raise ValueError(f"x must be (B, {cfg.in_channels}, t, h, w), got shape {tuple(x.shape)}")
+        b = x.shape[0]
+        grid = self.token_grid(x.shape[2:])
+        timestep, text_mask = self._check_text(timestep, text, text_mask, b)
+        cond = None
+        if cond_mask is not None:
+            if cond_mask.shape != (b, x.shape[2]) or cond_mask.dtype != torch.bool:
+                raise ValueError(f"cond_mask must be bool ({b}, {x.shape[2]}) (one flag per latent frame), "
+                                 f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
+            t, h, w = grid
+            cond = cond_mask.reshape(b, t, -1).all(-1)[:, :, None].expand(b, t, h * w).reshape(b, -1)  # (B, N)
+        out = self._trunk(self.patchify(x), timestep, text, text_mask, self.rope(grid, x.device), None, cond, None)
+        return self.unpatchify(out, grid).to(x.dtype)  # (B, C, t, h, w)
+
+    def forward_packed(self, latents: list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,
+                       cond_masks: list[Tensor] | None = None) -> list[Tensor]:
+        """Native-size batch: latents [(C, t_i, h_i, w_i)] of any sizes -> velocities of the same
+        shapes, as one packed token sequence. Equals running each sample alone."""
+        cfg = self.config
+        n = len(latents)
+        if n == 0:
+            raise ValueError("latents is empty")
+        grids = []
+        for i, z in enumerate(latents):
+            if z.ndim != 4 or z.shape[0] != cfg.in_channels:
+                raise ValueError(f"latents[{i}] must be ({cfg.in_channels}, t, h, w), got shape {tuple(z.shape)}")
+            grids.append(self.token_grid(z.shape[1:], f"latents[{i}]"))
+        timestep, text_mask = self._check_text(timestep, text, text_mask, n)
+        device = latents[0].device
+        segments = [math.prod(g) for g in grids]
+        patches = torch.cat([self.patchify(z[None]) for z in latents], 1)  # (1, sum N_i, pt*ph*pw*C)
+        sample = torch.repeat_interleave(torch.arange(n, device=device), torch.tensor(segments, device=device))[None]
+        cond = None
+        if cond_masks is not None:
+            if len(cond_masks) != n:
+                raise ValueError(f"cond_masks must have one mask per latent ({n}), got {len(cond_masks)}")
+            parts = []
+            for i, (m, z, (t, h, w)) in enumerate(zip(cond_masks, latents, grids)):
+                if m.shape != (z.shape[1],) or m.dtype != torch.bool:
+                    raise ValueError(f"cond_masks[{i}] must be bool ({z.shape[1]},), got {m.dtype} {tuple(m.shape)}")
+                parts.append(m.reshape(t, -1).all(-1)[:, None].expand(t, h * w).reshape(-1))  # (N_i,)
+            cond = torch.cat(parts)[None]  # (1, sum N_i)
+        rope = torch.cat([self.rope(g, device) for g in grids])  # (sum N_i, 1, head_dim/2)
+        out = self._trunk(patches, timestep, text, text_mask, rope, sample, cond, segments)  # (1, sum N_i, .)
+        return [self.unpatchify(o[None], g)[0].to(z.dtype) for o, g, z in zip(out[0].split(segments), grids, latents)]
+
+
+PRESETS: dict[str, DiTConfig] = {
+    "tiny": DiTConfig(hidden=64, depth=2, heads=2),  # tests and smoke runs
+    "world": DiTConfig(hidden=384, depth=6, heads=6, patch=(1, 2, 2)),  # the default world model
+    "base": DiTConfig(hidden=768, depth=12, heads=12),  # for GPUs
+    "large": DiTConfig(hidden=1024, depth=24, heads=16),  # for GPUs
+}
+
+__all__ = ["PRESETS", "DiT", "DiTConfig", "count_parameters"]

@@ -1,0 +1,195 @@
+"""DiT training and text-to-video generation: learning, resume, packed sizes, the latent cache,
+the pipeline and `spacetime generate`."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spacetime.checkpoint import save_model
+from spacetime.cli import main
+from spacetime.config import load_config
+from spacetime.data.streams import dit_items, encode_videos
+from spacetime.data.video import frames_to_tensor, read_video
+from spacetime.dit import DiT, DiTConfig
+from spacetime.pipeline import SpacetimePipeline
+from spacetime.text import HashTextEncoder
+from spacetime.train import TrainDiTConfig, flow_step_loss, train_dit
+from spacetime.vae import PRESETS, VideoVAE
+from spacetime.world.clip import make_clip
+
+TINY_DIT = ["--text_encoder", "hash:32", "--text_max_length", "16", "--model.text_dim", "32", "--model.hidden", "32",
+            "--model.depth", "2", "--model.heads", "2", "--data.num_frames", "5", "--data.height", "32",
+            "--data.width", "32", "--batch_size", "3", "--threads", "1", "--log_every", "1", "--sample_every", "0",
+            "--optim.warmup_steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    vae = VideoVAE(PRESETS["tiny"])
+    clips = torch.stack([frames_to_tensor(make_clip(s, num_frames=5, height=32, width=32).frames) for s in range(4)])
+    vae.eval().fit_latent_stats([clips])  # unit-scale latents, as a trained VAE's are
+    return save_model(tmp_path_factory.mktemp("vae") / "vae", {"model": vae.config.to_dict()}, vae)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * math.log10(4 / F.mse_loss(a, b).item())
+
+
+def test_tiny_dit_learns_two_prompts_and_tells_them_apart(vae_dir):
+    """Two clips, two prompts: within a minute each prompt's sample reproduces its own clip
+    (> 20 dB against the clip's VAE reconstruction) and not the other one."""
+    torch.manual_seed(0)
+    vae = VideoVAE.from_pretrained(vae_dir)
+    text = HashTextEncoder(dim=32, max_length=16)
+    prompts = ["a red ball falls on a black background", "a blue square moves to the left on a white background"]
+    clips = [frames_to_tensor(make_clip(s, num_frames=9, height=32, width=32).frames) for s in (1, 2)]
+    latents = encode_videos(vae, clips)
+    dit = DiT(DiTConfig(in_channels=16, hidden=64, depth=2, heads=2, text_dim=32))
+    opt = torch.optim.AdamW(dit.parameters(), lr=2e-3)
+    emb, mask = text.encode(prompts)
+    pipe = SpacetimePipeline(dit, vae, text, {})
+    recon = [vae.decode(z[None])[0] for z in latents]
+    start, step, table = time.perf_counter(), 0, None
+    while time.perf_counter() - start < 60:
+        for _ in range(500):
+            loss = flow_step_loss(dit.train(), latents, emb, mask, torch.Generator().manual_seed(step))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        out = pipe(prompts, num_frames=9, height=32, width=32, num_inference_steps=20, guidance_scale=1.0,
+                   generator=torch.Generator().manual_seed(0))
+        videos = [torch.from_numpy(f).permute(3, 0, 1, 2).float() / 127.5 - 1 for f in out.frames]
+        table = [[_psnr(v, r) for r in recon] for v in videos]
+        if min(table[0][0], table[1][1]) > 21:
+            break
+    assert table[0][0] > 20 and table[1][1] > 20, f"own-clip PSNR {table} after {step} steps"
+    assert table[0][0] > table[0][1] + 5 and table[1][1] > table[1][0] + 5, table
+
+
+def test_train_dit_packs_sizes_resumes_and_generates(vae_dir, tmp_path, capsys):
+    cfg = [*TINY_DIT, "--vae", str(vae_dir), "--sizes", "[[5,32,32],[9,32,48],[1,48,32]]"]
+    straight = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "4", "--run_dir", str(tmp_path / "a")]),
+                         progress=False)
+    b = [*cfg, "--run_dir", str(tmp_path / "b"), "--save_every", "2"]
+    train_dit(load_config(TrainDiTConfig, None, [*b, "--max_steps", "2"]), progress=False)
+    resumed = train_dit(load_config(TrainDiTConfig, None, [*b, "--max_steps", "4", "--sample_every", "4",
+                                                        "--sample_steps", "2"]), progress=False)
+    from safetensors.torch import load_file
+
+    for name in ("model.safetensors",):
+        x, y = load_file(straight / name), load_file(resumed / name)
+        assert all(torch.equal(x[k], y[k]) for k in x), "resumed run differs from the straight one"
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(math.isfinite(r["loss"]) for r in rows)
+    samples = sorted((tmp_path / "b" / "samples" / "step-00000004").glob("*.mp4"))
+    assert len(samples) == 2 and read_video(samples[0])[0].shape == (5, 32, 32, 3)
+    # the model directory carries its VAE; generate at a size and duration never trained
+    out = tmp_path / "gen.mp4"
+    assert main(["generate", "a red ball bounces", "--model", str(resumed), "--output", str(out), "--size", "64x48",
+                 "--num-frames", "13", "--num-inference-steps", "3", "--seed", "7"]) == 0
+    frames, fps = read_video(out)
+    assert frames.shape == (13, 48, 64, 3) and fps == pytest.approx(8.0)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["seed"] == 7 and side["num_frames"] == 13 and side["width"] == 64 and side["height"] == 48
+    assert side["guidance_scale"] == 5.0 and set(side["seconds"]) >= {"text", "denoise", "decode", "write"}
+
+
+def test_mixed_size_batch_is_one_packed_loss(vae_dir):
+    """A batch of mixed sizes gives the mean of the per-sample losses run alone."""
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=2, heads=2, text_dim=32))
+    for p in dit.parameters():  # leave the zero-init: outputs must not be trivially 0
+        torch.nn.init.normal_(p, std=0.05)
+    text = HashTextEncoder(dim=32, max_length=16)
+    latents = [torch.randn(16, 2, 4, 4), torch.randn(16, 3, 4, 6)]
+    emb, mask = text.encode(["a red ball", "a blue square falls"])
+    both = flow_step_loss(dit, latents, emb, mask, torch.Generator().manual_seed(3))
+    # the same draws, one sample at a time: timesteps first, then each sample's noise
+    g = torch.Generator().manual_seed(3)
+    from spacetime import flow
+
+    t = flow.sample_timesteps(2, generator=g)
+    noise = [torch.randn(z.shape, generator=g) for z in latents]
+    alone = []
+    for i, z in enumerate(latents):
+        xt = (1 - t[i]) * z + t[i] * noise[i]
+        pred = dit(xt[None], t[i : i + 1], emb[i : i + 1], mask[i : i + 1])[0]
+        alone.append(F.mse_loss(pred, noise[i] - z))
+    torch.testing.assert_close(both, torch.stack(alone).mean(), atol=1e-5, rtol=1e-5)
+
+
+def test_folder_latents_are_cached(vae_dir, tmp_path):
+    from spacetime.world.dataset import write_world
+
+    write_world(tmp_path / "data", 3, num_frames=5, height=32, width=32)
+    cfg = load_config(TrainDiTConfig, None, [*TINY_DIT, "--vae", str(vae_dir), "--data.source", "folder",
+                                             "--data.path", str(tmp_path / "data"), "--data.cache_variants", "1",
+                                             "--run_dir", str(tmp_path / "run")])
+    vae = VideoVAE.from_pretrained(vae_dir)
+    items = dit_items(cfg.data, 0, vae, vae_dir=vae_dir, cache_dir=tmp_path / "run" / "cache" / "latents")
+    first = [next(items) for _ in range(3)]  # epoch 0: encoded and written
+    second = [next(items) for _ in range(3)]  # epoch 1: the same windows, read back
+    assert len(list((tmp_path / "run" / "cache" / "latents").glob("*.safetensors"))) == 3
+    assert all("latents" in it and it["latents"].shape == (16, 2, 4, 4) for it in first + second)
+    key = lambda items: sorted(float(it["latents"].sum()) for it in items)  # noqa: E731
+    assert key(first) == key(second)
+    # a fresh stream reads the cache instead of decoding
+    items = dit_items(cfg.data, 0, vae, vae_dir=vae_dir, cache_dir=tmp_path / "run" / "cache" / "latents")
+    again = [next(items) for _ in range(3)]
+    assert key(again) == key(first)
+
+
+def test_pipeline_is_deterministic_and_refuses_bad_input(vae_dir, tmp_path, capsys):
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))
+    for p in dit.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    cfg = {"format": "spacetime-pipeline", "dit": dit.config.to_dict(), "text_encoder": "hash:32", "text_max_length": 16,
+           "defaults": {"num_frames": 5, "height": 32, "width": 32, "fps": 8.0}}
+    model = save_model(tmp_path / "model", cfg, dit, subdirs={"vae": vae_dir})
+    pipe = SpacetimePipeline.from_pretrained(model)
+    run = lambda seed: pipe("a red ball", num_inference_steps=3, generator=torch.Generator().manual_seed(seed)).frames[0]  # noqa: E731
+    a, b, c = run(1), run(1), run(2)
+    assert a.shape == (5, 32, 32, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 4k"):
+        pipe("a red ball", num_frames=6)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        pipe("a red ball", height=40)
+    (model / "COMPLETE").unlink()
+    with pytest.raises(ValueError, match="no COMPLETE marker"):
+        SpacetimePipeline.from_pretrained(model)
+    out = str(tmp_path / "x.mp4")
+    assert main(["generate", "a red ball", "--model", str(model), "--output", out]) == 1
+    assert "no COMPLETE marker" in capsys.readouterr().err
+    assert main(["generate", "a red ball", "--model", str(tmp_path / "nope"), "--output", out]) == 1
+    assert "no such model directory" in capsys.readouterr().err
+    for bad, msg in ((["--num-frames", "0"], "--num-frames must be in"), (["--guidance-scale", "nan"], "--guidance-scale"),
+                     (["--size", "64x64", "--height", "32"], "not both"), (["--output", str(tmp_path / "x.gif")], "MP4")):
+        args = ["generate", "a red ball", "--model", str(model), "--output", out, *bad]
+        try:
+            code = main(args)
+        except SystemExit as e:  # argparse's own refusals
+            code = e.code
+        assert code in (1, 2) and msg in capsys.readouterr().err, bad
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_world_stream_draws_the_given_sizes(vae_dir):
+    from spacetime.data.streams import DataConfig
+
+    sizes = [[5, 32, 32], [9, 32, 48], [1, 48, 16]]
+    items = dit_items(DataConfig(), 0, VideoVAE.from_pretrained(vae_dir), sizes=sizes)
+    shapes = {tuple(next(items)["video"].shape[1:]) for _ in range(24)}
+    assert shapes == {tuple(s) for s in sizes}
+    again = dit_items(DataConfig(), 5, VideoVAE.from_pretrained(vae_dir), sizes=sizes)
+    items = dit_items(DataConfig(), 0, VideoVAE.from_pretrained(vae_dir), sizes=sizes)
+    for _ in range(5):
+        next(items)
+    assert torch.equal(next(items)["video"], next(again)["video"])  # resuming at i is item i
