@@ -351,7 +351,7 @@ def test_cli_refusals(tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
     assert main(["eval", "--model", str(model), "--out", str(tmp_path / "o")]) == 1
-    assert "trained text-to-video model" in capsys.readouterr().err
+    assert "no COMPLETE marker" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["eval", "--model", str(model), "--videos", str(model), "--out", str(tmp_path / "o")])
     assert e.value.code == 2
