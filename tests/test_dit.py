@@ -46,8 +46,10 @@ def test_output_shape_and_zero_init():
     assert v.shape == x.shape and v.abs().mean() > 0.1
 
 
-def test_packed_equals_separate():
+@pytest.mark.parametrize("packed_attention", ["loop", "mask"])
+def test_packed_equals_separate(packed_attention):
     model = make_model()
+    model.packed_attention = packed_attention  # "mask" is what GPUs run
     g = torch.Generator().manual_seed(3)
     shapes = [(3, 4, 6), (1, 2, 8), (2, 6, 2), (3, 4, 6)]  # frame counts, heights, widths all differ
     latents = [torch.randn(CFG.in_channels, *s, generator=g) for s in shapes]
@@ -67,6 +69,14 @@ def test_packed_equals_separate():
         packed = model.forward_packed(latents[:1] + latents[3:], t[[0, 3]], text[[0, 3]], mask[[0, 3]])
         batch = model(torch.stack([latents[0], latents[3]]), t[[0, 3]], text[[0, 3]], mask[[0, 3]])
     torch.testing.assert_close(torch.stack(packed), batch, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_attention_is_checked():
+    model = make_model()
+    model.packed_attention = "dense"
+    latents = [torch.randn(CFG.in_channels, 1, 2, 2), torch.randn(CFG.in_channels, 1, 2, 4)]
+    with pytest.raises(ValueError, match="packed_attention"):
+        model.forward_packed(latents, torch.rand(2), torch.randn(2, 3, TEXT_DIM), torch.ones(2, 3, dtype=torch.bool))
 
 
 def test_rope_depends_only_on_relative_position():

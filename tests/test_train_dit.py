@@ -195,6 +195,30 @@ def test_world_stream_draws_the_given_sizes(vae_dir):
     assert torch.equal(next(items)["video"], next(again)["video"])  # resuming at i is item i
 
 
+def test_world_stream_with_loader_workers_is_the_same_stream(vae_dir):
+    """GPU runs render in DataLoader workers: they must yield exactly the single-process stream."""
+    from spacetime.data.streams import DataConfig
+
+    sizes = [[5, 32, 32], [9, 32, 48]]
+    one = dit_items(DataConfig(num_workers=0), 3, None, sizes=sizes)
+    two = dit_items(DataConfig(num_workers=2), 3, None, sizes=sizes)
+    for _ in range(7):
+        a, b = next(one), next(two)
+        assert (a["index"], a["caption"]) == (b["index"], b["caption"])
+        assert torch.equal(a["video"], b["video"])
+
+
+def test_device_is_checked():
+    with pytest.raises(ValueError, match="device must be"):
+        TrainDiTConfig(device="gpu")
+    if not torch.cuda.is_available():
+        from spacetime.train import resolve_device
+
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
 def test_eval_scores_a_model(vae_dir, tmp_path, capsys):
     """`spacetime eval --model` generates from the split's prompts and scores what it made."""
     torch.manual_seed(0)

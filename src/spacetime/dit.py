@@ -124,7 +124,8 @@ def rope_frequencies(grid: tuple[int, int, int], dims: tuple[int, int, int], the
 
 def apply_rope(x: Tensor, freqs: Tensor) -> Tensor:
     """Rotate channel pairs of x (B, N, H, d) by freqs (N, 1, d/2). One complex multiply: a single
-    pass over x forward and backward, where the real (cos, sin) form takes six (measured on CPU)."""
+    pass over x forward and backward, several times faster on CPU than the real (cos, sin) form
+    with its strided halves (measured)."""
     xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (B, N, H, d/2) complex
     return torch.view_as_real(xc * freqs).flatten(-2)  # (B, N, H, d) float32
 
@@ -136,7 +137,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps)  # float: bounded logits
+        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps)  # float32 under autocast too
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -156,14 +157,15 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: Tensor, rope: Tensor, segments: list[int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor, segments: list[int] | None = None,
+                packed_mask: Tensor | None = None) -> Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).unbind(2)  # 3 x (B, N, H, d), views
         q = apply_rope(self.q_norm(q), rope).to(v.dtype)
         k = apply_rope(self.k_norm(k), rope).to(v.dtype)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, d), views: SDPA takes strides
-        if segments is None:
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, d)
+        if segments is None or packed_mask is not None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed_mask)  # (B, H, N, d)
         else:
             out = torch.cat([F.scaled_dot_product_attention(qi, ki, vi) for qi, ki, vi
                              in zip(q.split(segments, 2), k.split(segments, 2), v.split(segments, 2))], 2)
@@ -183,13 +185,17 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: Tensor, text: Tensor, mask: Tensor, segments: list[int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, text: Tensor, mask: Tensor, segments: list[int] | None = None,
+                packed_mask: Tensor | None = None) -> Tensor:
         b, n, _ = x.shape
         s, length, _ = text.shape
         k, v = self.kv(text).view(s, length, 2, self.heads, -1).unbind(2)  # 2 x (S, L, H, d)
         q = self.q_norm(self.q(x).view(b, n, self.heads, -1)).to(v.dtype).transpose(1, 2)  # (B, H, N, d)
         k, v = self.k_norm(k).to(v.dtype).transpose(1, 2), v.transpose(1, 2)  # (S, H, L, d)
-        if segments is None:
+        if packed_mask is not None:  # every sample's text as one key sequence (1, H, S*L, d)
+            k, v = (t.transpose(0, 1).reshape(1, self.heads, s * length, -1) for t in (k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed_mask)
+        elif segments is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d)
         else:
             out = torch.cat([F.scaled_dot_product_attention(qi, k[i : i + 1], v[i : i + 1], attn_mask=mask[i : i + 1])
@@ -215,12 +221,14 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Parameter(torch.zeros(6, d))
 
     def forward(self, x: Tensor, mod: Tensor, index: Tensor | None, rope: Tensor, text: Tensor,
-                text_mask: Tensor, segments: list[int] | None = None) -> Tensor:
+                text_mask: Tensor, segments: list[int] | None = None,
+                packed_masks: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        self_mask, cross_mask = packed_masks or (None, None)
         m = self.modulation + mod  # (S, 6, D): one row per (sample or timestep 0)
         m = m[:, None] if index is None else m[index]  # (B, 1, 6, D) per sample, or (B, N, 6, D) per token
         shift1, scale1, gate1, shift2, scale2, gate2 = m.unbind(2)  # (B, 1 or N, D)
-        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, segments))
-        x = x + self.cross(self.norm2(x), text, text_mask, segments)
+        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, segments, self_mask))
+        x = x + self.cross(self.norm2(x), text, text_mask, segments, cross_mask)
         return torch.addcmul(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
 
 
@@ -250,6 +258,9 @@ class DiT(nn.Module):
         super().__init__()
         self.config = cfg = config or DiTConfig()
         self.grad_checkpointing = False
+        # packed batches: "loop" runs attention per sample, "mask" one call with block-diagonal
+        # masks, "auto" picks the mask on GPUs and the loop on CPUs
+        self.packed_attention = "auto"
         self.x_embedder = nn.Linear(math.prod(cfg.patch) * cfg.in_channels, cfg.hidden)  # a strided Conv3d, as a matmul
         self.cond_embed = nn.Parameter(torch.zeros(cfg.hidden))  # added to tokens of frames given clean
         self.t_embedder = TimestepEmbedder(cfg.hidden, cfg.freq_dim)
@@ -302,6 +313,12 @@ class DiT(nn.Module):
     def rope(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
         return rope_frequencies(grid, self.config.rope_dims, self.config.rope_theta, device)
 
+    def _mask_packed(self, device: torch.device) -> bool:
+        if self.packed_attention not in ("auto", "loop", "mask"):
+            raise ValueError(f"packed_attention must be 'auto', 'loop' or 'mask', got {self.packed_attention!r}")
+        # on a GPU one masked call beats a launch per sample; on a CPU the loop skips the masked-out FLOPs
+        return self.packed_attention == "mask" or (self.packed_attention == "auto" and device.type != "cpu")
+
     # --- the shared trunk -------------------------------------------------------------------------
 
     def _trunk(self, patches: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor, rope: Tensor,
@@ -322,11 +339,17 @@ class DiT(nn.Module):
         mod = self.adaLN(F.silu(c)).unflatten(1, (6, -1))  # (S or S+1, 6, D)
         text = self.text_proj(text)  # (S, L, D)
         mask = text_mask[:, None, None, :]  # (S, 1, 1, L)
+        packed_masks = None
+        if segments is not None and self._mask_packed(x.device):
+            # block-diagonal masks: one attention call for the whole packed batch, not one per sample
+            keys = torch.arange(n_samples, device=x.device).repeat_interleave(text_mask.shape[1])  # (S*L,)
+            packed_masks = ((sample[0][:, None] == sample[0][None, :])[None, None],  # (1, 1, N, N)
+                            ((sample[0][:, None] == keys[None, :]) & text_mask.reshape(1, -1))[None, None])
         for block in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, mod, index, rope, text, mask, segments, use_reentrant=False)
+                x = checkpoint(block, x, mod, index, rope, text, mask, segments, packed_masks, use_reentrant=False)
             else:
-                x = block(x, mod, index, rope, text, mask, segments)
+                x = block(x, mod, index, rope, text, mask, segments, packed_masks)
         return self.final(x, c, index)
 
     def _check_text(self, timestep: Tensor, text: Tensor, text_mask: Tensor, n: int) -> tuple[Tensor, Tensor]:

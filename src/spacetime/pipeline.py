@@ -28,17 +28,17 @@ from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VideoVAE
 
 
-def load_text_encoder(spec: str, max_length: int):
+def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
     anything else: a local Hugging Face model directory."""
     from spacetime import text
 
     if spec == "minilm":
-        return text.TextEncoder(max_length=max_length)
+        return text.TextEncoder(max_length=max_length, device=device)
     if spec == "hash" or spec.startswith("hash:"):
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 384
-        return text.HashTextEncoder(dim=dim, max_length=max_length)
-    return text.TextEncoder(path=spec, max_length=max_length)
+        return text.HashTextEncoder(dim=dim, max_length=max_length, device=device)
+    return text.TextEncoder(path=spec, max_length=max_length, device=device)
 
 
 @dataclass

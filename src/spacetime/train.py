@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VAEConfig, VideoVAE, count_parameters, kl_loss
 
 log = logging.getLogger(__name__)
+
+# the world VAE trained by us (configs/vae-world.yaml), shipped inside the package
+SHIPPED_VAE = Path(__file__).parent / "models" / "world" / "vae"
 
 
 @dataclass
@@ -68,6 +72,7 @@ class TrainVAEConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     latent_stats_batches: int = 8
 
     def __post_init__(self) -> None:
@@ -76,6 +81,25 @@ class TrainVAEConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        _check_device(self.device)
+
+
+def _check_device(spec: str) -> None:
+    if spec != "auto" and not (spec == "cpu" or spec == "cuda" or re.fullmatch(r"cuda:\d+", spec)):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {spec!r}")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """"cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {spec!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but torch sees no CUDA GPU (use device: cpu or auto)")
+    return device
 
 
 def lr_at(step: int, cfg: OptimConfig, max_steps: int) -> float:
@@ -131,8 +155,9 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
     (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = VideoVAE(cfg.model)
+    model = VideoVAE(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                             weight_decay=cfg.optim.weight_decay)
     step, position, elapsed = 0, 0, 0.0
@@ -154,12 +179,12 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
 
     try:
         while step < cfg.max_steps:
-            video = next(batches)
+            video = next(batches).to(device, non_blocking=True)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             # posterior noise from (seed, step): the same whether or not the run was resumed
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 recon, mean, logvar = model(video, generator=gen)
             recon, mean, logvar = recon.float(), mean.float(), logvar.float()
             l1 = (recon - video).abs().mean()
@@ -191,7 +216,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     checkpoint()
     model.eval()
     stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
-    model.fit_latent_stats(itertools.islice(stats, cfg.latent_stats_batches))
+    model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
     return save_model(run_dir / "model", {"model": cfg.model.to_dict()}, model)
 
 
@@ -201,7 +226,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
 @dataclass
 class TrainDiTConfig:
     model: DiTConfig = field(default_factory=DiTConfig)
-    vae: str = "runs/vae-world/model"  # a trained VAE model directory; frozen
+    vae: str = "shipped"  # a trained VAE model directory, frozen; "shipped": the world VAE in the package
     text_encoder: str = "minilm"  # "minilm" (shipped), a local Hugging Face model directory, or "hash" (tests)
     text_max_length: int = 64
     data: DataConfig = field(default_factory=DataConfig)
@@ -230,8 +255,10 @@ class TrainDiTConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     threads: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
 
     def __post_init__(self) -> None:
+        _check_device(self.device)
         for name in ("batch_size", "max_steps", "log_every", "save_every", "sample_steps", "text_max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -264,8 +291,10 @@ def flow_step_loss(
     t = flow.sample_timesteps(n, generator=generator, mean=logit_mean, std=logit_std)
     pt, ph, pw = model.config.patch
     shifts = torch.tensor([flow.resolution_shift(z[0].numel() // (pt * ph * pw)) for z in latents])
-    t = flow.shift_timesteps(t, shifts)
-    noise = [torch.randn(z.shape, generator=generator) for z in latents]
+    # drawn on the generator's device, then moved: the same draws whatever device trains
+    device = latents[0].device
+    t = flow.shift_timesteps(t, shifts).to(device)
+    noise = [torch.randn(z.shape, generator=generator, device=generator.device).to(device) for z in latents]
     xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
     if len({tuple(z.shape) for z in latents}) == 1:
         pred = list(model(torch.stack(xt), t, text, text_mask).float())
@@ -299,16 +328,18 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
     (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-    vae = VideoVAE.from_pretrained(cfg.vae)
+    device = resolve_device(cfg.device)
+    vae_dir = SHIPPED_VAE if cfg.vae == "shipped" else Path(cfg.vae)
+    vae = VideoVAE.from_pretrained(vae_dir).to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
         raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
                          f"{vae.config.latent_channels}-channel latents")
-    text = load_text_encoder(cfg.text_encoder, cfg.text_max_length)
+    text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device=device)
     if text.dim != cfg.model.text_dim:
         raise ValueError(f"model.text_dim is {cfg.model.text_dim} but the text encoder {cfg.text_encoder!r} "
                          f"makes {text.dim}-d embeddings")
     torch.manual_seed(cfg.seed)
-    model = DiT(cfg.model)
+    model = DiT(cfg.model).to(device)
     model.grad_checkpointing = cfg.grad_checkpointing
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
@@ -325,7 +356,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                        "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
                                     "width": cfg.data.width, "fps": cfg.data.fps}}
     logger = _Logger(run_dir, step)
-    items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=cfg.vae, cache_dir=run_dir / "cache" / "latents")
+    items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=vae_dir, cache_dir=run_dir / "cache" / "latents")
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not progress)
     model.train()
     t0 = time.perf_counter()
@@ -345,16 +376,16 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     try:
         while step < cfg.max_steps:
             batch = list(itertools.islice(items, cfg.batch_size))
-            fresh = [b["video"] for b in batch if "latents" not in b]
+            fresh = [b["video"].to(device, non_blocking=True) for b in batch if "latents" not in b]
             encoded = iter(encode_videos(vae, fresh) if fresh else [])
-            latents = [b["latents"] if "latents" in b else next(encoded) for b in batch]
+            latents = [b["latents"].to(device) if "latents" in b else next(encoded) for b in batch]
             # prompt dropout and timesteps from (seed, step): the same whether or not the run resumed
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             prompts = flow.drop_prompts([b["caption"] for b in batch], cfg.prompt_dropout, generator=gen)
             emb, mask = text.encode(prompts)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 loss = flow_step_loss(model, latents, emb, mask, gen, cfg.logit_mean, cfg.logit_std)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -384,4 +415,4 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         bar.close()
         logger.close()
     checkpoint()
-    return save_model(run_dir / "model", pipeline_config, ema, subdirs={"vae": Path(cfg.vae)})
+    return save_model(run_dir / "model", pipeline_config, ema, subdirs={"vae": vae_dir})

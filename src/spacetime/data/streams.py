@@ -87,7 +87,12 @@ def dit_items(
 
         sizes = [tuple(s) for s in sizes or []] or None
         ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start, sizes=sizes)
-        yield from iter(ds)
+        if data.num_workers == 0:
+            yield from iter(ds)
+            return
+        # workers take the stream round-robin and the loader reads them in turn: the same order
+        yield from torch.utils.data.DataLoader(ds, batch_size=None, num_workers=data.num_workers,
+                                               prefetch_factor=8)
         return
     from spacetime.data.cache import LatentCache
     from spacetime.data.folder import FolderVideoDataset

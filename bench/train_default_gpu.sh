@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Train the default world model (VAE, then DiT on its latents) on one GPU inside a fixed time
+# budget, with the same code and configs as the CPU recipe (configs/vae-world.yaml,
+# configs/dit-world.yaml), larger batches and `device: cuda`.
+#
+#   bash bench/train_default_gpu.sh RUNS TEXT_ENCODER [TOTAL_SECONDS]
+#
+# Each phase first runs 150 steps (inside the LR warm-up, so the schedule does not depend on
+# the final length), measures steps/s, then resumes to the number of steps that fits its share
+# of the budget: the cosine schedule ends where the time does. Two VAEs train side by side on
+# the one GPU: the recipe's (32-64-128 channels) and a wider one (64-128-256); the DiT trains on
+# the one with the higher reconstruction PSNR over its last 1,000 steps.
+set -euo pipefail
+RUNS=${1:?runs folder}
+TEXT=${2:?text encoder (minilm or a local model directory)}
+# PACK=DIR: the result (bench/pack_default.py) as DIR/part-* pieces of 15 MB; `cat part-* | tar x`
+PACK=${PACK:-}
+TOTAL=${3:-560}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAE_BATCH=2 DIT_BATCH=4 WORKERS=1: a smoke test of this script
+VAE_BATCH=${VAE_BATCH:-32}
+DIT_BATCH=${DIT_BATCH:-64}
+WORKERS=${WORKERS:-7}
+PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
+T0=$(date +%s)
+export PYTHONUNBUFFERED=1
+mkdir -p "$RUNS"
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+steps_that_fit() {  # metrics.jsonl, seconds left -> total steps (probe steps included)
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+a, b = rows[1 if len(rows) > 2 else 0], rows[-1]  # the first log holds worker start-up
+if a is b:
+    a = {"step": 0, "time_s": 0.0}
+rate = (b["step"] - a["step"]) / (b["time_s"] - a["time_s"])
+print(int(b["step"] + 0.92 * rate * float(sys.argv[2])))
+EOF
+}
+
+vae() {  # name, extra args
+  local name=$1; shift
+  python3 -m spacetime train-vae --config configs/vae-world.yaml --device "$DEVICE" --run_dir "$RUNS/$name" \
+    --batch_size "$VAE_BATCH" --precision bf16 --threads 2 --data.num_workers "$WORKERS" --log_every 25 --save_every 1000000 \
+    --latent_stats_batches 32 "$@" 2>>"$RUNS/$name.log"
+}
+
+if [ -n "${VAE:-}" ]; then  # VAE=DIR: a trained VAE; only the DiT trains
+  BEST=vae-given; mkdir -p "$RUNS/vae-given"; rm -rf "$RUNS/vae-given/model"; cp -r "$VAE" "$RUNS/vae-given/model"
+else
+# --- VAEs: 150-step probe, then the rest of their share (until T0 + 45% of the budget)
+VAE_END=$(( TOTAL * 45 / 100 ))
+vae vae-recipe --max_steps $PROBE & vae vae-wide --model.channels '[64,128,256]' --max_steps $PROBE & wait
+for name in vae-recipe vae-wide; do
+  n=$(steps_that_fit "$RUNS/$name/metrics.jsonl" $(( VAE_END - $(elapsed) - 15 )))
+  echo "$name: $n steps"
+  extra=(); [ "$name" = vae-wide ] && extra=(--model.channels '[64,128,256]')
+  vae $name "${extra[@]}" --max_steps "$n" &
+done
+wait
+echo "VAEs done at $(elapsed) s"
+
+BEST=$(python3 - "$RUNS" <<'EOF'
+import json, sys
+def tail_psnr(name):
+    rows = [json.loads(l) for l in open(f"{sys.argv[1]}/{name}/metrics.jsonl")]
+    last = [r["psnr"] for r in rows if r["step"] > rows[-1]["step"] - 1000]
+    return sum(last) / len(last)
+scores = {n: tail_psnr(n) for n in ("vae-recipe", "vae-wide")}
+print(max(scores, key=scores.get))
+print(scores, file=sys.stderr)
+EOF
+)
+fi
+echo "DiT on $BEST"
+
+# --- DiT: probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
+DIT=(python3 -m spacetime train --config configs/dit-world.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
+  --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr 5.0e-4
+  --optim.warmup_steps 300 --threads 2 --data.num_workers $(( WORKERS * 2 )) --log_every 10 --save_every 1000000
+  --sample_every 0 --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
+"${DIT[@]}" --max_steps $(( PROBE * 2 / 3 )) 2>>"$RUNS/dit.log"
+n=$(steps_that_fit "$RUNS/dit/metrics.jsonl" $(( TOTAL - 25 - $(elapsed) - 10 )))
+echo "dit: $n steps"
+# a hard stop: on SIGINT training saves a checkpoint (EMA included) before it exits
+timeout -s INT $(( TOTAL - 20 - $(elapsed) )) "${DIT[@]}" --max_steps "$n" 2>>"$RUNS/dit.log" \
+  || echo "DiT stopped by the time limit (a checkpoint was saved)"
+if [ ! -f "$RUNS/dit/model/COMPLETE" ]; then  # stopped: finish from its checkpoint, no more steps
+  last=$(ls -d "$RUNS"/dit/checkpoints/step-* | sort | tail -1)
+  "${DIT[@]}" --max_steps $(( 10#${last##*step-} )) 2>>"$RUNS/dit.log"
+fi
+echo "all done at $(elapsed) s"
+tail -n 1 "$RUNS"/*/metrics.jsonl
+if [ -n "$PACK" ]; then
+  python3 bench/pack_default.py "$RUNS" "$RUNS/pack"
+  (cd "$RUNS" && tar cf - pack | split -b 15m - "$PACK/part-")
+  ls -la "$PACK"
+fi
