@@ -4,9 +4,8 @@ loading, text encoding, denoising, VAE decode and writing the MP4.
     python bench/generate.py [--model DIR] [--vae DIR] [--repeats 3] [--threads 2]
 
 With --model, a trained pipeline directory. Without, the world presets at random init (time does
-not depend on the weights): the `world` DiT, the VAE at --vae (default runs/vae-world/model, or
-the `world` VAE preset at random init if that does not exist) and the shipped MiniLM text
-encoder. Timings are the median over --repeats runs after one warm-up run.
+not depend on the weights): the `world` DiT, the VAE at --vae (default: the VAE shipped in
+src/spacetime/models/world/vae) and the shipped MiniLM text encoder. Timings are the median over --repeats runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ def build(args) -> tuple[SpacetimePipeline, float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None)
-    ap.add_argument("--vae", default="runs/vae-world/model")
+    ap.add_argument("--vae", default=str(Path(__file__).resolve().parents[1] / "src/spacetime/models/world/vae"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=25)

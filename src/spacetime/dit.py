@@ -423,7 +423,8 @@ class DiT(nn.Module):
                     raise ValueError(f"cond_masks[{i}] must be bool ({z.shape[1]},), got {m.dtype} {tuple(m.shape)}")
                 parts.append(m.reshape(t, -1).all(-1)[:, None].expand(t, h * w).reshape(-1))  # (N_i,)
             cond = torch.cat(parts)[None]  # (1, sum N_i)
-        rope = torch.cat([self.rope(g, device) for g in grids])  # (sum N_i, 1, head_dim/2)
+        tables = {g: self.rope(g, device) for g in set(grids)}  # a batch repeats a few sizes
+        rope = torch.cat([tables[g] for g in grids])  # (sum N_i, 1, head_dim/2)
         out = self._trunk(patches, timestep, text, text_mask, rope, sample, cond, segments)  # (1, sum N_i, .)
         return [self.unpatchify(o[None], g)[0].to(z.dtype) for o, g, z in zip(out[0].split(segments), grids, latents)]
 
