@@ -102,6 +102,22 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def _phase_clock(device: torch.device):
+    """A function returning the seconds since its last call; on a GPU it waits for queued work
+    first, so each phase is charged its own kernels."""
+    last = time.perf_counter()
+
+    def tick() -> float:
+        nonlocal last
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        now = time.perf_counter()
+        dt, last = now - last, now
+        return dt
+
+    return tick
+
+
 def lr_at(step: int, cfg: OptimConfig, max_steps: int) -> float:
     """Linear warm-up, then constant or cosine down to min_lr_ratio."""
     if step < cfg.warmup_steps:
@@ -360,6 +376,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not progress)
     model.train()
     t0 = time.perf_counter()
+    phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
 
     def checkpoint() -> None:
         save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, ema=ema,
@@ -375,7 +392,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
 
     try:
         while step < cfg.max_steps:
+            tick = _phase_clock(device)
             batch = list(itertools.islice(items, cfg.batch_size))
+            phases["data_s"] += tick()
             fresh = [b["video"].to(device, non_blocking=True) for b in batch if "latents" not in b]
             encoded = iter(encode_videos(vae, fresh) if fresh else [])
             latents = [b["latents"].to(device) if "latents" in b else next(encoded) for b in batch]
@@ -383,6 +402,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             prompts = flow.drop_prompts([b["caption"] for b in batch], cfg.prompt_dropout, generator=gen)
             emb, mask = text.encode(prompts)
+            phases["encode_s"] += tick()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
@@ -393,14 +413,17 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             opt.step()
             with torch.no_grad():
                 decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # a short warm-up: early EMA tracks the model
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+            phases["step_s"] += tick()
             step += 1
             position += len(batch)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 metrics = {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": opt.param_groups[0]["lr"],
                            "time_s": elapsed + time.perf_counter() - t0}
+                # mean seconds per step since the last log: where the time goes (data, VAE + text, DiT)
+                metrics.update({k: v / max(1, step - logged_at) for k, v in phases.items()})
+                phases, logged_at = dict.fromkeys(phases, 0.0), step
                 logger.log(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if step % cfg.save_every == 0 and step < cfg.max_steps:
