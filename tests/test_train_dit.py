@@ -2,6 +2,7 @@
 the pipeline and `spacetime generate`."""
 
 import json
+import logging
 import math
 import time
 
@@ -146,7 +147,7 @@ def test_folder_latents_are_cached(vae_dir, tmp_path):
     assert key(again) == key(first)
 
 
-def test_pipeline_is_deterministic_and_refuses_bad_input(vae_dir, tmp_path, capsys):
+def test_pipeline_is_deterministic_and_refuses_bad_input(vae_dir, tmp_path, capsys, caplog):
     torch.manual_seed(0)
     dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))
     for p in dit.parameters():
@@ -158,10 +159,14 @@ def test_pipeline_is_deterministic_and_refuses_bad_input(vae_dir, tmp_path, caps
     run = lambda seed: pipe("a red ball", num_inference_steps=3, generator=torch.Generator().manual_seed(seed)).frames[0]  # noqa: E731
     a, b, c = run(1), run(1), run(2)
     assert a.shape == (5, 32, 32, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
-    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 4k"):
-        pipe("a red ball", num_frames=6)
-    with pytest.raises(ValueError, match="multiple of 16"):
-        pipe("a red ball", height=40)
+    # sizes that do not fit are rounded to the nearest that does, with a warning, as diffusers does
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        assert pipe("a red ball", num_frames=6, height=40, width=20, num_inference_steps=1).frames[0].shape == (5, 48, 16, 3)
+    assert "making 5 frames of 16x48" in caplog.text
+    assert pipe("a red ball", num_frames=8, height=8, num_inference_steps=1).frames[0].shape == (9, 16, 32, 3)
+    for bad in ({"num_frames": 0}, {"height": -16}, {"width": 3.5}):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            pipe("a red ball", **bad)
     (model / "COMPLETE").unlink()
     with pytest.raises(ValueError, match="no COMPLETE marker"):
         SpacetimePipeline.from_pretrained(model)

@@ -233,6 +233,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True)
+    num_frames, height, width = out.frames[0].shape[:3]  # as made: sizes that do not fit are rounded
     t0 = time.perf_counter()
     export_to_video(out.frames[0], args.output, fps=fps)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}

@@ -16,6 +16,8 @@ directory) and `COMPLETE`, written last.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ import torch
 from spacetime import flow, sampling
 from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VideoVAE
+
+log = logging.getLogger(__name__)
 
 
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
@@ -70,6 +74,22 @@ class SpacetimePipeline:
         text = load_text_encoder(config["text_encoder"], config["text_max_length"])
         return cls(dit, vae, text, config)
 
+    def fit_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """The nearest size the model can make (1 + 4k frames, sides multiples of the latent patch
+        in pixels), with a logged warning when that differs from what was asked, as diffusers does."""
+        for name, v in (("num_frames", num_frames), ("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        ft = self.vae.config.temporal_factor * self.dit.config.patch[0]
+        _, ph, pw = self.dit.config.patch
+        mh, mw = self.vae.config.spatial_factor * ph, self.vae.config.spatial_factor * pw
+        fitted = (1 + ft * math.floor((num_frames - 1) / ft + 0.5),
+                  mh * max(1, math.floor(height / mh + 0.5)), mw * max(1, math.floor(width / mw + 0.5)))
+        if fitted != (num_frames, height, width):
+            log.warning("%d frames of %dx%d (WxH) do not fit the model (1 + %dk frames, sides multiples of %dx%d); "
+                        "making %d frames of %dx%d", num_frames, width, height, ft, mw, mh, fitted[0], fitted[2], fitted[1])
+        return fitted
+
     def check_size(self, num_frames: int, height: int, width: int) -> None:
         ft = self.vae.config.temporal_factor
         pt, ph, pw = self.dit.config.patch
@@ -94,9 +114,10 @@ class SpacetimePipeline:
         progress: bool = False,
     ) -> SpacetimePipelineOutput:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        num_frames = num_frames or self.defaults.get("num_frames", 17)
-        height = height or self.defaults.get("height", 64)
-        width = width or self.defaults.get("width", 64)
+        num_frames = self.defaults.get("num_frames", 17) if num_frames is None else num_frames
+        height = self.defaults.get("height", 64) if height is None else height
+        width = self.defaults.get("width", 64) if width is None else width
+        num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
