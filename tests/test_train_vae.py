@@ -162,3 +162,24 @@ def test_bf16_autocast_trains_and_bad_precision_is_named(tmp_path):
         _, mean, logvar = model(torch.zeros(1, 3, 5, 16, 16))
     assert mean.dtype == logvar.dtype == torch.float32
     assert sum(losses[-5:]) < sum(losses[:5])
+
+
+def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
+    """init_from + freeze_encoder: the encoder and the latent statistics stay bit-exact (a DiT
+    trained on them keeps working), the decoder trains."""
+    base = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "3", "--run_dir", str(tmp_path / "a")]),
+                     progress=False)
+    tuned = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "4", "--run_dir", str(tmp_path / "b"),
+                                                         "--init_from", str(base), "--freeze_encoder", "true"]),
+                      progress=False)
+    a, b = VideoVAE.from_pretrained(base).state_dict(), VideoVAE.from_pretrained(tuned).state_dict()
+    for k in a:
+        if k.startswith(("encoder.", "latent_")):
+            assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    with pytest.raises(ValueError, match="freeze_encoder needs init_from"):
+        load_config(TrainVAEConfig, None, ["--freeze_encoder", "true"])
+    with pytest.raises(ValueError, match="differs from model"):
+        train_vae(load_config(TrainVAEConfig, None, [*TINY, "--model.channels", "[8,8,16]", "--max_steps", "1",
+                                                     "--run_dir", str(tmp_path / "c"), "--init_from", str(base)]),
+                  progress=False)

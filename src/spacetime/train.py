@@ -74,6 +74,10 @@ class TrainVAEConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     latent_stats_batches: int = 8
+    # fine-tuning: start from a trained VAE's weights ("shipped": the package's world VAE), and
+    # train the decoder alone (the encoder, its latents and their statistics stay fixed)
+    init_from: str | None = None
+    freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "log_every", "save_every"):
@@ -82,6 +86,8 @@ class TrainVAEConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         _check_device(self.device)
+        if self.freeze_encoder and not self.init_from:
+            raise ValueError("freeze_encoder needs init_from (a trained VAE to fine-tune the decoder of)")
 
 
 def _check_device(spec: str) -> None:
@@ -173,9 +179,19 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = VideoVAE(cfg.model).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                            weight_decay=cfg.optim.weight_decay)
+    model = VideoVAE(cfg.model)
+    if cfg.init_from:
+        start = VideoVAE.from_pretrained(SHIPPED_VAE if cfg.init_from == "shipped" else cfg.init_from)
+        if start.config != model.config:
+            raise ValueError(f"init_from {cfg.init_from}: its config {start.config} differs from model {model.config}")
+        model.load_state_dict(start.state_dict())
+    model.to(device)
+    if cfg.freeze_encoder:
+        # decoder fine-tuning: the latent space (and the latent statistics) stay exactly as they
+        # were, so a DiT trained on them keeps working with the new decoder
+        model.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+                            betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
     step, position, elapsed = 0, 0, 0.0
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
@@ -231,8 +247,9 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
         logger.close()
     checkpoint()
     model.eval()
-    stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
-    model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
+    if not cfg.freeze_encoder:
+        stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
+        model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
     return save_model(run_dir / "model", {"model": cfg.model.to_dict()}, model)
 
 
