@@ -240,3 +240,53 @@ def test_eval_scores_a_model(vae_dir, tmp_path, capsys):
     assert data["aggregate"]["adherence"]["mean"] < 0.5
     assert all(c["metrics"]["adherence"]["reasons"] for c in data["clips"])
     assert len(list((out / "videos").glob("*.mp4"))) == 2
+
+
+def test_condition_masks_cover_the_prompting_modes():
+    from spacetime.flow import draw_condition_masks
+
+    g = torch.Generator().manual_seed(0)
+    masks = draw_condition_masks([5] * 400 + [1, 2], 1.0, generator=g)
+    kinds = set()
+    for m in masks[:400]:
+        assert m.shape == (5,) and 1 <= m.sum() <= 4  # something given, something to generate
+        kinds.add("first" if m.tolist() == [True, False, False, False, False] else
+                  "ends" if m[0] and m[-1] else "prefix" if m[0] else "suffix")
+    assert kinds == {"first", "prefix", "suffix", "ends"}
+    assert masks[400] is None and masks[401].tolist() == [True, False]
+    assert all(m is None for m in draw_condition_masks([5] * 20, 0.0))
+    # the generator advances the same whatever p is
+    a, b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    draw_condition_masks([5, 9], 0.0, generator=a), draw_condition_masks([5, 9], 0.7, generator=b)
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+
+
+@pytest.mark.parametrize("sizes", [[(5, 2, 2)] * 3, [(5, 2, 2), (3, 2, 4), (4, 4, 2)]])
+def test_conditioned_frames_are_clean_inputs_and_left_out_of_the_loss(sizes):
+    """The model sees given frames clean and is told which they are; whatever it predicts there
+    (NaN here) does not reach the loss."""
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        config = DiTConfig(in_channels=4, hidden=8, depth=1, heads=1)
+
+        def _out(self, x, cond):
+            y = torch.zeros_like(x)
+            return torch.where(cond[None, :, None, None], torch.nan, y)
+
+        def forward(self, x, t, text, mask, cond_mask=None):
+            seen["x"], seen["cond"] = list(x), list(cond_mask)
+            return torch.stack([self._out(xi, c) for xi, c in zip(x, cond_mask)])
+
+        def forward_packed(self, xs, t, text, mask, cond_masks=None):
+            seen["x"], seen["cond"] = xs, cond_masks
+            return [self._out(xi, c) for xi, c in zip(xs, cond_masks)]
+
+    g = torch.Generator().manual_seed(0)
+    latents = [torch.randn(4, *s, generator=g) for s in sizes]
+    loss = flow_step_loss(Probe(), latents, torch.zeros(len(sizes), 2, 8), torch.ones(len(sizes), 2, dtype=torch.bool),
+                          torch.Generator().manual_seed(3), condition_prob=1.0)
+    assert torch.isfinite(loss) and loss > 0
+    for z, x, c in zip(latents, seen["x"], seen["cond"]):
+        assert c.any() and not c.all()
+        assert torch.equal(x[:, c], z[:, c]) and not torch.equal(x[:, ~c], z[:, ~c])

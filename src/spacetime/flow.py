@@ -123,6 +123,47 @@ def drop_prompts(prompts: Sequence[str], p: float = 0.1, *, generator: torch.Gen
     return [EMPTY_PROMPT if drop else prompt for prompt, drop in zip(prompts, (u < p).tolist())]
 
 
+CONDITION_KINDS = ("first", "prefix", "suffix", "ends")
+
+
+def draw_condition_masks(
+    frames: Sequence[int], p: float, *, generator: torch.Generator | None = None
+) -> list[Tensor | None]:
+    """Per sample of `frames` latent frames: with probability p, a mask (t,) bool of the latent
+    frames given clean, of one of the kinds the prompting modes use — "first" (image→video),
+    "prefix" (extend forward), "suffix" (extend backward), "ends" (connect two videos) — drawn
+    uniformly, with the given lengths uniform too; otherwise None. At least one frame is always
+    left to generate (a 1-frame sample is never conditioned). Three draws per sample whatever p
+    is, so later draws from the generator do not depend on p."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"condition probability must be in [0, 1], got {p}")
+    gen_device = generator.device if generator is not None else "cpu"
+    u = torch.rand(len(frames), 3, generator=generator, device=gen_device).tolist()
+    out: list[Tensor | None] = []
+    for t, (coin, kind_u, len_u) in zip(frames, u):
+        if t < 2 or coin >= p:
+            out.append(None)
+            continue
+        kind = CONDITION_KINDS[min(int(kind_u * len(CONDITION_KINDS)), len(CONDITION_KINDS) - 1)]
+        mask = torch.zeros(t, dtype=torch.bool)
+        k = 1 + min(int(len_u * (t - 1)), t - 2)  # 1 .. t-1 frames given
+        if kind == "first":
+            mask[0] = True
+        elif kind == "prefix":
+            mask[:k] = True
+        elif kind == "suffix":
+            mask[t - k :] = True
+        elif t >= 3:  # "ends": 2 .. t-1 frames split between both ends, at least one free between
+            given = 2 + min(int(len_u * (t - 2)), t - 3)
+            head = (given + 1) // 2
+            mask[:head] = True
+            mask[t - (given - head) :] = True
+        else:
+            mask[0] = True
+        out.append(mask)
+    return out
+
+
 def _check_cond_mask(cond_mask: Tensor, x0: Tensor) -> Tensor:
     b, t = x0.shape[0], x0.shape[2]
     if cond_mask.shape != (b, t) or cond_mask.dtype != torch.bool:

@@ -271,6 +271,9 @@ class TrainDiTConfig:
     max_steps: int = 1000
     ema_decay: float = 0.999
     prompt_dropout: float = 0.1  # the empty prompt, so classifier-free guidance has an unconditional model
+    # share of samples with some latent frames given clean (first / prefix / suffix / both ends):
+    # one model learns image->video, extension and connecting alongside text->video
+    condition_prob: float = 0.25
     logit_mean: float = 0.0
     logit_std: float = 1.0
     precision: str = "fp32"  # or "bf16" autocast
@@ -297,6 +300,8 @@ class TrainDiTConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not 0 <= self.condition_prob <= 1:
+            raise ValueError(f"condition_prob must be in [0, 1], got {self.condition_prob}")
         if not 0 <= self.prompt_dropout < 1:
             raise ValueError(f"prompt_dropout must be in [0, 1), got {self.prompt_dropout}")
         if self.data.cache_variants < 1:
@@ -316,10 +321,15 @@ def flow_step_loss(
     generator: torch.Generator,
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
+    condition_prob: float = 0.0,
 ) -> torch.Tensor:
     """Rectified-flow loss of a batch whose latents may differ in size: same-size batches run as
     one (B, C, t, h, w) tensor, mixed ones as one packed sequence. Each sample's timesteps are
-    shifted for its own token count; the loss is the mean of per-sample velocity MSEs."""
+    shifted for its own token count; the loss is the mean of per-sample velocity MSEs.
+
+    With `condition_prob` > 0, that share of the samples gets some latent frames given clean
+    (`flow.draw_condition_masks`: first frame, a prefix, a suffix or both ends — the prompting
+    modes), the model is told which, and those frames are left out of the sample's loss."""
     n = len(latents)
     t = flow.sample_timesteps(n, generator=generator, mean=logit_mean, std=logit_std)
     pt, ph, pw = model.config.patch
@@ -329,11 +339,22 @@ def flow_step_loss(
     t = flow.shift_timesteps(t, shifts).to(device)
     noise = [torch.randn(z.shape, generator=generator, device=generator.device).to(device) for z in latents]
     xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
+    conds = None
+    if condition_prob > 0:
+        drawn = flow.draw_condition_masks([z.shape[1] for z in latents], condition_prob, generator=generator)
+        if any(m is not None for m in drawn):
+            conds = [(torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m).to(device)
+                     for m, z in zip(drawn, latents)]
+            xt = [torch.where(m[None, :, None, None], z, x) for m, z, x in zip(conds, latents, xt)]
     if len({tuple(z.shape) for z in latents}) == 1:
-        pred = list(model(torch.stack(xt), t, text, text_mask).float())
+        extra = {} if conds is None else {"cond_mask": torch.stack(conds)}
+        pred = list(model(torch.stack(xt), t, text, text_mask, **extra).float())
     else:
-        pred = [p.float() for p in model.forward_packed(xt, t, text, text_mask)]
-    return torch.stack([F.mse_loss(p, e - z) for p, e, z in zip(pred, noise, latents)]).mean()
+        pred = [p.float() for p in model.forward_packed(xt, t, text, text_mask, conds)]
+    if conds is None:
+        return torch.stack([F.mse_loss(p, e - z) for p, e, z in zip(pred, noise, latents)]).mean()
+    # per sample, the mean over the frames to generate only
+    return torch.stack([F.mse_loss(p[:, ~m], (e - z)[:, ~m]) for p, e, z, m in zip(pred, noise, latents, conds)]).mean()
 
 
 def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, height: int, width: int,
@@ -423,7 +444,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = flow_step_loss(model, latents, emb, mask, gen, cfg.logit_mean, cfg.logit_std)
+                loss = flow_step_loss(model, latents, emb, mask, gen, cfg.logit_mean, cfg.logit_std, cfg.condition_prob)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
