@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from spacetime import flow, sampling
 from spacetime.dit import DiT, DiTConfig
@@ -99,6 +101,63 @@ class SpacetimePipeline:
         if height < fs_h or height % fs_h or width < fs_w or width % fs_w:
             raise ValueError(f"height must be a multiple of {fs_h} and width of {fs_w}, got {height}x{width} (HxW)")
 
+    # --- inputs for the prompting modes --------------------------------------------------------
+
+    def _media(self, x, name: str, height: int | None, width: int | None) -> np.ndarray:
+        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3),
+        resized to height x width (with a warning) when given a different size."""
+        from spacetime.data.video import read_video, to_uint8_frames
+
+        if isinstance(x, (str, Path)):
+            path = Path(x)
+            if not path.is_file():
+                raise ValueError(f"{name}: no such file {str(path)!r}")
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+                from PIL import Image
+
+                try:
+                    with Image.open(path) as im:
+                        frames = to_uint8_frames(im)
+                except OSError as e:
+                    raise ValueError(f"{name}: cannot read image {str(path)!r}: {e}") from None
+            else:
+                try:
+                    frames, _ = read_video(path)
+                except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
+                    raise ValueError(f"{name}: cannot read video {str(path)!r}: {e}") from None
+        else:
+            frames = to_uint8_frames(x)
+        if height is not None and frames.shape[1:3] != (height, width):
+            log.warning("%s is %dx%d (WxH); resized to %dx%d", name, frames.shape[2], frames.shape[1], width, height)
+            t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+            t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+            frames = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return frames
+
+    def _encode(self, frames: np.ndarray) -> Tensor:
+        """uint8 (T, H, W, 3), T = 1 + 4k -> normalized latents (1, C, 1 + k, h, w)."""
+        from spacetime.data.video import frames_to_tensor
+
+        return self.vae.encode(frames_to_tensor(frames)[None].to(self._device))
+
+    def _head_latents(self, frames: np.ndarray, n: int) -> tuple[Tensor, int]:
+        """The last 1 + 4(n-1) frames encoded as a clip of their own -> n latents that begin a
+        window (the causal VAE's first latent frame is a lone frame); and that frame count."""
+        k = 1 + self.vae.config.temporal_factor * (n - 1)
+        return self._encode(frames[len(frames) - k :]), k
+
+    def _tail_latents(self, frames: np.ndarray, n: int) -> tuple[Tensor, int]:
+        """The first 4n frames -> n latents that end a window: encoded behind a copy of their first
+        frame, which takes the lone-frame slot and is dropped; and that frame count."""
+        k = self.vae.config.temporal_factor * n
+        return self._encode(np.concatenate([frames[:1], frames[:k]]))[:, :, 1:], k
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    # --- generation ---------------------------------------------------------------------------
+
     @torch.no_grad()
     def __call__(
         self,
@@ -112,8 +171,26 @@ class SpacetimePipeline:
         generator: torch.Generator | None = None,
         solver: str = "euler",
         progress: bool = False,
+        image=None,
+        video=None,
+        video2=None,
+        extend: str = "forward",
+        strength: float | None = None,
+        loop: bool = False,
     ) -> SpacetimePipelineOutput:
+        """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
+        `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
+        (the result is the given video with new frames after / before it), `video` + `video2`
+        (connect: video, a generated transition, video2), `video` + `strength` (edit, SDEdit:
+        strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
+        into the first). `num_frames` is the generation window (given context frames included);
+        images and videos of another size are resized to height x width with a warning."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        mode = self._mode(image, video, video2, extend, strength, loop)
+        if height is None and width is None and mode != "text":
+            first = self._media(image if image is not None else video, "image" if image is not None else "video",
+                                None, None)
+            height, width = first.shape[1:3]
         num_frames = self.defaults.get("num_frames", 17) if num_frames is None else num_frames
         height = self.defaults.get("height", 64) if height is None else height
         width = self.defaults.get("width", 64) if width is None else width
@@ -121,7 +198,7 @@ class SpacetimePipeline:
         self.check_size(num_frames, height, width)
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-        timings = {}
+        timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
         t0 = time.perf_counter()
         text, mask = self.text_encoder.encode(prompts)
         neg_text = neg_mask = None
@@ -130,20 +207,103 @@ class SpacetimePipeline:
                 [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt))
             neg_text, neg_mask = self.text_encoder.encode(negatives)
         timings["text"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        b = len(prompts)
         c, t, h, w = self.vae.latent_shape(num_frames, height, width)
-        pt, ph, pw = self.dit.config.patch
-        shift = flow.resolution_shift(t * h * w // (pt * ph * pw))
-        noise = torch.randn((len(prompts), c, t, h, w), generator=generator)
-        latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
-                                  guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
-                                  solver=solver, shift=shift, progress=progress)
-        timings["denoise"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        video = self.vae.decode(latents)  # (B, 3, T, H, W) in [-1, 1]
-        frames = ((video.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        timings["decode"] = time.perf_counter() - t0
-        return SpacetimePipelineOutput(frames=list(frames), timings=timings)
+        ft = self.vae.config.temporal_factor
 
+        def denoise(cond: list[tuple[int, Tensor]] = (), start: Tensor | None = None, s: float = 1.0,
+                    frames: int = t) -> list[np.ndarray]:
+            """One window of `frames` latent frames; cond: (position, latents (1, C, n, h, w)) held clean."""
+            t1 = time.perf_counter()
+            pt, ph, pw = self.dit.config.patch
+            shift = flow.resolution_shift(frames * h * w // (pt * ph * pw))
+            noise = torch.randn((b, c, frames, h, w), generator=generator).to(self._device)
+            cond_latents = cond_mask = None
+            if cond:
+                cond_latents = torch.zeros_like(noise)
+                cond_mask = torch.zeros(b, frames, dtype=torch.bool, device=noise.device)
+                for pos, z in cond:
+                    cond_latents[:, :, pos : pos + z.shape[2]] = z
+                    cond_mask[:, pos : pos + z.shape[2]] = True
+            latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
+                                      guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
+                                      solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
+                                      cond_mask=cond_mask, start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
+                                      strength=s)
+            t2 = time.perf_counter()
+            video_out = self.vae.decode(latents)  # (B, 3, T, H, W) in [-1, 1]
+            out = ((video_out.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            timings["denoise"] += t2 - t1
+            timings["decode"] += time.perf_counter() - t2
+            return list(out)
+
+        def connect(befores: list[np.ndarray], afters: list[np.ndarray]) -> list[np.ndarray]:
+            """Windows whose head is each `befores`' end and whose tail is each `afters`' start
+            (one pair, or one per prompt) -> the generated middles."""
+            if t < 3:
+                raise ValueError(f"connecting needs a window of at least 9 frames (3 latent frames), got {num_frames}")
+            n1 = max(1, min(1 + (len(befores[0]) - 1) // ft, (t - 1) // 2))
+            n2 = min(len(afters[0]) // ft, t - 1 - n1)
+            if n2 < 1:
+                raise ValueError(f"the video to connect to has {len(afters[0])} frames; it needs at least {ft}")
+            heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
+            k1, k2 = heads[0][1], tails[0][1]
+            windows = denoise([(0, torch.cat([z for z, _ in heads])), (t - n2, torch.cat([z for z, _ in tails]))])
+            return [v[k1 : len(v) - k2] for v in windows]
+
+        if mode == "text":
+            frames = denoise()
+        elif mode == "image":
+            img = self._media(image, "image", height, width)[:1]
+            frames = denoise([(0, self._encode(img))])
+        elif mode == "edit":
+            src = self._media(video, "video", height, width)
+            n = 1 + ft * ((len(src) - 1) // ft)
+            if n != len(src):
+                log.warning("video has %d frames; editing its first %d (1 + %dk)", len(src), n, ft)
+            z = self._encode(src[:n])
+            frames = denoise(start=z, s=strength, frames=z.shape[2])
+        elif mode == "extend":
+            src = self._media(video, "video", height, width)
+            if t < 2:
+                raise ValueError(f"extending needs a window of at least 5 frames (2 latent frames), got {num_frames}")
+            if extend == "forward":
+                head, k = self._head_latents(src, max(1, min(1 + (len(src) - 1) // ft, t // 2)))
+                frames = [np.concatenate([src, v[k:]]) for v in denoise([(0, head)])]
+            else:
+                n = min(len(src) // ft, t // 2)
+                if n < 1:
+                    raise ValueError(f"video has {len(src)} frames; extending backward needs at least {ft}")
+                tail, k = self._tail_latents(src, n)
+                frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
+        else:  # connect
+            a, z = self._media(video, "video", height, width), self._media(video2, "video2", height, width)
+            frames = [np.concatenate([a, m, z]) for m in connect([a], [z])]
+        if loop:  # the clip, then a generated transition from its end back to its start
+            frames = [np.concatenate([clip, m]) for clip, m in zip(frames, connect(frames, frames))]
+        return SpacetimePipelineOutput(frames=frames, timings=timings)
+
+    @staticmethod
+    def _mode(image, video, video2, extend: str, strength, loop: bool) -> str:
+        if image is not None and video is not None:
+            raise ValueError("give image (image -> video) or video (extend, connect, edit), not both")
+        if video2 is not None and video is None:
+            raise ValueError("video2 needs video: connecting goes from video to video2")
+        if extend not in ("forward", "backward"):
+            raise ValueError(f"extend must be 'forward' or 'backward', got {extend!r}")
+        if strength is not None:
+            if video is None:
+                raise ValueError("strength needs video: editing (SDEdit) starts from a video")
+            if video2 is not None:
+                raise ValueError("give strength (edit) or video2 (connect), not both")
+            if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+                raise ValueError(f"strength must be in (0, 1] (0 would return the input, 1 ignores it), got {strength!r}")
+        if loop and video is not None:
+            raise ValueError("loop makes a new clip loop; it does not combine with video")
+        if image is not None:
+            return "image"
+        if video is None:
+            return "text"
+        return "edit" if strength is not None else "connect" if video2 is not None else "extend"
 
 __all__ = ["SpacetimePipeline", "SpacetimePipelineOutput", "load_text_encoder"]

@@ -1,0 +1,146 @@
+"""The prompting modes on a tiny random model: every mode is clean latent frames held by the
+sampler, so the checks are about what is given, where it lands, and what comes out."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from spacetime import pipeline as pipeline_module
+from spacetime import sampling
+from spacetime.data.video import frames_to_tensor, write_video
+from spacetime.dit import DiT, DiTConfig
+from spacetime.pipeline import SpacetimePipeline
+from spacetime.text import HashTextEncoder
+from spacetime.vae import PRESETS, VideoVAE
+from spacetime.world.clip import make_clip
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    vae = VideoVAE(PRESETS["tiny"]).eval()
+    clips = torch.stack([frames_to_tensor(make_clip(s, num_frames=9, height=32, width=32).frames) for s in range(3)])
+    vae.fit_latent_stats([clips])
+    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))
+    for p in dit.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return SpacetimePipeline(dit, vae, HashTextEncoder(dim=32, max_length=16),
+                             {"defaults": {"num_frames": 9, "height": 32, "width": 32, "fps": 8.0}})
+
+
+def clip(seed: int, frames: int = 9) -> np.ndarray:
+    return make_clip(seed, num_frames=frames, height=32, width=32).frames
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every sampler call's conditions and result."""
+    calls = []
+    original = sampling.sample
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append({"cond_latents": kwargs.get("cond_latents"), "cond_mask": kwargs.get("cond_mask"), "out": out})
+        return out
+
+    monkeypatch.setattr(pipeline_module.sampling, "sample", spy)
+    return calls
+
+
+def run(pipe, **kwargs):
+    kwargs.setdefault("num_inference_steps", 2)
+    return pipe("a red ball falls", generator=torch.Generator().manual_seed(0), **kwargs).frames
+
+
+def test_image_to_video_holds_the_image_as_the_first_latent_frame(pipe, recorded):
+    image = clip(1)[0]
+    frames = run(pipe, image=image, num_frames=9)
+    assert frames[0].shape == (9, 32, 32, 3)
+    call = recorded[-1]
+    assert call["cond_mask"].tolist() == [[True, False, False]]
+    z = pipe.vae.encode(frames_to_tensor(image[None])[None])
+    assert torch.equal(call["out"][:, :, :1], z) and torch.equal(call["cond_latents"][:, :, :1], z)
+
+
+def test_text_to_image_is_a_one_frame_video(pipe):
+    assert run(pipe, num_frames=1)[0].shape == (1, 32, 32, 3)
+
+
+def test_extend_forward_and_backward_keep_the_given_video(pipe, recorded):
+    given = clip(2)
+    out = run(pipe, video=given, num_frames=9)[0]
+    # window of 3 latent frames: 1 of context (the last frame, encoded as a clip's start), 8 new frames
+    assert out.shape == (9 + 8, 32, 32, 3) and np.array_equal(out[:9], given)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, False, False]]
+    assert torch.equal(recorded[-1]["out"][:, :, :1], recorded[-1]["cond_latents"][:, :, :1])
+    out = run(pipe, video=given, extend="backward", num_frames=9)[0]
+    # context: the first 4 frames as the window's last latent frame; 5 new frames before the video
+    assert out.shape == (5 + 9, 32, 32, 3) and np.array_equal(out[5:], given)
+    assert recorded[-1]["cond_mask"].tolist() == [[False, False, True]]
+    assert torch.equal(recorded[-1]["out"][:, :, 2:], recorded[-1]["cond_latents"][:, :, 2:])
+
+
+def test_connect_runs_from_the_first_video_into_the_second(pipe, recorded):
+    a, b = clip(3), clip(4)
+    out = run(pipe, video=a, video2=b, num_frames=17)[0]
+    # window of 5 latent frames: 2 from a's end (5 frames), 2 from b's start (8 frames), 1 new (4 frames)
+    assert out.shape == (9 + 4 + 9, 32, 32, 3)
+    assert np.array_equal(out[:9], a) and np.array_equal(out[-9:], b)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, True, False, True, True]]
+    mask = recorded[-1]["cond_mask"][0]
+    assert torch.equal(recorded[-1]["out"][:, :, mask], recorded[-1]["cond_latents"][:, :, mask])
+
+
+def test_edit_moves_further_from_the_input_as_strength_grows(pipe):
+    given = clip(5)
+    recon = pipe.vae.decode(pipe.vae.encode(frames_to_tensor(given)[None]))[0]
+    dist = []
+    for s in (0.05, 0.5, 1.0):
+        out = run(pipe, video=given, strength=s, num_inference_steps=4)[0]
+        assert out.shape == given.shape
+        dist.append((frames_to_tensor(out) - recon).abs().mean().item())
+    assert dist[0] < dist[1] < dist[2] and dist[0] < 0.05, dist
+
+
+def test_loop_appends_a_transition_back_to_the_start(pipe, recorded):
+    frames = run(pipe, loop=True, num_frames=17)
+    # the clip (17 frames), then a window from its last 5 frames to its first 8: 4 new frames
+    assert frames[0].shape == (17 + 4, 32, 32, 3)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, True, False, True, True]]
+    two = pipe(["a red ball", "a blue square"], loop=True, num_frames=17, num_inference_steps=2).frames
+    assert [f.shape[0] for f in two] == [21, 21] and not np.array_equal(two[0], two[1])
+
+
+def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_path):
+    big = make_clip(6, num_frames=5, height=64, width=48).frames
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        out = run(pipe, video=big, num_frames=9, height=32, width=32)[0]
+    assert out.shape[1:3] == (32, 32) and "resized to 32x32" in caplog.text
+    path = tmp_path / "clip.mp4"
+    write_video(clip(7), path, fps=8)
+    assert run(pipe, video=str(path), num_frames=9)[0].shape == (9 + 8, 32, 32, 3)  # a file works too
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"video2": "x"}, "video2 needs video"),
+    ({"strength": 0.5}, "strength needs video"),
+    ({"video": "VIDEO", "strength": 0.0}, r"strength must be in \(0, 1\]"),
+    ({"video": "VIDEO", "strength": 1.5}, r"strength must be in \(0, 1\]"),
+    ({"video": "VIDEO", "strength": True}, r"strength must be in \(0, 1\]"),
+    ({"video": "VIDEO", "image": "VIDEO"}, "not both"),
+    ({"video": "VIDEO", "extend": "sideways"}, "extend must be"),
+    ({"video": "VIDEO", "loop": True}, "loop"),
+    ({"video": "SHORT", "extend": "backward"}, "needs at least 4"),
+    ({"video": "VIDEO", "num_frames": 1}, "at least 5 frames"),
+    ({"video": "/nonexistent/clip.mp4"}, "no such file"),
+    ({"image": "BROKEN"}, "cannot read image"),
+])
+def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "BROKEN": str(broken)}
+    kwargs = {k: stand_in.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
+    with pytest.raises(ValueError, match=message):
+        run(pipe, **kwargs)
