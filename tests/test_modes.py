@@ -144,3 +144,42 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
     kwargs = {k: stand_in.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     with pytest.raises(ValueError, match=message):
         run(pipe, **kwargs)
+
+
+def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys):
+    from PIL import Image
+
+    from spacetime.checkpoint import save_model
+    from spacetime.cli import main
+    from spacetime.data.video import read_video
+
+    vae_dir = save_model(tmp_path / "vae", {"model": pipe.vae.config.to_dict()}, pipe.vae)
+    cfg = {"format": "spacetime-pipeline", "dit": pipe.dit.config.to_dict(), "text_encoder": "hash:32",
+           "text_max_length": 16, "defaults": {"num_frames": 9, "height": 32, "width": 32, "fps": 8.0}}
+    model = str(save_model(tmp_path / "model", cfg, pipe.dit, subdirs={"vae": vae_dir}))
+    image, video = tmp_path / "still.png", tmp_path / "in.mp4"
+    Image.fromarray(clip(9)[0]).save(image)
+    write_video(clip(9), video, fps=8)
+    base = ["generate", "a red ball", "--model", model, "--num-inference-steps", "2"]
+
+    assert main([*base, "--num-frames", "1", "--output", str(tmp_path / "t.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "t.png")).shape == (32, 32, 3)
+    assert main([*base, "--image", str(image), "--output", str(tmp_path / "i.mp4")]) == 0
+    assert read_video(tmp_path / "i.mp4")[0].shape == (9, 32, 32, 3)
+    assert main([*base, "--video", str(video), "--mode", "extend-backward", "--output", str(tmp_path / "b.mp4")]) == 0
+    assert read_video(tmp_path / "b.mp4")[0].shape[0] == 5 + 9
+    assert main([*base, "--video", str(video), "--mode", "edit", "--strength", "0.3", "--output", str(tmp_path / "e.mp4")]) == 0
+    import json
+
+    sidecar = json.loads((tmp_path / "e.json").read_text())
+    assert sidecar["mode"] == "edit" and sidecar["strength"] == 0.3 and sidecar["num_frames"] == 9
+    capsys.readouterr()
+    for bad, msg in ((["--mode", "edit", "--video", str(video)], "needs --strength"),
+                     (["--video2", str(video)], "--video2 goes with --mode connect"),
+                     (["--mode", "connect"], "needs --video"),
+                     (["--video", str(tmp_path / "nope.mp4")], "no such file"),
+                     (["--output", str(tmp_path / "v.png")], "PNG holds one image")):
+        args = [*base, "--output", str(tmp_path / "x.mp4"), *bad]
+        assert main(args) == 1, bad
+        assert msg in capsys.readouterr().err, bad
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "v.png").exists()

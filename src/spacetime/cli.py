@@ -126,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
+    g.add_argument("--image", type=Path, default=None, help="image -> video: animate this still (its first frame)")
+    g.add_argument("--video", type=Path, default=None, help="a video to extend, connect from, or edit (see --mode)")
+    g.add_argument("--mode", choices=["extend-forward", "extend-backward", "edit", "connect"], default=None,
+                   help="what to do with --video (default: extend-forward)")
+    g.add_argument("--video2", type=Path, default=None, help="--mode connect: the video to end in")
+    g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0), default=None,
+                   help="--mode edit: in (0, 1], how far from --video the result may go")
+    g.add_argument("--loop", action="store_true", help="make the last frame flow into the first")
     g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("eval", help="score a text-to-video model, or a folder of videos, against prompts and the simulator",
@@ -206,14 +214,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from spacetime.atomic import atomic_write_text
+    from spacetime.atomic import atomic_path, atomic_write_text
     from spacetime.data.video import export_to_video
     from spacetime.pipeline import SpacetimePipeline
 
     if args.size is not None and (args.height is not None or args.width is not None):
         raise ValueError("give --size WxH or --height/--width, not both")
-    if args.output.suffix.lower() != ".mp4":
-        raise ValueError(f"--output {args.output}: the video is written as MP4; name it .mp4")
+    if args.output.suffix.lower() not in (".mp4", ".png"):
+        raise ValueError(f"--output {args.output}: videos are written as MP4 (.mp4), images (--num-frames 1) as PNG (.png)")
+    mode = args.mode or ("extend-forward" if args.video is not None else None)
+    if mode is not None and args.video is None:
+        raise ValueError(f"--mode {mode} needs --video")
+    if args.video2 is not None and mode != "connect":
+        raise ValueError("--video2 goes with --mode connect")
+    if args.strength is not None and mode != "edit":
+        raise ValueError("--strength goes with --mode edit")
+    if mode == "edit" and args.strength is None:
+        raise ValueError("--mode edit needs --strength in (0, 1]")
+    if mode == "connect" and args.video2 is None:
+        raise ValueError("--mode connect needs --video2")
+    for flag, path in (("--image", args.image), ("--video", args.video), ("--video2", args.video2)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{flag} {path}: no such file")
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
     model = args.model or DEFAULT_MODEL
@@ -232,12 +254,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     width, height = args.size if args.size else (args.width or d.get("width", 64), args.height or d.get("height", 64))
     out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-               generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True)
+               generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
+               image=args.image, video=args.video, video2=args.video2, strength=args.strength,
+               extend="backward" if mode == "extend-backward" else "forward", loop=args.loop)
     num_frames, height, width = out.frames[0].shape[:3]  # as made: sizes that do not fit are rounded
     t0 = time.perf_counter()
-    export_to_video(out.frames[0], args.output, fps=fps)
+    if args.output.suffix.lower() == ".png":
+        if num_frames != 1:
+            raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made; "
+                             "use --num-frames 1, or name the output .mp4")
+        from PIL import Image
+
+        with atomic_path(args.output) as tmp:
+            Image.fromarray(out.frames[0][0]).save(tmp, format="PNG")
+    else:
+        export_to_video(out.frames[0], args.output, fps=fps)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
     sidecar = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "model": str(model),
+               "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": mode,
+               "video2": args.video2 and str(args.video2), "strength": args.strength, "loop": args.loop,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()}}

@@ -71,7 +71,7 @@ def to_uint8_frames(video: Any) -> np.ndarray:
             )
         video = np.concatenate(frames)
     if hasattr(video, "convert") and hasattr(video, "size"):  # a PIL image
-        video = np.asarray(video.convert("RGB"))
+        video = np.array(video.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only
     if hasattr(video, "detach"):  # a torch tensor, on any device, in any float type
         video = video.detach().cpu()
         video = video.float().numpy() if video.is_floating_point() else video.numpy()
