@@ -173,6 +173,10 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys):
 
     sidecar = json.loads((tmp_path / "e.json").read_text())
     assert sidecar["mode"] == "edit" and sidecar["strength"] == 0.3 and sidecar["num_frames"] == 9
+    assert main([*base, "--expand-prompt", "--seed", "3", "--output", str(tmp_path / "x1.mp4")]) == 0
+    sidecar = json.loads((tmp_path / "x1.json").read_text())
+    assert sidecar["prompt"] == "a red ball" and "red" in sidecar["expanded_prompt"].lower()
+    assert len(sidecar["expanded_prompt"]) > len("a red ball") + 20
     capsys.readouterr()
     for bad, msg in ((["--mode", "edit", "--video", str(video)], "needs --strength"),
                      (["--video2", str(video)], "--video2 goes with --mode connect"),
@@ -183,3 +187,15 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys):
         assert main(args) == 1, bad
         assert msg in capsys.readouterr().err, bad
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "v.png").exists()
+
+
+def test_long_videos_are_made_window_by_window(pipe, recorded):
+    out = run(pipe, num_frames=41, window_frames=17)[0]
+    assert out.shape == (41, 32, 32, 3)
+    # a 17-frame window (5 latent frames), then windows holding 2 latent frames of context
+    assert [tuple(c["out"].shape[2:3]) for c in recorded] == [(5,)] * len(recorded)
+    assert recorded[0]["cond_mask"] is None
+    assert all(c["cond_mask"].tolist() == [[True, True, False, False, False]] for c in recorded[1:])
+    assert len(recorded) == 1 + 2  # 17 + 2 x 12 new frames (5 of context each) = 41
+    with pytest.raises(ValueError, match="window_frames must be at least 9"):
+        run(pipe, num_frames=41, window_frames=5)

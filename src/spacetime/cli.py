@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0), default=None,
                    help="--mode edit: in (0, 1], how far from --video the result may go")
     g.add_argument("--loop", action="store_true", help="make the last frame flow into the first")
+    g.add_argument("--expand-prompt", action="store_true",
+                   help="rewrite a short world prompt in the detailed caption style the model was trained on "
+                        "(seeded by --seed; the sidecar keeps both)")
+    g.add_argument("--window-frames", type=_int_in("--window-frames", 9, MAX_FRAMES), default=None,
+                   help="videos longer than this are made window by window (default: twice the training length)")
     g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("eval", help="score a text-to-video model, or a folder of videos, against prompts and the simulator",
@@ -252,11 +257,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         num_frames = 1 + 4 * max(0, round(args.seconds * fps / 4))
     num_frames = num_frames or d.get("num_frames", 17)
     width, height = args.size if args.size else (args.width or d.get("width", 64), args.height or d.get("height", 64))
-    out = pipe(args.prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
+    prompt = args.prompt
+    if args.expand_prompt:
+        from spacetime.world.captions import expand_prompt
+
+        prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames, fps=fps, aspect=width / height)
+        print(f"expanded prompt: {prompt}")
+    out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=args.strength,
-               extend="backward" if mode == "extend-backward" else "forward", loop=args.loop)
+               extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
+               window_frames=args.window_frames)
     num_frames, height, width = out.frames[0].shape[:3]  # as made: sizes that do not fit are rounded
     t0 = time.perf_counter()
     if args.output.suffix.lower() == ".png":
@@ -270,7 +282,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         export_to_video(out.frames[0], args.output, fps=fps)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
-    sidecar = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "model": str(model),
+    sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None, "negative_prompt": args.negative_prompt, "model": str(model),
                "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": mode,
                "video2": args.video2 and str(args.video2), "strength": args.strength, "loop": args.loop,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,

@@ -177,6 +177,7 @@ class SpacetimePipeline:
         extend: str = "forward",
         strength: float | None = None,
         loop: bool = False,
+        window_frames: int | None = None,
     ) -> SpacetimePipelineOutput:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
@@ -184,7 +185,9 @@ class SpacetimePipeline:
         (connect: video, a generated transition, video2), `video` + `strength` (edit, SDEdit:
         strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
         into the first). `num_frames` is the generation window (given context frames included);
-        images and videos of another size are resized to height x width with a warning."""
+        images and videos of another size are resized to height x width with a warning.
+        Text/image -> video longer than `window_frames` (default: twice the model's training
+        length) is made window by window, each extending the last (Sora's long videos)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         mode = self._mode(image, video, video2, extend, strength, loop)
         if height is None and width is None and mode != "text":
@@ -210,6 +213,14 @@ class SpacetimePipeline:
         b = len(prompts)
         c, t, h, w = self.vae.latent_shape(num_frames, height, width)
         ft = self.vae.config.temporal_factor
+        # long videos: windows of `window_frames`, each extending the last with half a window of
+        # context, so memory and time per window stay flat whatever the duration
+        window = window_frames or 2 * (self.defaults.get("num_frames", 17) - 1) + 1
+        if window < 1 + 2 * ft:
+            raise ValueError(f"window_frames must be at least {1 + 2 * ft}, got {window}")
+        long = mode in ("text", "image") and t > 1 + (window - 1) // ft
+        if long:
+            t = 1 + (window - 1) // ft
 
         def denoise(cond: list[tuple[int, Tensor]] = (), start: Tensor | None = None, s: float = 1.0,
                     frames: int = t) -> list[np.ndarray]:
@@ -279,6 +290,14 @@ class SpacetimePipeline:
         else:  # connect
             a, z = self._media(video, "video", height, width), self._media(video2, "video2", height, width)
             frames = [np.concatenate([a, m, z]) for m in connect([a], [z])]
+        if long:
+            n = max(1, t // 2)
+            while len(frames[0]) < num_frames:
+                heads = [self._head_latents(v, n) for v in frames]
+                k = heads[0][1]
+                new = denoise([(0, torch.cat([z for z, _ in heads]))])
+                frames = [np.concatenate([v, x[k:]]) for v, x in zip(frames, new)]
+            frames = [v[:num_frames] for v in frames]
         if loop:  # the clip, then a generated transition from its end back to its start
             frames = [np.concatenate([clip, m]) for clip, m in zip(frames, connect(frames, frames))]
         return SpacetimePipelineOutput(frames=frames, timings=timings)
