@@ -275,6 +275,8 @@ def test_conditioned_frames_are_clean_inputs_and_left_out_of_the_loss(sizes):
             return torch.where(cond[None, :, None, None], torch.nan, y)
 
         def forward(self, x, t, text, mask, cond_mask=None):
+            if isinstance(x, list):  # packed, as DiT.forward dispatches it
+                return self.forward_packed(x, t, text, mask, cond_mask)
             seen["x"], seen["cond"] = list(x), list(cond_mask)
             return torch.stack([self._out(xi, c) for xi, c in zip(x, cond_mask)])
 

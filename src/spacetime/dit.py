@@ -373,12 +373,15 @@ class DiT(nn.Module):
 
     # --- entry points ---------------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor,
-                cond_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor | list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,
+                cond_mask: Tensor | list[Tensor] | None = None) -> Tensor | list[Tensor]:
         """Velocity (B, C, t, h, w) at noisy latents x (B, C, t, h, w) and timesteps (B,) in [0, 1]
         (1 = noise), given text (B, L, text_dim) with text_mask (B, L) (True = real token).
         cond_mask (B, t) bool marks latent frames given clean; with pt > 1 a token is a condition
-        when all its frames are."""
+        when all its frames are. A list of latents of any sizes runs as `forward_packed` — through
+        here, so DDP's and FSDP's forward hooks see it."""
+        if isinstance(x, (list, tuple)):
+            return self.forward_packed(list(x), timestep, text, text_mask, cond_mask)
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must be (B, {cfg.in_channels}, t, h, w), got shape {tuple(x.shape)}")

@@ -108,6 +108,32 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) joins the process group:
+    NCCL with one GPU per local rank, gloo on CPUs. A plain run is rank 0 of 1."""
+    import os
+
+    import torch.distributed as dist
+
+    device = resolve_device(device_spec)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def sample_generators(seed: int, indices: list[int]) -> list[torch.Generator]:
+    """One generator per sample, seeded by its index in the run's data stream: what a sample
+    draws (prompt dropout, timestep, noise, conditions) is the same whichever rank, batch or
+    resume it lands in."""
+    return [torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * i + 1) for i in indices]
+
+
 def _phase_clock(device: torch.device):
     """A function returning the seconds since its last call; on a GPU it waits for queued work
     first, so each phase is charged its own kernels."""
@@ -318,7 +344,7 @@ def flow_step_loss(
     latents: list[torch.Tensor],
     text: torch.Tensor,
     text_mask: torch.Tensor,
-    generator: torch.Generator,
+    generator: torch.Generator | list[torch.Generator],
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
     condition_prob: float = 0.0,
@@ -329,30 +355,40 @@ def flow_step_loss(
 
     With `condition_prob` > 0, that share of the samples gets some latent frames given clean
     (`flow.draw_condition_masks`: first frame, a prefix, a suffix or both ends — the prompting
-    modes), the model is told which, and those frames are left out of the sample's loss."""
+    modes), the model is told which, and those frames are left out of the sample's loss.
+
+    `generator`: one for the batch, or one per sample — then each sample's timestep, noise and
+    conditions depend on its own generator alone, so a batch split across ranks draws what the
+    whole batch draws in one process. `model` may be wrapped (DDP, FSDP)."""
     n = len(latents)
-    t = flow.sample_timesteps(n, generator=generator, mean=logit_mean, std=logit_std)
-    pt, ph, pw = model.config.patch
-    shifts = torch.tensor([flow.resolution_shift(z[0].numel() // (pt * ph * pw)) for z in latents])
-    # drawn on the generator's device, then moved: the same draws whatever device trains
+    gens = generator if isinstance(generator, (list, tuple)) else None
+    config = getattr(model, "module", model).config
+    pt, ph, pw = config.patch
     device = latents[0].device
-    t = flow.shift_timesteps(t, shifts).to(device)
-    noise = [torch.randn(z.shape, generator=generator, device=generator.device).to(device) for z in latents]
-    xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
-    conds = None
-    if condition_prob > 0:
-        drawn = flow.draw_condition_masks([z.shape[1] for z in latents], condition_prob, generator=generator)
-        if any(m is not None for m in drawn):
-            conds = [(torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m).to(device)
-                     for m, z in zip(drawn, latents)]
-            xt = [torch.where(m[None, :, None, None], z, x) for m, z, x in zip(conds, latents, xt)]
-    if len({tuple(z.shape) for z in latents}) == 1:
-        extra = {} if conds is None else {"cond_mask": torch.stack(conds)}
-        pred = list(model(torch.stack(xt), t, text, text_mask, **extra).float())
+    # drawn on the generators' device (CPU), then moved: the same draws whatever device trains
+    if gens is None:
+        t = flow.sample_timesteps(n, generator=generator, mean=logit_mean, std=logit_std)
     else:
-        pred = [p.float() for p in model.forward_packed(xt, t, text, text_mask, conds)]
-    if conds is None:
-        return torch.stack([F.mse_loss(p, e - z) for p, e, z in zip(pred, noise, latents)]).mean()
+        t = torch.cat([flow.sample_timesteps(1, generator=g, mean=logit_mean, std=logit_std) for g in gens])
+    shifts = torch.tensor([flow.resolution_shift(z[0].numel() // (pt * ph * pw)) for z in latents])
+    t = flow.shift_timesteps(t, shifts).to(device)
+    per = gens or [generator] * n
+    noise = [torch.randn(z.shape, generator=g, device=g.device).to(device) for z, g in zip(latents, per)]
+    xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
+    drawn = [None] * n
+    if condition_prob > 0:
+        if gens is None:
+            drawn = flow.draw_condition_masks([z.shape[1] for z in latents], condition_prob, generator=generator)
+        else:
+            drawn = [flow.draw_condition_masks([z.shape[1]], condition_prob, generator=g)[0] for z, g in zip(latents, gens)]
+    # a mask for every sample, all False where nothing is given: the condition parameters then
+    # take part in every step (DDP requires it; their gradient is exactly zero then)
+    conds = [(torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m).to(device) for m, z in zip(drawn, latents)]
+    xt = [torch.where(m[None, :, None, None], z, x) for m, z, x in zip(conds, latents, xt)]
+    if len({tuple(z.shape) for z in latents}) == 1:
+        pred = list(model(torch.stack(xt), t, text, text_mask, cond_mask=torch.stack(conds)).float())
+    else:
+        pred = [p.float() for p in model(xt, t, text, text_mask, conds)]
     # per sample, the mean over the frames to generate only
     return torch.stack([F.mse_loss(p[:, ~m], (e - z)[:, ~m]) for p, e, z, m in zip(pred, noise, latents, conds)]).mean()
 
@@ -372,17 +408,20 @@ def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, h
 def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     """Train (or resume) a text-to-video DiT on a frozen VAE's latents; returns the pipeline
     directory (`run_dir/model`: DiT EMA weights, its VAE in `vae/`, the text encoder's name)."""
+    import torch.distributed as dist
     from tqdm import tqdm
 
     from spacetime.pipeline import SpacetimePipeline, load_text_encoder
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world, device = init_distributed(cfg.device)
+    main_rank = rank == 0
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
-    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-    device = resolve_device(cfg.device)
+    if main_rank:
+        (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
     vae_dir = SHIPPED_VAE if cfg.vae == "shipped" else Path(cfg.vae)
     vae = VideoVAE.from_pretrained(vae_dir).to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
@@ -400,28 +439,43 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                             weight_decay=cfg.optim.weight_decay)
     step, position, elapsed = 0, 0, 0.0
     ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
+    if ckpt is not None:  # every rank loads the same checkpoint: identical replicas
         state = load_checkpoint(ckpt, model=model, optimizer=opt, ema=ema)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         log.info("resumed from %s (step %d)", ckpt, step)
-    log.info("DiT with %.2fM parameters, training steps %d..%d", count_parameters(model) / 1e6, step, cfg.max_steps)
+    if main_rank:
+        log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
+                 count_parameters(model) / 1e6, step, cfg.max_steps, world)
+    # DDP after the weights are loaded: it broadcasts rank 0's and averages gradients
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(), "text_encoder": cfg.text_encoder,
                        "text_max_length": cfg.text_max_length,
                        "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
                                     "width": cfg.data.width, "fps": cfg.data.fps}}
-    logger = _Logger(run_dir, step)
+    logger = _Logger(run_dir, step) if main_rank else None
+    # each rank reads samples position + rank, + rank + world, ... of the stream (world data
+    # shards so by itself; folder data in dit_items): a global batch is world x batch_size
     items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=vae_dir, cache_dir=run_dir / "cache" / "latents")
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not (progress and main_rank))
     model.train()
     t0 = time.perf_counter()
     phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
 
     def checkpoint() -> None:
-        save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, ema=ema,
-                        keep=cfg.keep_checkpoints,
-                        state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0})
+        if main_rank:  # replicas are identical: one copy, written by rank 0
+            save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, ema=ema,
+                            keep=cfg.keep_checkpoints,
+                            state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0})
+        if world > 1:
+            dist.barrier()
 
     def samples() -> None:
+        if not main_rank:
+            return
         pipe = SpacetimePipeline(ema.eval(), vae, text, pipeline_config)
         d = cfg.data
         write_samples(pipe, cfg.sample_prompts, run_dir / "samples" / f"step-{step:08d}", num_frames=d.num_frames,
@@ -436,15 +490,17 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             fresh = [b["video"].to(device, non_blocking=True) for b in batch if "latents" not in b]
             encoded = iter(encode_videos(vae, fresh) if fresh else [])
             latents = [b["latents"].to(device) if "latents" in b else next(encoded) for b in batch]
-            # prompt dropout and timesteps from (seed, step): the same whether or not the run resumed
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            prompts = flow.drop_prompts([b["caption"] for b in batch], cfg.prompt_dropout, generator=gen)
+            # every draw from the sample's own generator: the same whether the run resumed, and
+            # whether its batch was split across ranks
+            gens = sample_generators(cfg.seed, [position + rank + world * j for j in range(len(batch))])
+            prompts = [flow.drop_prompts([b["caption"]], cfg.prompt_dropout, generator=g)[0] for b, g in zip(batch, gens)]
             emb, mask = text.encode(prompts)
             phases["encode_s"] += tick()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = flow_step_loss(model, latents, emb, mask, gen, cfg.logit_mean, cfg.logit_std, cfg.condition_prob)
+                loss = flow_step_loss(train_model, latents, emb, mask, gens, cfg.logit_mean, cfg.logit_std,
+                                      cfg.condition_prob)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -454,15 +510,20 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
             phases["step_s"] += tick()
             step += 1
-            position += len(batch)
+            position += world * len(batch)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                metrics = {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": opt.param_groups[0]["lr"],
+                reported = loss.detach()
+                if world > 1:  # the global batch's loss: the mean of the ranks' means
+                    dist.all_reduce(reported)
+                    reported = reported / world
+                metrics = {"loss": reported.item(), "grad_norm": float(grad_norm), "lr": opt.param_groups[0]["lr"],
                            "time_s": elapsed + time.perf_counter() - t0}
                 # mean seconds per step since the last log: where the time goes (data, VAE + text, DiT)
                 metrics.update({k: v / max(1, step - logged_at) for k, v in phases.items()})
                 phases, logged_at = dict.fromkeys(phases, 0.0), step
-                logger.log(step, metrics)
+                if main_rank:
+                    logger.log(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if step % cfg.save_every == 0 and step < cfg.max_steps:
                 checkpoint()
@@ -474,6 +535,12 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         raise
     finally:
         bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
     checkpoint()
-    return save_model(run_dir / "model", pipeline_config, ema, subdirs={"vae": vae_dir})
+    out = run_dir / "model"
+    if main_rank:
+        save_model(out, pipeline_config, ema, subdirs={"vae": vae_dir})
+    if world > 1:
+        dist.barrier()
+    return out

@@ -103,14 +103,17 @@ def dit_items(
     if data.cache_latents and cache_dir is not None and vae_dir is not None:
         settings = {"num_frames": data.num_frames, "fps": data.fps, "size": size, "seed": data.seed}
         cache = LatentCache(cache_dir, vae_dir, settings)
-    n, i = len(ds), start
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    n, i = len(ds), start + rank  # this rank's share: stream samples rank, rank + world, ...
     while True:
         epoch, k = divmod(i, n)
         index = int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])
         captions = ds.entries[index]["captions"]
         # re-captioning: a caption length drawn per (epoch, video), cached or not
         caption = captions[sorted(captions)[int(np.random.default_rng([data.seed, epoch, index, 1]).integers(len(captions)))]]
-        i += 1
+        i += world
         variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
         if cache is not None and (z := cache.get(ds.entries[index]["path"], variant)) is not None:
             yield {"latents": z, "caption": caption}

@@ -91,7 +91,9 @@ class WorldDataset(IterableDataset):
         rank, world = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        shard, shards = rank * workers + worker, world * workers
+        # worker-major: rank r's workers, read in turn, yield r, r + world, r + 2 world, ... —
+        # the rank's share of the stream in order, however many workers it has
+        shard, shards = worker * world + rank, world * workers
         for index in itertools.count(self.start + shard, shards):
             yield self.sample(index)
 
