@@ -50,15 +50,38 @@ def _losses(run_dir) -> list[float]:
     return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_ddp_on_two_ranks_matches_one_process(vae_dir, tmp_path):
-    assert main(_args(vae_dir, tmp_path / "one", batch=4, steps=4)) == 0
-    _torchrun(_args(vae_dir, tmp_path / "ddp", batch=2, steps=4))  # 2 ranks x 2 = the same global batch
-    one, ddp = _losses(tmp_path / "one"), _losses(tmp_path / "ddp")
-    assert len(one) == len(ddp) == 4
-    assert one == pytest.approx(ddp, rel=1e-4, abs=1e-6), (one, ddp)
-    a, b = (load_file(tmp_path / r / "model" / "model.safetensors") for r in ("one", "ddp"))
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    # the position advanced by the global batch: a resumed run on 2 ranks continues the stream
-    state = json.loads(sorted((tmp_path / "ddp" / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())
-    assert state["position"] == 16
+@pytest.fixture(scope="module")
+def single(vae_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("one") / "run"
+    assert main(_args(vae_dir, run, batch=4, steps=4)) == 0
+    return run
+
+
+def _same_run(a, b) -> None:
+    la, lb = _losses(a), _losses(b)
+    assert len(la) == len(lb) == 4
+    assert la == pytest.approx(lb, rel=1e-4, abs=1e-6), (la, lb)
+    wa, wb = (load_file(r / "model" / "model.safetensors") for r in (a, b))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_ranks_match_one_process(vae_dir, single, tmp_path, parallel):
+    run = tmp_path / parallel
+    _torchrun([*_args(vae_dir, run, batch=2, steps=4), "--parallel", parallel])  # 2 ranks x 2: the same global batch
+    _same_run(single, run)
+    # the position advanced by the global batch; the checkpoint is one full copy
+    last = sorted((run / "checkpoints").glob("step-*"))[-1]
+    state = json.loads((last / "state.json").read_text())
+    assert state["position"] == 16 and state["world_size"] == 2
+    assert load_file(last / "model.safetensors").keys() == load_file(single / "model" / "model.safetensors").keys()
+
+
+def test_an_fsdp_checkpoint_resumes_in_one_process(vae_dir, single, tmp_path, caplog):
+    run = tmp_path / "mixed"
+    _torchrun([*_args(vae_dir, run, batch=2, steps=2), "--parallel", "fsdp"])
+    with caplog.at_level("WARNING", logger="spacetime.train"):
+        assert main(_args(vae_dir, run, batch=4, steps=4)) == 0  # the same global batch on one rank
+    assert "saved on 2 rank(s) on 1" in caplog.text
+    _same_run(single, run)

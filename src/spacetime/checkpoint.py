@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 COMPLETE = "COMPLETE"
 
 
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
+def _flatten_optimizer(opt: torch.optim.Optimizer | dict) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt if isinstance(opt, dict) else opt.state_dict()
     tensors, state_meta = {}, {}
     for idx, st in sd["state"].items():
         meta = {}
@@ -46,6 +46,18 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
                 meta[k] = v
         state_meta[str(idx)] = meta
     return tensors, {"param_groups": sd["param_groups"], "state_meta": state_meta}
+
+
+def _tensors(module: nn.Module | dict) -> dict[str, torch.Tensor]:
+    sd = module if isinstance(module, dict) else module.state_dict()
+    return {k: v.detach().cpu().contiguous() for k, v in sd.items()}
+
+
+def read_optimizer_state(path: str | Path) -> dict:
+    """A complete checkpoint's optimizer state, as `Optimizer.state_dict()` gives it."""
+    path = Path(path)
+    meta = json.loads((path / "optimizer.json").read_text())
+    return _unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta)
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
@@ -90,22 +102,23 @@ def save_checkpoint(
     step: int,
     *,
     config: dict,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    model: nn.Module | dict,
+    optimizer: torch.optim.Optimizer | dict | None = None,
     state: dict[str, Any] | None = None,
     keep: int = 2,
-    ema: nn.Module | None = None,
+    ema: nn.Module | dict | None = None,
 ) -> Path:
-    """Write checkpoint `step` atomically and keep the newest `keep` complete ones."""
+    """Write checkpoint `step` atomically and keep the newest `keep` complete ones. Modules and
+    the optimizer may be given as (full, gathered) state dicts, as sharded training has them."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-step-{step:08d}-"))
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        save_file(_tensors(model), tmp / "model.safetensors")
         if ema is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
+            save_file(_tensors(ema), tmp / "ema.safetensors")
         if optimizer is not None:
             tensors, meta = _flatten_optimizer(optimizer)
             save_file(tensors, tmp / "optimizer.safetensors")
@@ -162,7 +175,7 @@ def load_checkpoint(
     return state
 
 
-def save_model(directory: str | Path, config: dict, model: nn.Module, subdirs: dict[str, Path] | None = None) -> Path:
+def save_model(directory: str | Path, config: dict, model: nn.Module | dict, subdirs: dict[str, Path] | None = None) -> Path:
     """A model directory for users (`config.json`, `model.safetensors`, `COMPLETE`), atomically.
     `subdirs` are copied in whole (a pipeline carries its VAE as `vae/`)."""
     directory = Path(directory)
@@ -170,7 +183,7 @@ def save_model(directory: str | Path, config: dict, model: nn.Module, subdirs: d
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".tmp-{directory.name}-"))
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        save_file(_tensors(model), tmp / "model.safetensors")
         for name, src in (subdirs or {}).items():
             shutil.copytree(src, tmp / name)
         (tmp / COMPLETE).write_text("ok\n")

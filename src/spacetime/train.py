@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from spacetime import flow
-from spacetime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from spacetime.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    read_optimizer_state,
+    save_checkpoint,
+    save_model,
+)
 from spacetime.config import to_dict
 from spacetime.data.streams import DataConfig, dit_items, encode_videos, video_batches
 from spacetime.dit import DiT, DiTConfig
@@ -125,6 +131,44 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def parallelize(model: DiT, ema: DiT, cfg: TrainDiTConfig, device: torch.device, world: int) -> torch.nn.Module:
+    """Ready a DiT for training, in this order: activation checkpointing (inside each block),
+    torch.compile of each block (optional), then the data-parallel wrapper — DDP around the
+    whole model, or FSDP2's fully_shard on each block and then the root (and the same sharding on
+    the EMA copy, so its update stays shard by shard). Returns the module to call."""
+    model.grad_checkpointing = cfg.grad_checkpointing
+    if cfg.compile:
+        for block in model.blocks:
+            block.compile()
+    if world == 1:
+        return model
+    if cfg.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    from torch.distributed.fsdp import fully_shard
+
+    for m in (model, ema):
+        for block in m.blocks:
+            fully_shard(block)
+        fully_shard(m)
+    return model
+
+
+def _by_name(osd: dict, names: list[str]) -> dict:
+    """Optimizer state keyed by parameter index (a checkpoint's) -> by parameter name (FSDP's)."""
+    return {"state": {names[i]: st for i, st in osd["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in osd["param_groups"]]}
+
+
+def _by_index(osd: dict, names: list[str]) -> dict:
+    if not osd:  # ranks other than 0 get nothing back from a full, CPU-offloaded gather
+        return osd
+    index = {n: i for i, n in enumerate(names)}
+    return {"state": {index[n]: st for n, st in osd["state"].items()},
+            "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
 
 
 def sample_generators(seed: int, indices: list[int]) -> list[torch.Generator]:
@@ -304,6 +348,10 @@ class TrainDiTConfig:
     logit_std: float = 1.0
     precision: str = "fp32"  # or "bf16" autocast
     grad_checkpointing: bool = False
+    # under torchrun: "ddp" (replicas, gradients averaged) or "fsdp" (FSDP2 fully_shard per block:
+    # parameters, gradients and optimizer state sharded across ranks)
+    parallel: str = "ddp"
+    compile: bool = False  # torch.compile each DiT block
     sample_every: int = 500  # write sample videos (EMA weights) to run_dir/samples/; 0: never
     sample_prompts: list[str] = field(default_factory=lambda: [
         "a red ball bounces off the left wall on a black background",
@@ -326,6 +374,8 @@ class TrainDiTConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ValueError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
         if not 0 <= self.condition_prob <= 1:
             raise ValueError(f"condition_prob must be in [0, 1], got {self.condition_prob}")
         if not 0 <= self.prompt_dropout < 1:
@@ -433,25 +483,48 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                          f"makes {text.dim}-d embeddings")
     torch.manual_seed(cfg.seed)
     model = DiT(cfg.model).to(device)
-    model.grad_checkpointing = cfg.grad_checkpointing
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                            weight_decay=cfg.optim.weight_decay)
+    names = [n for n, _ in model.named_parameters()]
     step, position, elapsed = 0, 0, 0.0
     ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:  # every rank loads the same checkpoint: identical replicas
-        state = load_checkpoint(ckpt, model=model, optimizer=opt, ema=ema)
+    if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
+        state = load_checkpoint(ckpt, model=model, ema=ema)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         log.info("resumed from %s (step %d)", ckpt, step)
+        if state.get("world_size", 1) != world and main_rank:
+            log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",
+                        state.get("world_size", 1), world, world * cfg.batch_size,
+                        state.get("world_size", 1) * cfg.batch_size)
     if main_rank:
         log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
-    # DDP after the weights are loaded: it broadcasts rank 0's and averages gradients
-    train_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+    fsdp = world > 1 and cfg.parallel == "fsdp"
+    train_model = parallelize(model, ema, cfg, device, world)
+    # the optimizer after sharding: FSDP2 replaces the parameters with sharded ones
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                            weight_decay=cfg.optim.weight_decay)
+    if ckpt is not None:
+        osd = read_optimizer_state(ckpt)
+        if fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+            set_optimizer_state_dict(model, opt, _by_name(osd, names), options=StateDictOptions(full_state_dict=True))
+        else:
+            opt.load_state_dict(osd)
+
+    def full_states() -> tuple:
+        """(model, EMA, optimizer) as full state dicts on rank 0 — a collective under FSDP."""
+        if not fsdp:
+            return model, ema, opt
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(model, options=full), get_model_state_dict(ema, options=full),
+                _by_index(get_optimizer_state_dict(model, opt, options=full), names))
     pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(), "text_encoder": cfg.text_encoder,
                        "text_max_length": cfg.text_max_length,
                        "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
@@ -466,15 +539,17 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
 
     def checkpoint() -> None:
-        if main_rank:  # replicas are identical: one copy, written by rank 0
-            save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, ema=ema,
+        states = full_states()
+        if main_rank:  # one full copy, written by rank 0: loadable at any world size
+            save_checkpoint(run_dir, step, config=config_dict, model=states[0], optimizer=states[2], ema=states[1],
                             keep=cfg.keep_checkpoints,
-                            state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0})
+                            state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
+                                   "world_size": world})
         if world > 1:
             dist.barrier()
 
     def samples() -> None:
-        if not main_rank:
+        if not main_rank or fsdp:  # sharded weights: samples come from the saved model instead
             return
         pipe = SpacetimePipeline(ema.eval(), vae, text, pipeline_config)
         d = cfg.data
@@ -539,8 +614,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             logger.close()
     checkpoint()
     out = run_dir / "model"
+    final_ema = full_states()[1]
     if main_rank:
-        save_model(out, pipeline_config, ema, subdirs={"vae": vae_dir})
+        save_model(out, pipeline_config, final_ema, subdirs={"vae": vae_dir})
     if world > 1:
         dist.barrier()
     return out
