@@ -85,3 +85,59 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(vae_dir, single, tmp_path, ca
         assert main(_args(vae_dir, run, batch=4, steps=4)) == 0  # the same global batch on one rank
     assert "saved on 2 rank(s) on 1" in caplog.text
     _same_run(single, run)
+
+
+def test_resume_path_must_be_a_complete_checkpoint(vae_dir, tmp_path, capsys):
+    args = _args(vae_dir, tmp_path / "r", batch=2, steps=2)
+    assert main([*args, "--resume", str(tmp_path / "nope")]) == 1
+    assert "no such checkpoint directory" in capsys.readouterr().err
+    assert main(args) == 0
+    last = sorted((tmp_path / "r" / "checkpoints").glob("step-*"))[-1]
+    (last / "COMPLETE").unlink()
+    assert main([*args, "--max_steps", "3", "--resume", str(last)]) == 1
+    assert "incomplete checkpoint" in capsys.readouterr().err
+
+
+def test_nonfinite_steps_are_skipped_then_stop_the_run(vae_dir, tmp_path, monkeypatch, caplog):
+    import spacetime.train as train_module
+
+    real, calls = train_module.flow_step_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] in poison else loss
+
+    monkeypatch.setattr(train_module, "flow_step_loss", poisoned)
+    poison = {2}
+    with caplog.at_level("WARNING", logger="spacetime.train"):
+        assert main(_args(vae_dir, tmp_path / "a", batch=2, steps=4)) == 0
+    assert "non-finite loss or gradients at step 1 (samples 2..3" in caplog.text
+    weights = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    calls["n"], poison = 0, set(range(100))
+    with pytest.raises(RuntimeError, match="max_nonfinite_steps=2"):
+        main([*_args(vae_dir, tmp_path / "b", batch=2, steps=6), "--max_nonfinite_steps", "2"])
+
+
+def test_sigterm_checkpoints_at_the_next_step_and_the_run_resumes(vae_dir, tmp_path):
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "t"
+    cmd = [sys.executable, "-m", "spacetime", *_args(vae_dir, run, batch=2, steps=100000)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 3:
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "slow"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM at step" in err
+    last = sorted((run / "checkpoints").glob("step-*"))[-1]
+    step = json.loads((last / "state.json").read_text())["step"]
+    assert (last / "COMPLETE").is_file() and step >= 3
+    assert main(_args(vae_dir, run, batch=2, steps=step + 2)) == 0  # resumes there
+    assert json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())["step"] == step + 2

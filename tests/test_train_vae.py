@@ -183,3 +183,13 @@ def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
         train_vae(load_config(TrainVAEConfig, None, [*TINY, "--model.channels", "[8,8,16]", "--max_steps", "1",
                                                      "--run_dir", str(tmp_path / "c"), "--init_from", str(base)]),
                   progress=False)
+
+
+def test_resume_path_is_checked(tmp_path, capsys):
+    args = ["train-vae", *TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "r")]
+    assert main([*args, "--resume", str(tmp_path / "missing")]) == 1
+    assert "no such checkpoint directory" in capsys.readouterr().err
+    assert main(args) == 0
+    last = latest_checkpoint(tmp_path / "r")
+    assert main([*args, "--max_steps", "3", "--resume", str(last)]) == 0
+    assert json.loads((latest_checkpoint(tmp_path / "r") / "state.json").read_text())["step"] == 3

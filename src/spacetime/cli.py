@@ -391,6 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spacetime {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        from spacetime.train import TrainingStopped
+
+        if not isinstance(e, TrainingStopped):
+            raise
+        print(f"spacetime {args.command}: {e}", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as the shell reports a process it ended
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class TrainVAEConfig:
     # train the decoder alone (the encoder, its latents and their statistics stay fixed)
     init_from: str | None = None
     freeze_encoder: bool = False
+    resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "log_every", "save_every"):
@@ -169,6 +170,46 @@ def _by_index(osd: dict, names: list[str]) -> dict:
     index = {n: i for i, n in enumerate(names)}
     return {"state": {index[n]: st for n, st in osd["state"].items()},
             "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
+
+
+def checkpoint_to_resume(run_dir: Path, resume: str | None) -> Path | None:
+    """`resume` (which must be a complete checkpoint: never a silent fresh start), else the
+    newest complete checkpoint in run_dir, else None."""
+    if resume is None:
+        return latest_checkpoint(run_dir)
+    path = Path(resume)
+    if not path.is_dir():
+        raise ValueError(f"resume {resume}: no such checkpoint directory")
+    if not (path / "COMPLETE").is_file():
+        raise ValueError(f"resume {resume}: an incomplete checkpoint (no COMPLETE marker); refusing to resume from it")
+    return path
+
+
+class StopFlag:
+    """SIGTERM (preemption, `kill`) sets a flag; the loop checkpoints at the next step boundary and
+    stops, instead of dying mid-step."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.set = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.set = True
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+class TrainingStopped(Exception):
+    """Training stopped on SIGTERM after saving a checkpoint; the same command resumes it."""
 
 
 def sample_generators(seed: int, indices: list[int]) -> list[torch.Generator]:
@@ -263,7 +304,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
     step, position, elapsed = 0, 0, 0.0
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
@@ -274,6 +315,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train-vae", unit="step", disable=not progress)
     model.train()
     t0 = time.perf_counter()
+    stop_flag = StopFlag()
 
     def checkpoint() -> None:
         save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, keep=cfg.keep_checkpoints,
@@ -308,11 +350,15 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
             if step % cfg.save_every == 0 and step < cfg.max_steps:
                 checkpoint()
+            if stop_flag.set and step < cfg.max_steps:
+                checkpoint()
+                raise TrainingStopped(f"stopped by SIGTERM at step {step}; checkpoint saved, run the same command to resume")
     except KeyboardInterrupt:
         checkpoint()
         log.info("interrupted at step %d; checkpoint saved, run the same command to resume", step)
         raise
     finally:
+        stop_flag.restore()
         bar.close()
         logger.close()
     checkpoint()
@@ -352,6 +398,10 @@ class TrainDiTConfig:
     # parameters, gradients and optimizer state sharded across ranks)
     parallel: str = "ddp"
     compile: bool = False  # torch.compile each DiT block
+    resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
+    # steps whose loss or gradients are NaN/inf are skipped (no update) and named in the log; this
+    # many in a row stop the run
+    max_nonfinite_steps: int = 5
     sample_every: int = 500  # write sample videos (EMA weights) to run_dir/samples/; 0: never
     sample_prompts: list[str] = field(default_factory=lambda: [
         "a red ball bounces off the left wall on a black background",
@@ -376,6 +426,8 @@ class TrainDiTConfig:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.parallel not in ("ddp", "fsdp"):
             raise ValueError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
+        if self.max_nonfinite_steps < 0:
+            raise ValueError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
         if not 0 <= self.condition_prob <= 1:
             raise ValueError(f"condition_prob must be in [0, 1], got {self.condition_prob}")
         if not 0 <= self.prompt_dropout < 1:
@@ -486,7 +538,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     ema = copy.deepcopy(model).requires_grad_(False)
     names = [n for n, _ in model.named_parameters()]
     step, position, elapsed = 0, 0, 0.0
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
         state = load_checkpoint(ckpt, model=model, ema=ema)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
@@ -537,6 +589,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     model.train()
     t0 = time.perf_counter()
     phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
+    nonfinite, stop_flag = 0, StopFlag()
 
     def checkpoint() -> None:
         states = full_states()
@@ -579,10 +632,25 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            with torch.no_grad():
-                decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # a short warm-up: early EMA tracks the model
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+            bad = torch.tensor(float(not (torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))), device=device)
+            if world > 1:  # every rank skips, or none
+                dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+            if bad.item():
+                nonfinite += 1
+                indices = [position + r + world * j for r in range(world) for j in range(len(batch))]
+                msg = (f"non-finite loss or gradients at step {step} (samples {min(indices)}..{max(indices)} "
+                       f"of the stream); step skipped, {nonfinite} in a row")
+                if nonfinite > cfg.max_nonfinite_steps:
+                    raise RuntimeError(f"{msg}: more than max_nonfinite_steps={cfg.max_nonfinite_steps}; stopping. "
+                                       "Lower optim.lr, or check the data")
+                log.warning(msg)
+                opt.zero_grad(set_to_none=True)
+            else:
+                nonfinite = 0
+                opt.step()
+                with torch.no_grad():
+                    decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # a short warm-up: early EMA tracks the model
+                    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
             phases["step_s"] += tick()
             step += 1
             position += world * len(batch)
@@ -604,11 +672,18 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 checkpoint()
             if cfg.sample_every and step % cfg.sample_every == 0:
                 samples()
+            stop = torch.tensor(float(stop_flag.set), device=device)
+            if world > 1:  # a signal to any rank stops all of them at the same step
+                dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+            if stop.item() and step < cfg.max_steps:
+                checkpoint()
+                raise TrainingStopped(f"stopped by SIGTERM at step {step}; checkpoint saved, run the same command to resume")
     except KeyboardInterrupt:
         checkpoint()
         log.info("interrupted at step %d; checkpoint saved, run the same command to resume", step)
         raise
     finally:
+        stop_flag.restore()
         bar.close()
         if logger is not None:
             logger.close()
