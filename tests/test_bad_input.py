@@ -223,6 +223,27 @@ def test_dataset_skips_broken_videos_and_counts_them(corpus, caplog):
     )
 
 
+def test_too_many_broken_videos_stop_with_the_count(corpus, monkeypatch):
+    ds = FolderVideoDataset(corpus, num_frames=5, fps=8, size=(32, 32), max_bad_fraction=0.25)
+    with pytest.raises(VideoReadError, match=r"3 of 8 videos are broken, more than max_bad_fraction=0.25"):
+        for i in range(len(ds)):
+            ds[i]
+    # a bounded retry: a read that fails once and then works is not counted as broken
+    ds = FolderVideoDataset(corpus, num_frames=5, fps=8, size=(32, 32), retries=1)
+    real, failed = ds.load, []
+
+    def flaky(i):
+        if not failed:
+            failed.append(i)
+            raise VideoReadError("transient")
+        return real(i)
+
+    monkeypatch.setattr(ds, "load", flaky)
+    assert ds[0]["caption"] == "clip good0.mp4" and ds.skipped == 0
+    with pytest.raises(ValueError, match="max_bad_fraction"):
+        FolderVideoDataset(corpus, max_bad_fraction=2)
+
+
 def test_a_folder_of_only_broken_videos_raises_a_clear_error(tmp_path):
     d = tmp_path / "d"
     d.mkdir()

@@ -160,8 +160,10 @@ class FolderVideoDataset(torch.utils.data.Dataset):
     centre-cropped down to a multiple of 8. Captions: `caption` names the length to use ("short",
     "detailed"...); "random", or a name an entry lacks, draws among its lengths (seeded).
 
-    A video that fails to decode is skipped (the next index is used) and remembered in `broken`
-    (path -> reason); `skipped` counts them. With DataLoader workers each worker keeps its own.
+    A video that fails to decode (after `retries` more tries) is skipped (the next index is used)
+    and remembered in `broken` (path -> reason); `skipped` counts them. With `max_bad_fraction`,
+    more broken videos than that share of the folder stop with a VideoReadError saying so. With
+    DataLoader workers each worker keeps its own.
     """
 
     def __init__(
@@ -173,6 +175,8 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         seed: int = 0,
         random_start: bool = True,
         caption: str = "random",
+        max_bad_fraction: float | None = None,
+        retries: int = 1,
     ):
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be an integer >= 1, got {num_frames!r}")
@@ -190,6 +194,11 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         self.num_frames, self.fps = num_frames, fps
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.seed, self.random_start, self.caption = seed, random_start, caption
+        if max_bad_fraction is not None and not 0 <= max_bad_fraction <= 1:
+            raise ValueError(f"max_bad_fraction must be in [0, 1] or None, got {max_bad_fraction!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        self.max_bad_fraction, self.retries = max_bad_fraction, retries
         self.epoch = 0
         self.broken: dict[str, str] = {}
 
@@ -236,9 +245,15 @@ class FolderVideoDataset(torch.utils.data.Dataset):
             i = (index + k) % n
             if str(self.entries[i]["path"]) in self.broken:
                 continue
-            try:
-                return self.load(i)
-            except VideoReadError as e:
-                self.broken[str(self.entries[i]["path"])] = str(e)
-                log.warning("skipping a broken video (%d so far): %s", len(self.broken), e)
+            for attempt in range(self.retries + 1):  # a bounded retry: a network file system may hiccup
+                try:
+                    return self.load(i)
+                except VideoReadError as e:
+                    error = e
+            self.broken[str(self.entries[i]["path"])] = str(error)
+            log.warning("skipping a broken video (%d so far): %s", len(self.broken), error)
+            if self.max_bad_fraction is not None and len(self.broken) > self.max_bad_fraction * n:
+                raise VideoReadError(
+                    f"{len(self.broken)} of {n} videos are broken, more than max_bad_fraction={self.max_bad_fraction}; "
+                    f"last: {error}. Fix or drop them (spacetime data probe lists them), or raise the limit")
         raise VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken)")

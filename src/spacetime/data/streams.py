@@ -36,6 +36,8 @@ class DataConfig:
     # (`cache_variants` clip windows per video, epoch e reads window e % cache_variants)
     cache_latents: bool = True
     cache_variants: int = 4
+    # folder data: broken videos are skipped and counted; more than this share of them stops the run
+    max_bad_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if self.source not in ("world", "folder"):
@@ -56,7 +58,8 @@ def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[tor
         return
     from spacetime.data.folder import FolderVideoDataset
 
-    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed)
+    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
+                            max_bad_fraction=data.max_bad_fraction)
     n = len(ds)
     # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i
     def items(i: int):
@@ -98,7 +101,8 @@ def dit_items(
     from spacetime.data.folder import FolderVideoDataset
 
     size = None if data.native_size else (data.height, data.width)
-    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, size, seed=data.seed)
+    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, size, seed=data.seed,
+                            max_bad_fraction=data.max_bad_fraction)
     cache = None
     if data.cache_latents and cache_dir is not None and vae_dir is not None:
         settings = {"num_frames": data.num_frames, "fps": data.fps, "size": size, "seed": data.seed}
