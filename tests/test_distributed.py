@@ -141,3 +141,41 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_run_resumes(vae_dir, tmp_p
     assert (last / "COMPLETE").is_file() and step >= 3
     assert main(_args(vae_dir, run, batch=2, steps=step + 2)) == 0  # resumes there
     assert json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())["step"] == step + 2
+
+
+def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(vae_dir, tmp_path):
+    """Killed hard (no handler runs) three times, at seeded random moments — mid-step or mid-way
+    through writing a checkpoint — the run restarts from the newest complete checkpoint each time
+    and finishes; what each kill lost is at most the steps since the last checkpoint."""
+    import random
+    import re
+    import signal
+    import time
+
+    run = tmp_path / "k"
+    args = [*_args(vae_dir, run, batch=2, steps=60), "--save_every", "2", "--keep_checkpoints", "2"]
+    rng = random.Random(0)
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "spacetime", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        start = time.time()
+        while not (run / "metrics.jsonl").exists() and time.time() - start < 60:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.5, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate()
+        logged = []
+        for line in (run / "metrics.jsonl").read_text().splitlines():
+            try:
+                logged.append(json.loads(line)["step"])
+            except ValueError:  # a line the kill cut short
+                pass
+        resumed = re.search(r"resumed from .* \(step (\d+)\)", err)
+        if resumed:
+            assert int(resumed.group(1)) % 2 == 0
+        newest = max(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*") if (p / "COMPLETE").exists())
+        assert max(logged) - newest <= 2 + 1, (max(logged), newest)  # lost: steps since the last checkpoint
+    assert main(args) == 0
+    final = sorted(p for p in (run / "checkpoints").glob("step-*") if (p / "COMPLETE").exists())[-1]
+    assert json.loads((final / "state.json").read_text())["step"] == 60
+    assert (run / "model" / "COMPLETE").exists()

@@ -193,3 +193,13 @@ def test_resume_path_is_checked(tmp_path, capsys):
     last = latest_checkpoint(tmp_path / "r")
     assert main([*args, "--max_steps", "3", "--resume", str(last)]) == 0
     assert json.loads((latest_checkpoint(tmp_path / "r") / "state.json").read_text())["step"] == 3
+
+
+def test_a_metrics_line_cut_short_by_a_kill_does_not_stop_the_restart(tmp_path):
+    args = ["train-vae", *TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "r")]
+    assert main(args) == 0
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "lo')  # SIGKILL in the middle of a write
+    assert main([*args[:-4], "--max_steps", "3", "--run_dir", str(tmp_path / "r")]) == 0
+    steps = [json.loads(line)["step"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]

@@ -254,8 +254,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 class _Logger:
     def __init__(self, run_dir: Path, resume_step: int):
         self.path = run_dir / "metrics.jsonl"
-        if self.path.exists():  # drop lines a crashed run wrote after its last checkpoint
-            keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= resume_step]
+        if self.path.exists():  # drop lines a crashed run wrote after its last checkpoint, and one it cut short
+            keep = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= resume_step:
+                        keep.append(line)
+                except ValueError:
+                    pass
             self.path.write_text("".join(line + "\n" for line in keep))
         self.tb = None
         try:
