@@ -179,3 +179,31 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(vae_dir
     final = sorted(p for p in (run / "checkpoints").glob("step-*") if (p / "COMPLETE").exists())[-1]
     assert json.loads((final / "state.json").read_text())["step"] == 60
     assert (run / "model" / "COMPLETE").exists()
+
+
+def test_torchrun_restarts_after_a_rank_is_killed_and_matches_an_unbroken_run(vae_dir, single, tmp_path):
+    """torchrun --max-restarts=1: one rank SIGKILLed once; the agent restarts both, they resume
+    from the newest complete checkpoint, and the run ends where an unbroken one does."""
+    import signal
+    import time
+
+    steps = ["--max_steps", "24", "--save_every", "2"]
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    _torchrun([*_args(vae_dir, straight, batch=2, steps=24), *steps])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--max-restarts=1",
+           "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{_free_port()}", "-m", "spacetime",
+           *_args(vae_dir, broken, batch=2, steps=24), *steps]
+    agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((broken / "metrics.jsonl").exists() and len((broken / "metrics.jsonl").read_text().splitlines()) >= 5):
+        assert time.time() < deadline and agent.poll() is None, "training did not start"
+        time.sleep(0.1)
+    workers = subprocess.run(["pgrep", "-P", str(agent.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) == 2, workers
+    subprocess.run(["kill", f"-{signal.SIGKILL.value}", workers[-1]], check=True)
+    _, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err[-3000:]
+    assert "resumed from" in err
+    a, b = (load_file(r / "model" / "model.safetensors") for r in (straight, broken))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)

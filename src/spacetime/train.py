@@ -130,7 +130,11 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # keys under this restart's own prefix: after `torchrun --max-restarts` brings the ranks
+        # back, none of them reads a dead rank's address left in the store by the last attempt
+        store, rank, size = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"spacetime/restart-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank, world_size=size)
     return dist.get_rank(), dist.get_world_size(), device
 
 
