@@ -11,6 +11,7 @@ installed); progress to a tqdm bar.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -393,7 +394,8 @@ class TrainDiTConfig:
     # data's size. A batch of mixed sizes runs as one packed sequence (block-diagonal attention).
     sizes: list[list[int]] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, weight_decay=0.0, warmup_steps=200))
-    batch_size: int = 8
+    batch_size: int = 8  # per rank and micro-batch: the global batch is world x batch_size x grad_accum
+    grad_accum: int = 1  # micro-batches per optimizer step
     max_steps: int = 1000
     ema_decay: float = 0.999
     prompt_dropout: float = 0.1  # the empty prompt, so classifier-free guidance has an unconditional model
@@ -429,7 +431,8 @@ class TrainDiTConfig:
 
     def __post_init__(self) -> None:
         _check_device(self.device)
-        for name in ("batch_size", "max_steps", "log_every", "save_every", "sample_steps", "text_max_length"):
+        for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every", "sample_steps",
+                     "text_max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
@@ -622,33 +625,48 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
 
     try:
         while step < cfg.max_steps:
-            tick = _phase_clock(device)
-            batch = list(itertools.islice(items, cfg.batch_size))
-            phases["data_s"] += tick()
-            fresh = [b["video"].to(device, non_blocking=True) for b in batch if "latents" not in b]
-            encoded = iter(encode_videos(vae, fresh) if fresh else [])
-            latents = [b["latents"].to(device) if "latents" in b else next(encoded) for b in batch]
-            # every draw from the sample's own generator: the same whether the run resumed, and
-            # whether its batch was split across ranks
-            gens = sample_generators(cfg.seed, [position + rank + world * j for j in range(len(batch))])
-            prompts = [flow.drop_prompts([b["caption"]], cfg.prompt_dropout, generator=g)[0] for b, g in zip(batch, gens)]
-            emb, mask = text.encode(prompts)
-            phases["encode_s"] += tick()
+            opt.zero_grad(set_to_none=True)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = flow_step_loss(train_model, latents, emb, mask, gens, cfg.logit_mean, cfg.logit_std,
-                                      cfg.condition_prob)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = torch.zeros((), device=device)
+            for micro in range(cfg.grad_accum):
+                tick = _phase_clock(device)
+                batch = list(itertools.islice(items, cfg.batch_size))
+                phases["data_s"] += tick()
+                fresh = [b["video"].to(device, non_blocking=True) for b in batch if "latents" not in b]
+                encoded = iter(encode_videos(vae, fresh) if fresh else [])
+                latents = [b["latents"].to(device) if "latents" in b else next(encoded) for b in batch]
+                # every draw from the sample's own generator: the same whether the run resumed, and
+                # whether its batch was split across ranks or micro-batches
+                first = position + micro * world * cfg.batch_size
+                gens = sample_generators(cfg.seed, [first + rank + world * j for j in range(len(batch))])
+                prompts = [flow.drop_prompts([b["caption"]], cfg.prompt_dropout, generator=g)[0]
+                           for b, g in zip(batch, gens)]
+                emb, mask = text.encode(prompts)
+                phases["encode_s"] += tick()
+                last = micro == cfg.grad_accum - 1
+                # gradients are averaged across ranks once per optimizer step, after the last micro-batch
+                sync = contextlib.nullcontext()
+                if world > 1 and cfg.parallel == "ddp" and not last:
+                    sync = train_model.no_sync()
+                elif fsdp:
+                    model.set_requires_gradient_sync(last)
+                with sync:
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                        micro_loss = flow_step_loss(train_model, latents, emb, mask, gens, cfg.logit_mean,
+                                                    cfg.logit_std, cfg.condition_prob) / cfg.grad_accum
+                    micro_loss.backward()
+                loss = loss + micro_loss.detach()
+                phases["step_s"] += tick()
+            tick = _phase_clock(device)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             bad = torch.tensor(float(not (torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))), device=device)
             if world > 1:  # every rank skips, or none
                 dist.all_reduce(bad, op=dist.ReduceOp.MAX)
             if bad.item():
                 nonfinite += 1
-                indices = [position + r + world * j for r in range(world) for j in range(len(batch))]
-                msg = (f"non-finite loss or gradients at step {step} (samples {min(indices)}..{max(indices)} "
+                msg = (f"non-finite loss or gradients at step {step} (samples {position}.."
+                       f"{position + world * cfg.batch_size * cfg.grad_accum - 1} "
                        f"of the stream); step skipped, {nonfinite} in a row")
                 if nonfinite > cfg.max_nonfinite_steps:
                     raise RuntimeError(f"{msg}: more than max_nonfinite_steps={cfg.max_nonfinite_steps}; stopping. "
@@ -663,7 +681,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
             phases["step_s"] += tick()
             step += 1
-            position += world * len(batch)
+            position += world * cfg.batch_size * cfg.grad_accum
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 reported = loss.detach()
