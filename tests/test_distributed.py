@@ -232,3 +232,13 @@ def test_resume_on_two_ranks_is_bit_identical(vae_dir, tmp_path):
         for k in x:
             assert torch.equal(x[k], y[k]), (name, k)
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
+
+
+def test_train_vae_under_torchrun(tmp_path):
+    run = tmp_path / "vae"
+    _torchrun(["train-vae", "--model.channels", "[8,8,8]", "--data.num_frames", "5", "--data.height", "16",
+               "--data.width", "16", "--batch_size", "2", "--max_steps", "3", "--log_every", "1", "--threads", "1",
+               "--latent_stats_batches", "1", "--run_dir", str(run)])
+    state = json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())
+    assert state["position"] == 12 and state["world_size"] == 2  # 3 steps x 2 ranks x 2
+    assert len(_losses(run)) == 3 and VideoVAE.from_pretrained(run / "model") is not None

@@ -291,15 +291,18 @@ class _Logger:
 
 def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     """Train (or resume) a VAE; returns the directory of the final model (`run_dir/model`)."""
+    import torch.distributed as dist
     from tqdm import tqdm
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world, device = init_distributed(cfg.device)  # torchrun: DDP, one full checkpoint from rank 0
+    main_rank = rank == 0
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
-    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-    device = resolve_device(cfg.device)
+    if main_rank:
+        (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
@@ -320,17 +323,28 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         log.info("resumed from %s (step %d)", ckpt, step)
-    log.info("VAE with %.2fM parameters, training steps %d..%d", count_parameters(model) / 1e6, step, cfg.max_steps)
-    logger = _Logger(run_dir, step)
-    batches = video_batches(cfg.data, cfg.batch_size, position)
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train-vae", unit="step", disable=not progress)
+    if main_rank:
+        log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
+                 count_parameters(model) / 1e6, step, cfg.max_steps, world)
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    logger = _Logger(run_dir, step) if main_rank else None
+    batches = video_batches(cfg.data, cfg.batch_size, position)  # this rank's share of the stream
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train-vae", unit="step", disable=not (progress and main_rank))
     model.train()
     t0 = time.perf_counter()
     stop_flag = StopFlag()
 
     def checkpoint() -> None:
-        save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, keep=cfg.keep_checkpoints,
-                        state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0})
+        if main_rank:
+            save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, keep=cfg.keep_checkpoints,
+                            state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
+                                   "world_size": world})
+        if world > 1:
+            dist.barrier()
 
     try:
         while step < cfg.max_steps:
@@ -338,9 +352,9 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg.optim, cfg.max_steps)
             # posterior noise from (seed, step): the same whether or not the run was resumed
-            gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step)
+            gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * world + rank)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                recon, mean, logvar = model(video, generator=gen)
+                recon, mean, logvar = train_model(video, generator=gen)
             recon, mean, logvar = recon.float(), mean.float(), logvar.float()
             l1 = (recon - video).abs().mean()
             l2 = F.mse_loss(recon, video)
@@ -351,13 +365,19 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             opt.step()
             step += 1
-            position += video.shape[0]
+            position += world * video.shape[0]
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                metrics = {"loss": loss.item(), "l1": l1.item(), "l2": l2.item(), "kl": kl.item(),
-                           "psnr": 10 * math.log10(4.0 / max(l2.item(), 1e-12)), "grad_norm": float(grad_norm),
+                terms = torch.stack([loss.detach(), l1.detach(), l2.detach(), kl.detach()])
+                if world > 1:  # the global batch's means
+                    dist.all_reduce(terms)
+                    terms = terms / world
+                loss_v, l1_v, l2_v, kl_v = terms.tolist()
+                metrics = {"loss": loss_v, "l1": l1_v, "l2": l2_v, "kl": kl_v,
+                           "psnr": 10 * math.log10(4.0 / max(l2_v, 1e-12)), "grad_norm": float(grad_norm),
                            "lr": opt.param_groups[0]["lr"], "time_s": elapsed + time.perf_counter() - t0}
-                logger.log(step, metrics)
+                if main_rank:
+                    logger.log(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
             if step % cfg.save_every == 0 and step < cfg.max_steps:
                 checkpoint()
@@ -371,13 +391,19 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     finally:
         stop_flag.restore()
         bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
     checkpoint()
     model.eval()
-    if not cfg.freeze_encoder:
-        stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
-        model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
-    return save_model(run_dir / "model", {"model": cfg.model.to_dict()}, model)
+    out = run_dir / "model"
+    if main_rank:
+        if not cfg.freeze_encoder:
+            stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
+            model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
+        save_model(out, {"model": cfg.model.to_dict()}, model)
+    if world > 1:
+        dist.barrier()
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -61,14 +61,19 @@ def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[tor
     ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
                             max_bad_fraction=data.max_bad_fraction)
     n = len(ds)
-    # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+    # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i; rank r
+    # reads samples r, r + world, ...
     def items(i: int):
         while True:
             epoch, k = divmod(i, n)
             yield ds[int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])]["video"]
-            i += 1
+            i += world
 
-    it = items(start)
+    it = items(start + rank)
     while True:
         yield torch.stack(list(itertools.islice(it, batch_size)))
 
