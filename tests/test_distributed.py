@@ -232,6 +232,9 @@ def test_resume_on_two_ranks_is_bit_identical(vae_dir, tmp_path):
         for k in x:
             assert torch.equal(x[k], y[k]), (name, k)
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
+    # each rank's RNG states are in the checkpoint, and the resumed run's equal the straight run's
+    for name in ("rng.safetensors", "rng-rank1.safetensors"):
+        assert all(torch.equal(v, load_file(b / name)[k]) for k, v in load_file(a / name).items())
 
 
 def test_train_vae_under_torchrun(tmp_path):

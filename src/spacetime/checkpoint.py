@@ -107,6 +107,7 @@ def save_checkpoint(
     state: dict[str, Any] | None = None,
     keep: int = 2,
     ema: nn.Module | dict | None = None,
+    rank_rngs: list[tuple[dict, dict]] | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and keep the newest `keep` complete ones. Modules and
     the optimizer may be given as (full, gathered) state dicts, as sharded training has them."""
@@ -123,9 +124,14 @@ def save_checkpoint(
             tensors, meta = _flatten_optimizer(optimizer)
             save_file(tensors, tmp / "optimizer.safetensors")
             (tmp / "optimizer.json").write_text(json.dumps(meta))
-        rng_tensors, rng_meta = rng_state()
+        rng_tensors, rng_meta = rng_state() if not rank_rngs else rank_rngs[0]
         save_file(rng_tensors, tmp / "rng.safetensors")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **(state or {})}, indent=2))
+        extra = {}
+        if rank_rngs and len(rank_rngs) > 1:  # every other rank's RNGs, gathered by the caller
+            for r, (tensors, _) in enumerate(rank_rngs[1:], 1):
+                save_file(tensors, tmp / f"rng-rank{r}.safetensors")
+            extra["rng_ranks"] = [m for _, m in rank_rngs[1:]]
+        (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **extra, **(state or {})}, indent=2))
         (tmp / COMPLETE).write_text("ok\n")
         if final.exists():
             shutil.rmtree(final)
@@ -158,6 +164,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
     ema: nn.Module | None = None,
+    rank: int = 0,
 ) -> dict:
     """Load a complete checkpoint into `model` (and `optimizer`, `ema`); return its state.json."""
     path = Path(path)
@@ -171,7 +178,11 @@ def load_checkpoint(
         optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
     state = json.loads((path / "state.json").read_text())
     if restore_rng:
-        set_rng_state(load_file(path / "rng.safetensors"), state["rng"])
+        own = path / f"rng-rank{rank}.safetensors"
+        if rank > 0 and own.is_file() and len(state.get("rng_ranks", [])) >= rank:
+            set_rng_state(load_file(own), state["rng_ranks"][rank - 1])
+        else:  # rank 0, or a rank the saving run did not have: rank 0's
+            set_rng_state(load_file(path / "rng.safetensors"), state["rng"])
     return state
 
 

@@ -30,6 +30,7 @@ from spacetime.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     read_optimizer_state,
+    rng_state,
     save_checkpoint,
     save_model,
 )
@@ -579,7 +580,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     step, position, elapsed = 0, 0, 0.0
     ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
-        state = load_checkpoint(ckpt, model=model, ema=ema)
+        state = load_checkpoint(ckpt, model=model, ema=ema, rank=rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         log.info("resumed from %s (step %d)", ckpt, step)
         if state.get("world_size", 1) != world and main_rank:
@@ -632,9 +633,13 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
 
     def checkpoint() -> None:
         states = full_states()
+        rngs = None
+        if world > 1:  # every rank's RNG states go in the checkpoint, each restored to its rank
+            rngs = [None] * world
+            dist.all_gather_object(rngs, rng_state())
         if main_rank:  # one full copy, written by rank 0: loadable at any world size
             save_checkpoint(run_dir, step, config=config_dict, model=states[0], optimizer=states[2], ema=states[1],
-                            keep=cfg.keep_checkpoints,
+                            keep=cfg.keep_checkpoints, rank_rngs=rngs,
                             state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
                                    "world_size": world})
         if world > 1:
