@@ -245,3 +245,10 @@ def test_train_vae_under_torchrun(tmp_path):
     state = json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())
     assert state["position"] == 12 and state["world_size"] == 2  # 3 steps x 2 ranks x 2
     assert len(_losses(run)) == 3 and VideoVAE.from_pretrained(run / "model") is not None
+
+
+@pytest.mark.slow  # ~40 s of inductor compilation on this CPU: `pytest -m slow`
+def test_compiled_blocks_train_like_eager(vae_dir, single, tmp_path):
+    run = tmp_path / "compiled"
+    assert main([*_args(vae_dir, run, batch=4, steps=4), "--compile", "true"]) == 0
+    assert _losses(run) == pytest.approx(_losses(single), rel=1e-3)

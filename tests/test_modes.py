@@ -199,3 +199,9 @@ def test_long_videos_are_made_window_by_window(pipe, recorded):
     assert len(recorded) == 1 + 2  # 17 + 2 x 12 new frames (5 of context each) = 41
     with pytest.raises(ValueError, match="window_frames must be at least 9"):
         run(pipe, num_frames=41, window_frames=5)
+
+
+def test_pipeline_to_moves_every_part(pipe):
+    assert pipe.to("cpu") is pipe and pipe._device == torch.device("cpu")
+    assert pipe.text_encoder.device == torch.device("cpu")
+    assert run(pipe, num_frames=5)[0].shape == (5, 32, 32, 3)

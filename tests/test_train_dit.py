@@ -87,6 +87,10 @@ def test_train_dit_packs_sizes_resumes_and_generates(vae_dir, tmp_path, capsys):
     for name in ("model.safetensors",):
         x, y = load_file(straight / name), load_file(resumed / name)
         assert all(torch.equal(x[k], y[k]) for k in x), "resumed run differs from the straight one"
+    last_a, last_b = (sorted((tmp_path / r / "checkpoints").glob("step-*"))[-1] for r in ("a", "b"))
+    for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors"):  # bit for bit, all of it
+        x, y = load_file(last_a / name), load_file(last_b / name)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
     rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(math.isfinite(r["loss"]) for r in rows)
     samples = sorted((tmp_path / "b" / "samples" / "step-00000004").glob("*.mp4"))

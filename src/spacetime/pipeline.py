@@ -156,6 +156,17 @@ class SpacetimePipeline:
     def _device(self) -> torch.device:
         return next(self.dit.parameters()).device
 
+    def to(self, device: str | torch.device) -> SpacetimePipeline:
+        """Move the DiT, the VAE and the text encoder to `device` (as diffusers' `pipe.to("cuda")`);
+        frames still come back as uint8 arrays on the CPU."""
+        device = torch.device(device)
+        self.dit.to(device)
+        self.vae.to(device)
+        self.text_encoder.device = device
+        if hasattr(self.text_encoder, "model"):
+            self.text_encoder.model.to(device)
+        return self
+
     # --- generation ---------------------------------------------------------------------------
 
     @torch.no_grad()
