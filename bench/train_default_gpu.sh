@@ -10,6 +10,11 @@
 # of the budget: the cosine schedule ends where the time does. Two VAEs train side by side on
 # the one GPU: the recipe's (32-64-128 channels) and a wider one (64-128-256); the DiT trains on
 # the one with the higher reconstruction PSNR over its last 1,000 steps.
+#
+# VAE=DIR skips the VAE phase and trains the DiT alone on that VAE — e.g. the one shipped in
+# src/spacetime/models/world/vae (copy it into a carried folder first). The DiT's metrics.jsonl
+# logs data_s / encode_s / step_s per step: where a slow GPU step spends its time (the 2026-11-25
+# H200 run managed only ~2 steps/s at batch 64, cause not yet found).
 set -euo pipefail
 RUNS=${1:?runs folder}
 TEXT=${2:?text encoder (minilm or a local model directory)}
