@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_name  # bench/machine.py
 
 from spacetime.dit import PRESETS, DiT, count_parameters
 
@@ -50,16 +51,6 @@ SETTINGS = {  # batch, (t, h, w) of the latent
     "long": (1, (8, 64, 64)),
 }
 TEXT_LEN, TEXT_DIM, CHANNELS = 32, 384, 16
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 # --- the models -------------------------------------------------------------------------------------
@@ -304,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
     latte_cfg = latte_closest(n_ours, grid)
     counts = {"ours": n_ours, "wan": count_parameters(wan(grid)), "latte": count_parameters(latte(grid, **latte_cfg))}
     result: dict = {
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
                    f"diffusers {diffusers.__version__}, Python {platform.python_version()}",
         "command": "python bench/dit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "parameters": counts,

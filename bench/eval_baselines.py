@@ -25,21 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_name  # bench/machine.py
 
 from spacetime.cli import parse_size
 from spacetime.data.video import read_video, write_video
 from spacetime.eval import BASELINES, METRICS, Sample, evaluate, generate_samples, split_prompts
 from spacetime.world.clip import make_clip, stream_seed
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def _row(name: str, result) -> dict:
@@ -101,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     geometry = {"num_frames": args.num_frames, "height": h, "width": w, "fps": args.fps}
     t0 = time.perf_counter()
     out = {
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "command": "python bench/eval_baselines.py "
         + " ".join(argv if argv is not None else os.sys.argv[1:]),
         **{k: v for k, v in geometry.items()},

@@ -13,26 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_name  # bench/machine.py
 
 from spacetime.data.video import export_to_video
 from spacetime.pipeline import SpacetimePipeline, load_text_encoder
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def build(args) -> tuple[SpacetimePipeline, float, str]:
@@ -79,7 +69,7 @@ def main() -> None:
             runs.append({**out.timings, "io": io, "total": time.perf_counter() - t0})
     timed = runs[1:]  # the first run warms up allocators and kernels
     med = {k: statistics.median(r[k] for r in timed) for k in timed[0]}
-    result = {"machine": f"{_cpu()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
+    result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
               "model": what, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
               "median_s": {k: round(v, 3) for k, v in med.items()}}
     print(json.dumps(result, indent=1))

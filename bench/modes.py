@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_name  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,9 +84,7 @@ def main() -> None:
         long_probe(args.long_probe, str(args.model) if args.model else None)
         return
     torch.set_num_threads(2)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    result = {"machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, 2 threads",
+    result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 2 threads",
               "model": str(args.model) if args.model else "world DiT at random init + shipped VAE + MiniLM",
               "image_to_video": image_to_video(build(args.model), args.clips), "long_video": []}
     for s in [float(x) for x in args.seconds.split(",") if x]:

@@ -20,21 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name  # bench/machine.py
 
 from spacetime.cli import parse_size
 from spacetime.data.video import DEFAULT_CRF, PIX_FMTS, read_video, write_video
 from spacetime.world.clip import make_clip, stream_seed
 from spacetime.world.render import render
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     bound = [psnr(c.frames, _chroma_420(c.frames)) for c in clips[: args.roundtrip_clips]]
 
     result = {
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "size": f"{w}x{h}",
         "num_frames": args.num_frames,
         "clips": args.clips,
