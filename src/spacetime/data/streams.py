@@ -98,9 +98,14 @@ def dit_items(
         if data.num_workers == 0:
             yield from iter(ds)
             return
-        # workers take the stream round-robin and the loader reads them in turn: the same order
-        yield from torch.utils.data.DataLoader(ds, batch_size=None, num_workers=data.num_workers,
-                                               prefetch_factor=8)
+        # workers render chunks of the stream round-robin and the loader reads them in turn: the
+        # same order as one process, one shared-memory buffer per chunk
+        from spacetime.world.dataset import WorldChunks, unchunk
+
+        loader = torch.utils.data.DataLoader(WorldChunks(ds), batch_size=None, num_workers=data.num_workers,
+                                             prefetch_factor=4)
+        for chunk in loader:
+            yield from unchunk(chunk)
         return
     from spacetime.data.cache import LatentCache
     from spacetime.data.folder import FolderVideoDataset

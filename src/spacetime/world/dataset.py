@@ -75,27 +75,70 @@ class WorldDataset(IterableDataset):
         self.seed, self.split, self.caption, self.start = int(seed), split, caption, int(start)
         self.num_frames, self.height, self.width, self.fps = num_frames, height, width, fps
 
-    def sample(self, index: int) -> dict:
+    def render(self, index: int) -> tuple[np.ndarray, str]:
+        """Clip `index` of the stream: uint8 frames (T, H, W, 3) and its caption."""
         clip_seed = stream_seed(self.seed, index, self.split)
         t, h, w = self.num_frames, self.height, self.width
         if self.sizes:
             t, h, w = self.sizes[int(np.random.default_rng([clip_seed, 2]).integers(len(self.sizes)))]
         clip = make_clip(clip_seed, num_frames=t, height=h, width=w, fps=self.fps, split=self.split)
         rng = np.random.default_rng([clip_seed, 1])  # caption choice: independent of the scene's draws
-        video = torch.from_numpy(clip.frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # (3, T, H, W)
-        return {"video": video, "caption": pick_caption(clip.captions, rng, self.caption), "index": index}
+        return clip.frames, pick_caption(clip.captions, rng, self.caption)
+
+    def sample(self, index: int) -> dict:
+        frames, caption = self.render(index)
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # (3, T, H, W)
+        return {"video": video, "caption": caption, "index": index}
 
     def __iter__(self) -> Iterator[dict]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rank, world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        rank, world, worker, workers = _shard()
         # worker-major: rank r's workers, read in turn, yield r, r + world, r + 2 world, ... —
         # the rank's share of the stream in order, however many workers it has
         shard, shards = worker * world + rank, world * workers
         for index in itertools.count(self.start + shard, shards):
             yield self.sample(index)
+
+
+def _shard() -> tuple[int, int, int, int]:
+    """(rank, world size, DataLoader worker, workers) of the calling process."""
+    info = get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return rank, world, worker, workers
+
+
+class WorldChunks(IterableDataset):
+    """A WorldDataset's stream for DataLoader workers, `chunk` clips at a time: worker w renders
+    this rank's chunks w, w + workers, ... and sends each as one buffer, so the loader moves one
+    shared-memory tensor per chunk instead of one per clip. Read in turn, the chunks are this rank's share of the stream in order; `unchunk`
+    gives back WorldDataset's items."""
+
+    def __init__(self, dataset: WorldDataset, chunk: int = 16):
+        self.dataset, self.chunk = dataset, int(chunk)
+
+    def __iter__(self) -> Iterator[dict]:
+        rank, world, worker, workers = _shard()
+        ds, n = self.dataset, self.chunk
+        for c in itertools.count(worker, workers):
+            indices = [ds.start + rank + world * p for p in range(c * n, (c + 1) * n)]  # this rank's positions
+            rendered = [ds.render(i) for i in indices]
+            # float in [-1, 1] here, in the worker: the main process only takes views
+            flat = torch.from_numpy(np.concatenate([f.reshape(-1) for f, _ in rendered])).float() / 127.5 - 1.0
+            yield {"buffer": flat,
+                   "shapes": [f.shape for f, _ in rendered], "captions": [cap for _, cap in rendered],
+                   "indices": indices}
+
+
+def unchunk(chunk: dict) -> Iterator[dict]:
+    """WorldChunks' chunk -> WorldDataset items ({video (3, T, H, W) in [-1, 1], caption, index})."""
+    offset = 0
+    for shape, caption, index in zip(chunk["shapes"], chunk["captions"], chunk["indices"]):
+        size = int(np.prod(shape))
+        frames = chunk["buffer"][offset : offset + size].view(*shape)
+        offset += size
+        yield {"video": frames.permute(3, 0, 1, 2), "caption": caption, "index": int(index)}
 
 
 # ---------------------------------------------------------------------------------------------
