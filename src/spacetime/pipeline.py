@@ -103,9 +103,9 @@ class SpacetimePipeline:
 
     # --- inputs for the prompting modes --------------------------------------------------------
 
-    def _media(self, x, name: str, height: int | None, width: int | None) -> np.ndarray:
-        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3),
-        resized to height x width (with a warning) when given a different size."""
+    @staticmethod
+    def _load_media(x, name: str) -> np.ndarray:
+        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3)."""
         from spacetime.data.video import read_video, to_uint8_frames
 
         if isinstance(x, (str, Path)):
@@ -127,7 +127,12 @@ class SpacetimePipeline:
                     raise ValueError(f"{name}: cannot read video {str(path)!r}: {e}") from None
         else:
             frames = to_uint8_frames(x)
-        if height is not None and frames.shape[1:3] != (height, width):
+        return frames
+
+    @staticmethod
+    def _fit_media(frames: np.ndarray, name: str, height: int, width: int) -> np.ndarray:
+        """Frames resized to height x width, with a warning, when they are another size."""
+        if frames.shape[1:3] != (height, width):
             log.warning("%s is %dx%d (WxH); resized to %dx%d", name, frames.shape[2], frames.shape[1], width, height)
             t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
             t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
@@ -201,15 +206,17 @@ class SpacetimePipeline:
         length) is made window by window, each extending the last (Sora's long videos)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         mode = self._mode(image, video, video2, extend, strength, loop)
-        if height is None and width is None and mode != "text":
-            first = self._media(image if image is not None else video, "image" if image is not None else "video",
-                                None, None)
-            height, width = first.shape[1:3]
+        # each input read once; without a size the output takes the first input's
+        media = {name: self._load_media(x, name) for name, x in (("image", image), ("video", video), ("video2", video2))
+                 if x is not None}
+        if height is None and width is None and media:
+            height, width = next(iter(media.values())).shape[1:3]
         num_frames = self.defaults.get("num_frames", 17) if num_frames is None else num_frames
         height = self.defaults.get("height", 64) if height is None else height
         width = self.defaults.get("width", 64) if width is None else width
         num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
+        media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
@@ -276,17 +283,17 @@ class SpacetimePipeline:
         if mode == "text":
             frames = denoise()
         elif mode == "image":
-            img = self._media(image, "image", height, width)[:1]
+            img = media["image"][:1]
             frames = denoise([(0, self._encode(img))])
         elif mode == "edit":
-            src = self._media(video, "video", height, width)
+            src = media["video"]
             n = 1 + ft * ((len(src) - 1) // ft)
             if n != len(src):
                 log.warning("video has %d frames; editing its first %d (1 + %dk)", len(src), n, ft)
             z = self._encode(src[:n])
             frames = denoise(start=z, s=strength, frames=z.shape[2])
         elif mode == "extend":
-            src = self._media(video, "video", height, width)
+            src = media["video"]
             if t < 2:
                 raise ValueError(f"extending needs a window of at least 5 frames (2 latent frames), got {num_frames}")
             if extend == "forward":
@@ -299,7 +306,7 @@ class SpacetimePipeline:
                 tail, k = self._tail_latents(src, n)
                 frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
         else:  # connect
-            a, z = self._media(video, "video", height, width), self._media(video2, "video2", height, width)
+            a, z = media["video"], media["video2"]
             frames = [np.concatenate([a, m, z]) for m in connect([a], [z])]
         if long:
             n = max(1, t // 2)

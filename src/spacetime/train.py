@@ -106,12 +106,10 @@ def _check_device(spec: str) -> None:
 
 def resolve_device(spec: str) -> torch.device:
     """"cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)."""
+    _check_device(spec)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {spec!r}") from None
+    device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} asked for, but torch sees no CUDA GPU (use device: cpu or auto)")
     return device
@@ -140,6 +138,17 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def vae_path(spec: str) -> Path:
+    """A VAE model directory; "shipped": the world VAE inside the package."""
+    return SHIPPED_VAE if spec == "shipped" else Path(spec)
+
+
 def parallelize(model: DiT, ema: DiT, cfg: TrainDiTConfig, device: torch.device, world: int) -> torch.nn.Module:
     """Ready a DiT for training, in this order: activation checkpointing (inside each block),
     torch.compile of each block (optional), then the data-parallel wrapper — DDP around the
@@ -152,9 +161,7 @@ def parallelize(model: DiT, ema: DiT, cfg: TrainDiTConfig, device: torch.device,
     if world == 1:
         return model
     if cfg.parallel == "ddp":
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        return _ddp(model, device)
     from torch.distributed.fsdp import fully_shard
 
     for m in (model, ema):
@@ -307,7 +314,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
-        start = VideoVAE.from_pretrained(SHIPPED_VAE if cfg.init_from == "shipped" else cfg.init_from)
+        start = VideoVAE.from_pretrained(vae_path(cfg.init_from))
         if start.config != model.config:
             raise ValueError(f"init_from {cfg.init_from}: its config {start.config} differs from model {model.config}")
         model.load_state_dict(start.state_dict())
@@ -327,11 +334,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     if main_rank:
         log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
-    train_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    train_model = _ddp(model, device) if world > 1 else model
     logger = _Logger(run_dir, step) if main_rank else None
     batches = video_batches(cfg.data, cfg.batch_size, position)  # this rank's share of the stream
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train-vae", unit="step", disable=not (progress and main_rank))
@@ -564,7 +567,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     config_dict = to_dict(cfg)
     if main_rank:
         (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-    vae_dir = SHIPPED_VAE if cfg.vae == "shipped" else Path(cfg.vae)
+    vae_dir = vae_path(cfg.vae)
     vae = VideoVAE.from_pretrained(vae_dir).to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
         raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
@@ -584,9 +587,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         log.info("resumed from %s (step %d)", ckpt, step)
         if state.get("world_size", 1) != world and main_rank:
+            per_rank = cfg.batch_size * cfg.grad_accum
             log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",
-                        state.get("world_size", 1), world, world * cfg.batch_size,
-                        state.get("world_size", 1) * cfg.batch_size)
+                        state.get("world_size", 1), world, world * per_rank, state.get("world_size", 1) * per_rank)
     if main_rank:
         log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -631,7 +634,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
     nonfinite, stop_flag = 0, StopFlag()
 
-    def checkpoint() -> None:
+    def checkpoint() -> tuple:
+        """Save a checkpoint; returns the full (model, EMA, optimizer) states it gathered."""
         states = full_states()
         rngs = None
         if world > 1:  # every rank's RNG states go in the checkpoint, each restored to its rank
@@ -644,6 +648,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                                    "world_size": world})
         if world > 1:
             dist.barrier()
+        return states
 
     def samples() -> None:
         if not main_rank or fsdp:  # sharded weights: samples come from the saved model instead
@@ -691,10 +696,13 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 phases["step_s"] += tick()
             tick = _phase_clock(device)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            bad = torch.tensor(float(not (torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))), device=device)
-            if world > 1:  # every rank skips, or none
-                dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-            if bad.item():
+            # (non-finite, stop requested), one all-reduce: every rank skips, and stops, at the same step
+            flags = torch.tensor([float(not (torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))),
+                                  float(stop_flag.set)], device=device)
+            if world > 1:
+                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            bad, stop = flags.tolist()
+            if bad:
                 nonfinite += 1
                 msg = (f"non-finite loss or gradients at step {step} (samples {position}.."
                        f"{position + world * cfg.batch_size * cfg.grad_accum - 1} "
@@ -731,10 +739,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 checkpoint()
             if cfg.sample_every and step % cfg.sample_every == 0:
                 samples()
-            stop = torch.tensor(float(stop_flag.set), device=device)
-            if world > 1:  # a signal to any rank stops all of them at the same step
-                dist.all_reduce(stop, op=dist.ReduceOp.MAX)
-            if stop.item() and step < cfg.max_steps:
+            if stop and step < cfg.max_steps:  # SIGTERM to any rank: all stop after this step
                 checkpoint()
                 raise TrainingStopped(f"stopped by SIGTERM at step {step}; checkpoint saved, run the same command to resume")
     except KeyboardInterrupt:
@@ -746,9 +751,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         bar.close()
         if logger is not None:
             logger.close()
-    checkpoint()
+    final_ema = checkpoint()[1]  # under FSDP the gather is a collective: once, not again for the model
     out = run_dir / "model"
-    final_ema = full_states()[1]
     if main_rank:
         save_model(out, pipeline_config, final_ema, subdirs={"vae": vae_dir})
     if world > 1:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from spacetime.vae import VideoVAE
+from spacetime.world.dataset import rank_and_world
 
 
 @dataclass
@@ -61,9 +62,7 @@ def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[tor
     ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
                             max_bad_fraction=data.max_bad_fraction)
     n = len(ds)
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    rank, world = rank_and_world()
 
     # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i; rank r
     # reads samples r, r + world, ...
@@ -117,9 +116,7 @@ def dit_items(
     if data.cache_latents and cache_dir is not None and vae_dir is not None:
         settings = {"num_frames": data.num_frames, "fps": data.fps, "size": size, "seed": data.seed}
         cache = LatentCache(cache_dir, vae_dir, settings)
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    rank, world = rank_and_world()
     n, i = len(ds), start + rank  # this rank's share: stream samples rank, rank + world, ...
     while True:
         epoch, k = divmod(i, n)

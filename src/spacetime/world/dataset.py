@@ -99,14 +99,18 @@ class WorldDataset(IterableDataset):
             yield self.sample(index)
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the calling process: (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def _shard() -> tuple[int, int, int, int]:
     """(rank, world size, DataLoader worker, workers) of the calling process."""
     info = get_worker_info()
     worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return rank, world, worker, workers
+    return (*rank_and_world(), worker, workers)
 
 
 class WorldChunks(IterableDataset):
