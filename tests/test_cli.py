@@ -100,3 +100,14 @@ def test_module_entry_point_runs():
     assert r.returncode == 0 and "spacetime" in r.stdout
     r = subprocess.run([sys.executable, "-m", "spacetime", "world", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--num-clips" in r.stdout
+
+
+def test_generate_without_a_default_model_says_so(tmp_path, capsys):
+    from spacetime.cli import DEFAULT_MODEL
+
+    if (DEFAULT_MODEL / "COMPLETE").is_file():
+        pytest.skip("a default model is installed")
+    assert main(["generate", "a red ball", "--output", str(tmp_path / "x.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert "no default text-to-video model is installed yet; pass --model DIR" in err
+    assert not (tmp_path / "x.mp4").exists()

@@ -244,9 +244,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
     model = args.model or DEFAULT_MODEL
-    if not model.is_dir() or (args.model is None and not (model / "COMPLETE").is_file()):
-        raise ValueError(f"--model {model}: no such model directory"
-                         + ("" if args.model else " (no default model is installed yet; pass --model DIR)"))
+    if args.model is None and not (model / "COMPLETE").is_file():
+        # the package ships the world VAE; the text-to-video model around it is not trained yet
+        raise ValueError("no default text-to-video model is installed yet; pass --model DIR "
+                         "(a model trained with `spacetime train`)")
+    if not model.is_dir():
+        raise ValueError(f"--model {model}: no such model directory")
     t0 = time.perf_counter()
     pipe = SpacetimePipeline.from_pretrained(model)
     load_s = time.perf_counter() - t0
