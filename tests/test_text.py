@@ -164,3 +164,13 @@ def test_hash_encoder():
     assert not torch.equal(HashTextEncoder(dim=16, seed=1).encode(["red"])[0][0, 1], emb[0, 2])
     words = torch.cat([HashTextEncoder(dim=256).encode([f"w{i}"])[0][0, 1] for i in range(40)])
     assert abs(words.mean().item()) < 0.05 and abs(words.std().item() - 1) < 0.05  # unit variance
+
+
+def test_truncation_warns_once_per_encoder_then_counts(caplog):
+    enc = HashTextEncoder(max_length=8)
+    with caplog.at_level("WARNING"):
+        enc.encode([" ".join(["ball"] * 20), " ".join(["box"] * 30)])
+        enc.encode([" ".join(["disc"] * 40)])
+    warnings = [r for r in caplog.records if "truncated to max_length=8" in r.getMessage()]
+    assert len(warnings) == 1  # a training run on long captions would otherwise warn every step
+    assert enc.truncated == 3

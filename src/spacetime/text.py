@@ -94,6 +94,14 @@ class _CachedEncoder:
         self._memory: OrderedDict[str, Tensor] = OrderedDict()
         self._identity: str | None = None
         self.hits = self.disk_hits = self.misses = 0  # prompts served from memory, from disk, encoded
+        self.truncated = 0  # prompts longer than max_length seen so far
+
+    def _note_truncated(self, n: int, prompt: str) -> None:
+        # one warning per encoder: a training run on long captions would otherwise log every step
+        self.truncated += 1
+        level = logging.WARNING if self.truncated == 1 else logging.DEBUG
+        log.log(level, "prompt of %d tokens truncated to max_length=%d: %r%s", n, self.max_length, prompt[:100],
+                " (further truncations are logged at DEBUG level)" if self.truncated == 1 else "")
 
     # --- for subclasses --------------------------------------------------------------------------
 
@@ -256,7 +264,7 @@ class TextEncoder(_CachedEncoder):
         lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
         for p, n in zip(prompts, lengths):
             if n > self.max_length:
-                log.warning("prompt of %d tokens truncated to max_length=%d: %r", n, self.max_length, p[:100])
+                self._note_truncated(n, p)
         # padded to the longest prompt here, not max_length: real tokens do not attend to padding,
         # so their states are the same and short batches run faster
         batch = self.tokenizer(prompts, padding="longest", truncation=True, max_length=self.max_length,
@@ -333,7 +341,7 @@ class HashTextEncoder(_CachedEncoder):
     def tokens(self, prompt: str) -> list[str]:
         words = ["<bos>"] + re.findall(r"[a-z0-9]+", prompt.lower())
         if len(words) > self.max_length:
-            log.warning("prompt of %d tokens truncated to max_length=%d: %r", len(words), self.max_length, prompt[:100])
+            self._note_truncated(len(words), prompt)
         return words[: self.max_length]
 
     def _vector(self, word: str) -> Tensor:
