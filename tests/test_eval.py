@@ -364,3 +364,12 @@ def test_cli_refusals(tmp_path, capsys):
     assert main(["eval", "--videos", str(folder), "--out", str(tmp_path / "o"), "--no-report"]) == 1
     assert "gone.mp4" in capsys.readouterr().err
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_gravity_sign_is_right_for_the_simulator_and_wrong_upside_down():
+    kw = dict(split="heldout", num_clips=12, num_frames=T, height=H, width=H, fps=FPS, progress=False)
+    sim = evaluate_generator(BASELINES["simulator"], **kw).aggregate()["gravity"]["gravity"]
+    flipped = evaluate_generator(BASELINES["upside_down"], **kw).aggregate()["gravity"]["gravity"]
+    assert sim["clips"] >= 3 and sim["clips"] == flipped["clips"]  # enough falling prompts to judge
+    assert sim["sign_correct"] == 1.0
+    assert flipped["sign_correct"] == 0.0  # everything speeds up towards the ceiling

@@ -110,6 +110,17 @@ def gravity_summary(scores: list[ClipScore]) -> dict:
             if not acc
             else round(float(np.mean([abs(a - target) <= GRAVITY_TOL for a in acc])), 4),
         }
+    # per clip, whatever the magnitude: does everything seen in free flight under a prompt with
+    # gravity speed up downwards? (the default model's bar: gravity's sign right on falling prompts)
+    signs = [
+        all(a < 0 for a in accs)
+        for s in scores
+        if expected_gravity(parse_prompt(s.prompt)) is True
+        for accs in [[m.accel_y for m in s.motions.values() if m.accel_y is not None]]
+        if accs
+    ]
+    out["gravity"]["clips"] = len(signs)
+    out["gravity"]["sign_correct"] = None if not signs else round(float(np.mean(signs)), 4)
     return out
 
 

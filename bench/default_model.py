@@ -1,0 +1,163 @@
+"""The default model's figures (docs/model-card.md, docs/eval.md): the learning curve (eval metrics
+of each kept checkpoint's EMA weights against the training step), and the denoising-steps curve
+(quality and time per clip against the number of sampling steps).
+
+    python bench/default_model.py curve --run runs/dit-world --num-clips 50 --every 1000 --json out/curve.json
+    python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
+
+Prompts are the held-out split's detailed captions (the same stream as `spacetime eval`), 17x64x64
+at 8 fps, guidance 5, one seed per clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from machine import cpu_name  # bench/machine.py
+from safetensors.torch import load_file
+
+from spacetime.checkpoint import complete_checkpoints
+from spacetime.data.video import to_uint8_frames
+from spacetime.dit import DiT, DiTConfig
+from spacetime.eval import evaluate_generator
+from spacetime.pipeline import SpacetimePipeline, load_text_encoder
+from spacetime.train import vae_path
+from spacetime.vae import VideoVAE
+
+BARS = {"adherence": 0.90, "motion": 0.85, "permanence": 0.95, "gravity_sign": 0.90}
+
+
+def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text) -> SpacetimePipeline:
+    """The EMA weights of a training checkpoint as a pipeline (what `spacetime train` would ship)."""
+    config = json.loads((ckpt / "config.json").read_text())
+    dit = DiT(DiTConfig(**config["model"]))
+    dit.load_state_dict(load_file(ckpt / "ema.safetensors"))
+    d = config["data"]
+    defaults = {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"]}
+    return SpacetimePipeline(dit, vae, text, {"defaults": defaults})
+
+
+def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float) -> dict:
+    seconds = []
+
+    def generate(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = pipe(prompt, num_frames=num_frames, height=height, width=width, num_inference_steps=steps,
+                   guidance_scale=guidance, generator=torch.Generator().manual_seed(seed))
+        seconds.append(time.perf_counter() - t0)
+        return to_uint8_frames(out.frames[0])
+
+    agg = evaluate_generator(generate, split="heldout", num_clips=num_clips, progress=False).aggregate()
+    row = {m: agg[m]["mean"] for m in ("adherence", "motion", "permanence", "physics", "smoothness")}
+    row["gravity_sign"] = agg["gravity"]["gravity"]["sign_correct"]
+    row["gravity_clips"] = agg["gravity"]["gravity"]["clips"]
+    row["median_accel_y"] = agg["gravity"]["gravity"]["median_accel_y"]
+    row["frechet_distance"] = agg["distribution"]["frechet_distance"]
+    row["seconds_per_clip"] = round(float(np.median(seconds)), 3)
+    return row
+
+
+def loss_near(run: Path, step: int, window: int = 250) -> float | None:
+    """Mean logged training loss over the `window` steps up to `step`."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    vals = [r["loss"] for r in rows if "loss" in r and step - window < r["step"] <= step]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
+def table(rows: list[dict], key: str) -> str:
+    cols = ["adherence", "motion", "permanence", "gravity_sign", "physics", "smoothness", "frechet_distance",
+            "seconds_per_clip"]
+    extra = ["train_loss"] if "train_loss" in rows[0] else []
+    lines = [f"| {key} | " + " | ".join(extra + cols) + " |", "| --- " * (1 + len(extra) + len(cols)) + "|"]
+    for r in rows:
+        vals = [r[c] for c in extra + cols]
+        lines.append(f"| {r[key]} | " + " | ".join("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                                                  for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    steps = [r["step"] for r in rows]
+    for m in ("adherence", "motion", "permanence", "gravity_sign"):
+        line = ax.plot(steps, [np.nan if r[m] is None else r[m] for r in rows], marker="o", label=m)[0]
+        ax.axhline(BARS[m], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlabel("training step (batch 8)")
+    ax.set_ylabel("held-out score (dotted: the bar)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("curve", help="eval metrics of every kept checkpoint (EMA) against the step")
+    c.add_argument("--run", type=Path, required=True)
+    c.add_argument("--every", type=int, default=1000, help="only checkpoints at multiples of this step (and the last)")
+    c.add_argument("--plot", type=Path, default=None, help="a PNG of the curve")
+    s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
+    s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
+    s.add_argument("--steps", type=int, nargs="+", default=[8, 12, 16, 25])
+    for p in (c, s):
+        p.add_argument("--num-clips", type=int, default=50)
+        p.add_argument("--guidance-scale", type=float, default=5.0)
+        p.add_argument("--sampling-steps", type=int, default=25)
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
+              "date": time.strftime("%Y-%m-%d"), "num_clips": args.num_clips, "guidance_scale": args.guidance_scale,
+              "split": "heldout"}
+    if args.what == "curve":
+        ckpts = complete_checkpoints(args.run)
+        if not ckpts:
+            raise SystemExit(f"{args.run}: no complete checkpoint")
+        chosen = [p for p in ckpts if int(p.name.split("-")[1]) % args.every == 0]
+        if ckpts[-1] not in chosen:
+            chosen.append(ckpts[-1])
+        config = json.loads((ckpts[-1] / "config.json").read_text())
+        vae = VideoVAE.from_pretrained(vae_path(config["vae"]))
+        text = load_text_encoder(config["text_encoder"], config["text_max_length"])
+        rows = []
+        for p in chosen:
+            step = int(p.name.split("-")[1])
+            t0 = time.perf_counter()
+            row = {"step": step, "train_loss": loss_near(args.run, step),
+                   **score(checkpoint_pipeline(p, vae, text), args.num_clips, args.sampling_steps, args.guidance_scale)}
+            rows.append(row)
+            print(json.dumps(row), f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        result.update(run=str(args.run), sampling_steps=args.sampling_steps, curve=rows)
+        print(table(rows, "step"))
+        if args.plot:
+            plot(rows, args.plot)
+    else:
+        pipe = SpacetimePipeline.from_pretrained(args.model)
+        rows = []
+        for n in args.steps:
+            row = {"steps": n, **score(pipe, args.num_clips, n, args.guidance_scale)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        result.update(model=str(args.model or "shipped"), steps_curve=rows)
+        print(table(rows, "steps"))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
