@@ -30,6 +30,9 @@ class DataConfig:
     fps: float = 8.0
     seed: int = 0
     num_workers: int = 0
+    # world data: the share of clips cut into 2-3 shots (wide, close-up, reverse angle; captions
+    # tell the cuts), docs/multishot.md. 0 keeps the single-shot stream bit for bit.
+    multishot: float = 0.0
     # folder data, DiT training: keep each video's own size (centre-cropped to a multiple of
     # 16, the latent patch grid) instead of scaling to height x width; Sora trains at native size
     native_size: bool = False
@@ -45,6 +48,8 @@ class DataConfig:
             raise ValueError(f"data.source must be 'world' or 'folder', got {self.source!r}")
         if self.source == "folder" and not self.path:
             raise ValueError("data.path is required when data.source is 'folder'")
+        if not 0.0 <= self.multishot <= 1.0:
+            raise ValueError(f"data.multishot is a share of clips in [0, 1], got {self.multishot!r}")
 
 
 def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[torch.Tensor]:
@@ -52,7 +57,8 @@ def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[tor
     if data.source == "world":
         from spacetime.world.dataset import WorldDataset
 
-        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start)
+        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start,
+                          multishot=data.multishot)
         loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=data.num_workers)
         for batch in loader:
             yield batch["video"]
@@ -93,7 +99,8 @@ def dit_items(
         from spacetime.world.dataset import WorldDataset
 
         sizes = [tuple(s) for s in sizes or []] or None
-        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start, sizes=sizes)
+        ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start, sizes=sizes,
+                          multishot=data.multishot)
         if data.num_workers == 0:
             yield from iter(ds)
             return

@@ -26,6 +26,7 @@ from spacetime.atomic import atomic_write_text
 from spacetime.eval.generators import Generator, derived_seed, simulate_prompt
 from spacetime.eval.kinematics import FEATURE_NAMES
 from spacetime.eval.metrics import GRAVITY_TOL, METRICS, ClipScore, expected_gravity, score_clip
+from spacetime.eval.multishot import MULTISHOT_METRICS, multishot_summary
 from spacetime.world import vocab
 from spacetime.world.captions import parse_prompt
 from spacetime.world.clip import make_clip, stream_seed
@@ -56,14 +57,19 @@ class EvalResult:
 
     def aggregate(self) -> dict:
         out: dict = {}
-        for m in METRICS:
-            vals = [s.metrics[m].score for s in self.scores if s.metrics[m].score is not None]
+        # the multi-shot metrics only where some prompt has cuts: single-shot results stay as they were
+        multi = [m for m in MULTISHOT_METRICS if any(m in s.metrics for s in self.scores)]
+        for m in (*METRICS, *multi):
+            judged = [s for s in self.scores if m in s.metrics]
+            vals = [s.metrics[m].score for s in judged if s.metrics[m].score is not None]
             out[m] = {
                 "mean": None if not vals else round(float(np.mean(vals)), 4),
                 "pass_rate": None if not vals else round(float(np.mean([v >= 1 - 1e-9 for v in vals])), 4),
                 "clips": len(vals),
-                "not_judged": len(self.scores) - len(vals),
+                "not_judged": len(judged) - len(vals),
             }
+        if multi:
+            out["multishot"] = multishot_summary(self.scores)
         out["gravity"] = gravity_summary(self.scores)
         out["distribution"] = distribution_distance(
             np.concatenate([s.features for s in self.scores] or [np.zeros((0, len(FEATURE_NAMES)))]),
@@ -82,7 +88,7 @@ class EvalResult:
                     "index": i,
                     "name": name,
                     "prompt": s.prompt,
-                    "metrics": {m: s.metrics[m].to_dict() for m in METRICS},
+                    "metrics": {m: r.to_dict() for m, r in s.metrics.items()},
                     "measured": s.measured,
                 }
                 for i, (name, s) in enumerate(zip(self.names, self.scores))
@@ -197,9 +203,11 @@ def split_prompts(
     width: int = 64,
     fps: float = 8.0,
     caption: str = "detailed",
+    multishot: bool = False,
 ) -> list[str]:
     """The `caption` of clips 0..num_clips-1 of the world stream (seed, split): prompts the world
-    can show, in the style the model is trained on (detailed captions by default)."""
+    can show, in the style the model is trained on (detailed captions by default). `multishot`:
+    the same clips cut into shots, so every prompt asks for cuts."""
     if caption not in CAPTIONS:
         raise ValueError(f"caption must be one of {CAPTIONS}, got {caption!r}")
     return [
@@ -210,6 +218,7 @@ def split_prompts(
             width=width,
             fps=fps,
             split=split,
+            multishot=multishot,
         ).captions[caption]
         for i in range(num_clips)
     ]
@@ -261,16 +270,18 @@ def evaluate_generator(
     keep: int = 6,
     progress: bool = True,
     settings: dict | None = None,
+    multishot: bool = False,
 ) -> EvalResult:
-    """Prompts from the split, videos from `generate`, scores."""
+    """Prompts from the split (multi-shot ones with `multishot`), videos from `generate`, scores."""
     geometry = dict(num_frames=num_frames, height=height, width=width, fps=fps)
-    prompts = split_prompts(split, num_clips, seed=seed, caption=caption, **geometry)
+    prompts = split_prompts(split, num_clips, seed=seed, caption=caption, multishot=multishot, **geometry)
     info = {
         "source": "generator",
         "split": split,
         "num_clips": num_clips,
         "seed": seed,
         "caption": caption,
+        **({"multishot": True} if multishot else {}),
         **geometry,
         **(settings or {}),
     }

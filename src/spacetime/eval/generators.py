@@ -32,7 +32,8 @@ import numpy as np
 
 from spacetime.world import vocab
 from spacetime.world.captions import SEEN, parse_prompt
-from spacetime.world.clip import Clip, make_clip
+from spacetime.world.clip import Clip, make_clip, render_shots
+from spacetime.world.physics import simulate
 from spacetime.world.render import render
 
 
@@ -136,6 +137,62 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "upside_down": upside_down,
     "wrong_colour": wrong_colour,
     "noise": noise,
+}
+
+
+# Multi-shot calibration (bench/multishot.py, docs/multishot.md): the simulator films its scene in
+# the prompt's shots; each of these breaks one thing at the first cut.
+
+def _cut_together(first: np.ndarray, second: np.ndarray, cut: int) -> np.ndarray:
+    return np.concatenate([first[:cut], second[cut:]])
+
+
+def concatenated(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    """Two independent renditions of the prompt cut together: the opening shot from one, the rest
+    from another scene drawn for the same prompt, filmed in the same shots (a close-up frames the
+    same colour where the second scene has it). What a model that makes each shot on its own does:
+    identity may hold (the prompt names the colours), continuity does not."""
+    a = simulate_prompt(prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed)
+    if not a.shots:
+        return a.frames
+    b = simulate_prompt(prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=derived_seed(seed, 7))
+    colours = [o.colour for o in b.scene.objects]
+    shots = [dataclasses.replace(s, target=s.target if s.target in colours else colours[0]) if s.target else s for s in a.shots]
+    return _cut_together(a.frames, render_shots(b.scene, b.trajectory, shots, height, width), a.shots[1].start)
+
+
+def restarted(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    """The simulator's clip whose action starts over at the first cut (the scene from t = 0 again,
+    filmed in the remaining shots): continuity must fail."""
+    a = simulate_prompt(prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed)
+    if not a.shots:
+        return a.frames
+    cut = a.shots[1].start
+    again = simulate(a.scene, a.trajectory.times[: num_frames - cut])  # the first frames' times, from 0
+    shots = [dataclasses.replace(s, start=s.start - cut) for s in a.shots[1:]]
+    rest = render_shots(a.scene, again, shots, height, width)
+    return np.concatenate([a.frames[:cut], rest])
+
+
+def recoloured(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    """The simulator's clip with every object in another, unused colour from the first cut on:
+    identity must fail."""
+    a = simulate_prompt(prompt, num_frames=num_frames, height=height, width=width, fps=fps, seed=seed)
+    if not a.shots:
+        return a.frames
+    used = {o.colour for o in a.scene.objects}
+    free = [str(c) for c in np.random.default_rng(seed).permutation([c for c in vocab.COLOURS if c not in used])]
+    swap = dict(zip([o.colour for o in a.scene.objects], free))
+    scene = dataclasses.replace(a.scene, objects=[dataclasses.replace(o, colour=swap[o.colour]) for o in a.scene.objects])
+    shots = [dataclasses.replace(s, target=swap[s.target]) if s.target else s for s in a.shots]
+    return _cut_together(a.frames, render_shots(scene, a.trajectory, shots, height, width), a.shots[1].start)
+
+
+MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
+    "simulator": simulator,
+    "concatenated": concatenated,
+    "restarted": restarted,
+    "recoloured": recoloured,
 }
 
 

@@ -203,9 +203,19 @@ class _Clip:
 
 
 def score_clip(frames: np.ndarray, fps: float, prompt: str) -> ClipScore:
-    """Track uint8 (T, H, W, 3) `frames` and score them against `prompt` on every metric."""
+    """Track uint8 (T, H, W, 3) `frames` and score them against `prompt` on every metric. A prompt
+    with cuts adds the multi-shot metrics (`multishot.MULTISHOT_METRICS`), and the five above read
+    its opening shot (up to the first cut seen), where the frame is one camera's."""
     spec = parse_prompt(prompt)
     ct = track(frames, fps)
+    multi: tuple[dict, dict] | None = None
+    if spec.shots:
+        from spacetime.eval.multishot import detect_cuts, score_multishot
+
+        multi = score_multishot(spec, ct, match_objects(spec, ct))
+        cuts = detect_cuts(ct)
+        if cuts:
+            ct = track(frames[: cuts[0]], fps)
     gravity = expected_gravity(spec)
     ms = motions(ct, None if gravity is None else -vocab.GRAVITY if gravity else 0.0)
     matched = match_objects(spec, ct)
@@ -217,9 +227,13 @@ def score_clip(frames: np.ndarray, fps: float, prompt: str) -> ClipScore:
         "physics": _physics(clip),
         "smoothness": _smoothness(clip),
     }
+    measured = _measured(clip)
+    if multi is not None:
+        metrics.update(multi[0])
+        measured["multishot"] = multi[1]
     rows = [trajectory_features(ms.get(c) if c else None, fps, ct.height) for _, c in matched]
     feats = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))  # (objects, F)
-    return ClipScore(prompt, metrics, _measured(clip), feats, ct, ms, matched)
+    return ClipScore(prompt, metrics, measured, feats, ct, ms, matched)
 
 
 def _adherence(clip: _Clip) -> MetricResult:

@@ -19,6 +19,7 @@ from spacetime.world import vocab
 from spacetime.world.physics import JamError, Trajectory, simulate
 from spacetime.world.render import visible_fraction
 from spacetime.world.scene import ObjectSpec, Scene, SceneSpec, sample_scene
+from spacetime.world.shots import ShotSpec, fit_shots, split_shot_phrases
 
 # --- the caption vocabulary: every phrase a caption can use (parse_prompt reads them all) --------
 # Colours, backgrounds and occluder greys are always the exact vocab names: the tracker and the
@@ -387,7 +388,9 @@ def parse_prompt(text: str) -> SceneSpec:
     if len(text) > MAX_CHARS:
         notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
         text = text[:MAX_CHARS]
-    toks = _tokens(text)
+    toks, shots, shot_error = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
+    if shot_error:
+        notes.append(shot_error)
     objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing
     subject: list[dict] = []  # the objects the next motion or event phrase is about
     mention: dict | None = None  # {"attrs", "count", "ref"} still taking adjectives and a noun
@@ -488,12 +491,33 @@ def parse_prompt(text: str) -> SceneSpec:
             o.pop("colour")
         elif o.get("colour"):
             seen.add(o["colour"])
+    for sh in shots:  # a close-up of an object the scene part did not name: it is in the scene
+        if sh.kind == "close-up" and sh.colour and sh.colour not in seen and len(objects) < vocab.MAX_OBJECTS:
+            objects.append({"colour": sh.colour, **({"shape": sh.shape} if sh.shape else {})})
+            seen.add(sh.colour)
     if scene["gravity"] is None:
         scene["gravity"] = implied_gravity
     if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
         scene["gravity"] = True
         notes.append("falling and bouncing need gravity; gravity turned on")
-    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, **scene)
+    shots = fit_shots(shots, notes)
+    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene)
+
+
+def _object_word(token: str) -> tuple | None:
+    """("colour" | "shape" | "size", value) for a one-word object word, else None."""
+    action = _LEXICON.get((token,))
+    return action if action is not None and action[0] in ("colour", "shape", "size") else None
+
+
+def parse_shots(text: str) -> list[ShotSpec]:
+    """The shots a prompt asks for, in order (the wide view first; empty for one shot). Unlike
+    `parse_prompt` it raises: a ValueError naming the shot phrase it could not understand."""
+    notes: list[str] = []
+    _, shots, error = split_shot_phrases(_tokens("" if text is None else str(text)[:MAX_CHARS]), _object_word)
+    if error:
+        raise ValueError(error)
+    return fit_shots(shots, notes)
 
 
 def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
@@ -509,6 +533,10 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
 
     check_clip_args(num_frames, 64, 64, fps)
     spec = parse_prompt(text)
+    if parse_shots(text):  # the user's shot list is kept: make_clip draws the scene and the cuts
+        from spacetime.world.clip import make_clip
+
+        return make_clip(seed, num_frames=num_frames, height=64, width=max(1, round(64 * aspect)), fps=fps, spec=spec).captions["detailed"]
     times = np.arange(num_frames) / fps
     for attempt in range(20):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
         rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])  # hides an object

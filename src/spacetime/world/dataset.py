@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from spacetime.atomic import atomic_write_text
-from spacetime.world.clip import check_clip_args, make_clip, stream_seed
+from spacetime.world.clip import Clip, can_cut, check_clip_args, make_clip, stream_seed
 from spacetime.world.scene import SPLITS
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class WorldDataset(IterableDataset):
     `sizes`, a list of (num_frames, height, width): each clip is rendered at one of them, drawn
     from (seed, index) — native-size training with several durations and aspect ratios (batches
     then hold mixed sizes: iterate items, not a default-collated DataLoader).
+    `multishot`: the share of clips cut into 2 or 3 shots (docs/multishot.md), drawn from (seed,
+    index) apart from the scene, so at 0 (the default) the stream is the single-shot one, bit for
+    bit; clips too short for a cut (under 9 frames) stay single-shot.
     """
 
     def __init__(
@@ -61,8 +64,12 @@ class WorldDataset(IterableDataset):
         caption: str = "random",
         start: int = 0,
         sizes: list[tuple[int, int, int]] | None = None,
+        multishot: float = 0.0,
     ):
         check_clip_args(num_frames, height, width, fps)
+        if not 0.0 <= multishot <= 1.0:
+            raise ValueError(f"multishot is the share of multi-shot clips, in [0, 1]; got {multishot!r}")
+        self.multishot = float(multishot)
         self.sizes = [tuple(int(v) for v in s) for s in sizes] if sizes else None
         for size in self.sizes or []:
             if len(size) != 3:
@@ -75,13 +82,19 @@ class WorldDataset(IterableDataset):
         self.seed, self.split, self.caption, self.start = int(seed), split, caption, int(start)
         self.num_frames, self.height, self.width, self.fps = num_frames, height, width, fps
 
-    def render(self, index: int) -> tuple[np.ndarray, str]:
-        """Clip `index` of the stream: uint8 frames (T, H, W, 3) and its caption."""
+    def clip(self, index: int) -> Clip:
+        """Clip `index` of the stream, with its ground truth."""
         clip_seed = stream_seed(self.seed, index, self.split)
         t, h, w = self.num_frames, self.height, self.width
         if self.sizes:
             t, h, w = self.sizes[int(np.random.default_rng([clip_seed, 2]).integers(len(self.sizes)))]
-        clip = make_clip(clip_seed, num_frames=t, height=h, width=w, fps=self.fps, split=self.split)
+        multishot = self.multishot > 0 and can_cut(t) and np.random.default_rng([clip_seed, 3]).random() < self.multishot
+        return make_clip(clip_seed, num_frames=t, height=h, width=w, fps=self.fps, split=self.split, multishot=multishot)
+
+    def render(self, index: int) -> tuple[np.ndarray, str]:
+        """Clip `index` of the stream: uint8 frames (T, H, W, 3) and its caption."""
+        clip = self.clip(index)
+        clip_seed = clip.seed
         rng = np.random.default_rng([clip_seed, 1])  # caption choice: independent of the scene's draws
         return clip.frames, pick_caption(clip.captions, rng, self.caption)
 
@@ -170,12 +183,14 @@ def write_world(
     overwrite: bool = False,
     progress: bool = True,
     pix_fmt: str = "yuv444p",
+    multishot: float = 0.0,
 ) -> Path:
     """Render clips 0..num_clips-1 of the stream (seed, split) into `out`:
     `clips/NNNNNN.mp4`, `clips/NNNNNN.json` (ground truth), `captions.jsonl`, `world.json`.
 
     Videos are 4:4:4 H.264 by default: training data keeps full colour resolution (see
     `spacetime.data.video.PIX_FMTS`); pass pix_fmt="yuv420p" for files every player shows.
+    `multishot`: the share of clips cut into shots, as in `WorldDataset`.
     Interrupted runs resume: clips already complete in `out` are kept. A folder written with other
     settings, or a non-empty folder that is not a world folder, is refused unless `overwrite`.
     """
@@ -195,6 +210,9 @@ def write_world(
         "split": split, "num_frames": num_frames, "height": height, "width": width, "fps": fps, "seed": seed,
         "pix_fmt": pix_fmt,
     }
+    if multishot:  # only then, so that single-shot folders keep their settings (and resume)
+        settings["multishot"] = float(multishot)
+    stream = WorldDataset(seed, split, num_frames, height, width, fps, multishot=multishot)
     meta_path = out / "world.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
@@ -221,9 +239,7 @@ def write_world(
             gt = json.loads(gt_path.read_text())
             kept += 1
         else:
-            clip = make_clip(
-                stream_seed(seed, k, split), num_frames=num_frames, height=height, width=width, fps=fps, split=split
-            )
+            clip = stream.clip(k)
             write_video(clip.frames, video_path, fps=fps, pix_fmt=pix_fmt)
             gt = clip.ground_truth()
             gt["index"] = k

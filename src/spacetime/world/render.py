@@ -82,6 +82,32 @@ def _render_frames(scene: Scene, times: np.ndarray, positions: np.ndarray, heigh
     return np.rint(canvas).astype(np.uint8)
 
 
+def render_view(scene: Scene, positions: np.ndarray, cams: np.ndarray, height: int, width: int, chunk: int = 32) -> np.ndarray:
+    """Frames uint8 (T, H, W, 3) of object `positions` (T, N, 2) through per-frame cameras (T, 4):
+    centre x, centre y, zoom, mirror
+    (`shots.cameras`). Used for close-ups; the wide view is `render` (the single-shot path, kept
+    bit for bit) and a reverse angle is the wide view mirrored."""
+    out = np.empty((positions.shape[0], height, width, 3), np.uint8)
+    for s in range(0, positions.shape[0], chunk):
+        cx, cy, zoom, mirror = (c.astype(np.float32)[:, None, None] for c in cams[s : s + chunk].T)  # each (t, 1, 1)
+        scale = zoom * np.float32(height)  # pixels per scene unit
+        xs = cx + mirror * ((np.arange(width, dtype=np.float32) + 0.5) - width / 2)[None, None, :] / scale  # (t, 1, W)
+        ys = cy - ((np.arange(height, dtype=np.float32) + 0.5) - height / 2)[None, :, None] / scale  # (t, H, 1)
+        pos = positions[s : s + chunk].astype(np.float32)  # (t, N, 2)
+        canvas = np.empty((pos.shape[0], height, width, 3), np.float32)
+        canvas[:] = np.asarray(vocab.BACKGROUNDS[scene.background], np.float32)
+        for i, obj in enumerate(scene.objects):
+            sd = shape_sdf(obj.shape, xs - pos[:, i, 0, None, None], ys - pos[:, i, 1, None, None], obj.radius)  # (t, H, W)
+            alpha = np.clip(0.5 - sd * scale, 0.0, 1.0)[..., None]
+            canvas += alpha * (np.asarray(vocab.COLOURS[obj.colour], np.float32) - canvas)
+        if scene.occluder is not None:
+            oc = scene.occluder
+            alpha = np.clip(0.5 - (np.abs(xs - oc.x) - oc.width / 2) * scale, 0.0, 1.0)[..., None]  # (t, 1, W, 1)
+            canvas += alpha * (np.asarray(vocab.OCCLUDER_COLOURS[oc.colour], np.float32) - canvas)
+        out[s : s + chunk] = np.rint(canvas).astype(np.uint8)
+    return out
+
+
 def _unit_samples(shape: str, n: int = 24) -> np.ndarray:
     """Points (P, 2) on an n x n grid inside the shape of half-extent 1."""
     g = (np.arange(n) + 0.5) / n * 2 - 1
@@ -93,15 +119,23 @@ def _unit_samples(shape: str, n: int = 24) -> np.ndarray:
 _SAMPLES = {shape: _unit_samples(shape) for shape in vocab.SHAPES}
 
 
-def visible_fraction(scene: Scene, traj: Trajectory, height: int, width: int) -> np.ndarray:
+def visible_fraction(scene: Scene, traj: Trajectory, height: int, width: int, cams: np.ndarray | None = None) -> np.ndarray:
     """Fraction (T, N) of each object's area that is in view and not hidden by the occluder or by
-    objects drawn after it."""
-    left = view_left(scene, traj.times, height, width)[:, None]  # (T, 1)
-    view_w = width / height
+    objects drawn after it. `cams` (T, 4) gives per-frame cameras (`shots.cameras`); None is the
+    wide view."""
+    if cams is None:
+        left = view_left(scene, traj.times, height, width)[:, None]  # (T, 1)
+        right, low, high = left + width / height, None, None
+    else:  # the view window: width/height/zoom units wide, 1/zoom high, around the centre
+        half_w, half_h = (0.5 * width / height / cams[:, 2])[:, None], (0.5 / cams[:, 2])[:, None]
+        left, right = cams[:, :1] - half_w, cams[:, :1] + half_w
+        low, high = cams[:, 1:2] - half_h, cams[:, 1:2] + half_h
     out = np.zeros(traj.positions.shape[:2])
     for i, obj in enumerate(scene.objects):
         pts = traj.positions[:, i, None, :] + obj.radius * _SAMPLES[obj.shape][None]  # (T, P, 2)
-        vis = (pts[..., 0] >= left) & (pts[..., 0] <= left + view_w)
+        vis = (pts[..., 0] >= left) & (pts[..., 0] <= right)
+        if low is not None:
+            vis &= (pts[..., 1] >= low) & (pts[..., 1] <= high)
         if scene.occluder is not None:
             vis &= np.abs(pts[..., 0] - scene.occluder.x) > scene.occluder.width / 2
         for j in range(i + 1, len(scene.objects)):

@@ -44,6 +44,9 @@ class SceneSpec:
     occluder: bool | None = None
     unknown_words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what parse_prompt changed to fit the world, and why
+    # the shots in order (`shots.ShotSpec`, the wide view first), empty for one shot; out of the
+    # repr so that single-shot specs print as they always did
+    shots: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         _check("background", self.background, vocab.BACKGROUNDS)
