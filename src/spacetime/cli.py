@@ -7,6 +7,8 @@
     spacetime train --config configs/dit-world.yaml [--key value ...]
     spacetime generate PROMPT [--num-frames N | --seconds S] [--size WxH | --height H --width W] [--fps F]
                        [--num-inference-steps K] [--guidance-scale G] [--seed S] [--model DIR] --output out.mp4
+                       [--embed-prompt] [--no-provenance] [--sign-cert PEM --sign-key PEM]
+    spacetime verify FILE... [--json] [--trust-anchors PEM] [--no-local-ca]
 
 Bad arguments exit with status 2 and a message naming the argument and value; a failure while
 working exits with status 1. Heavy imports happen inside the subcommands so `--help` is instant.
@@ -139,7 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "(seeded by --seed; the sidecar keeps both)")
     g.add_argument("--window-frames", type=_int_in("--window-frames", 9, MAX_FRAMES), default=None,
                    help="videos longer than this are made window by window (default: twice the training length)")
+    g.add_argument("--embed-prompt", action="store_true",
+                   help="store the prompt itself in the signed Content Credentials (default: only its SHA-256)")
+    g.add_argument("--no-provenance", action="store_true",
+                   help="write no C2PA manifest (the sidecar says so); the pixel watermark stays")
+    g.add_argument("--sign-cert", type=Path, default=None,
+                   help="your signing certificate chain (PEM, signer first) instead of the local identity; with --sign-key")
+    g.add_argument("--sign-key", type=Path, default=None, help="the private key (PEM) of --sign-cert")
     g.set_defaults(func=_cmd_generate)
+
+    v = sub.add_parser("verify", help="check files for spacetime's Content Credentials and pixel watermark",
+                       description="Exit 0 when a trusted manifest or the watermark says spacetime made every file, "
+                                   "1 when neither is found in some file, 2 when some file's manifest is present but "
+                                   "invalid (changed after signing). See docs/provenance.md.")
+    v.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    v.add_argument("--json", action="store_true", help="one JSON report per file (a list), for machines")
+    v.add_argument("--trust-anchors", type=Path, action="append", default=[], metavar="PEM",
+                   help="also trust these root certificates (repeatable); the local CA is trusted by default")
+    v.add_argument("--no-local-ca", action="store_true", help="do not trust this machine's local signing CA")
+    v.set_defaults(func=_cmd_verify)
 
     e = sub.add_parser("eval", help="score a text-to-video model, or a folder of videos, against prompts and the simulator",
                        description="Track objects by the world's palette and score prompt adherence, motion, object "
@@ -167,6 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="folder of videos (with captions.jsonl or captions.csv)")
     p.add_argument("--out", type=Path, default=None, help="manifest path (JSONL)")
     p.set_defaults(func=_cmd_probe)
+
+    v = sub.add_parser("serve", help="serve the HTTP API (OpenAI's Videos API shape) and the web page",
+                       description="One process serves POST/GET/DELETE /v1/videos and a web page at / (see docs/serving.md). "
+                                   "Needs the serve extra: pip install 'spacetime[serve]'.")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=_int_in("--port", 0, 65535), default=7860, help="port (default 7860; 0 picks a free one)")
+    v.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the model shipped with spacetime)")
+    v.add_argument("--output-dir", type=Path, default=Path.home() / ".cache" / "spacetime" / "serve",
+                   help="where jobs' videos are kept, one folder per job id (default ~/.cache/spacetime/serve)")
+    v.add_argument("--queue-size", type=_int_in("--queue-size", 1, 10_000), default=8,
+                   help="jobs that may wait; past that a request gets 429 with Retry-After (default 8)")
+    v.add_argument("--workers", type=_int_in("--workers", 1, 64), default=1, help="jobs generated at once (default 1)")
+    v.add_argument("--token-file", type=Path, default=None,
+                   help="a file holding a bearer token that API requests must carry (Authorization: Bearer TOKEN)")
+    v.add_argument("--max-side", type=_int_in("--max-side", 16, MAX_SIDE), default=512, help="largest height or width")
+    v.add_argument("--max-frames", type=_int_in("--max-frames", 1, MAX_FRAMES), default=241, help="most frames a job may ask for")
+    v.add_argument("--max-steps", type=_int_in("--max-steps", 1, 1000), default=100, help="most sampler steps a job may ask for")
+    v.add_argument("--no-provenance", action="store_true",
+                   help="write no C2PA manifest into served files; the pixel watermark stays (as generate's flag)")
+    v.add_argument("--sign-cert", type=Path, default=None,
+                   help="your signing certificate chain (PEM, signer first) instead of the local identity; with --sign-key")
+    v.add_argument("--sign-key", type=Path, default=None, help="the private key (PEM) of --sign-cert")
+    v.add_argument("--trust-anchors", type=Path, action="append", default=[], metavar="PEM",
+                   help="root certificates the credentials checks also trust (repeatable), as verify's flag")
+    v.set_defaults(func=_cmd_serve)
     return parser
 
 
@@ -219,9 +264,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from spacetime.atomic import atomic_path, atomic_write_text
-    from spacetime.data.video import export_to_video
+    from spacetime.atomic import atomic_write_text
     from spacetime.pipeline import SpacetimePipeline
+    from spacetime.provenance import (
+        Ingredient,
+        Provenance,
+        ProvenanceError,
+        generation_claims,
+        model_identity,
+        resolve_identity,
+        write_output,
+    )
 
     if args.size is not None and (args.height is not None or args.width is not None):
         raise ValueError("give --size WxH or --height/--width, not both")
@@ -250,6 +303,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                          "(a model trained with `spacetime train`)")
     if not model.is_dir():
         raise ValueError(f"--model {model}: no such model directory")
+    identity = None  # resolved before any work, so a bad key fails fast and writes nothing
+    if args.no_provenance and (args.sign_cert or args.sign_key):
+        raise ValueError("--sign-cert/--sign-key sign the output; they cannot go with --no-provenance")
+    if not args.no_provenance:
+        identity = resolve_identity(args.sign_cert, args.sign_key)
     t0 = time.perf_counter()
     pipe = SpacetimePipeline.from_pretrained(model)
     load_s = time.perf_counter() - t0
@@ -274,26 +332,55 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                window_frames=args.window_frames)
     num_frames, height, width = out.frames[0].shape[:3]  # as made: sizes that do not fit are rounded
     t0 = time.perf_counter()
-    if args.output.suffix.lower() == ".png":
-        if num_frames != 1:
-            raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made; "
-                             "use --num-frames 1, or name the output .mp4")
-        from PIL import Image
-
-        with atomic_path(args.output) as tmp:
-            Image.fromarray(out.frames[0][0]).save(tmp, format="PNG")
-    else:
-        export_to_video(out.frames[0], args.output, fps=fps)
+    if args.output.suffix.lower() == ".png" and num_frames != 1:
+        raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made; "
+                         "use --num-frames 1, or name the output .mp4")
+    kind = "image" if num_frames == 1 else "video"
+    made_as = mode or ("image-to-video" if args.image is not None else f"text-to-{kind}")
+    params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
+              "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+              "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
+    t_hash = time.perf_counter()
+    claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
+                               mode=made_as, embed_prompt=args.embed_prompt, negative_prompt=args.negative_prompt)
+    t_hash = time.perf_counter() - t_hash
+    inputs = [Ingredient(p, role) for p, role in ((args.image, "image"), (args.video, "video"), (args.video2, "video2"))
+              if p is not None]
+    try:
+        provenance = write_output(out.frames[0], args.output, fps,
+                                  Provenance(claims, inputs, identity, sign=not args.no_provenance))
+    except ProvenanceError as e:
+        raise ValueError(str(e)) from None
+    provenance["prompt_in_manifest"] = args.embed_prompt and not args.no_provenance
+    provenance["seconds"]["model_hash"] = round(t_hash, 4)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
     sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None, "negative_prompt": args.negative_prompt, "model": str(model),
                "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": mode,
                "video2": args.video2 and str(args.video2), "strength": args.strength, "loop": args.loop,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-               "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()}}
+               "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
+               "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from spacetime.provenance import format_report, verify_file
+
+    for f in args.files:
+        if not f.is_file():
+            raise ValueError(f"{f}: no such file")
+    reports = [verify_file(f, anchors=args.trust_anchors, use_local_ca=not args.no_local_ca) for f in args.files]
+    if args.json:
+        print(json.dumps(reports, indent=1))
+    else:
+        print("\n".join(format_report(r) for r in reports))
+    codes = {r["exit_code"] for r in reports}
+    return 2 if 2 in codes else 1 if 1 in codes else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -377,6 +464,60 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise ValueError(f"{args.dir} is not a directory")
     return main_probe(args.dir, args.out)
+
+
+def _served_name(model: Path | None) -> str:
+    """What jobs call the model: the shipped one, or the folder's name (its run's when the folder
+    is a run's `model/`); never the full path, which clients need not see."""
+    if model is None:
+        return "spacetime-world"
+    model = model.resolve()
+    return model.parent.name if model.name == "model" else model.name
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    try:
+        from spacetime.serve import Limits, OutputMarks, create_app, serve
+    except ImportError as e:
+        raise ValueError(f"serving needs the serve extra ({e.name} is missing): pip install 'spacetime[serve]'") from None
+    from spacetime.pipeline import SpacetimePipeline
+
+    token = None
+    if args.token_file is not None:
+        if not args.token_file.is_file():
+            raise ValueError(f"--token-file {args.token_file}: no such file")
+        token = args.token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"--token-file {args.token_file}: the file is empty")
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise ValueError(f"--output-dir {args.output_dir} exists and is not a directory")
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback and token is None:
+        logging.getLogger("spacetime.serve").warning("listening on %s without --token-file: anyone who can reach it "
+                                                     "can generate and delete videos", args.host)
+    for anchor in args.trust_anchors:
+        if not anchor.is_file():
+            raise ValueError(f"--trust-anchors {anchor}: no such file")
+    # the model is loaded and the signing key checked before the port is bound: a missing default
+    # model or a bad key fails here, clearly
+    pipe = SpacetimePipeline.from_pretrained(args.model)
+    marks = OutputMarks.resolve(args.model or DEFAULT_MODEL, name=_served_name(args.model), sign=not args.no_provenance,
+                                cert=args.sign_cert, key=args.sign_key)
+    limits = Limits(max_side=args.max_side, max_frames=args.max_frames, max_steps=args.max_steps)
+    app = create_app(pipe, args.output_dir, marks=marks, limits=limits, queue_size=args.queue_size,
+                     workers=args.workers, token=token, trust_anchors=args.trust_anchors)
+    print(f"spacetime serve: videos go to {args.output_dir.resolve()}", flush=True)
+    try:
+        serve(app, args.host, args.port)
+    except KeyboardInterrupt:  # uvicorn has shut down gracefully, then passes Ctrl-C on
+        pass
+    print("spacetime serve: stopped", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VideoVAE
 
 log = logging.getLogger(__name__)
+
+# the world model trained by us (configs/vae-world*.yaml, configs/dit-world.yaml; docs/model-card.md)
+DEFAULT_MODEL = Path(__file__).parent / "models" / "world"
 
 
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
@@ -59,9 +63,15 @@ class SpacetimePipeline:
         self.defaults = config.get("defaults", {})
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> SpacetimePipeline:
+    def from_pretrained(cls, path: str | Path | None = None) -> SpacetimePipeline:
+        """A pipeline directory; None: the default world model shipped in the package."""
         from safetensors.torch import load_file
 
+        if path is None:
+            if not (DEFAULT_MODEL / "COMPLETE").is_file():
+                raise ValueError(f"no default text-to-video model is installed ({DEFAULT_MODEL} is not a complete "
+                                 "pipeline); pass a model directory trained with `spacetime train`")
+            path = DEFAULT_MODEL
         path = Path(path)
         if not path.is_dir():
             raise ValueError(f"{path}: no such model directory")
@@ -194,6 +204,7 @@ class SpacetimePipeline:
         strength: float | None = None,
         loop: bool = False,
         window_frames: int | None = None,
+        callback: Callable[[int, int], None] | None = None,
     ) -> SpacetimePipelineOutput:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
@@ -203,7 +214,9 @@ class SpacetimePipeline:
         into the first). `num_frames` is the generation window (given context frames included);
         images and videos of another size are resized to height x width with a warning.
         Text/image -> video longer than `window_frames` (default: twice the model's training
-        length) is made window by window, each extending the last (Sora's long videos)."""
+        length) is made window by window, each extending the last (Sora's long videos).
+        `callback(step, total)` is called after every sampler step, counted over all windows (a
+        server's progress bar); an exception it raises stops the generation (cancelling)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         mode = self._mode(image, video, video2, extend, strength, loop)
         # each input read once; without a size the output takes the first input's
@@ -239,6 +252,17 @@ class SpacetimePipeline:
         long = mode in ("text", "image") and t > 1 + (window - 1) // ft
         if long:
             t = 1 + (window - 1) // ft
+        # sampler calls planned: the first window, the windows extending a long video (each adds
+        # ft * (t - t // 2) frames), the loop's closing transition
+        planned = 1 + (1 if loop else 0) + (
+            math.ceil(max(0, num_frames - 1 - ft * (t - 1)) / (ft * (t - max(1, t // 2)))) if long else 0)
+        steps_done = 0
+
+        def step_done(*_) -> None:
+            nonlocal steps_done
+            steps_done += 1
+            if callback is not None:
+                callback(steps_done, max(steps_done, planned * num_inference_steps))
 
         def denoise(cond: list[tuple[int, Tensor]] = (), start: Tensor | None = None, s: float = 1.0,
                     frames: int = t) -> list[np.ndarray]:
@@ -258,7 +282,7 @@ class SpacetimePipeline:
                                       guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
                                       solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
                                       cond_mask=cond_mask, start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
-                                      strength=s)
+                                      strength=s, callback=step_done)
             t2 = time.perf_counter()
             video_out = self.vae.decode(latents)  # (B, 3, T, H, W) in [-1, 1]
             out = ((video_out.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

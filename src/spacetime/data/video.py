@@ -204,11 +204,14 @@ def _write_gif(arr: np.ndarray, tmp: str, rate: Fraction) -> None:
 
 
 def export_to_video(
-    video_frames: Any, output_video_path: str | os.PathLike | None = None, fps: float = 8
+    video_frames: Any, output_video_path: str | os.PathLike | None = None, fps: float = 8, *, provenance=None
 ) -> str:
     """diffusers' `export_to_video`: frames (see `to_uint8_frames`) to an MP4 (4:2:0, plays
     everywhere) or GIF by extension; a `.png` path takes a single frame. Returns the path; with
     no path, a new temporary `.mp4`, as diffusers does.
+
+    With `provenance` (a `spacetime.provenance.Provenance`), the frames are watermarked and the
+    file is signed with C2PA Content Credentials (docs/provenance.md).
 
     >>> export_to_video(np.zeros((8, 64, 64, 3), np.uint8), "black.mp4", fps=8)
     'black.mp4'
@@ -217,6 +220,11 @@ def export_to_video(
         fd, output_video_path = tempfile.mkstemp(suffix=".mp4")
         os.close(fd)
     path = Path(output_video_path)
+    if provenance is not None:
+        from spacetime.provenance import write_output
+
+        write_output(video_frames, path, fps, provenance)
+        return str(output_video_path)
     if path.suffix.lower() == ".png":
         arr = to_uint8_frames(video_frames)
         if arr.shape[0] != 1:

@@ -1,0 +1,288 @@
+"""The job queue: a bounded queue of generation jobs, worker threads that run them through the
+pipeline, and each job's files in its own folder under the server's output directory.
+
+A job is `queued`, `in_progress`, `completed` or `failed` (as OpenAI's Videos API); cancelling
+makes it `failed` with error code `cancelled`. Memory stays bounded: at most `queue_size` jobs wait,
+frames live only while their job runs, and at most `max_jobs` records are kept (the oldest finished
+ones are deleted, files too, past that).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spacetime.atomic import atomic_write_text
+from spacetime.provenance.identity import SigningIdentity
+from spacetime.serve.schema import JobSpec
+
+log = logging.getLogger(__name__)
+
+ID_RE = re.compile(r"video_[0-9a-f]{32}")  # the only ids there are: made here, never by a client
+VIDEO, THUMBNAIL = "video.mp4", "thumbnail.png"
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"the queue is full; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Cancelled(Exception):
+    """Raised from the progress callback to stop a job's generation."""
+
+
+@dataclass
+class Job:
+    id: str
+    spec: JobSpec
+    dir: Path
+    model: str
+    status: str = "queued"
+    progress: int = 0
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    completed_at: int | None = None
+    error: dict | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    deleted: bool = False
+    seconds_taken: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed")
+
+    def to_dict(self) -> dict:
+        s = self.spec
+        return {"id": self.id, "object": "video", "model": self.model, "status": self.status,
+                "progress": self.progress, "created_at": self.created_at, "completed_at": self.completed_at,
+                "error": self.error, "prompt": s.prompt, "negative_prompt": s.negative_prompt, "size": s.size,
+                "seconds": s.seconds, "num_frames": s.num_frames, "height": s.height, "width": s.width,
+                "fps": s.fps, "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
+                "mode": s.mode, "strength": s.strength, "loop": s.loop, "embed_prompt": s.embed_prompt}
+
+
+# runs one job: (job, progress(step, total)) -> frames written to job.dir; raises to fail it
+Runner = Callable[[Job, Callable[[int, int], None]], None]
+
+
+class JobQueue:
+    def __init__(self, run: Runner, root: str | Path, *, model: str = "spacetime", queue_size: int = 8,
+                 workers: int = 1, max_jobs: int = 1000):
+        for name, v in (("queue_size", queue_size), ("workers", workers), ("max_jobs", max_jobs)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.run, self.root, self.model = run, Path(root).resolve(), model
+        self.queue_size, self.workers, self.max_jobs = queue_size, workers, max_jobs
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._jobs: dict[str, Job] = {}  # insertion order is creation order
+        self._queue: deque[Job] = deque()
+        self._running = 0
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._mean_s = 10.0  # running mean of a job's duration, for Retry-After
+
+    # --- the workers --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, name=f"spacetime-worker-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel what runs and waits, and join the workers."""
+        with self._cond:
+            self._stopping = True
+            for job in list(self._queue):
+                self._fail(job, "cancelled", "the server is shutting down")
+            self._queue.clear()
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                job.status, self._running = "in_progress", self._running + 1
+            t0 = time.perf_counter()
+            try:
+                self.run(job, lambda step, total: self._progress(job, step, total))
+            except Cancelled:
+                with self._cond:
+                    self._fail(job, "cancelled", "cancelled by the client")
+            except Exception as e:  # noqa: BLE001 - any failure is the job's, reported to its client
+                log.exception("job %s failed", job.id)
+                with self._cond:
+                    self._fail(job, "generation_failed", f"{type(e).__name__}: {e}")
+            else:
+                with self._cond:
+                    if job.cancel.is_set():  # cancelled after its last step: honour it
+                        self._fail(job, "cancelled", "cancelled by the client")
+                    else:
+                        job.status, job.progress, job.completed_at = "completed", 100, int(time.time())
+            with self._cond:
+                job.seconds_taken = time.perf_counter() - t0
+                self._mean_s = 0.8 * self._mean_s + 0.2 * job.seconds_taken
+                self._running -= 1
+                self._write_record(job)
+                if job.deleted:  # deleted while it ran: its files go now that nothing writes them
+                    shutil.rmtree(job.dir, ignore_errors=True)
+
+    def _progress(self, job: Job, step: int, total: int) -> None:
+        if job.cancel.is_set():
+            raise Cancelled
+        job.progress = min(99, int(95 * step / max(total, 1)))  # the rest is decoding and writing
+
+    def _fail(self, job: Job, code: str, message: str) -> None:
+        job.status, job.error, job.completed_at = "failed", {"code": code, "message": message}, int(time.time())
+
+    def _write_record(self, job: Job) -> None:
+        if not job.deleted and job.dir.is_dir():
+            import json
+
+            atomic_write_text(job.dir / "job.json", json.dumps(job.to_dict(), indent=1) + "\n")
+
+    # --- what the API calls -------------------------------------------------------------------
+
+    def new_job(self, spec: JobSpec) -> Job:
+        """A job with its folder made, not yet queued (uploads are saved into it first)."""
+        job_id = f"video_{uuid.uuid4().hex}"
+        job = Job(id=job_id, spec=spec, dir=self.root / job_id, model=self.model)
+        job.dir.mkdir()
+        return job
+
+    def submit(self, job: Job) -> Job:
+        """Queue `job`, or raise `QueueFull` (and remove its folder) when `queue_size` jobs wait."""
+        with self._cond:
+            if len(self._queue) >= self.queue_size or self._stopping:
+                shutil.rmtree(job.dir, ignore_errors=True)
+                waiting = len(self._queue) + self._running
+                raise QueueFull(max(1, math.ceil(self._mean_s * waiting / self.workers)))
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._evict()
+            self._write_record(job)
+            self._cond.notify()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id) if ID_RE.fullmatch(job_id) else None
+
+    def list(self) -> list[Job]:
+        with self._cond:
+            return list(self._jobs.values())
+
+    def cancel(self, job: Job) -> Job:
+        """Stop a queued or running job (it becomes failed/cancelled); a finished one is left as it is."""
+        with self._cond:
+            job.cancel.set()
+            if job.status == "queued":
+                self._queue.remove(job)
+                self._fail(job, "cancelled", "cancelled by the client")
+                self._write_record(job)
+        return job
+
+    def delete(self, job: Job) -> None:
+        """Cancel it and forget it; its files go now, or when its worker lets go of them."""
+        self.cancel(job)
+        with self._cond:
+            job.deleted = True
+            self._jobs.pop(job.id, None)
+            if job.status != "in_progress":
+                shutil.rmtree(job.dir, ignore_errors=True)
+
+    def _evict(self) -> None:
+        """Past `max_jobs` records, the oldest finished jobs go, files too (under the lock)."""
+        excess = len(self._jobs) - self.max_jobs
+        for job in [j for j in self._jobs.values() if j.finished][: max(0, excess)]:
+            job.deleted = True
+            del self._jobs[job.id]
+            shutil.rmtree(job.dir, ignore_errors=True)
+
+    def counts(self) -> dict:
+        with self._cond:
+            return {"queued": len(self._queue), "in_progress": self._running, "jobs": len(self._jobs),
+                    "queue_size": self.queue_size, "workers": self.workers}
+
+
+@dataclass(frozen=True)
+class OutputMarks:
+    """What every served file carries (docs/provenance.md), fixed once at server start: the model's
+    identity for the claims, and who signs. `identity` None: no C2PA manifest (`--no-provenance`);
+    the pixel watermark is there either way."""
+
+    model: dict  # model_identity(model_dir): {"name", "sha256" over the weights files}
+    identity: SigningIdentity | None
+
+    @classmethod
+    def resolve(cls, model_dir: str | Path, *, name: str | None = None, sign: bool = True,
+                cert: str | Path | None = None, key: str | Path | None = None) -> OutputMarks:
+        """Resolve the signing identity (flags, then signing.json, then the local one) and hash the
+        weights: a missing or mismatched key raises `SigningKeyError` here, before a port is bound."""
+        from spacetime.provenance import model_identity, resolve_identity
+
+        if not sign and (cert is not None or key is not None):
+            raise ValueError("--sign-cert/--sign-key sign the outputs; they cannot go with --no-provenance")
+        identity = resolve_identity(cert, key) if sign else None
+        return cls(model_identity(model_dir, name), identity)
+
+
+def _made_as(spec: JobSpec, num_frames: int) -> str:
+    """The mode as `spacetime generate` names it in the claims (a 1-frame text job is text-to-image)."""
+    return "text-to-image" if spec.mode == "text-to-video" and num_frames == 1 else spec.mode
+
+
+def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) -> Runner:
+    """A `Runner` that makes the job's video with a `SpacetimePipeline` and writes it, and its first
+    frame as the thumbnail, with `write_output`, as `spacetime generate` does: both watermarked and,
+    unless `marks.identity` is None, signed with Content Credentials. This is the one place where
+    served files are written."""
+
+    def run(job: Job, progress: Callable[[int, int], None]) -> None:
+        import torch
+
+        from spacetime.provenance import Ingredient, Provenance, generation_claims, write_output
+
+        s = job.spec
+        media = inputs_of(job)  # paths in the job's own folder, written by the server
+        out = pipe(s.prompt, negative_prompt=s.negative_prompt, num_frames=s.num_frames, height=s.height,
+                   width=s.width, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
+                   generator=torch.Generator().manual_seed(s.seed), image=media.get("image"),
+                   video=media.get("video"), video2=media.get("video2"), strength=s.strength,
+                   extend="backward" if s.mode == "extend-backward" else "forward", loop=s.loop, callback=progress)
+        frames = out.frames[0]
+        s.num_frames, height, width = frames.shape[:3]  # as made: extending and looping add frames
+        if job.cancel.is_set():
+            raise Cancelled
+        params = {"num_frames": s.num_frames, "height": height, "width": width, "fps": s.fps,
+                  "num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
+                  "solver": "euler",  # the pipeline's default, the only one the server runs
+                  "strength": s.strength, "loop": s.loop}
+        claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
+                                   mode=_made_as(s, s.num_frames), embed_prompt=s.embed_prompt,
+                                   negative_prompt=s.negative_prompt)
+        sign = marks.identity is not None
+        inputs = [Ingredient(path, role) for role, path in media.items()]
+        write_output(frames, job.dir / VIDEO, s.fps, Provenance(claims, inputs, marks.identity, sign=sign))
+        # the preview carries the same claims; its inputs are already recorded in the video's manifest
+        write_output(frames[:1], job.dir / THUMBNAIL, s.fps, Provenance(claims, [], marks.identity, sign=sign))
+
+    return run

@@ -1,0 +1,43 @@
+"""Fixtures shared by test files."""
+
+import pytest
+import torch
+
+from spacetime.checkpoint import save_model
+from spacetime.data.video import frames_to_tensor
+from spacetime.dit import DiT, DiTConfig
+from spacetime.vae import PRESETS, VideoVAE
+from spacetime.world.clip import make_clip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _config_dir(tmp_path_factory):
+    """Outputs are signed with a local identity made on first use in the config directory: keep it
+    in a temp folder, never in the real home."""
+    import os
+
+    old = os.environ.get("SPACETIME_CONFIG_DIR")
+    os.environ["SPACETIME_CONFIG_DIR"] = str(tmp_path_factory.mktemp("spacetime-config"))
+    yield
+    if old is None:
+        os.environ.pop("SPACETIME_CONFIG_DIR", None)
+    else:
+        os.environ["SPACETIME_CONFIG_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A complete pipeline directory with a tiny random model (tiny VAE, 1-block DiT, the hash
+    text encoder): 5 frames of 32x32 at 8 fps by default, a fraction of a second a video on a CPU."""
+    torch.manual_seed(0)
+    vae = VideoVAE(PRESETS["tiny"]).eval()
+    clips = torch.stack([frames_to_tensor(make_clip(s, num_frames=5, height=32, width=32).frames) for s in range(3)])
+    vae.fit_latent_stats([clips])  # unit-scale latents, as a trained VAE's are
+    root = tmp_path_factory.mktemp("tiny-model")
+    vae_dir = save_model(root / "vae", {"model": vae.config.to_dict()}, vae)
+    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))
+    for p in dit.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    cfg = {"format": "spacetime-pipeline", "dit": dit.config.to_dict(), "text_encoder": "hash:32", "text_max_length": 16,
+           "defaults": {"num_frames": 5, "height": 32, "width": 32, "fps": 8.0}}
+    return save_model(root / "model", cfg, dit, subdirs={"vae": vae_dir})

@@ -1,0 +1,241 @@
+"""Provenance: signed C2PA manifests that read back, tamper detection, the pixel watermark's
+imperceptibility, robustness and specificity, and signing-key errors that write nothing."""
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spacetime.cli import main
+from spacetime.data.video import export_to_video, read_video, write_video
+from spacetime.provenance import (
+    Ingredient,
+    Provenance,
+    ProvenanceError,
+    SigningIdentity,
+    SigningKeyError,
+    detect_watermark,
+    generation_claims,
+    local_identity,
+    model_identity,
+    read_credentials,
+    resolve_identity,
+    sign_file,
+    verify_file,
+    watermark,
+    watermark_score,
+    write_output,
+)
+from spacetime.provenance.watermark import THRESHOLD
+from spacetime.world.clip import make_clip, stream_seed
+
+
+def _clip(i: int, split: str = "heldout") -> np.ndarray:
+    return make_clip(stream_seed(11, i, split), split=split).frames  # 17 x 64 x 64, as generated
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
+
+
+def _claims(**kw) -> dict:
+    args = {"prompt": "a red ball bounces", "model": {"name": "tiny", "sha256": "ab" * 32},
+            "parameters": {"num_frames": 17, "guidance_scale": 5.0}, "seed": 7, "mode": "text-to-video", **kw}
+    return generation_claims(**args)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return tmp_path / "config"
+
+
+def test_watermark_is_invisible_and_survives_reencoding_resizing_and_cropping(tmp_path):
+    for i in range(3):
+        clip = _clip(i)
+        marked = watermark(clip)
+        assert marked.shape == clip.shape and marked.dtype == np.uint8
+        assert _psnr(clip, marked) >= 40.0
+        assert watermark_score(clip) < THRESHOLD < watermark_score(marked)
+        # strip everything but the pixels: H.264 CRF 28 (metadata gone), 2x resize, 10% border crop
+        path = tmp_path / f"{i}.mp4"
+        big = np.stack([np.asarray(Image.fromarray(f).resize((128, 128), Image.BICUBIC)) for f in marked])
+        write_video(big[:, 13:-13, 13:-13], path, crf=28)
+        attacked, _ = read_video(path)
+        res = detect_watermark(attacked)
+        assert res.detected and res.score > THRESHOLD + 2, (i, res)
+        assert not detect_watermark(attacked, key="another key").detected
+
+
+def test_unmarked_clips_are_not_flagged():
+    # world clips, and a camera-like clip: a textured picture panning and zooming, with sensor noise
+    rng = np.random.default_rng(0)
+    scores = [watermark_score(_clip(i, "train")) for i in range(6)]
+    tex = np.asarray(Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).resize((160, 160), Image.BICUBIC))
+    pan = np.stack([tex[2 * t:2 * t + 64, t:t + 64] for t in range(17)]).astype(float)
+    pan = np.clip(pan + rng.normal(0, 2, pan.shape), 0, 255).astype(np.uint8)
+    scores.append(watermark_score(pan))
+    assert max(scores) < THRESHOLD - 1, scores
+    assert not detect_watermark(_clip(0)[:5]).detected and detect_watermark(_clip(0)[:5]).score is None  # too short
+    assert np.array_equal(watermark(_clip(0)[:1]), _clip(0)[:1])  # a still has no frame steps to carry it
+
+
+def test_watermark_keeps_black_and_white_backgrounds_marked():
+    for level in (0, 255):  # no room on one side: the embedder uses the other
+        clip = np.full((17, 64, 64, 3), level, np.uint8)
+        clip[:, 20:30, 20:30] = (200, 30, 30)
+        marked = watermark(clip)
+        assert _psnr(clip, marked) >= 40.0 and watermark_score(marked) > THRESHOLD + 2
+
+
+def test_local_identity_is_made_once_with_a_private_key_and_a_c2pa_signing_profile(cfg):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ident = local_identity(cfg)
+    key = cfg / "signing" / "signer.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert local_identity(cfg).cert_chain_pem == ident.cert_chain_pem  # reused, not remade
+    leaf, ca = x509.load_pem_x509_certificates(ident.cert_chain_pem)
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert ku.critical and ku.value.digital_signature and not ku.value.key_cert_sign
+    assert list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    assert leaf.issuer == ca.subject and ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not (cfg / "signing" / "ca.key").exists()  # the CA key is not kept
+
+
+def test_signed_output_reads_back_with_the_right_claims(tmp_path, cfg):
+    out = tmp_path / "out.mp4"
+    record = write_output(_clip(0), out, 8.0, Provenance(_claims(), config_dir=cfg))
+    assert record["c2pa"] and record["watermark"]
+    report = verify_file(out, config_dir=cfg)
+    assert report["exit_code"] == 0 and report["c2pa"]["trusted"] and report["watermark"]["detected"]
+    claims = report["c2pa"]["claims"]
+    assert claims["ai_generated"] and claims["generator"].startswith("spacetime ")
+    assert claims["digital_source_type"].endswith("/trainedAlgorithmicMedia")
+    assert claims["actions"][0]["action"] == "c2pa.created"
+    gen = claims["generation"]
+    assert gen["model"] == {"name": "tiny", "sha256": "ab" * 32} and gen["seed"] == 7
+    assert gen["parameters"]["guidance_scale"] == 5.0 and gen["mode"] == "text-to-video"
+    assert "prompt" not in gen and len(gen["prompt_sha256"]) == 64  # the prompt only as a hash by default
+    # elsewhere (another machine's trust store) the manifest is intact but its signer untrusted
+    other = verify_file(out, config_dir=tmp_path / "elsewhere")
+    assert other["c2pa"]["valid"] and not other["c2pa"]["trusted"]
+    # --embed-prompt stores it; a still (PNG) is signed too
+    still = tmp_path / "still.png"
+    write_output(_clip(1)[:1], still, 8.0, Provenance(_claims(embed_prompt=True), config_dir=cfg))
+    rep = verify_file(still, config_dir=cfg)
+    assert rep["exit_code"] == 0 and rep["c2pa"]["claims"]["generation"]["prompt"] == "a red ball bounces"
+
+
+def test_signing_leaves_every_frame_as_it_was(tmp_path, cfg):
+    src, dest = tmp_path / "plain.mp4", tmp_path / "signed.mp4"
+    write_video(_clip(2), src)
+    sign_file(src, dest, _claims(), local_identity(cfg))
+    assert dest.stat().st_size > src.stat().st_size
+    assert np.array_equal(read_video(src)[0], read_video(dest)[0])
+    assert not read_credentials(src)["present"] and read_credentials(dest)["present"]
+
+
+def _mdat_byte(path: Path) -> int:
+    """The offset of a byte in the middle of the MP4's media data (the mdat box)."""
+    data, pos = path.read_bytes(), 0
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"mdat":
+            return pos + 8 + (size - 8) // 2
+        pos += size
+    raise AssertionError("no mdat box")
+
+
+def test_one_flipped_media_byte_makes_verify_exit_2(tmp_path, cfg, capsys, monkeypatch):
+    out = tmp_path / "out.mp4"
+    write_output(_clip(3), out, 8.0, Provenance(_claims(), config_dir=cfg))
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(cfg))
+    assert main(["verify", str(out)]) == 0
+    data = bytearray(out.read_bytes())
+    data[_mdat_byte(out)] ^= 0x01
+    out.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["verify", "--json", str(out)]) == 2
+    report = json.loads(capsys.readouterr().out)[0]
+    assert report["c2pa"]["present"] and not report["c2pa"]["valid"]
+    assert any("mismatch" in f["code"] for f in report["c2pa"]["failures"])
+
+
+def test_reencoding_strips_the_manifest_but_not_the_watermark(tmp_path, cfg):
+    out, copy = tmp_path / "out.mp4", tmp_path / "reencoded.mp4"
+    write_output(_clip(4), out, 8.0, Provenance(_claims(), config_dir=cfg))
+    write_video(read_video(out)[0], copy, crf=28)
+    report = verify_file(copy, config_dir=cfg)
+    assert not report["c2pa"]["present"] and report["watermark"]["detected"] and report["exit_code"] == 0
+    plain = tmp_path / "plain.mp4"  # neither mark: exit 1
+    write_video(_clip(4), plain)
+    assert verify_file(plain, config_dir=cfg)["exit_code"] == 1
+
+
+def test_ingredients_and_actions_are_recorded_for_an_edit(tmp_path, cfg):
+    src, out = tmp_path / "input.mp4", tmp_path / "edited.mp4"
+    write_video(_clip(5), src)
+    claims = _claims(mode="edit", parameters={"strength": 0.6})
+    export_to_video(_clip(6), out, fps=8, provenance=Provenance(claims, [Ingredient(src, "video")], config_dir=cfg))
+    rep = verify_file(out, config_dir=cfg)
+    assert rep["exit_code"] == 0
+    claims = rep["c2pa"]["claims"]
+    assert claims["ingredients"] == [{"title": "input.mp4", "relationship": "inputTo", "format": "video/mp4"}]
+    assert [a["action"] for a in claims["actions"]] == ["c2pa.created", "c2pa.edited"]
+    assert "strength 0.6" in claims["actions"][1]["description"]
+    inputs = claims["generation"]["inputs"]
+    assert inputs[0]["role"] == "video" and len(inputs[0]["sha256"]) == 64
+
+
+def test_a_missing_or_bad_signing_key_is_a_clear_error_and_writes_nothing(tmp_path, cfg):
+    ident = local_identity(cfg)
+    cert = cfg / "signing" / "signer.pem"
+    with pytest.raises(SigningKeyError, match="nope.key: no such file"):
+        resolve_identity(cert, tmp_path / "nope.key")
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a key")
+    with pytest.raises(SigningKeyError, match="bad.key: not an unencrypted PEM private key"):
+        resolve_identity(cert, bad)
+    with pytest.raises(SigningKeyError, match="together"):
+        resolve_identity(cert, None)
+    other = local_identity(tmp_path / "other")
+    (tmp_path / "other.key").write_bytes(other.key_pem)
+    with pytest.raises(SigningKeyError, match="does not belong"):
+        resolve_identity(cert, tmp_path / "other.key")
+    # the library refuses to sign with a CA certificate: nothing appears at the output path
+    folder = tmp_path / "outs"
+    ca_only = SigningIdentity(ident.trust_anchors_pem, ident.key_pem, "es256", "test")
+    with pytest.raises(ProvenanceError, match="signing"):
+        write_output(_clip(0), folder / "x.mp4", 8.0, Provenance(_claims(), identity=ca_only))
+    assert os.listdir(folder) == []
+
+
+def test_generate_signs_by_default_and_the_sidecar_says_when_it_does_not(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(tmp_path / "config"))
+    base = ["generate", "a red ball", "--model", str(tiny_model_dir), "--num-inference-steps", "1", "--num-frames", "9"]
+    out = tmp_path / "signed.mp4"
+    assert main([*base, "--output", str(out)]) == 0
+    side = json.loads(out.with_suffix(".json").read_text())["provenance"]
+    assert side["c2pa"] and side["watermark"] and not side["prompt_in_manifest"]
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "valid and trusted" in text and "watermark:" in text  # a random tiny model's frames: any score
+    gen = verify_file(out)["c2pa"]["claims"]["generation"]
+    assert gen["model"] == model_identity(tiny_model_dir) and gen["parameters"]["num_frames"] == 9
+    bare = tmp_path / "bare.mp4"
+    assert main([*base, "--no-provenance", "--output", str(bare)]) == 0
+    side = json.loads(bare.with_suffix(".json").read_text())["provenance"]
+    assert not side["c2pa"] and "no Content Credentials" in side["c2pa_absent_because"]
+    assert not verify_file(bare)["c2pa"]["present"]
+    capsys.readouterr()
+    assert main([*base, "--sign-cert", str(tmp_path / "config" / "signing" / "signer.pem"),
+                 "--sign-key", str(tmp_path / "missing.key"), "--output", str(tmp_path / "x.mp4")]) == 1
+    assert "missing.key: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.json").exists()

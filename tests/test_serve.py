@@ -1,0 +1,616 @@
+"""`spacetime serve`: the HTTP API over a real socket on localhost, with a tiny random model —
+jobs, their files, validation, the bounded queue, cancelling, ids, the token, the page's assets,
+and the provenance of what it serves (signed, watermarked, checkable over the API)."""
+
+import hashlib
+import http.client
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from spacetime.cli import main  # noqa: E402
+from spacetime.data.video import export_to_video, read_video, to_uint8_frames, write_video  # noqa: E402
+from spacetime.pipeline import SpacetimePipeline  # noqa: E402
+from spacetime.provenance import model_identity, watermark  # noqa: E402
+from spacetime.serve import Limits, OutputMarks, ServerThread, create_app  # noqa: E402
+from spacetime.world.clip import make_clip  # noqa: E402
+
+LIMITS = Limits(max_side=128, max_frames=33, max_steps=50, max_voxels=17 * 64 * 64, max_body_bytes=2 * 2**20,
+                max_prompt_chars=500)
+ID = re.compile(r"video_[0-9a-f]{32}")
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):
+    return SpacetimePipeline.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def marks(tiny_model_dir):
+    return OutputMarks.resolve(tiny_model_dir, name="tiny")  # the local identity in the tests' config dir
+
+
+@pytest.fixture(scope="module")
+def server(pipe, marks, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serve") / "outputs"
+    running = ServerThread.start(create_app(pipe, out, marks=marks, limits=LIMITS, default_steps=2))
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        yield running, client, out
+    running.stop()
+
+
+def wait(client, job_id: str, timeout: float = 60) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get(f"/v1/videos/{job_id}").json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id} did not finish in {timeout} s: {job}")
+
+
+def job_dirs(out: Path) -> set[str]:
+    return {p.name for p in out.iterdir()} if out.exists() else set()
+
+
+def test_text_to_video_job_from_submit_to_mp4(server, pipe):
+    _, client, out = server
+    r = client.post("/v1/videos", json={"prompt": "a red ball", "size": "32x32", "num_frames": 5, "steps": 2, "seed": 7})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert ID.fullmatch(job["id"]) and job["object"] == "video" and job["status"] in ("queued", "in_progress")
+    assert (job["seed"], job["size"], job["num_frames"], job["mode"], job["error"]) == (7, "32x32", 5, "text-to-video", None)
+    done = wait(client, job["id"])
+    assert done["status"] == "completed" and done["progress"] == 100 and done["completed_at"] >= done["created_at"]
+    video = client.get(f"/v1/videos/{job['id']}/content")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    path = out / job["id"] / "video.mp4"
+    assert path.read_bytes() == video.content  # kept under the server's directory, by job id
+    frames, fps = read_video(path)
+    assert frames.shape == (5, 32, 32, 3) and fps == pytest.approx(8.0)
+    # the seed is the generator's: the same call of the pipeline makes the same frames (MP4 loss and
+    # the watermark aside: signing leaves the encoded frames as they were)
+    direct = pipe("a red ball", num_frames=5, height=32, width=32, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(7)).frames[0]
+    other = pipe("a red ball", num_frames=5, height=32, width=32, num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(8)).frames[0]
+    marked = watermark(to_uint8_frames(direct))
+    assert not np.array_equal(marked, to_uint8_frames(direct))  # the mark is in the pixels
+    again, _ = read_video(write_video(marked, out.parent / "direct.mp4", fps=8))  # the same encoder's loss
+    assert np.array_equal(frames, again)
+    other = watermark(to_uint8_frames(other))
+    assert not np.array_equal(frames, read_video(write_video(other, out.parent / "other.mp4", fps=8))[0])
+    thumb = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
+    from PIL import Image
+
+    assert thumb.headers["content-type"] == "image/png" and Image.open(io.BytesIO(thumb.content)).size == (32, 32)
+    listed = client.get("/v1/videos").json()
+    assert listed["object"] == "list" and job["id"] in [j["id"] for j in listed["data"]]
+    assert json.loads((out / job["id"] / "job.json").read_text())["status"] == "completed"
+
+
+def test_seed_is_random_when_left_out_and_echoed(server):
+    _, client, _ = server
+    seeds = [client.post("/v1/videos", json={"prompt": "a blue square", "steps": 1}).json() for _ in range(2)]
+    assert all(isinstance(j["seed"], int) and j["seed"] >= 0 for j in seeds) and seeds[0]["seed"] != seeds[1]["seed"]
+    assert (seeds[0]["size"], seeds[0]["num_frames"], seeds[0]["steps"]) == ("32x32", 5, 1)  # the model's defaults
+    for j in seeds:
+        assert wait(client, j["id"])["status"] == "completed"
+
+
+def test_seconds_and_unfit_sizes_resolve_as_the_cli_does(server):
+    _, client, _ = server
+    job = client.post("/v1/videos", json={"prompt": "a ball", "seconds": 1, "fps": 8, "height": 40, "width": 20,
+                                          "steps": 1}).json()
+    # 1 s at 8 fps -> 1 + 4k = 9 frames; sides rounded to the model's multiple of 16, as the pipeline does
+    assert (job["num_frames"], job["size"], job["seconds"]) == (9, "16x48", "1.125")
+    assert wait(client, job["id"])["status"] == "completed"
+
+
+def test_progress_callback_counts_every_sampler_step(pipe):
+    seen = []
+    pipe("a ball", num_inference_steps=3, callback=lambda step, total: seen.append((step, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    seen.clear()  # a long video made in windows, looped: every window is in the total from the first step
+    pipe("a ball", num_frames=25, window_frames=9, loop=True, num_inference_steps=2,
+         callback=lambda step, total: seen.append((step, total)))
+    assert seen == [(s, 8) for s in range(1, 9)]  # windows: 9 frames, +8, +8 (25), then the loop's transition
+
+    def stop(step, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe("a ball", num_inference_steps=3, callback=stop)
+
+
+BAD_JSON = [
+    ({"size": "32x32"}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": "   "}, "prompt"),
+    ({"prompt": "x" * 501}, "prompt"),
+    ({"prompt": 5}, "prompt"),
+    ({"prompt": "a", "negative_prompt": "x" * 501}, "negative_prompt"),
+    ({"prompt": "a", "size": "big"}, "size"),
+    ({"prompt": "a", "size": "0x32"}, "size"),
+    ({"prompt": "a", "size": "x64x64x"}, "size"),
+    ({"prompt": "a", "size": "4096x32"}, "size"),
+    ({"prompt": "a", "size": "32x32", "height": 32}, "size"),
+    ({"prompt": "a", "height": 0}, "height"),
+    ({"prompt": "a", "width": 129}, "width"),
+    ({"prompt": "a", "width": "wide"}, "width"),
+    ({"prompt": "a", "seconds": -1}, "seconds"),
+    ({"prompt": "a", "seconds": 1e9}, "seconds"),
+    ({"prompt": "a", "seconds": 30}, "seconds"),  # within max_seconds, but 241 frames at 8 fps > max_frames
+    ({"prompt": "a", "seconds": 1, "num_frames": 9}, "seconds"),
+    ({"prompt": "a", "num_frames": 0}, "num_frames"),
+    ({"prompt": "a", "num_frames": 1000}, "num_frames"),
+    ({"prompt": "a", "num_frames": 33, "size": "128x128"}, "num_frames"),  # frames x height x width
+    ({"prompt": "a", "fps": 0}, "fps"),
+    ({"prompt": "a", "fps": 1000}, "fps"),
+    ({"prompt": "a", "steps": 0}, "steps"),
+    ({"prompt": "a", "steps": 51}, "steps"),
+    ({"prompt": "a", "steps": 2.5}, "steps"),
+    ({"prompt": "a", "guidance_scale": -1}, "guidance_scale"),
+    ({"prompt": "a", "guidance_scale": 1e6}, "guidance_scale"),
+    ({"prompt": "a", "seed": -1}, "seed"),
+    ({"prompt": "a", "seed": 2**64}, "seed"),
+    ({"prompt": "a", "seed": True}, "seed"),
+    ({"prompt": "a", "mode": "explode"}, "mode"),
+    ({"prompt": "a", "mode": "edit", "strength": 0.5}, "mode"),  # no video uploaded
+    ({"prompt": "a", "strength": 0.5}, "strength"),
+    ({"prompt": "a", "strength": 1.5}, "strength"),
+    ({"prompt": "a", "loop": "maybe"}, "loop"),
+    ({"prompt": "a", "output_path": "/etc/passwd"}, "output_path"),  # unknown fields are refused, not ignored
+]
+
+
+@pytest.mark.parametrize("body,param", BAD_JSON, ids=[f"{p}-{i}" for i, (_, p) in enumerate(BAD_JSON)])
+def test_every_bad_field_is_a_422_naming_it(server, body, param):
+    _, client, out = server
+    before = job_dirs(out)
+    r = client.post("/v1/videos", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and error["message"].startswith(param) and error["type"] == "invalid_request_error"
+    assert job_dirs(out) == before
+
+
+def test_nan_and_malformed_bodies_are_refused(server):
+    running, client, out = server
+    before = job_dirs(out)
+    r = client.post("/v1/videos", content='{"prompt": "a", "guidance_scale": NaN}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "guidance_scale"
+    for content, status in (("{not json", 400), ("[1, 2]", 400), ("\xff", 400)):
+        r = client.post("/v1/videos", content=content.encode("latin-1"), headers={"content-type": "application/json"})
+        assert r.status_code == status and r.json()["error"]["code"] == "invalid_json", content
+    r = client.post("/v1/videos", content=b"prompt=a", headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+    big = json.dumps({"prompt": "a", "negative_prompt": "x" * (3 * 2**20)})
+    r = client.post("/v1/videos", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+    def chunks():  # no Content-Length: counted as it streams in
+        for _ in range(40):
+            yield b"x" * 2**16
+
+    r = client.post("/v1/videos", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = client.put("/v1/videos", json={"prompt": "a"})
+    assert r.status_code == 405 and "POST" in r.headers["allow"] and r.json()["error"]["code"] == "http_error"
+    r = client.get("/v1/videos", params={"limit": 0})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "limit"
+    assert job_dirs(out) == before
+
+
+def png(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def mp4(tmp_path: Path, frames: np.ndarray) -> bytes:
+    return write_video(frames, tmp_path / "in.mp4", fps=8).read_bytes()
+
+
+def test_uploads_drive_the_prompting_modes(server, tmp_path):
+    _, client, out = server
+    clip = make_clip(3, num_frames=5, height=32, width=32).frames
+    r = client.post("/v1/videos", data={"prompt": "a ball rolls", "steps": "2", "seed": ""},
+                    files={"input_reference": ("still.png", png(clip[0]), "image/png")})  # OpenAI's field name
+    assert r.status_code == 200, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "completed" and job["mode"] == "image-to-video"
+    kept = {p.name for p in (out / job["id"]).iterdir()}
+    assert kept == {"input-image.png", "video.mp4", "thumbnail.png", "job.json"}  # the server's names only
+    r = client.post("/v1/videos", data={"prompt": "it goes on", "steps": "1", "mode": "extend-forward"},
+                    files={"video": ("../../evil.mp4", mp4(tmp_path, clip), "video/mp4")})
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "completed" and job["mode"] == "extend-forward"
+    frames, _ = read_video(out / job["id"] / "video.mp4")
+    assert frames.shape[0] == job["num_frames"] == 5 + 4  # the given video, then 4 new frames
+    assert not (out.parent / "evil.mp4").exists() and not list(out.rglob("evil*"))
+    # the server's copy of the input is the manifest's ingredient, by its hash, and the edit is recorded
+    stored = out / job["id"] / "input-video.mp4"
+    claims = client.get(f"/v1/videos/{job['id']}/credentials").json()["c2pa"]["claims"]
+    assert claims["generation"]["inputs"] == [{"role": "video", "title": "input-video.mp4",
+                                               "sha256": hashlib.sha256(stored.read_bytes()).hexdigest()}]
+    assert [i["relationship"] for i in claims["ingredients"]] == ["inputTo"]
+    assert [a["action"] for a in claims["actions"]] == ["c2pa.created", "c2pa.edited"]
+
+
+def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model_dir, tmp_path):
+    _, client, out = server
+    prompt = "a green ball falls"
+    job = wait(client, client.post("/v1/videos", json={"prompt": prompt, "num_frames": 9, "steps": 1, "seed": 11}).json()["id"])
+    assert job["status"] == "completed" and job["model"] == "tiny" and job["embed_prompt"] is False
+    report = client.get(f"/v1/videos/{job['id']}/credentials").json()
+    assert report["exit_code"] == 0 and report["verdict"].startswith("AI-generated by spacetime")
+    assert report["file"] == f"{job['id']}.mp4" and str(out) not in json.dumps(report)  # no server paths
+    assert report["c2pa"]["valid"] and report["c2pa"]["trusted"] and report["c2pa"]["claims"]["ai_generated"]
+    gen = report["c2pa"]["claims"]["generation"]
+    assert gen["model"] == model_identity(tiny_model_dir, "tiny") == marks.model
+    assert (gen["seed"], gen["mode"], gen["parameters"]["num_frames"], gen["parameters"]["num_inference_steps"]) == (
+        11, "text-to-video", 9, 1)
+    assert gen["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest() and "prompt" not in gen
+    assert report["watermark"]["score"] is not None  # 9 frames: long enough to be judged
+    thumb = client.get(f"/v1/videos/{job['id']}/credentials", params={"variant": "thumbnail"}).json()
+    assert thumb["exit_code"] == 0 and thumb["file"] == f"{job['id']}.png" and thumb["c2pa"]["trusted"]
+    # asked for, the prompt itself is in the manifest
+    shown = wait(client, client.post("/v1/videos", json={"prompt": prompt, "steps": 1, "embed_prompt": True}).json()["id"])
+    assert shown["embed_prompt"] is True
+    assert client.get(f"/v1/videos/{shown['id']}/credentials").json()["c2pa"]["claims"]["generation"]["prompt"] == prompt
+
+    # POST /v1/verify: the same check of any uploaded file, kept only while it is checked
+    def verify(name: str, data: bytes, kind: str = "video/mp4") -> dict:
+        r = client.post("/v1/verify", files={"file": (name, data, kind)})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    temp = Path(__import__("tempfile").gettempdir())
+    before = set(temp.glob("spacetime-verify-*"))
+    served = (out / job["id"] / "video.mp4").read_bytes()
+    mine = verify("../../mine.mp4", served)
+    assert mine["exit_code"] == 0 and mine["verdict"] == report["verdict"] and mine["file"] == "mine.mp4"
+    flipped = bytearray(served)
+    flipped[served.index(b"mdat") + 16] ^= 0xFF  # one byte of the coded frames
+    tampered = verify("flipped.mp4", bytes(flipped))
+    assert tampered["exit_code"] == 2 and tampered["c2pa"]["present"] and not tampered["c2pa"]["valid"]
+    plain = export_to_video(make_clip(1, num_frames=17, height=32, width=32).frames, tmp_path / "plain.mp4", fps=8)
+    unmarked = verify("plain.mp4", Path(plain).read_bytes())
+    assert unmarked["exit_code"] == 1 and not unmarked["c2pa"]["present"]
+    assert unmarked["watermark"]["score"] is not None and not unmarked["watermark"]["detected"]
+    still = verify("thumb.png", (out / job["id"] / "thumbnail.png").read_bytes(), "image/png")
+    assert still["exit_code"] == 0 and still["c2pa"]["trusted"]
+    assert set(temp.glob("spacetime-verify-*")) == before  # every upload's temp file is gone
+
+
+BAD_VERIFY = [
+    ({"files": {"file": ("x.mp4", b"", "video/mp4")}}, 422, "file"),
+    ({"files": {"file": ("x.txt", b"just some text, not a video", "text/plain")}}, 422, "file"),
+    ({"files": {"file": ("x.mp4", b"\x00\x00\x00\x18ftypisom" + b"junk" * 200, "video/mp4")}}, 422, "file"),
+    ({"files": {"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"junk" * 200, "image/png")}}, 422, "file"),
+    ({"files": {"video": ("x.mp4", b"\x00" * 64, "video/mp4")}}, 422, "video"),
+    ({"files": [("file", ("a.png", b"1", "image/png")), ("file", ("b.png", b"2", "image/png"))]}, 400, None),
+    ({"data": {"other": "x"}, "files": {"file": ("x.png", b"\x89PNG", "image/png")}}, 422, "other"),
+    ({"files": {"file": (None, b"not a file")}}, 422, "file"),  # a plain form field, not an upload
+    ({"json": {"file": "/etc/passwd"}}, 415, None),
+    ({"files": {"file": ("x.mp4", b"\x00" * (3 * 2**20), "video/mp4")}}, 413, None),
+]
+
+
+@pytest.mark.parametrize("request_kwargs,status,param", BAD_VERIFY, ids=[f"{s}-{i}" for i, (_, s, _) in enumerate(BAD_VERIFY)])
+def test_bad_verify_uploads_are_refused_naming_the_field(server, request_kwargs, status, param):
+    _, client, _ = server
+    r = client.post("/v1/verify", **request_kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_no_provenance_serves_watermarked_files_without_a_manifest(pipe, marks, tmp_path):
+    running = ServerThread.start(create_app(pipe, tmp_path / "o", marks=OutputMarks(marks.model, None), limits=LIMITS))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            job = wait(client, client.post("/v1/videos", json={"prompt": "a ball", "steps": 1}).json()["id"])
+            report = client.get(f"/v1/videos/{job['id']}/credentials").json()
+            assert job["status"] == "completed" and not report["c2pa"]["present"]
+            frames, _ = read_video(tmp_path / "o" / job["id"] / "video.mp4")
+            assert frames.shape == (5, 32, 32, 3)
+    finally:
+        running.stop()
+
+
+BAD_FORMS = [
+    ({}, {"image": ("x.png", b"not an image", "image/png")}, "image"),
+    ({}, {"image": ("x.png", b"", "image/png")}, "image"),
+    ({}, {"video": ("x.mp4", b"\x00" * 5000, "video/mp4")}, "video"),
+    ({}, {"image": ("x.png", "PNG", "image/png"), "video": ("x.mp4", "MP4", "video/mp4")}, "image"),
+    ({}, {"video2": ("x.mp4", "MP4", "video/mp4")}, "video2"),
+    ({"mode": "connect"}, {"video": ("x.mp4", "MP4", "video/mp4")}, "video2"),
+    ({"mode": "edit"}, {"video": ("x.mp4", "MP4", "video/mp4")}, "strength"),
+    ({"loop": "true"}, {"video": ("x.mp4", "MP4", "video/mp4")}, "loop"),
+    ({}, {"prompt_file": ("p.txt", b"a ball", "text/plain")}, "prompt_file"),
+    ({"image": "not a file"}, {"video": ("x.mp4", "MP4", "video/mp4")}, "image"),
+    ({"steps": "many"}, {}, "steps"),
+]
+
+
+@pytest.mark.parametrize("data,files,param", BAD_FORMS, ids=[f"{p}-{i}" for i, (_, _, p) in enumerate(BAD_FORMS)])
+def test_bad_uploads_are_a_422_naming_the_field(server, tmp_path, data, files, param):
+    _, client, out = server
+    clip = make_clip(3, num_frames=5, height=32, width=32).frames
+    real = {"PNG": png(clip[0]), "MP4": mp4(tmp_path, clip)}
+    files = {k: (name, real.get(body, body), kind) for k, (name, body, kind) in files.items()}
+    before = job_dirs(out)
+    r = client.post("/v1/videos", data={"prompt": "a ball", **data}, files=files or {"": ("", b"", "text/plain")})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] == param
+    assert job_dirs(out) == before  # nothing kept of a refused request
+
+
+def test_unknown_and_traversal_like_ids(server):
+    running, client, out = server
+    secret = out.parent / "secret.txt"
+    secret.write_text("do not serve me")
+    unknown = "video_" + "0" * 32
+    for method, path in (("GET", ""), ("GET", "/content"), ("GET", "/credentials"), ("POST", "/cancel"), ("DELETE", "")):
+        r = client.request(method, f"/v1/videos/{unknown}{path}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    host, port = running.url.removeprefix("http://").split(":")
+    for raw in ("..", "..%2F..%2Fsecret.txt", "%2e%2e", "video_%2e%2e%2fsecret.txt", "..%5Csecret.txt",
+                "%2Fetc%2Fpasswd", "video_" + "0" * 31 + "%00", "VIDEO_" + "A" * 32, "video_" + "0" * 32 + "%2F..",
+                "../secret.txt", "../../secret.txt"):
+        for suffix in ("", "/content"):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)  # sends the path as it is
+            conn.request("GET", f"/v1/videos/{raw}{suffix}")
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            assert resp.status in (400, 404), (raw, resp.status)
+            assert b"do not serve me" not in body and b"root:" not in body
+    r = client.get("/v1/videos/video_..")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "video_id"
+
+
+class Gated:
+    """The pipeline, held before each sampler step until `gate` is set: jobs that take as long as
+    a test needs."""
+
+    def __init__(self, pipe):
+        self.pipe, self.gate, self.calls = pipe, threading.Event(), 0
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __call__(self, *args, callback=None, **kwargs):
+        self.calls += 1
+
+        def held(step, total):
+            assert self.gate.wait(30), "gate never opened"
+            callback(step, total)
+
+        return self.pipe(*args, callback=held, **kwargs)
+
+
+def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, tmp_path):
+    gated = Gated(pipe)
+    out = tmp_path / "outputs"
+    running = ServerThread.start(create_app(gated, out, marks=marks, limits=LIMITS, queue_size=1, default_steps=2))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            post = lambda: client.post("/v1/videos", json={"prompt": "a ball", "steps": 2})  # noqa: E731
+            a = post().json()
+            end = time.monotonic() + 10
+            while client.get(f"/v1/videos/{a['id']}").json()["status"] != "in_progress":
+                assert time.monotonic() < end
+                time.sleep(0.01)
+            b = post().json()
+            assert b["status"] == "queued"
+            r = client.get(f"/v1/videos/{a['id']}/credentials")
+            assert r.status_code == 409 and r.json()["error"]["code"] == "not_ready"
+            full = post()
+            assert full.status_code == 429 and full.json()["error"]["code"] == "queue_full"
+            assert int(full.headers["Retry-After"]) >= 1
+            assert len(client.get("/v1/videos").json()["data"]) == 2  # the refused job left nothing
+            # cancel the queued one: it never runs
+            r = client.post(f"/v1/videos/{b['id']}/cancel").json()
+            assert r["status"] == "failed" and r["error"]["code"] == "cancelled"
+            # cancel the running one: it stops at its next step and writes no video
+            assert client.post(f"/v1/videos/{a['id']}/cancel").status_code == 200
+            gated.gate.set()
+            done = wait(client, a["id"])
+            assert done["status"] == "failed" and done["error"]["code"] == "cancelled"
+            assert not (out / a["id"] / "video.mp4").exists() and gated.calls == 1
+            # the queue has room again; a finished job can be deleted, files and all
+            c = post()
+            assert c.status_code == 200 and wait(client, c.json()["id"])["status"] == "completed"
+            cid = c.json()["id"]
+            assert (out / cid / "video.mp4").is_file()
+            r = client.delete(f"/v1/videos/{cid}")
+            assert r.json() == {"id": cid, "object": "video.deleted", "deleted": True}
+            assert client.get(f"/v1/videos/{cid}").status_code == 404 and not (out / cid).exists()
+            # deleting a running job cancels it; its folder goes when the worker lets go of it
+            gated.gate.clear()
+            d = post().json()
+            while client.get(f"/v1/videos/{d['id']}").json()["status"] != "in_progress":
+                time.sleep(0.01)
+            assert client.delete(f"/v1/videos/{d['id']}").status_code == 200
+            gated.gate.set()
+            end = time.monotonic() + 10
+            while (out / d["id"]).exists():
+                assert time.monotonic() < end, "a deleted job's folder was left"
+                time.sleep(0.02)
+    finally:
+        gated.gate.set()
+        running.stop()
+
+
+def test_bearer_token_guards_the_api_not_the_page(pipe, marks, tmp_path):
+    running = ServerThread.start(create_app(pipe, tmp_path / "o", marks=marks, limits=LIMITS, token="s3cret", default_steps=1))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+                r = client.get("/v1/videos", headers=headers)
+                assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+                assert client.post("/v1/videos", json={"prompt": "a"}, headers=headers).status_code == 401
+            ok = {"Authorization": "Bearer s3cret"}
+            assert client.get("/v1/videos", headers=ok).status_code == 200
+            job = client.post("/v1/videos", json={"prompt": "a"}, headers=ok).json()
+            assert wait(httpx.Client(base_url=running.url, headers=ok), job["id"])["status"] == "completed"
+            for path in ("/", "/static/app.js", "/v1/config", "/openapi.json"):
+                assert client.get(path).status_code == 200, path
+            assert client.get("/v1/config").json()["auth"] is True
+    finally:
+        running.stop()
+
+
+def test_openapi_schema_states_the_limits(server):
+    _, client, _ = server
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/videos", "/v1/videos/{video_id}", "/v1/videos/{video_id}/content", "/v1/videos/{video_id}/cancel",
+            "/v1/videos/{video_id}/credentials", "/v1/verify"} <= set(schema["paths"])
+    assert "file" in schema["paths"]["/v1/verify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    body = schema["paths"]["/v1/videos"]["post"]["requestBody"]["content"]
+    props = body["application/json"]["schema"]["properties"]
+    assert props["steps"]["anyOf"][0]["maximum"] == LIMITS.max_steps
+    assert props["prompt"]["maxLength"] == LIMITS.max_prompt_chars
+    assert "image" in body["multipart/form-data"]["schema"]["properties"]
+
+
+def test_page_and_its_assets_are_all_served_here(server):
+    _, client, _ = server
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    html = page.text
+    for element in ('id="prompt"', 'id="size"', 'id="num_frames"', 'id="seed"', 'id="steps"', 'id="guidance_scale"',
+                    'id="negative_prompt"', 'id="image"', 'id="video"', "<progress", "<video", 'id="download"',
+                    'id="gallery"'):
+        assert element in html, element
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert refs and all(ref.startswith("/static/") for ref in refs)  # no CDN: every asset is local
+    static = Path(__import__("spacetime.serve", fromlist=["x"]).__file__).parent / "static"
+    for ref in refs:
+        assert client.get(ref).status_code == 200
+    for asset in static.iterdir():  # nor does any asset reach out
+        text = asset.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, never fetched
+        assert not re.search(r"https?://", text), asset.name
+    config = client.get("/v1/config").json()
+    assert {"1:1 square · 32x32", "16:9 landscape · 64x32"} <= {s["label"] for s in config["sizes"]}
+    assert 5 in [d["num_frames"] for d in config["durations"]]
+
+
+def test_cli_refuses_before_binding(tmp_path, capsys, tiny_model_dir):
+    from spacetime.pipeline import DEFAULT_MODEL
+
+    if not (DEFAULT_MODEL / "COMPLETE").is_file():
+        assert main(["serve", "--port", "0", "--output-dir", str(tmp_path / "o")]) == 1
+        assert "no default text-to-video model is installed" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "o")]) == 1
+    assert "no such model directory" in capsys.readouterr().err
+    (tmp_path / "empty").write_text("\n")
+    assert main(["serve", "--model", str(tiny_model_dir), "--token-file", str(tmp_path / "empty")]) == 1
+    assert "empty" in capsys.readouterr().err
+    # a bad signing key fails before the port is bound, naming the file
+    model = ["serve", "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "o")]
+    assert main([*model, "--sign-cert", str(tmp_path / "no.pem"), "--sign-key", str(tmp_path / "no.key")]) == 1
+    assert f"signing certificate {tmp_path / 'no.pem'}: no such file" in capsys.readouterr().err
+    assert main([*model, "--sign-cert", str(tmp_path / "empty")]) == 1
+    assert "--sign-cert and --sign-key" in capsys.readouterr().err
+    assert main([*model, "--no-provenance", "--sign-cert", "c.pem", "--sign-key", "k.pem"]) == 1
+    assert "cannot go with --no-provenance" in capsys.readouterr().err
+    assert main([*model, "--trust-anchors", str(tmp_path / "none.pem")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--port", "70000"])
+    assert e.value.code == 2 and "--port" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_serves_on_loopback(tiny_model_dir, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "spacetime", "serve", "--model", str(tiny_model_dir), "--port", "0",
+                             "--output-dir", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url and url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
+        health = httpx.get(url + "/healthz", timeout=30).json()
+        assert health["ok"] and health["queue_size"] == 8 and health["workers"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_concurrent_clients_every_job_completes_or_gets_429(pipe, marks, tmp_path):
+    """8 clients x 3 jobs at once against 1 worker and room for 2 waiting, while a first job is
+    held: exactly 2 are taken, 22 refused with Retry-After, and all 3 jobs complete — none lost."""
+    gated = Gated(pipe)
+    out = tmp_path / "outputs"
+    running = ServerThread.start(create_app(gated, out, marks=marks, limits=LIMITS, queue_size=2, default_steps=1))
+    results, lock = [], threading.Lock()
+
+    def client():
+        with httpx.Client(base_url=running.url, timeout=30) as c:
+            for _ in range(3):
+                r = c.post("/v1/videos", json={"prompt": "a ball", "num_frames": 1})
+                with lock:
+                    results.append((r.status_code, r.json(), r.headers.get("Retry-After")))
+
+    try:
+        first = httpx.post(running.url + "/v1/videos", json={"prompt": "held"}).json()
+        while httpx.get(f"{running.url}/v1/videos/{first['id']}").json()["status"] != "in_progress":
+            time.sleep(0.01)
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        codes = [code for code, _, _ in results]
+        assert len(results) == 24 and codes.count(200) == 2 and codes.count(429) == 22
+        assert all(int(after) >= 1 for code, _, after in results if code == 429)
+        gated.gate.set()
+        with httpx.Client(base_url=running.url, timeout=30) as c:
+            accepted = [first["id"]] + [body["id"] for code, body, _ in results if code == 200]
+            assert all(wait(c, i)["status"] == "completed" for i in accepted)
+            assert {j["id"] for j in c.get("/v1/videos").json()["data"]} == set(accepted)
+        assert job_dirs(out) == set(accepted) and all((out / i / "video.mp4").is_file() for i in accepted)
+    finally:
+        gated.gate.set()
+        running.stop()
+
+
+def test_odd_values_in_every_field_are_never_a_500(pipe, marks, tmp_path):
+    gated = Gated(pipe)  # held: whatever is accepted waits, and is cancelled when the server stops
+    running = ServerThread.start(create_app(gated, tmp_path / "o", marks=marks, limits=LIMITS, queue_size=1000))
+    fields = ["prompt", "negative_prompt", "model", "size", "height", "width", "seconds", "num_frames", "fps", "steps",
+              "guidance_scale", "seed", "mode", "strength", "loop", "embed_prompt"]
+    odd = [None, "", [], {}, -1, 0, 1e308, "nan", "∞", "1" * 40, {"$ref": "/etc/passwd"}, "../../x"]
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            for field in fields:
+                for value in odd:
+                    body = {"prompt": "a ball", "num_frames": 1, field: value}
+                    r = client.post("/v1/videos", json=body)
+                    assert r.status_code in (200, 422), (body, r.status_code, r.text)
+                    if r.status_code == 422:
+                        assert r.json()["error"]["param"] == field, (body, r.text)
+    finally:
+        gated.gate.set()
+        running.stop()
