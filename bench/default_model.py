@@ -4,6 +4,7 @@ of each kept checkpoint's EMA weights against the training step), and the denois
 
     python bench/default_model.py curve --run runs/dit-world --num-clips 50 --every 1000 --json out/curve.json
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
+    python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
 
 Prompts are the held-out split's detailed captions (the same stream as `spacetime eval`), 17x64x64
 at 8 fps, guidance 5, one seed per clip.
@@ -102,6 +103,35 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def examples(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, png: Path) -> list[dict]:
+    """Held-out prompts: the model's clip above the simulator's rendition, every 4th frame, with
+    each clip's scores and the reasons of its failed checks."""
+    from PIL import Image
+
+    from spacetime.eval import BASELINES, score_clip
+    from spacetime.eval.evaluate import split_prompts
+    from spacetime.eval.generators import derived_seed
+
+    rows, strips = [], []
+    for i, prompt in enumerate(split_prompts("heldout", num_clips)):
+        seed = derived_seed(0, i, 1)  # the seeds `spacetime eval` uses
+        frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance,
+                      generator=torch.Generator().manual_seed(seed)).frames[0]
+        ref = BASELINES["simulator"](prompt, num_frames=17, height=64, width=64, fps=8.0, seed=derived_seed(0, i, 2))
+        s = score_clip(frames, 8.0, prompt)
+        rows.append({"clip": i, "prompt": prompt,
+                     **{m: s.metrics[m].score for m in ("adherence", "motion", "permanence", "physics")},
+                     "failed": [r for m in ("adherence", "motion", "permanence") for r in s.metrics[m].reasons][:4]})
+        gap = np.full((64, 4, 3), 128, np.uint8)
+        strips.append(np.concatenate([np.concatenate([f, gap], 1) for f in frames[::4]], 1))
+        strips.append(np.concatenate([np.concatenate([f, gap], 1) for f in ref[::4]], 1))
+        strips.append(np.full((6, strips[-1].shape[1], 3), 255, np.uint8))
+    grid = np.concatenate(strips, 0)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(png)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -112,7 +142,10 @@ def main() -> None:
     s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
     s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
     s.add_argument("--steps", type=int, nargs="+", default=[8, 12, 16, 25])
-    for p in (c, s):
+    e = sub.add_parser("examples", help="a PNG of held-out prompts: the model's clips above the simulator's")
+    e.add_argument("--model", type=Path, default=None)
+    e.add_argument("--png", type=Path, required=True)
+    for p in (c, s, e):
         p.add_argument("--num-clips", type=int, default=50)
         p.add_argument("--guidance-scale", type=float, default=5.0)
         p.add_argument("--sampling-steps", type=int, default=25)
@@ -145,6 +178,12 @@ def main() -> None:
         print(table(rows, "step"))
         if args.plot:
             plot(rows, args.plot)
+    elif args.what == "examples":
+        rows = examples(SpacetimePipeline.from_pretrained(args.model), args.num_clips, args.sampling_steps,
+                        args.guidance_scale, args.png)
+        for r in rows:
+            print(json.dumps(r))
+        result.update(examples=rows)
     else:
         pipe = SpacetimePipeline.from_pretrained(args.model)
         rows = []

