@@ -287,3 +287,17 @@ def test_render_is_the_wide_view():
     clip = make_clip(1, multishot=True, **KW)
     np.testing.assert_array_equal(render(clip.scene, clip.trajectory, 64, 64)[: clip.shots[1].start],
                                   clip.frames[: clip.shots[1].start])
+
+
+def test_cli_world_writes_multishot_clips_and_refuses_a_bad_share(tmp_path, capsys):
+    import json as _json
+
+    from spacetime.cli import main
+
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--num-clips", "2", "--multishot", "1.0"]) == 0
+    captions = [_json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
+    assert len(captions) == 2 and all("cut to" in str(c) for c in captions)
+    with pytest.raises(SystemExit) as e:
+        main(["world", "--out", str(tmp_path / "x"), "--num-clips", "1", "--multishot", "1.5"])
+    assert e.value.code == 2 and "--multishot" in capsys.readouterr().err

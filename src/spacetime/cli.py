@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
     w.add_argument("--pix-fmt", choices=["yuv444p", "yuv420p"], default="yuv444p",
                    help="MP4 chroma: 4:4:4 keeps full colour (default), 4:2:0 plays in every browser")
+    w.add_argument("--multishot", type=_float_in("--multishot", 0.0, 1.0), default=0.0,
+                   help="share of clips cut into 2-3 shots: wide, close-up, reverse angle (default 0; docs/multishot.md)")
     w.add_argument("--overwrite", action="store_true", help="replace a world data set made with other settings")
     w.set_defaults(func=_cmd_world)
 
@@ -230,6 +232,7 @@ def _cmd_world(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         pix_fmt=args.pix_fmt,
+        multishot=args.multishot,
     )
     print(f"wrote {args.num_clips} clips to {out} (captions.jsonl, clips/*.mp4, clips/*.json)")
     return 0
