@@ -239,3 +239,23 @@ def test_generate_signs_by_default_and_the_sidecar_says_when_it_does_not(tmp_pat
                  "--sign-key", str(tmp_path / "missing.key"), "--output", str(tmp_path / "x.mp4")]) == 1
     assert "missing.key: no such file" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_a_damaged_file_without_credentials_is_not_called_tampered(tmp_path, cfg, capsys, monkeypatch):
+    # C2PA cannot parse either file; only the one that was signed had credentials to break
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(cfg))
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 500)
+    plain = tmp_path / "plain.mp4"
+    export_to_video(_clip(4), plain, fps=8)
+    cut_plain = tmp_path / "cut-plain.mp4"
+    cut_plain.write_bytes(plain.read_bytes()[: plain.stat().st_size // 2])
+    signed = tmp_path / "signed.mp4"
+    write_output(_clip(4), signed, 8.0, Provenance(_claims(), config_dir=cfg))
+    cut_signed = tmp_path / "cut-signed.mp4"
+    cut_signed.write_bytes(signed.read_bytes()[: signed.stat().st_size // 2])
+    for f, code in ((garbage, 1), (cut_plain, 1), (cut_signed, 2)):
+        capsys.readouterr()
+        assert main(["verify", "--json", str(f)]) == code, f.name
+        report = json.loads(capsys.readouterr().out)[0]
+        assert report["c2pa"]["present"] is (code == 2), f.name

@@ -183,6 +183,17 @@ def _summary(active: dict) -> dict:
     }
 
 
+def _holds_manifest_bytes(path: Path) -> bool:
+    """Whether the raw bytes hold a C2PA manifest store: a JUMBF superbox ("jumb") labelled "c2pa"."""
+    import mmap
+
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        at = m.find(b"jumb")
+        return at >= 0 and m.find(b"c2pa", at) >= 0
+
+
 def read_credentials(path: str | os.PathLike, trust_anchors_pem: str = "") -> dict:
     """The file's C2PA manifest: present, valid (intact), trusted (chains to an anchor), state,
     failures (C2PA status codes) and a summary of what it claims."""
@@ -196,7 +207,13 @@ def read_credentials(path: str | os.PathLike, trust_anchors_pem: str = "") -> di
     except c2pa.C2paError.NotSupported:
         out["note"] = f"C2PA does not read {_format(path)} files"
         return out
-    except c2pa.C2paError as e:  # a manifest is there but cannot be parsed: damaged
+    except c2pa.C2paError as e:
+        # C2PA raises the same error for a damaged file with a manifest and for a damaged file
+        # without one: only the first is "changed after signing"; the second just has no
+        # credentials to read
+        if not _holds_manifest_bytes(path):
+            out["note"] = f"the file could not be parsed as {_format(path)} and holds no C2PA manifest ({e})"
+            return out
         out.update(present=True, state="Invalid", failures=[{"code": "manifest.unreadable", "explanation": str(e)}])
         return out
     if reader is None:
