@@ -91,12 +91,13 @@ def test_text_to_video_job_from_submit_to_mp4(server, pipe):
     again, _ = read_video(write_video(marked, out.parent / "direct.mp4", fps=8))  # the same encoder's loss
     other = watermark(to_uint8_frames(other))
     other, _ = read_video(write_video(other, out.parent / "other.mp4", fps=8))
-    # equal up to float summation order (the server samples in its worker thread): a rounding flip
-    # may move a pixel by one level and the encoder's choices with it; another seed is far off
+    # equal up to float summation order (the server samples in its worker thread, whose OpenMP
+    # thread count may differ from this one's): a rounding flip moves a pixel by a level, and the
+    # watermark's adaptive strength and the encoder's choices with it (1.3 levels seen once in CI);
+    # another seed is ~26 levels off
     same_d = np.abs(frames.astype(int) - again).mean()
     other_d = np.abs(frames.astype(int) - other).mean()
-    print(f"served vs direct {same_d:.3f}, vs another seed {other_d:.3f}")
-    assert same_d < 0.5 and other_d > 10 * max(same_d, 0.1)
+    assert same_d < 3 and other_d > 5 * max(same_d, 1.0), (same_d, other_d)
     thumb = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
     from PIL import Image
 
