@@ -30,26 +30,11 @@ DEADLINE_S = 600  # the whole run stops by itself after this
 
 
 def tiny_model(folder: Path) -> Path:
-    """The tests' tiny random pipeline (tests/conftest.py): 5 frames of 32x32, hash text encoder."""
-    import torch
+    """The tests' tiny random pipeline (tests/tiny_pipeline.py): 5 frames of 32x32, hash text encoder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny_pipeline import make_tiny_pipeline
 
-    from spacetime.checkpoint import save_model
-    from spacetime.data.video import frames_to_tensor
-    from spacetime.dit import DiT, DiTConfig
-    from spacetime.vae import PRESETS, VideoVAE
-    from spacetime.world.clip import make_clip
-
-    torch.manual_seed(0)
-    vae = VideoVAE(PRESETS["tiny"]).eval()
-    vae.fit_latent_stats([torch.stack([frames_to_tensor(make_clip(s, num_frames=5, height=32, width=32).frames)
-                                       for s in range(3)])])
-    vae_dir = save_model(folder / "vae", {"model": vae.config.to_dict()}, vae)
-    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))
-    for p in dit.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    cfg = {"format": "spacetime-pipeline", "dit": dit.config.to_dict(), "text_encoder": "hash:32",
-           "text_max_length": 16, "defaults": {"num_frames": 5, "height": 32, "width": 32, "fps": 8.0}}
-    return save_model(folder / "model", cfg, dit, subdirs={"vae": vae_dir})
+    return make_tiny_pipeline(folder)
 
 
 def rss_mib(pid: int) -> float:
