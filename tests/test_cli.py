@@ -103,10 +103,10 @@ def test_module_entry_point_runs():
 
 
 def test_generate_without_a_default_model_says_so(tmp_path, capsys, monkeypatch):
-    import spacetime.cli
+    import spacetime.pipeline
 
     # an installation whose package holds no complete pipeline (e.g. weights stripped)
-    monkeypatch.setattr(spacetime.cli, "DEFAULT_MODEL", tmp_path / "models" / "world")
+    monkeypatch.setattr(spacetime.pipeline, "DEFAULT_MODEL", tmp_path / "models" / "world")
     assert main(["generate", "a red ball", "--output", str(tmp_path / "x.mp4")]) == 1
     err = capsys.readouterr().err
     assert "no default text-to-video model is installed yet; pass --model DIR" in err

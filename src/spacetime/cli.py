@@ -258,8 +258,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_MODEL = Path(__file__).parent / "models" / "world"  # shipped with the package (issue "default model")
-
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     import json
@@ -267,6 +265,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from spacetime import pipeline
     from spacetime.atomic import atomic_write_text
     from spacetime.pipeline import SpacetimePipeline
     from spacetime.provenance import (
@@ -299,7 +298,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} {path}: no such file")
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
-    model = args.model or DEFAULT_MODEL
+    model = args.model or pipeline.DEFAULT_MODEL  # looked up now: tests point it elsewhere
     if args.model is None and not (model / "COMPLETE").is_file():
         # the package ships the world VAE; the text-to-video model around it is not trained yet
         raise ValueError("no default text-to-video model is installed yet; pass --model DIR "
@@ -485,6 +484,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from spacetime.serve import Limits, OutputMarks, create_app, serve
     except ImportError as e:
         raise ValueError(f"serving needs the serve extra ({e.name} is missing): pip install 'spacetime[serve]'") from None
+    from spacetime import pipeline
     from spacetime.pipeline import SpacetimePipeline
 
     token = None
@@ -509,7 +509,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # the model is loaded and the signing key checked before the port is bound: a missing default
     # model or a bad key fails here, clearly
     pipe = SpacetimePipeline.from_pretrained(args.model)
-    marks = OutputMarks.resolve(args.model or DEFAULT_MODEL, name=_served_name(args.model), sign=not args.no_provenance,
+    marks = OutputMarks.resolve(args.model or pipeline.DEFAULT_MODEL, name=_served_name(args.model), sign=not args.no_provenance,
                                 cert=args.sign_cert, key=args.sign_key)
     limits = Limits(max_side=args.max_side, max_frames=args.max_frames, max_steps=args.max_steps)
     app = create_app(pipe, args.output_dir, marks=marks, limits=limits, queue_size=args.queue_size,
