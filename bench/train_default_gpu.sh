@@ -12,9 +12,11 @@
 # the one with the higher reconstruction PSNR over its last 1,000 steps.
 #
 # VAE=DIR skips the VAE phase and trains the DiT alone on that VAE — e.g. the one shipped in
-# src/spacetime/models/world/vae (copy it into a carried folder first). The DiT's metrics.jsonl
-# logs data_s / encode_s / step_s per step: where a slow GPU step spends its time (the 2026-11-25
-# H200 run managed only ~2 steps/s at batch 64, cause not yet found).
+# src/spacetime/models/world/vae (copy it into a carried folder first). With DECODER=1 as well,
+# that VAE's decoder is fine-tuned side by side with the DiT for the same time
+# (configs/vae-world-decoder.yaml: encoder and latent statistics frozen, so the DiT's latent space
+# does not move). MULTISHOT=P: that share of the DiT's clips cut into shots (docs/multishot.md).
+# The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
 TEXT=${2:?text encoder (minilm or a local model directory)}
@@ -25,6 +27,8 @@ DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAE_BATCH=2 DIT_BATCH=4 WORKERS=1: a smoke 
 VAE_BATCH=${VAE_BATCH:-32}
 DIT_BATCH=${DIT_BATCH:-64}
 WORKERS=${WORKERS:-7}
+DEC_WORKERS=${DEC_WORKERS:-5}  # DECODER=1: the decoder's world-rendering workers (the DiT keeps 2 x WORKERS - DEC_WORKERS)
+MULTISHOT=${MULTISHOT:-0}
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -78,22 +82,46 @@ EOF
 )
 fi
 echo "DiT on $BEST"
+DIT_WORKERS=$(( WORKERS * 2 ))
+DEC=()
+if [ -n "${VAE:-}" ] && [ -n "${DECODER:-}" ]; then
+  DIT_WORKERS=$(( WORKERS * 2 - DEC_WORKERS ))
+  DEC=(python3 -m spacetime train-vae --config configs/vae-world-decoder.yaml --init_from "$RUNS/vae-given/model"
+    --device "$DEVICE" --run_dir "$RUNS/vae-decoder" --batch_size "$VAE_BATCH" --threads 2
+    --data.num_workers "$DEC_WORKERS" --log_every 25 --save_every 1000000)
+fi
 
-# --- DiT: probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
+# --- DiT (and the decoder): probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
 DIT=(python3 -m spacetime train --config configs/dit-world.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
   --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr 5.0e-4
-  --optim.warmup_steps 300 --threads 2 --data.num_workers $(( WORKERS * 2 )) --log_every 10 --save_every 1000000
-  --sample_every 0 --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
+  --optim.warmup_steps 300 --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT"
+  --log_every 10 --save_every 1000000 --sample_every 0
+  --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
+[ ${#DEC[@]} -gt 0 ] && { "${DEC[@]}" --max_steps $PROBE 2>>"$RUNS/vae-decoder.log" & }
 "${DIT[@]}" --max_steps $(( PROBE * 2 / 3 )) 2>>"$RUNS/dit.log"
+wait || echo "the decoder's probe failed; the DiT goes on alone"
+rm -rf "$RUNS/dit/model" "$RUNS/vae-decoder/model"  # the probes' models: only the full runs' may be packed
+finish() {  # name, command...: a run stopped by the time limit ends from its checkpoint, no more steps
+  local name=$1; shift
+  if [ ! -f "$RUNS/$name/model/COMPLETE" ]; then
+    local last; last=$(ls -d "$RUNS/$name"/checkpoints/step-* | sort | tail -1)
+    "$@" --max_steps $(( 10#${last##*step-} )) 2>>"$RUNS/$name.log"
+  fi
+}
+if [ ${#DEC[@]} -gt 0 ] && [ -f "$RUNS/vae-decoder/metrics.jsonl" ]; then
+  n=$(steps_that_fit "$RUNS/vae-decoder/metrics.jsonl" $(( TOTAL - 45 - $(elapsed) )))
+  echo "decoder: $n steps"
+  ( timeout -s INT $(( TOTAL - 40 - $(elapsed) )) "${DEC[@]}" --max_steps "$n" 2>>"$RUNS/vae-decoder.log" \
+      || echo "decoder stopped by the time limit (a checkpoint was saved)"
+    finish vae-decoder "${DEC[@]}" ) &
+fi
 n=$(steps_that_fit "$RUNS/dit/metrics.jsonl" $(( TOTAL - 25 - $(elapsed) - 10 )))
 echo "dit: $n steps"
 # a hard stop: on SIGINT training saves a checkpoint (EMA included) before it exits
 timeout -s INT $(( TOTAL - 20 - $(elapsed) )) "${DIT[@]}" --max_steps "$n" 2>>"$RUNS/dit.log" \
   || echo "DiT stopped by the time limit (a checkpoint was saved)"
-if [ ! -f "$RUNS/dit/model/COMPLETE" ]; then  # stopped: finish from its checkpoint, no more steps
-  last=$(ls -d "$RUNS"/dit/checkpoints/step-* | sort | tail -1)
-  "${DIT[@]}" --max_steps $(( 10#${last##*step-} )) 2>>"$RUNS/dit.log"
-fi
+finish dit "${DIT[@]}"
+wait || echo "the decoder's run failed"
 echo "all done at $(elapsed) s"
 tail -n 1 "$RUNS"/*/metrics.jsonl
 if [ -n "$PACK" ]; then

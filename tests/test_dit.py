@@ -51,13 +51,16 @@ def test_packed_equals_separate(packed_attention):
     model = make_model()
     model.packed_attention = packed_attention  # "mask" is what GPUs run
     g = torch.Generator().manual_seed(3)
-    shapes = [(3, 4, 6), (1, 2, 8), (2, 6, 2), (3, 4, 6)]  # frame counts, heights, widths all differ
+    # frame counts, heights, widths all differ; runs of one size (samples 4-6) go as one batched call
+    shapes = [(3, 4, 6), (1, 2, 8), (2, 6, 2), (3, 4, 6), (2, 2, 2), (2, 2, 2), (2, 2, 2)]
     latents = [torch.randn(CFG.in_channels, *s, generator=g) for s in shapes]
     t = torch.rand(len(shapes), generator=g)
     text = torch.randn(len(shapes), 5, TEXT_DIM, generator=g)
-    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0],
+                         [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
     conds = [torch.tensor([True, False, False]), torch.tensor([False]), torch.tensor([True, True]),
-             torch.tensor([False, False, True])]
+             torch.tensor([False, False, True]), torch.tensor([False, False]), torch.tensor([True, False]),
+             torch.tensor([False, True])]
     with torch.no_grad():
         packed = model.forward_packed(latents, t, text, mask, conds)
         for i, z in enumerate(latents):
@@ -66,7 +69,7 @@ def test_packed_equals_separate(packed_attention):
             assert alone.abs().mean() > 0.1
             torch.testing.assert_close(packed[i], alone, atol=1e-5, rtol=1e-5)
         # without conditions too, and the same as a plain batch of equal-size samples
-        packed = model.forward_packed(latents[:1] + latents[3:], t[[0, 3]], text[[0, 3]], mask[[0, 3]])
+        packed = model.forward_packed([latents[0], latents[3]], t[[0, 3]], text[[0, 3]], mask[[0, 3]])
         batch = model(torch.stack([latents[0], latents[3]]), t[[0, 3]], text[[0, 3]], mask[[0, 3]])
     torch.testing.assert_close(torch.stack(packed), batch, atol=1e-5, rtol=1e-5)
 

@@ -130,6 +130,31 @@ def test_mixed_size_batch_is_one_packed_loss(vae_dir):
     torch.testing.assert_close(both, torch.stack(alone).mean(), atol=1e-5, rtol=1e-5)
 
 
+def test_interleaved_sizes_with_per_sample_generators_match_each_sample_alone():
+    """The training path: per-sample generators, sizes interleaved (A B A A): the loss regroups
+    samples by size for the model, yet each keeps its own text, timestep, noise and conditions."""
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=2, heads=2, text_dim=32))
+    for p in dit.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    for w in (*(b.cross.proj.weight for b in dit.blocks), dit.final.linear.weight):
+        torch.nn.init.normal_(w, std=1.0)  # a strong text pathway, so that mixing texts up would show
+    text = HashTextEncoder(dim=32, max_length=16)
+    shapes = [(2, 4, 4), (3, 4, 6), (2, 4, 4), (2, 4, 4)]
+    latents = [torch.randn(16, *s) for s in shapes]
+    emb, mask = text.encode(["a red ball", "a blue square falls", "two green triangles", "a yellow ball rolls left"])
+    from spacetime.train import sample_generators
+
+    both = flow_step_loss(dit, latents, emb, mask, sample_generators(5, [0, 1, 2, 3]), condition_prob=0.5)
+    alone = [flow_step_loss(dit, [z], emb[i : i + 1], mask[i : i + 1], sample_generators(5, [i]), condition_prob=0.5)
+             for i, z in enumerate(latents)]
+    torch.testing.assert_close(both, torch.stack(alone).mean(), atol=1e-5, rtol=1e-5)
+    # and a different text for one sample changes the batch's loss (texts are not mixed up silently)
+    swapped = flow_step_loss(dit, latents, emb[[0, 1, 3, 2]], mask[[0, 1, 3, 2]], sample_generators(5, [0, 1, 2, 3]),
+                             condition_prob=0.5)
+    assert (swapped - both).abs() > 1e-4 * both, (swapped, both)  # ~10x the tolerance above
+
+
 def test_folder_latents_are_cached(vae_dir, tmp_path):
     from spacetime.world.dataset import write_world
 

@@ -21,6 +21,7 @@ text), computed block by block, which is the block-diagonal mask without its (su
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -145,8 +146,19 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# The blocks. `segments` (token counts) marks a packed sequence (B = 1) of several samples: then
-# attention runs per sample, which is exactly block-diagonal attention.
+# The blocks. `runs` marks a packed sequence (B = 1) of several samples as runs of samples of one
+# size, (samples, tokens each): then attention runs per run, as a dense batch of those samples,
+# which is exactly block-diagonal attention without computing the masked-out blocks.
+
+
+def _run_batches(x: Tensor, runs: list[tuple[int, int]]) -> list[Tensor]:
+    """(1, H, sum c*t, d) -> per run (c, H, t, d), views."""
+    return [u[0].unflatten(1, (c, t)).transpose(0, 1) for u, (c, t) in zip(x.split([c * t for c, t in runs], 2), runs)]
+
+
+def _unrun(outs: list[Tensor]) -> Tensor:
+    """per run (c, H, t, d) -> (1, H, sum c*t, d)."""
+    return torch.cat([o.transpose(0, 1).flatten(1, 2) for o in outs], 1)[None]
 
 class SelfAttention(nn.Module):
     def __init__(self, cfg: DiTConfig):
@@ -157,18 +169,18 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: Tensor, rope: Tensor, segments: list[int] | None = None,
+    def forward(self, x: Tensor, rope: Tensor, runs: list[tuple[int, int]] | None = None,
                 packed_mask: Tensor | None = None) -> Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).unbind(2)  # 3 x (B, N, H, d), views
         q = apply_rope(self.q_norm(q), rope).to(v.dtype)
         k = apply_rope(self.k_norm(k), rope).to(v.dtype)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, d), views: SDPA takes strides
-        if segments is None or packed_mask is not None:
+        if runs is None or packed_mask is not None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed_mask)  # (B, H, N, d)
         else:
-            out = torch.cat([F.scaled_dot_product_attention(qi, ki, vi) for qi, ki, vi
-                             in zip(q.split(segments, 2), k.split(segments, 2), v.split(segments, 2))], 2)
+            out = _unrun([F.scaled_dot_product_attention(qi, ki, vi) for qi, ki, vi
+                          in zip(*(_run_batches(u, runs) for u in (q, k, v)))])
         return self.proj(out.transpose(1, 2).reshape(b, n, -1))  # (B, N, D)
 
 
@@ -185,7 +197,7 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: Tensor, text: Tensor, mask: Tensor, segments: list[int] | None = None,
+    def forward(self, x: Tensor, text: Tensor, mask: Tensor, runs: list[tuple[int, int]] | None = None,
                 packed_mask: Tensor | None = None) -> Tensor:
         b, n, _ = x.shape
         s, length, _ = text.shape
@@ -195,11 +207,12 @@ class CrossAttention(nn.Module):
         if packed_mask is not None:  # every sample's text as one key sequence (1, H, S*L, d)
             k, v = (t.transpose(0, 1).reshape(1, self.heads, s * length, -1) for t in (k, v))
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed_mask)
-        elif segments is None:
+        elif runs is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d)
         else:
-            out = torch.cat([F.scaled_dot_product_attention(qi, k[i : i + 1], v[i : i + 1], attn_mask=mask[i : i + 1])
-                             for i, qi in enumerate(q.split(segments, 2))], 2)
+            first = [0, *itertools.accumulate(c for c, _ in runs)]
+            out = _unrun([F.scaled_dot_product_attention(qi, k[a:b], v[a:b], attn_mask=mask[a:b])
+                          for qi, a, b in zip(_run_batches(q, runs), first, first[1:])])
         return self.proj(out.transpose(1, 2).reshape(b, n, -1))  # (B, N, D)
 
 
@@ -221,14 +234,14 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Parameter(torch.zeros(6, d))
 
     def forward(self, x: Tensor, mod: Tensor, index: Tensor | None, rope: Tensor, text: Tensor,
-                text_mask: Tensor, segments: list[int] | None = None,
+                text_mask: Tensor, runs: list[tuple[int, int]] | None = None,
                 packed_masks: tuple[Tensor, Tensor] | None = None) -> Tensor:
         self_mask, cross_mask = packed_masks or (None, None)
         m = self.modulation + mod  # (S, 6, D): one row per (sample or timestep 0)
         m = m[:, None] if index is None else m[index]  # (B, 1, 6, D) per sample, or (B, N, 6, D) per token
         shift1, scale1, gate1, shift2, scale2, gate2 = m.unbind(2)  # (B, 1 or N, D)
-        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, segments, self_mask))
-        x = x + self.cross(self.norm2(x), text, text_mask, segments, cross_mask)
+        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, runs, self_mask))
+        x = x + self.cross(self.norm2(x), text, text_mask, runs, cross_mask)
         return torch.addcmul(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
 
 
@@ -258,8 +271,9 @@ class DiT(nn.Module):
         super().__init__()
         self.config = cfg = config or DiTConfig()
         self.grad_checkpointing = False
-        # packed batches: "loop" runs attention per sample, "mask" one call with block-diagonal
-        # masks, "auto" picks the mask on GPUs and the loop on CPUs
+        # packed batches: "loop" runs attention per run of same-size samples (one dense batched call
+        # each), "mask" one call with block-diagonal masks; "auto" loops unless a GPU would launch
+        # more than 8 calls (callers that order a batch by size get one run per size)
         self.packed_attention = "auto"
         self.x_embedder = nn.Linear(math.prod(cfg.patch) * cfg.in_channels, cfg.hidden)  # a strided Conv3d, as a matmul
         self.cond_embed = nn.Parameter(torch.zeros(cfg.hidden))  # added to tokens of frames given clean
@@ -313,16 +327,17 @@ class DiT(nn.Module):
     def rope(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
         return rope_frequencies(grid, self.config.rope_dims, self.config.rope_theta, device)
 
-    def _mask_packed(self, device: torch.device) -> bool:
+    def _mask_packed(self, device: torch.device, n_runs: int) -> bool:
         if self.packed_attention not in ("auto", "loop", "mask"):
             raise ValueError(f"packed_attention must be 'auto', 'loop' or 'mask', got {self.packed_attention!r}")
-        # on a GPU one masked call beats a launch per sample; on a CPU the loop skips the masked-out FLOPs
-        return self.packed_attention == "mask" or (self.packed_attention == "auto" and device.type != "cpu")
+        # the loop skips the masked-out FLOPs; on a GPU many small calls cost more in launches
+        return self.packed_attention == "mask" or (self.packed_attention == "auto" and device.type != "cpu"
+                                                   and n_runs > 8)
 
     # --- the shared trunk -------------------------------------------------------------------------
 
     def _trunk(self, patches: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor, rope: Tensor,
-               sample: Tensor | None, cond: Tensor | None, segments: list[int] | None) -> Tensor:
+               sample: Tensor | None, cond: Tensor | None, runs: list[tuple[int, int]] | None) -> Tensor:
         """patches (B, N, pt*ph*pw*C) -> (B, N, pt*ph*pw*C). Modulation rows are the S samples'
         timesteps plus, when some tokens are conditions, a row S for timestep 0; `sample` (B, N)
         names each token's sample (None: token b's row is b, the plain batch)."""
@@ -340,16 +355,16 @@ class DiT(nn.Module):
         text = self.text_proj(text)  # (S, L, D)
         mask = text_mask[:, None, None, :]  # (S, 1, 1, L)
         packed_masks = None
-        if segments is not None and self._mask_packed(x.device):
+        if runs is not None and self._mask_packed(x.device, len(runs)):
             # block-diagonal masks: one attention call for the whole packed batch, not one per sample
             keys = torch.arange(n_samples, device=x.device).repeat_interleave(text_mask.shape[1])  # (S*L,)
             packed_masks = ((sample[0][:, None] == sample[0][None, :])[None, None],  # (1, 1, N, N)
                             ((sample[0][:, None] == keys[None, :]) & text_mask.reshape(1, -1))[None, None])
         for block in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, mod, index, rope, text, mask, segments, packed_masks, use_reentrant=False)
+                x = checkpoint(block, x, mod, index, rope, text, mask, runs, packed_masks, use_reentrant=False)
             else:
-                x = block(x, mod, index, rope, text, mask, segments, packed_masks)
+                x = block(x, mod, index, rope, text, mask, runs, packed_masks)
         return self.final(x, c, index)
 
     def _check_text(self, timestep: Tensor, text: Tensor, text_mask: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -414,23 +429,35 @@ class DiT(nn.Module):
         timestep, text_mask = self._check_text(timestep, text, text_mask, n)
         device = latents[0].device
         segments = [math.prod(g) for g in grids]
-        patches = torch.cat([self.patchify(z[None]) for z in latents], 1)  # (1, sum N_i, pt*ph*pw*C)
+        # runs of consecutive samples of one size are patchified (and unpatchified) as one batch:
+        # a kernel launch per sample would bound a large GPU batch (callers may order by size)
+        runs, a = [], 0
+        for i in range(1, n + 1):
+            if i == n or latents[i].shape != latents[a].shape:
+                runs.append((a, i))
+                a = i
+        patches = torch.cat([self.patchify(torch.stack(latents[a:b])).flatten(0, 1) for a, b in runs])[None]
         sample = torch.repeat_interleave(torch.arange(n, device=device), torch.tensor(segments, device=device))[None]
         cond = None
         if cond_masks is not None:
             if len(cond_masks) != n:
                 raise ValueError(f"cond_masks must have one mask per latent ({n}), got {len(cond_masks)}")
-            parts = []
-            for i, (m, z, (t, h, w)) in enumerate(zip(cond_masks, latents, grids)):
+            for i, (m, z) in enumerate(zip(cond_masks, latents)):
                 if m.shape != (z.shape[1],) or m.dtype != torch.bool:
                     raise ValueError(f"cond_masks[{i}] must be bool ({z.shape[1]},), got {m.dtype} {tuple(m.shape)}")
-                parts.append(m.reshape(t, -1).all(-1)[:, None].expand(t, h * w).reshape(-1))  # (N_i,)
+            parts = []
+            for a, b in runs:
+                t, h, w = grids[a]
+                m = torch.stack(cond_masks[a:b]).reshape(b - a, t, -1).all(-1)  # (b, t): token frames given
+                parts.append(m[:, :, None].expand(b - a, t, h * w).reshape(-1))
             cond = torch.cat(parts)[None]  # (1, sum N_i)
         tables = {g: self.rope(g, device) for g in set(grids)}  # a batch repeats a few sizes
         rope = torch.cat([tables[g] for g in grids])  # (sum N_i, 1, head_dim/2)
-        out = self._trunk(patches, timestep, text, text_mask, rope, sample, cond, segments)  # (1, sum N_i, .)
-        return [self.unpatchify(o[None], g)[0].to(z.dtype) for o, g, z in zip(out[0].split(segments), grids, latents)]
-
+        out = self._trunk(patches, timestep, text, text_mask, rope, sample, cond,
+                          [(b - a, segments[a]) for a, b in runs])  # (1, sum N_i, .)
+        outs = out[0].split([sum(segments[a:b]) for a, b in runs])
+        return [v.to(latents[a].dtype) for (a, b), o in zip(runs, outs)
+                for v in self.unpatchify(o.unflatten(0, (b - a, -1)), grids[a]).unbind(0)]
 
 PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(hidden=64, depth=2, heads=2),  # tests and smoke runs

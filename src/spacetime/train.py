@@ -516,10 +516,9 @@ def flow_step_loss(
     else:
         t = torch.cat([flow.sample_timesteps(1, generator=g, mean=logit_mean, std=logit_std) for g in gens])
     shifts = torch.tensor([flow.resolution_shift(z[0].numel() // (pt * ph * pw)) for z in latents])
-    t = flow.shift_timesteps(t, shifts).to(device)
+    t = flow.shift_timesteps(t, shifts)
     per = gens or [generator] * n
-    noise = [torch.randn(z.shape, generator=g, device=g.device).to(device) for z, g in zip(latents, per)]
-    xt = [(1 - ti) * z + ti * e for z, e, ti in zip(latents, noise, t)]
+    noise = [torch.randn(z.shape, generator=g, device=g.device) for z, g in zip(latents, per)]
     drawn = [None] * n
     if condition_prob > 0:
         if gens is None:
@@ -528,14 +527,37 @@ def flow_step_loss(
             drawn = [flow.draw_condition_masks([z.shape[1]], condition_prob, generator=g)[0] for z, g in zip(latents, gens)]
     # a mask for every sample, all False where nothing is given: the condition parameters then
     # take part in every step (DDP requires it; their gradient is exactly zero then)
-    conds = [(torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m).to(device) for m, z in zip(drawn, latents)]
-    xt = [torch.where(m[None, :, None, None], z, x) for m, z, x in zip(conds, latents, xt)]
-    if len({tuple(z.shape) for z in latents}) == 1:
-        pred = list(model(torch.stack(xt), t, text, text_mask, cond_mask=torch.stack(conds)).float())
-    else:
-        pred = [p.float() for p in model(xt, t, text, text_mask, conds)]
-    # per sample, the mean over the frames to generate only
-    return torch.stack([F.mse_loss(p[:, ~m], (e - z)[:, ~m]) for p, e, z, m in zip(pred, noise, latents, conds)]).mean()
+    conds = [torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m for m, z in zip(drawn, latents)]
+    # Samples of one size go as one stacked tensor, moved to the device in one copy: per-sample
+    # tensor ops cost a kernel launch each, which bounded GPU training at batch 64 (docs/benchmarks.md)
+    groups: dict[tuple, list[int]] = {}
+    for i, z in enumerate(latents):
+        groups.setdefault(tuple(z.shape), []).append(i)
+    parts = []
+    for idx in groups.values():
+        z = torch.stack([latents[i] for i in idx])  # (b, C, t, h, w)
+        e = torch.stack([noise[i] for i in idx]).to(device, non_blocking=True)
+        m = torch.stack([conds[i] for i in idx]).to(device, non_blocking=True)  # (b, t)
+        ti = t[idx].to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
+        xt = torch.where(m[:, None, :, None, None], z, (1 - ti) * z + ti * e)
+        parts.append((idx, z, e, m, xt))
+    if len(parts) == 1:
+        idx, z, e, m, xt = parts[0]
+        preds = [model(xt, t.to(device), text, text_mask, cond_mask=m)]
+    else:  # one packed sequence, ordered by size (the model patchifies each run of one size at once)
+        order = torch.tensor([i for idx, *_ in parts for i in idx], device=text.device)
+        out = model([x for *_, xt in parts for x in xt.unbind(0)], t[order.cpu()].to(device), text[order],
+                    text_mask[order], [c for *_, m, _ in parts for c in m.unbind(0)])
+        starts = [0, *itertools.accumulate(len(idx) for idx, *_ in parts)]
+        preds = [torch.stack(out[a:b]) for a, b in zip(starts, starts[1:])]
+    # per sample, the mean over the frames to generate only; given frames count for nothing (even a
+    # non-finite prediction there)
+    losses = []
+    for (idx, z, e, m, _), pred in zip(parts, preds):
+        err = (pred.float() - (e - z)).square().mean(dim=(1, 3, 4))  # (b, t): per latent frame
+        keep = ~m
+        losses.append(torch.where(keep, err, 0.0).sum(1) / keep.sum(1))
+    return torch.cat(losses).mean()
 
 
 def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, height: int, width: int,
