@@ -90,9 +90,10 @@ def strip(frames: np.ndarray, cuts: list[int], scale: int = 2) -> np.ndarray:
     return np.concatenate(parts, 1)
 
 
-def figures(out: Path) -> list[str]:
-    """docs/img/multishot-*.png: one prompt per shot sequence; a row per generator with its frames
-    around each cut (the prompt's cuts, as the simulator places them for this seed)."""
+def figures(out: Path, model: str | None = None) -> list[str]:
+    """docs/img/multishot-*.png: one prompt per shot sequence; a row per generator (and the model,
+    given one) with its frames around each cut (the prompt's cuts, as the simulator places them
+    for this seed)."""
     from PIL import Image, ImageDraw
 
     prompts = {
@@ -103,17 +104,18 @@ def figures(out: Path) -> list[str]:
     }
     written = []
     out.mkdir(parents=True, exist_ok=True)
+    rows_of = {**({"model": pipeline_generator(model)} if model else {}), **MULTISHOT_BASELINES}
     for kind, prompt in prompts.items():
         cuts = [s.start for s in _sim_shots(prompt)[1:]]
         rows = []
-        for name, gen in MULTISHOT_BASELINES.items():
+        for name, gen in rows_of.items():
             body = strip(gen(prompt, seed=3, **GEOMETRY), cuts)
             label = np.full((body.shape[0], 110, 3), 255, np.uint8)
             rows.append(np.concatenate([label, body], 1))
             rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
         img = Image.fromarray(np.concatenate(rows[:-1], 0))
         draw = ImageDraw.Draw(img)
-        for r, name in enumerate(MULTISHOT_BASELINES):
+        for r, name in enumerate(rows_of):
             draw.text((4, r * (rows[0].shape[0] + 8) + rows[0].shape[0] // 2 - 6), name, fill=(0, 0, 0))
         path = out / f"multishot-{kind}.png"
         img.save(path)
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--generators", default=",".join(MULTISHOT_BASELINES), help="comma-separated rows to run")
     args = p.parse_args(argv)
     if args.figures_only:
-        return {"figures": figures(args.figures or Path("docs/img"))}
+        return {"figures": figures(args.figures or Path("docs/img"), args.model)}
     generators = {k: MULTISHOT_BASELINES[k] for k in args.generators.split(",")}
     if args.model:
         generators = {"model": pipeline_generator(args.model), **generators}
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(_table(rows))
         print("\nshot sequences:", out["splits"][split]["shot_sequences"])
     if args.figures:
-        out["figures"] = figures(args.figures)
+        out["figures"] = figures(args.figures, args.model)
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(f"\n{out['seconds']} s on {out['machine']['cpu']}")
     if args.json:

@@ -34,6 +34,20 @@ def test_default_model_loads_without_arguments_in_fp32(pipe):
     assert pipe.defaults["num_frames"] == 17
 
 
+def test_shipped_vae_reconstructs_held_out_clips(pipe):
+    """The shipped VAE's held-out quality (30.6 dB on 64 clips, docs/benchmarks.md) as a guard: 8
+    held-out world clips through encode -> decode stay above 28.5 dB on average."""
+    from spacetime.world.dataset import WorldDataset
+
+    ds = WorldDataset(seed=0, split="heldout")
+    video = torch.stack([ds.sample(i)["video"] for i in range(8)])  # (8, 3, 17, 64, 64) in [-1, 1]
+    with torch.no_grad():
+        recon = pipe.vae.decode(pipe.vae.encode(video)).clamp(-1, 1)
+    mse = ((recon - video) ** 2).mean(dim=(1, 2, 3, 4))
+    psnr = 10 * torch.log10(4 / mse)
+    assert psnr.mean() > 28.5, psnr
+
+
 @pytest.mark.parametrize("size", [(17, 64, 64), (17, 64, 96), (17, 96, 64), (33, 64, 64)])
 def test_default_model_makes_every_advertised_size(pipe, size):
     t, h, w = size

@@ -106,6 +106,28 @@ def test_train_dit_packs_sizes_resumes_and_generates(vae_dir, tmp_path, capsys):
     assert side["guidance_scale"] == 5.0 and set(side["seconds"]) >= {"text", "denoise", "decode", "write"}
 
 
+def test_init_from_starts_model_and_ema_from_a_pipeline(vae_dir, tmp_path):
+    """Fine-tuning: a trained pipeline's DiT weights start the model and the EMA (step 0 equals
+    them); a pipeline of another shape is refused, naming init_from."""
+    from safetensors.torch import load_file
+
+    cfg = [*TINY_DIT, "--vae", str(vae_dir)]
+    first = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "2", "--run_dir", str(tmp_path / "a")]),
+                      progress=False)
+    tuned = [*cfg, "--init_from", str(first), "--run_dir", str(tmp_path / "b"), "--save_every", "1", "--max_steps", "1",
+             "--optim.lr", "1e-12"]  # the one step leaves the starting weights as they were
+    out = train_dit(load_config(TrainDiTConfig, None, tuned), progress=False)
+    start, after = load_file(first / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all(torch.allclose(start[k], after[k], atol=1e-6) for k in start)
+    fresh = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "1", "--optim.lr", "1e-12",
+                                                         "--run_dir", str(tmp_path / "c")]), progress=False)
+    assert not all(torch.allclose(start[k], v, atol=1e-3) for k, v in load_file(fresh / "model.safetensors").items())
+    with pytest.raises(ValueError, match="init_from"):
+        train_dit(load_config(TrainDiTConfig, None, [*cfg, "--init_from", str(first), "--model.depth", "3",
+                                                     "--run_dir", str(tmp_path / "d"), "--max_steps", "1"]),
+                  progress=False)
+
+
 def test_mixed_size_batch_is_one_packed_loss(vae_dir):
     """A batch of mixed sizes gives the mean of the per-sample losses run alone."""
     torch.manual_seed(0)

@@ -441,6 +441,10 @@ class TrainDiTConfig:
     parallel: str = "ddp"
     compile: bool = False  # torch.compile each DiT block
     resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
+    # fine-tuning: a trained pipeline directory (`spacetime train`'s model/, or the shipped default
+    # "shipped") whose DiT weights start the model and its EMA; a fresh optimizer. A checkpoint to
+    # resume from takes precedence.
+    init_from: str | None = None
     # steps whose loss or gradients are NaN/inf are skipped (no update) and named in the log; this
     # many in a row stop the run
     max_nonfinite_steps: int = 5
@@ -482,6 +486,20 @@ class TrainDiTConfig:
         for s in self.sizes:
             if len(s) != 3:
                 raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
+
+
+def load_pipeline_dit(spec: str, expected: DiTConfig) -> dict[str, torch.Tensor]:
+    """The DiT weights (fp32) of a complete pipeline directory ("shipped": the default model),
+    checked against the configuration they are to start."""
+    from safetensors.torch import load_file
+
+    path = Path(spec) if spec != "shipped" else SHIPPED_VAE.parent
+    if not (path / "COMPLETE").is_file() or not (path / "config.json").is_file():
+        raise ValueError(f"init_from {spec}: not a complete pipeline directory (config.json and COMPLETE expected)")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("format") != "spacetime-pipeline" or DiTConfig(**config["dit"]) != expected:
+        raise ValueError(f"init_from {spec}: its DiT config {config.get('dit')} differs from model {expected.to_dict()}")
+    return {k: v.float() for k, v in load_file(path / "model.safetensors").items()}
 
 
 def flow_step_loss(
@@ -604,6 +622,12 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     names = [n for n, _ in model.named_parameters()]
     step, position, elapsed = 0, 0, 0.0
     ckpt = checkpoint_to_resume(run_dir, cfg.resume)
+    if ckpt is None and cfg.init_from:
+        start = load_pipeline_dit(cfg.init_from, cfg.model)
+        model.load_state_dict(start)
+        ema.load_state_dict(start)
+        if main_rank:
+            log.info("DiT weights from %s", cfg.init_from)
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
         state = load_checkpoint(ckpt, model=model, ema=ema, rank=rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)

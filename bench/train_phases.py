@@ -1,0 +1,133 @@
+"""Where a DiT training step's time goes on one device, phase by phase, at a GPU-sized batch.
+
+    python bench/train_phases.py [--device cuda] [--batch 128] [--text minilm|DIR|shape:DIR] [--json out.json]
+
+Each phase is timed alone (synchronized, after warm-ups), on the world's own clips and captions:
+rendering (one process), the shipped VAE's encoding (fp32 as training runs it, bf16 autocast, and
+without temporal chunks), text encoding (tokenizer + encoder), and the DiT step itself (loss,
+backward, AdamW, bf16 autocast) of the `world` preset on a batch of mixed sizes. `--text shape:DIR`
+builds the encoder from DIR's config and tokenizer with random weights — the same speed, for
+machines that do not carry the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from spacetime.data.streams import encode_videos
+from spacetime.dit import PRESETS, DiT
+from spacetime.pipeline import load_text_encoder
+from spacetime.train import flow_step_loss, sample_generators
+from spacetime.vae import VideoVAE
+from spacetime.world.dataset import WorldDataset
+
+SHIPPED_VAE = Path(__file__).resolve().parents[1] / "src" / "spacetime" / "models" / "world" / "vae"
+SIZES = [(17, 64, 64), (17, 64, 64), (9, 64, 96), (17, 96, 64), (33, 64, 64), (17, 64, 48), (1, 64, 64)]
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Seconds per call: the median of `repeats` synchronized calls after two warm-ups."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def text_encoder(spec: str, max_length: int, device: torch.device):
+    if spec.startswith("shape:"):  # the architecture and tokenizer of DIR, random weights
+        import tempfile
+
+        from transformers import AutoConfig, AutoModel
+
+        src = Path(spec[len("shape:"):])
+        tmp = Path(tempfile.mkdtemp())
+        AutoModel.from_config(AutoConfig.from_pretrained(src)).save_pretrained(tmp)
+        for f in src.iterdir():
+            if f.suffix in (".json", ".txt") and f.name != "config.json":
+                (tmp / f.name).write_bytes(f.read_bytes())
+        spec = str(tmp)
+    return load_text_encoder(spec, max_length, device=device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--text", default="minilm")
+    ap.add_argument("--text-max-length", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    out: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                 "batch": args.batch, "torch": torch.__version__}
+
+    ds = WorldDataset(seed=0, split="train", sizes=SIZES, multishot=0.15)
+    t0 = time.perf_counter()
+    items = [ds.sample(i) for i in range(args.batch)]
+    out["render_ms_per_clip_one_process"] = 1e3 * (time.perf_counter() - t0) / args.batch
+    videos = [b["video"].to(device) for b in items]
+    prompts = [b["caption"] for b in items]
+
+    vae = VideoVAE.from_pretrained(SHIPPED_VAE).to(device).eval()
+    bf16 = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+    variants = {"fp32": (contextlib.nullcontext, 4), "bf16": (bf16, 4), "fp32_unchunked": (contextlib.nullcontext, None),
+                "bf16_unchunked": (bf16, None)}
+    out["vae_encode_ms"] = {}
+    for name, (ctx, chunk) in variants.items():
+        def encode(ctx=ctx, chunk=chunk):
+            with torch.no_grad(), ctx():
+                by_size: dict = {}
+                for v in videos:
+                    by_size.setdefault(tuple(v.shape), []).append(v)
+                return [vae.encode(torch.stack(vs), chunk=chunk) for vs in by_size.values()]
+        out["vae_encode_ms"][name] = 1e3 * timed(encode, device, args.repeats)
+        print(name, out["vae_encode_ms"][name], flush=True)
+    with torch.no_grad():
+        latents = encode_videos(vae, videos)
+
+    text = text_encoder(args.text, args.text_max_length, device)
+    n = [0]
+
+    def encode_text():  # fresh prompts each call: the training stream never repeats a caption
+        n[0] += 1
+        return text.encode([f"{p} {n[0]}" for p in prompts])
+    out["text_encode_ms"] = 1e3 * timed(encode_text, device, args.repeats)
+    emb, mask = text.encode(prompts)
+    print("text", out["text_encode_ms"], flush=True)
+
+    model = DiT(PRESETS["world"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+
+    def dit_step():
+        opt.zero_grad(set_to_none=True)
+        gens = sample_generators(0, list(range(len(latents))))
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = flow_step_loss(model, latents, emb, mask, gens, condition_prob=0.25)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    out["dit_step_ms"] = 1e3 * timed(dit_step, device, args.repeats)
+    out["tokens_per_step"] = sum(z[0].numel() // 4 for z in latents)
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
