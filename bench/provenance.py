@@ -32,7 +32,7 @@ import numpy as np
 from machine import cpu_name  # bench/machine.py
 from PIL import Image
 
-from spacetime.provenance.watermark import THRESHOLD, psnr, watermark, watermark_score
+from spacetime.provenance.watermark import THRESHOLD, detect_watermark, psnr, watermark, watermark_score
 from spacetime.world.clip import make_clip, stream_seed
 
 T, SIZE, FPS = 17, 64, 8.0
@@ -193,6 +193,32 @@ def timing(model: Path, runs: int) -> dict:
                            for k in ("watermark", "sign", "model_hash", "encode")}}
 
 
+def stills(frames: list[np.ndarray]) -> dict:
+    """One-frame outputs (PNG, lossless): the still mark's detection rate, PSNR, and how the same
+    stills score unmarked."""
+    marked = [watermark(f[None]) for f in frames]
+    on = np.array([detect_watermark(m).score for m in marked])
+    off = np.array([detect_watermark(f[None]).score for f in frames])
+    psnrs = [psnr(f[None], m) for f, m in zip(frames, marked)]
+    return {"stills": len(frames), "detected": float(np.mean(on > THRESHOLD)), "marked_min": round(float(on.min()), 2),
+            "marked_median": round(float(np.median(on)), 2), "psnr_mean": round(float(np.mean(psnrs)), 2),
+            "psnr_min": round(float(np.min(psnrs)), 2), "unmarked_flagged": float(np.mean(off > THRESHOLD)),
+            "unmarked_max": round(float(off.max()), 2)}
+
+
+def generated_stills(model: Path, n: int) -> list[np.ndarray]:
+    """Text -> image with the model: held-out prompts, one frame, 25 steps, guidance 5, seed = index."""
+    import torch
+
+    from spacetime.eval import split_prompts
+    from spacetime.pipeline import SpacetimePipeline
+
+    pipe = SpacetimePipeline.from_pretrained(model)
+    prompts = split_prompts("heldout", n, seed=7, num_frames=T, height=SIZE, width=SIZE, fps=FPS)
+    return [pipe(prompts[i], num_frames=1, height=SIZE, width=SIZE, num_inference_steps=25,
+                 generator=torch.Generator().manual_seed(i)).frames[0][0] for i in range(n)]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", type=int, default=400, help="world clips (robustness and false positives)")
@@ -203,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--per-photo", type=int, default=16)
     ap.add_argument("--eval-clips", type=int, default=100)
     ap.add_argument("--timing-runs", type=int, default=3)
+    ap.add_argument("--stills", type=int, default=0, help="also the still mark on this many one-frame images of each kind")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
@@ -225,6 +252,13 @@ def main(argv: list[str] | None = None) -> dict:
         out["generated"] = robustness(gen)
         out["false_positives"]["generated"] = false_positives(gen)
         print("generated FPR", out["false_positives"]["generated"], flush=True)
+    if args.stills:
+        out["stills"] = {"world": stills([c[T // 2] for c in world_clips(args.stills)])}
+        if args.photos is not None:
+            out["stills"]["camera"] = stills([c[T // 2] for c in camera_clips(args.photos, args.per_photo)])
+        if args.model is not None:
+            out["stills"]["generated"] = stills(generated_stills(args.model, args.stills))
+        print("stills", json.dumps(out["stills"]), flush=True)
     if args.eval_clips:
         clips = [make_clip(stream_seed(3, i, "heldout"), split="heldout") for i in range(args.eval_clips)]
         out["eval"] = eval_unchanged(clips)

@@ -30,7 +30,7 @@ from spacetime.provenance import (
     watermark_score,
     write_output,
 )
-from spacetime.provenance.watermark import THRESHOLD
+from spacetime.provenance.watermark import THRESHOLD, psnr
 from spacetime.world.clip import make_clip, stream_seed
 
 
@@ -80,7 +80,20 @@ def test_unmarked_clips_are_not_flagged():
     scores.append(watermark_score(pan))
     assert max(scores) < THRESHOLD - 1, scores
     assert not detect_watermark(_clip(0)[:5]).detected and detect_watermark(_clip(0)[:5]).score is None  # too short
-    assert np.array_equal(watermark(_clip(0)[:1]), _clip(0)[:1])  # a still has no frame steps to carry it
+
+
+def test_stills_carry_their_own_mark():
+    """A one-frame output (PNG) gets the spatial still mark: detected, >= 40 dB, and unmarked stills
+    (world frames, a textured picture) are not flagged; 2..7-frame clips stay unjudged."""
+    rng = np.random.default_rng(1)
+    tex = np.asarray(Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC))
+    for still in [_clip(i)[8:9] for i in range(4)] + [tex[None]]:
+        marked = watermark(still)
+        assert marked.shape == still.shape and psnr(still, marked) >= 40
+        assert detect_watermark(marked).detected and detect_watermark(marked).score > 6
+        assert not detect_watermark(still).detected and detect_watermark(still).score < THRESHOLD - 1
+    assert not detect_watermark(watermark(_clip(0)[8:9]), key="another key").detected
+    assert detect_watermark(_clip(0)[:3]).score is None
 
 
 def test_watermark_keeps_black_and_white_backgrounds_marked():
@@ -130,6 +143,7 @@ def test_signed_output_reads_back_with_the_right_claims(tmp_path, cfg):
     write_output(_clip(1)[:1], still, 8.0, Provenance(_claims(embed_prompt=True), config_dir=cfg))
     rep = verify_file(still, config_dir=cfg)
     assert rep["exit_code"] == 0 and rep["c2pa"]["claims"]["generation"]["prompt"] == "a red ball bounces"
+    assert rep["watermark"]["detected"]  # and its pixels carry the still mark
 
 
 def test_signing_leaves_every_frame_as_it_was(tmp_path, cfg):

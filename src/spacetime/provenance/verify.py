@@ -29,7 +29,7 @@ def _watermark(path: Path, key: str) -> dict:
         return {"detected": False, "score": None, "threshold": THRESHOLD, "frames": 0, "note": f"cannot decode: {e}"}
     out = detect_watermark(frames, key).as_dict()
     if out["score"] is None:
-        out["note"] = f"{out['frames']} frame(s): the watermark is judged on videos of 8 frames or more"
+        out["note"] = f"{out['frames']} frame(s): the watermark is judged on stills (1 frame) and on videos of 8 frames or more"
     return out
 
 

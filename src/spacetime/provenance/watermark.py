@@ -27,6 +27,13 @@ are PSNR and the detection rates after H.264 CRF 28, a 2x resize and a 10% crop.
 The embedder adds the smallest field (least squares, by dual ascent) whose differenced
 projections equal GAIN * chips, within 0..255 per pixel, so black and white backgrounds, where a
 plain additive field would clip, still carry the full mark.
+
+A still (one frame: a PNG from text->image) has no frame steps, so it gets a second, spatial
+mark: a keyed +-1 pattern per pixel (from SHA-256 of the key and the image size) added to luma,
+inside 0..255. The detector removes the picture's smooth part (the 3x3 local mean), clips the
+residual at +-STILL_TAU, and correlates it with the pattern: score = <P, r> / |r|, again
+sub-Gaussian on any unmarked image (P(score > s) <= exp(-s^2 / 2), one hypothesis). Stills are
+written losslessly (PNG); this mark is not meant to survive re-encoding, resizing or cropping.
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ PSNR_FLOOR = 40.5  # dB against the unmarked clip: the issue's 40, with a margin
 TAU = 2.0  # luma levels: per-pixel residual clip in the detector
 THRESHOLD = 4.0  # score above which a clip is called marked (see the bound above)
 CHUNK = 4  # frames per VAE latent frame after the first (the shipped VAE's temporal factor)
-MIN_FRAMES = 8  # the statistic needs frame steps: a shorter clip is not judged; a still is not marked
+MIN_FRAMES = 8  # the statistic needs frame steps: a shorter clip is not judged (a still has its own mark)
+STILL_GAINS = (1.0, 1.5, 2.0, 2.5)  # luma levels per pixel, weakest first
+STILL_TAU = 6.0  # luma levels: residual clip of the still detector
 _ITERS = 100
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _MAX_SIDE = 256  # the detector block-averages bigger frames first: the mark is low-frequency
@@ -142,17 +151,63 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def _still_pattern(key: str, height: int, width: int) -> np.ndarray:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"watermark key must be a non-empty string, got {key!r}")
+    seed = int.from_bytes(hashlib.sha256(f"{key}:still:{height}x{width}".encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).integers(0, 2, (height, width)).astype(np.float32) * 2 - 1
+
+
+def _local_residual(y: np.ndarray) -> np.ndarray:
+    """(H, W) luma minus its 3x3 local mean (edges reflected): the picture's smooth part removed."""
+    pad = np.pad(y, 1, mode="reflect")
+    h, w = y.shape
+    mean = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+    return y - mean
+
+
+def still_score(frame: np.ndarray, key: str = DEFAULT_KEY) -> float:
+    """The still detector's statistic for one uint8 (H, W, 3) frame: sub-Gaussian if unmarked."""
+    arr = _check_frames(np.asarray(frame)[None], "frame")[0]
+    y = arr.astype(np.float32) @ _LUMA
+    if min(y.shape) < 2:
+        return 0.0
+    r = np.clip(_local_residual(y), -STILL_TAU, STILL_TAU)
+    pattern = _still_pattern(key, *y.shape)
+    return float((pattern * r).sum() / np.sqrt((r**2).sum() + 1e-12))
+
+
+def _watermark_still(frame: np.ndarray, key: str, gain: float | None) -> np.ndarray:
+    pattern = _still_pattern(key, *frame.shape[:2])
+    lo = -frame.min(-1).astype(np.float32)  # room below and above, all channels
+    hi = 255.0 - frame.max(-1).astype(np.float32)
+    best = None
+    for g in (gain,) if gain is not None else STILL_GAINS:
+        out = _apply(frame[None], np.clip(g * pattern, lo, hi)[None])[0]
+        if gain is not None:
+            return out
+        if psnr(frame, out) < PSNR_FLOOR:
+            break
+        best = out
+        if still_score(out, key) >= TARGET_SCORE:
+            break
+    return best if best is not None else _apply(frame[None], np.clip(STILL_GAINS[0] * pattern, lo, hi)[None])[0]
+
+
 def watermark(frames: np.ndarray, key: str = DEFAULT_KEY, gain: float | None = None) -> np.ndarray:
     """Return a marked copy of uint8 (T, H, W, 3) frames; the same luma change goes to R, G and B.
 
     By default the strength adapts to the clip: the weakest of a few strengths whose own score
     reaches TARGET_SCORE, never below PSNR_FLOOR dB. Calm clips (the world's flat backgrounds) need
     little (~46 dB); flickering ones get more, up to the floor. `gain` fixes the strength instead.
-    A clip without two consecutive frames in one chunk (a still) is returned unmarked.
+    A still (one frame) gets the spatial still mark instead; other clips without two consecutive
+    frames in one chunk are returned unmarked.
     """
     arr = _check_frames(frames)
     if gain is not None and not (isinstance(gain, (int, float)) and 0 < gain <= 10):
         raise ValueError(f"gain must be in (0, 10], got {gain!r}")
+    if arr.shape[0] == 1:
+        return _watermark_still(arr[0], key, gain)[None]
     field = _field(arr, key, gain or MAX_GAIN)
     if field is None:
         return arr.copy()
@@ -201,8 +256,12 @@ def watermark_score(frames: np.ndarray, key: str = DEFAULT_KEY, boxes=BOXES) -> 
 
 
 def detect_watermark(frames: np.ndarray, key: str = DEFAULT_KEY, threshold: float = THRESHOLD) -> WatermarkResult:
-    """Is spacetime's mark in these uint8 (T, H, W, 3) frames? Clips under MIN_FRAMES are not judged."""
+    """Is spacetime's mark in these uint8 (T, H, W, 3) frames? A still (one frame) is judged by the
+    still mark; other clips under MIN_FRAMES are not judged."""
     arr = _check_frames(frames)
+    if arr.shape[0] == 1:
+        score = still_score(arr[0], key)
+        return WatermarkResult(score > threshold, round(score, 3), threshold, 1)
     if arr.shape[0] < MIN_FRAMES:
         return WatermarkResult(False, None, threshold, arr.shape[0])
     score = watermark_score(arr, key)
