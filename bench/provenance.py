@@ -79,7 +79,7 @@ def world_clips(n: int, split: str = "heldout", seed: int = 1) -> list[np.ndarra
             for i in range(n)]
 
 
-def generated_clips(model: Path, n: int, cache: Path | None) -> list[np.ndarray]:
+def generated_clips(model: Path, n: int, cache: Path | None, num_frames: int = T, prompt_seed: int = 5) -> list[np.ndarray]:
     """Held-out world prompts, 25 steps, guidance 5, seed = index; a cache is extended, not remade."""
     clips = list(np.load(cache)) if cache is not None and cache.is_file() else []
     if len(clips) >= n:
@@ -90,9 +90,9 @@ def generated_clips(model: Path, n: int, cache: Path | None) -> list[np.ndarray]
     from spacetime.pipeline import SpacetimePipeline
 
     pipe = SpacetimePipeline.from_pretrained(model)
-    prompts = split_prompts("heldout", n, seed=5, num_frames=T, height=SIZE, width=SIZE, fps=FPS)
+    prompts = split_prompts("heldout", n, seed=prompt_seed, num_frames=T, height=SIZE, width=SIZE, fps=FPS)
     for i in range(len(clips), n):
-        clips.append(pipe(prompts[i], num_frames=T, height=SIZE, width=SIZE, num_inference_steps=25,
+        clips.append(pipe(prompts[i], num_frames=num_frames, height=SIZE, width=SIZE, num_inference_steps=25,
                           generator=torch.Generator().manual_seed(i)).frames[0])
         if cache is not None and (i + 1) % 20 == 0:
             np.save(cache, np.stack(clips))
@@ -206,19 +206,6 @@ def stills(frames: list[np.ndarray]) -> dict:
             "unmarked_max": round(float(off.max()), 2)}
 
 
-def generated_stills(model: Path, n: int) -> list[np.ndarray]:
-    """Text -> image with the model: held-out prompts, one frame, 25 steps, guidance 5, seed = index."""
-    import torch
-
-    from spacetime.eval import split_prompts
-    from spacetime.pipeline import SpacetimePipeline
-
-    pipe = SpacetimePipeline.from_pretrained(model)
-    prompts = split_prompts("heldout", n, seed=7, num_frames=T, height=SIZE, width=SIZE, fps=FPS)
-    return [pipe(prompts[i], num_frames=1, height=SIZE, width=SIZE, num_inference_steps=25,
-                 generator=torch.Generator().manual_seed(i)).frames[0][0] for i in range(n)]
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", type=int, default=400, help="world clips (robustness and false positives)")
@@ -257,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
         if args.photos is not None:
             out["stills"]["camera"] = stills([c[T // 2] for c in camera_clips(args.photos, args.per_photo)])
         if args.model is not None:
-            out["stills"]["generated"] = stills(generated_stills(args.model, args.stills))
+            # text -> image: one frame for each of other held-out prompts than the clips'
+            gen = generated_clips(args.model, args.stills, None, num_frames=1, prompt_seed=7)
+            out["stills"]["generated"] = stills([c[0] for c in gen])
         print("stills", json.dumps(out["stills"]), flush=True)
     if args.eval_clips:
         clips = [make_clip(stream_seed(3, i, "heldout"), split="heldout") for i in range(args.eval_clips)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from spacetime.serve.app import listening_url
 
 DEADLINE_S = 600  # the whole run stops by itself after this
 
@@ -110,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
            "--output-dir", str(tmp / "outputs"), "--queue-size", str(args.queue_size), "--workers", str(args.workers)]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        url = None
-        for line in server.stdout:
-            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                url = m.group(1)
-                break
+        url = listening_url(server.stdout)
         if url is None:
             raise SystemExit(f"the server did not start: {' '.join(cmd)}")
         threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()  # drain its log

@@ -22,12 +22,11 @@ import torch
 
 from spacetime.data.streams import encode_videos
 from spacetime.dit import PRESETS, DiT
-from spacetime.pipeline import load_text_encoder
+from spacetime.pipeline import DEFAULT_MODEL, load_text_encoder
 from spacetime.train import flow_step_loss, sample_generators
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import WorldDataset
 
-SHIPPED_VAE = Path(__file__).resolve().parents[1] / "src" / "spacetime" / "models" / "world" / "vae"
 SIZES = [(17, 64, 64), (17, 64, 64), (9, 64, 96), (17, 96, 64), (33, 64, 64), (17, 64, 48), (1, 64, 64)]
 
 
@@ -84,7 +83,7 @@ def main() -> None:
     videos = [b["video"].to(device) for b in items]
     prompts = [b["caption"] for b in items]
 
-    vae = VideoVAE.from_pretrained(SHIPPED_VAE).to(device).eval()
+    vae = VideoVAE.from_pretrained(DEFAULT_MODEL / "vae").to(device).eval()
     bf16 = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
     variants = {"fp32": (contextlib.nullcontext, 4), "bf16": (bf16, 4), "fp32_unchunked": (contextlib.nullcontext, None),
                 "bf16_unchunked": (bf16, None)}

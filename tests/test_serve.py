@@ -25,6 +25,7 @@ from spacetime.data.video import export_to_video, read_video, to_uint8_frames, w
 from spacetime.pipeline import SpacetimePipeline  # noqa: E402
 from spacetime.provenance import model_identity, watermark  # noqa: E402
 from spacetime.serve import Limits, OutputMarks, ServerThread, create_app  # noqa: E402
+from spacetime.serve.app import listening_url  # noqa: E402
 from spacetime.world.clip import make_clip  # noqa: E402
 
 LIMITS = Limits(max_side=128, max_frames=33, max_steps=50, max_voxels=17 * 64 * 64, max_body_bytes=2 * 2**20,
@@ -550,12 +551,7 @@ def test_cli_serves_on_loopback(tiny_model_dir, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "spacetime", "serve", "--model", str(tiny_model_dir), "--port", "0",
                              "--output-dir", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        url = None
-        for line in proc.stdout:
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
+        url = listening_url(proc.stdout)
         assert url and url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
         health = httpx.get(url + "/healthz", timeout=30).json()
         assert health["ok"] and health["queue_size"] == 8 and health["workers"] == 1

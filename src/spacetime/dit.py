@@ -160,6 +160,7 @@ def _unrun(outs: list[Tensor]) -> Tensor:
     """per run (c, H, t, d) -> (1, H, sum c*t, d)."""
     return torch.cat([o.transpose(0, 1).flatten(1, 2) for o in outs], 1)[None]
 
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: DiTConfig):
         super().__init__()
@@ -356,7 +357,7 @@ class DiT(nn.Module):
         mask = text_mask[:, None, None, :]  # (S, 1, 1, L)
         packed_masks = None
         if runs is not None and self._mask_packed(x.device, len(runs)):
-            # block-diagonal masks: one attention call for the whole packed batch, not one per sample
+            # block-diagonal masks: one attention call for the whole packed batch, not one per run
             keys = torch.arange(n_samples, device=x.device).repeat_interleave(text_mask.shape[1])  # (S*L,)
             packed_masks = ((sample[0][:, None] == sample[0][None, :])[None, None],  # (1, 1, N, N)
                             ((sample[0][:, None] == keys[None, :]) & text_mask.reshape(1, -1))[None, None])
@@ -458,6 +459,7 @@ class DiT(nn.Module):
         outs = out[0].split([sum(segments[a:b]) for a, b in runs])
         return [v.to(latents[a].dtype) for (a, b), o in zip(runs, outs)
                 for v in self.unpatchify(o.unflatten(0, (b - a, -1)), grids[a]).unbind(0)]
+
 
 PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(hidden=64, depth=2, heads=2),  # tests and smoke runs

@@ -51,6 +51,29 @@ def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "
     return text.TextEncoder(path=spec, max_length=max_length, device=device)
 
 
+def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
+    """A pipeline directory's path, config and DiT (fp32), checked; None: the shipped default model.
+    The DiT alone, for `from_pretrained` and for fine-tuning (`spacetime train --init_from`)."""
+    from safetensors.torch import load_file
+
+    if path is None:
+        if not (DEFAULT_MODEL / "COMPLETE").is_file():
+            raise ValueError(f"no default text-to-video model is installed ({DEFAULT_MODEL} is not a complete "
+                             "pipeline); pass a model directory trained with `spacetime train`")
+        path = DEFAULT_MODEL
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such model directory")
+    if not (path / "COMPLETE").is_file():
+        raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("format") != "spacetime-pipeline":
+        raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {config.get('format')!r})")
+    dit = DiT(DiTConfig(**config["dit"]))
+    dit.load_state_dict(load_file(path / "model.safetensors"))
+    return path, config, dit
+
+
 @dataclass
 class SpacetimePipelineOutput:
     frames: list[np.ndarray]  # one uint8 (T, H, W, 3) video per prompt
@@ -65,23 +88,7 @@ class SpacetimePipeline:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None) -> SpacetimePipeline:
         """A pipeline directory; None: the default world model shipped in the package."""
-        from safetensors.torch import load_file
-
-        if path is None:
-            if not (DEFAULT_MODEL / "COMPLETE").is_file():
-                raise ValueError(f"no default text-to-video model is installed ({DEFAULT_MODEL} is not a complete "
-                                 "pipeline); pass a model directory trained with `spacetime train`")
-            path = DEFAULT_MODEL
-        path = Path(path)
-        if not path.is_dir():
-            raise ValueError(f"{path}: no such model directory")
-        if not (path / "COMPLETE").is_file():
-            raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it")
-        config = json.loads((path / "config.json").read_text())
-        if config.get("format") != "spacetime-pipeline":
-            raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {config.get('format')!r})")
-        dit = DiT(DiTConfig(**config["dit"]))
-        dit.load_state_dict(load_file(path / "model.safetensors"))
+        path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(config["text_encoder"], config["text_max_length"])
         return cls(dit, vae, text, config)

@@ -488,20 +488,6 @@ class TrainDiTConfig:
                 raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
 
 
-def load_pipeline_dit(spec: str, expected: DiTConfig) -> dict[str, torch.Tensor]:
-    """The DiT weights (fp32) of a complete pipeline directory ("shipped": the default model),
-    checked against the configuration they are to start."""
-    from safetensors.torch import load_file
-
-    path = Path(spec) if spec != "shipped" else SHIPPED_VAE.parent
-    if not (path / "COMPLETE").is_file() or not (path / "config.json").is_file():
-        raise ValueError(f"init_from {spec}: not a complete pipeline directory (config.json and COMPLETE expected)")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("format") != "spacetime-pipeline" or DiTConfig(**config["dit"]) != expected:
-        raise ValueError(f"init_from {spec}: its DiT config {config.get('dit')} differs from model {expected.to_dict()}")
-    return {k: v.float() for k, v in load_file(path / "model.safetensors").items()}
-
-
 def flow_step_loss(
     model: DiT,
     latents: list[torch.Tensor],
@@ -563,8 +549,8 @@ def flow_step_loss(
         idx, z, e, m, xt = parts[0]
         preds = [model(xt, t.to(device), text, text_mask, cond_mask=m)]
     else:  # one packed sequence, ordered by size (the model patchifies each run of one size at once)
-        order = torch.tensor([i for idx, *_ in parts for i in idx], device=text.device)
-        out = model([x for *_, xt in parts for x in xt.unbind(0)], t[order.cpu()].to(device), text[order],
+        order = [i for idx, *_ in parts for i in idx]
+        out = model([x for *_, xt in parts for x in xt.unbind(0)], t[order].to(device), text[order],
                     text_mask[order], [c for *_, m, _ in parts for c in m.unbind(0)])
         starts = [0, *itertools.accumulate(len(idx) for idx, *_ in parts)]
         preds = [torch.stack(out[a:b]) for a, b in zip(starts, starts[1:])]
@@ -596,7 +582,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     import torch.distributed as dist
     from tqdm import tqdm
 
-    from spacetime.pipeline import SpacetimePipeline, load_text_encoder
+    from spacetime.pipeline import SpacetimePipeline, load_text_encoder, read_pipeline_dit
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -623,9 +609,15 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     step, position, elapsed = 0, 0, 0.0
     ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is None and cfg.init_from:
-        start = load_pipeline_dit(cfg.init_from, cfg.model)
-        model.load_state_dict(start)
-        ema.load_state_dict(start)
+        try:
+            _, _, start = read_pipeline_dit(None if cfg.init_from == "shipped" else cfg.init_from)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"init_from {cfg.init_from}: {e}") from None
+        if start.config != cfg.model:
+            raise ValueError(f"init_from {cfg.init_from}: its DiT config {start.config.to_dict()} differs from model "
+                             f"{cfg.model.to_dict()}")
+        model.load_state_dict(start.state_dict())
+        ema.load_state_dict(start.state_dict())
         if main_rank:
             log.info("DiT weights from %s", cfg.init_from)
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at

@@ -181,17 +181,21 @@ def _watermark_still(frame: np.ndarray, key: str, gain: float | None) -> np.ndar
     pattern = _still_pattern(key, *frame.shape[:2])
     lo = -frame.min(-1).astype(np.float32)  # room below and above, all channels
     hi = 255.0 - frame.max(-1).astype(np.float32)
-    best = None
-    for g in (gain,) if gain is not None else STILL_GAINS:
-        out = _apply(frame[None], np.clip(g * pattern, lo, hi)[None])[0]
-        if gain is not None:
-            return out
+
+    def mark(g: float) -> np.ndarray:
+        return _apply(frame[None], np.clip(g * pattern, lo, hi)[None])[0]
+
+    if gain is not None:
+        return mark(gain)
+    best = mark(STILL_GAINS[0])  # the weakest always; stronger ones while PSNR allows and the score asks
+    for g in STILL_GAINS[1:]:
+        if still_score(best, key) >= TARGET_SCORE:
+            break
+        out = mark(g)
         if psnr(frame, out) < PSNR_FLOOR:
             break
         best = out
-        if still_score(out, key) >= TARGET_SCORE:
-            break
-    return best if best is not None else _apply(frame[None], np.clip(STILL_GAINS[0] * pattern, lo, hi)[None])[0]
+    return best
 
 
 def watermark(frames: np.ndarray, key: str = DEFAULT_KEY, gain: float | None = None) -> np.ndarray:

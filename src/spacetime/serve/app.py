@@ -26,6 +26,7 @@ import logging
 import secrets
 import socket
 import threading
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -507,12 +508,24 @@ def _server(app: FastAPI, log_level: str):
     return uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5, access_log=False))
 
 
+LISTENING = "spacetime serve: listening on "  # then the URL: the line printed once the socket listens
+
+
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info") -> None:
     """Run `app` until interrupted; prints the address (the real port when `port` is 0)."""
     sock = _bind(host, port)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
-    print(f"spacetime serve: listening on {url}", flush=True)
+    print(f"{LISTENING}{url}", flush=True)
     _server(app, log_level).run(sockets=[sock])
+
+
+def listening_url(lines: Iterable[str]) -> str | None:
+    """The URL a `spacetime serve` process prints once it listens, read from its output (a
+    subprocess's stdout, say) up to that line; None if the output ends first."""
+    for line in lines:
+        if LISTENING in line:
+            return line.split(LISTENING, 1)[1].split()[0]
+    return None
 
 
 @dataclass
