@@ -240,20 +240,26 @@ def _cmd_world(args: argparse.Namespace) -> int:
 
 def _cmd_train_vae(args: argparse.Namespace) -> int:
     from spacetime.config import load_config
-    from spacetime.train import TrainVAEConfig, train_vae
+    from spacetime.train import TrainVAEConfig, leave_distributed, train_vae
 
     cfg = load_config(TrainVAEConfig, args.config, args.extra)
-    out = train_vae(cfg)
+    try:
+        out = train_vae(cfg)
+    finally:
+        leave_distributed()
     print(f"trained VAE written to {out}")
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from spacetime.config import load_config
-    from spacetime.train import TrainDiTConfig, train_dit
+    from spacetime.train import TrainDiTConfig, leave_distributed, train_dit
 
     cfg = load_config(TrainDiTConfig, args.config, args.extra)
-    out = train_dit(cfg)
+    try:
+        out = train_dit(cfg)
+    finally:
+        leave_distributed()
     print(f"trained text-to-video model written to {out}")
     return 0
 

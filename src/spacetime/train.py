@@ -138,6 +138,16 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def leave_distributed() -> None:
+    """Leave the process group `init_distributed` joined, if any. Left to interpreter exit, gloo's
+    threads are torn down unjoined, which once aborted a rank after a finished run (SIGABRT,
+    "terminate called without an active exception") and failed the torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
