@@ -208,19 +208,23 @@ def loop_fidelity(pipe, args) -> dict:
     for i in range(args.clips):
         clip = heldout(args.seed, i)
         out = gen(pipe, args, i, clip.captions["detailed"], loop=True)
-        # the control: same prompt and seed without loop is the loop's first window (the same
-        # first sampler call with the same noise), so it is out[:17] and needs no second run
-        plain = out[:17]
+        # the control: the same prompt and seed without loop
+        plain = gen(pipe, args, i, clip.captions["detailed"])
+        wrapped = np.concatenate([out, out[:1]])  # played in a loop, frame 0 follows the last
+        steps = steps_of(out)
         rows.append({"seam_ratio": diff(out[-1], out[0]) / typical_step(out),
-                     "max_step_ratio": float(steps_of(np.concatenate([out[16:], out[:1]])).max()) / typical_step(out),
+                     "max_step_ratio": float(steps_of(wrapped).max()) / typical_step(out),
+                     # the model's own jumps between latent frames (frame 4k -> 4k + 1), for scale
+                     "latent_boundary_step_ratio": float(steps[::4].mean()) / typical_step(out),
                      "control_seam_ratio": diff(plain[-1], plain[0]) / typical_step(plain),
                      # a reference: how far a held-out world clip's own end is from its start
                      "world_seam_ratio": diff(clip.frames[-1], clip.frames[0]) / typical_step(clip.frames),
                      "frames": len(out)})
         if i == 0:
             save_strip(args.img_dir / "modes-loop.png",
-                       [(np.concatenate([out, out[:4]]), np.zeros(len(out) + 4, bool), [17, len(out)])])
-    return summarise(rows, ["seam_ratio", "max_step_ratio", "control_seam_ratio", "world_seam_ratio"],
+                       [(np.concatenate([out, out[:4]]), np.zeros(len(out) + 4, bool), [len(out)])])
+    return summarise(rows, ["seam_ratio", "max_step_ratio", "latent_boundary_step_ratio", "control_seam_ratio",
+                            "world_seam_ratio", "frames"],
                      goal=("seam_ratio", "control_seam_ratio", "world_seam_ratio"))
 
 

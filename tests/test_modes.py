@@ -104,13 +104,39 @@ def test_edit_moves_further_from_the_input_as_strength_grows(pipe):
     assert dist[0] < dist[1] < dist[2] and dist[0] < 0.05, dist
 
 
-def test_loop_appends_a_transition_back_to_the_start(pipe, recorded):
+def test_loop_ties_the_last_latent_frame_to_the_first(pipe, recorded):
     frames = run(pipe, loop=True, num_frames=17)
-    # the clip (17 frames), then a window from its last 5 frames to its first 8: 4 new frames
-    assert frames[0].shape == (17 + 4, 32, 32, 3)
-    assert recorded[-1]["cond_mask"].tolist() == [[True, True, False, True, True]]
+    # one window of 5 latent frames whose last is its first again; the last decoded frame stands
+    # for frame 0 and is dropped: a 16-frame period
+    assert frames[0].shape == (16, 32, 32, 3) and len(recorded) == 1
+    z = recorded[-1]["out"]
+    assert torch.equal(z[:, :, 0], z[:, :, -1]) and not torch.equal(z[:, :, 0], z[:, :, 1])
+    assert recorded[-1]["cond_mask"] is None  # tied by the sampler's steps, not given
+    plain = run(pipe, num_frames=17)[0]
+    assert not np.array_equal(plain[:16], frames[0])  # the tie changes the whole clip, not just its end
     two = pipe(["a red ball", "a blue square"], loop=True, num_frames=17, num_inference_steps=2).frames
-    assert [f.shape[0] for f in two] == [21, 21] and not np.array_equal(two[0], two[1])
+    assert [f.shape[0] for f in two] == [16, 16] and not np.array_equal(two[0], two[1])
+
+
+def test_loop_of_an_image_starts_and_ends_on_it(pipe, recorded):
+    image = clip(1)[0]
+    frames = run(pipe, image=image, loop=True, num_frames=9)
+    assert frames[0].shape == (8, 32, 32, 3)
+    mask, given = recorded[-1]["cond_mask"], recorded[-1]["cond_latents"]
+    assert mask.tolist() == [[True, False, True]] and torch.equal(given[:, :, 0], given[:, :, -1])
+    assert torch.equal(recorded[-1]["out"][:, :, 0], recorded[-1]["out"][:, :, -1])
+
+
+def test_a_long_loop_ends_with_a_transition_back_to_the_start(pipe, recorded):
+    frames = run(pipe, loop=True, num_frames=17, window_frames=9)
+    # windows of 9 frames: 9, +4 (13), +4 (17); then a window from the clip's last frame to its first 4
+    assert frames[0].shape == (17 + 4, 32, 32, 3)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, False, True]]
+
+
+def test_a_loop_needs_three_latent_frames(pipe):
+    with pytest.raises(ValueError, match="at least 9 frames"):
+        run(pipe, loop=True, num_frames=5)
 
 
 def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_path):

@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--video2", type=Path, default=None, help="--mode connect: the video to end in")
     g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0), default=None,
                    help="--mode edit: in (0, 1], how far from --video the result may go")
-    g.add_argument("--loop", action="store_true", help="make the last frame flow into the first")
+    g.add_argument("--loop", action="store_true",
+                   help="make the last frame flow into the first (a loop of NUM_FRAMES - 1 frames: the next would be the first again)")
     g.add_argument("--expand-prompt", action="store_true",
                    help="rewrite a short world prompt in the detailed caption style the model was trained on "
                         "(seeded by --seed; the sidecar keeps both)")

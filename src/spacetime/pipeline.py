@@ -218,7 +218,10 @@ class SpacetimePipeline:
         (the result is the given video with new frames after / before it), `video` + `video2`
         (connect: video, a generated transition, video2), `video` + `strength` (edit, SDEdit:
         strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
-        into the first). `num_frames` is the generation window (given context frames included);
+        into the first: a clip that fits one window is made with its last latent frame tied to its
+        first and comes back one frame short, so that played in a loop its frame 0 follows; a longer
+        one ends with a generated transition back to its start). `num_frames` is the generation
+        window (given context frames included);
         images and videos of another size are resized to height x width with a warning.
         Text/image -> video longer than `window_frames` (default: twice the model's training
         length) is made window by window, each extending the last (Sora's long videos).
@@ -259,9 +262,11 @@ class SpacetimePipeline:
         long = mode in ("text", "image") and t > 1 + (window - 1) // ft
         if long:
             t = 1 + (window - 1) // ft
+        if loop and t < 3:
+            raise ValueError(f"a loop needs at least 9 frames (3 latent frames), got {num_frames}")
         # sampler calls planned: the first window, the windows extending a long video (each adds
-        # ft * (t - t // 2) frames), the loop's closing transition
-        planned = 1 + (1 if loop else 0) + (
+        # ft * (t - t // 2) frames), a long loop's closing transition
+        planned = 1 + (1 if loop and long else 0) + (
             math.ceil(max(0, num_frames - 1 - ft * (t - 1)) / (ft * (t - max(1, t // 2)))) if long else 0)
         steps_done = 0
 
@@ -272,12 +277,18 @@ class SpacetimePipeline:
                 callback(steps_done, max(steps_done, planned * num_inference_steps))
 
         def denoise(cond: list[tuple[int, Tensor]] = (), start: Tensor | None = None, s: float = 1.0,
-                    frames: int = t) -> list[np.ndarray]:
-            """One window of `frames` latent frames; cond: (position, latents (1, C, n, h, w)) held clean."""
+                    frames: int = t, tie: bool = False) -> list[np.ndarray]:
+            """One window of `frames` latent frames; cond: (position, latents (1, C, n, h, w)) held
+            clean. `tie`: the last latent frame is the first one again (a loop): both start from the
+            same noise and after every step take the mean of their two updates, so one latent is
+            denoised with the context of both ends (the VAE's latent k stands for the scene at
+            frame 4k: a still scene encodes to the same latent at every k)."""
             t1 = time.perf_counter()
             pt, ph, pw = self.dit.config.patch
             shift = flow.resolution_shift(frames * h * w // (pt * ph * pw))
             noise = torch.randn((b, c, frames, h, w), generator=generator).to(self._device)
+            if tie:
+                noise[:, :, -1] = noise[:, :, 0]
             cond_latents = cond_mask = None
             if cond:
                 cond_latents = torch.zeros_like(noise)
@@ -289,13 +300,18 @@ class SpacetimePipeline:
                                       guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
                                       solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
                                       cond_mask=cond_mask, start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
-                                      strength=s, callback=step_done)
+                                      strength=s, callback=tied_step if tie else step_done)
             t2 = time.perf_counter()
             video_out = self.vae.decode(latents)  # (B, 3, T, H, W) in [-1, 1]
             out = ((video_out.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
             timings["denoise"] += t2 - t1
             timings["decode"] += time.perf_counter() - t2
             return list(out)
+
+        def tied_step(i: int, t_next: float, x: Tensor) -> Tensor:
+            step_done()
+            ends = (x[:, :, :1] + x[:, :, -1:]) / 2
+            return torch.cat([ends, x[:, :, 1:-1], ends], 2)
 
         def connect(befores: list[np.ndarray], afters: list[np.ndarray]) -> list[np.ndarray]:
             """Windows whose head is each `befores`' end and whose tail is each `afters`' start
@@ -311,11 +327,13 @@ class SpacetimePipeline:
             windows = denoise([(0, torch.cat([z for z, _ in heads])), (t - n2, torch.cat([z for z, _ in tails]))])
             return [v[k1 : len(v) - k2] for v in windows]
 
+        tie = loop and not long  # a loop in one window: its last latent frame is its first
         if mode == "text":
-            frames = denoise()
+            frames = denoise(tie=tie)
         elif mode == "image":
-            img = media["image"][:1]
-            frames = denoise([(0, self._encode(img))])
+            z = self._encode(media["image"][:1])
+            # a looping animation of an image starts and ends on it: both ends held at its latent
+            frames = denoise([(0, z), (t - 1, z)] if tie else [(0, z)])
         elif mode == "edit":
             src = media["video"]
             n = 1 + ft * ((len(src) - 1) // ft)
@@ -347,7 +365,9 @@ class SpacetimePipeline:
                 new = denoise([(0, torch.cat([z for z, _ in heads]))])
                 frames = [np.concatenate([v, x[k:]]) for v, x in zip(frames, new)]
             frames = [v[:num_frames] for v in frames]
-        if loop:  # the clip, then a generated transition from its end back to its start
+        if tie:  # the last frame stands for frame 0 again: dropped, so the loop's period is t - 1 latents
+            frames = [v[:-1] for v in frames]
+        elif loop:  # the long clip, then a generated transition from its end back to its start
             frames = [np.concatenate([clip, m]) for clip, m in zip(frames, connect(frames, frames))]
         return SpacetimePipelineOutput(frames=frames, timings=timings)
 
