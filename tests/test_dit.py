@@ -251,3 +251,21 @@ def test_presets():
     assert (world.hidden, world.depth, world.heads, world.patch) == (384, 6, 6, (1, 2, 2))
     assert 15e6 < count_parameters(DiT(world)) < 17e6
     assert count_parameters(DiT(PRESETS["tiny"])) < 1e6
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_padding_columns_are_trimmed_and_change_nothing(packed):
+    model = make_model()
+    x, t, text, mask = inputs(length=5)
+    mask[1, 4:] = False  # both rows end in padding: column 4 is padding everywhere
+    wide_text = torch.cat([text, torch.randn(2, 251, TEXT_DIM)], 1)  # padded to 256 with garbage
+    wide_mask = torch.cat([mask, torch.zeros(2, 251, dtype=torch.bool)], 1)
+    seen = []
+    hook = model.blocks[0].cross.kv.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[1]))
+    with torch.no_grad():
+        run = (lambda tx, m: model(list(x), t, tx, m)) if packed else (lambda tx, m: model(x, t, tx, m))
+        wide, short = run(wide_text, wide_mask), run(text[:, :4], mask[:, :4])
+    hook.remove()
+    assert seen == [4, 4]  # the kv projection only ever sees the 4 columns some row uses
+    for a, b in zip(wide, short):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
