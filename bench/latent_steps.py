@@ -8,7 +8,7 @@ latent frame's group. For each video: every step's mean absolute pixel differenc
 video's median step (as bench/modes.py's seam ratios), averaged per phase; the median over clips.
 Rows: held-out world clips themselves; their VAE round trip; the round trip with Gaussian noise of
 sigma added to the (normalized) latents; and the model's text -> video clips for the same captions
-(25 steps, guidance 5). A model whose latents agree from one latent frame to the next gives ~1 in
+(--steps, --guidance, --solver: 25 Euler steps, guidance 5 by default). A model whose latents agree from one latent frame to the next gives ~1 in
 every phase, as the VAE rows do.
 """
 
@@ -41,6 +41,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=33)
     ap.add_argument("--sigmas", default="0.1,0.2,0.4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--guidance", type=float, default=5.0)
+    ap.add_argument("--solver", default="euler")
+    ap.add_argument("--model-only", action="store_true", help="skip the world and VAE rows")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -52,6 +56,11 @@ def main() -> None:
                                           **{f"VAE round trip, latent noise {s:g}": [] for s in sigmas}, "model": []}
     for i in range(args.clips):
         clip = heldout(args.seed, i, args.frames)
+        out = pipe(clip.captions["detailed"], num_frames=args.frames, num_inference_steps=args.steps,
+                   guidance_scale=args.guidance, solver=args.solver, generator=torch.Generator().manual_seed(i)).frames[0]
+        rows["model"].append(by_phase(out, factor))
+        if args.model_only:
+            continue
         rows["world clip"].append(by_phase(clip.frames, factor))
         with torch.no_grad():
             z = pipe._encode(clip.frames)
@@ -59,10 +68,9 @@ def main() -> None:
             for s in sigmas:
                 noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(i))
                 rows[f"VAE round trip, latent noise {s:g}"].append(by_phase(to_uint8(pipe.vae.decode(z + s * noise)), factor))
-        out = pipe(clip.captions["detailed"], num_frames=args.frames, num_inference_steps=25, guidance_scale=5.0,
-                   generator=torch.Generator().manual_seed(i)).frames[0]
-        rows["model"].append(by_phase(out, factor))
+    rows = {k: v for k, v in rows.items() if v}
     result = {"clips": args.clips, "frames": args.frames, "model": str(args.model or "shipped default"),
+              "steps": args.steps, "guidance": args.guidance, "solver": args.solver,
               "median_step_ratio_by_phase": {k: [round(float(x), 3) for x in np.median(v, axis=0)] for k, v in rows.items()}}
     print("| video | " + " | ".join(["4k → 4k+1 (across latent frames)"] + [f"4k+{p} → 4k+{p + 1}" for p in range(1, factor)])
           + " |")

@@ -16,6 +16,9 @@ trained, the long-video cost, and (--fidelity) each mode's fidelity with a train
   difference of the same video (goal <= 1); control: the same clip without loop.
 - connect: two held-out 17-frame clips A, B -> A, transition, B; both junctions and the largest
   step from A's last to B's first frame over the median step; control: A then B cut together.
+- connect, one scene: frames 0..16 and 37..53 of one held-out clip, a 33-frame window whose
+  20-frame transition stands where frames 17..36 were: the same ratios, the transition's PSNR
+  against those true frames and the eval's adherence / permanence on it.
 - extend forward / backward: a 17-frame clip extended by about 16 frames; the preserved part
   against the input (PSNR), the junction step, and the eval's adherence / permanence on the new
   frames against the clip's caption.
@@ -252,6 +255,35 @@ def connect_fidelity(pipe, args) -> dict:
                      exact="given_exact")
 
 
+def gap_fidelity(pipe, args) -> dict:
+    """Connect two parts of one held-out clip: A = frames 0..16, B = frames 37..53, a 33-frame
+    window, so the 20-frame transition stands where the clip's own frames 17..36 were: a transition
+    that a continuous scene makes possible, with the truth to compare against."""
+    rows = []
+    for i in range(args.clips):
+        clip = heldout(args.seed, i, num_frames=57)
+        a, b, truth = clip.frames[:17], clip.frames[37:54], clip.frames[17:37]
+        out = gen(pipe, args, i, clip.captions["detailed"], video=a, video2=b, num_frames=33)
+        mid = out[17:-17]
+        typical = typical_step(out)
+        rows.append({"junction_a_ratio": diff(a[-1], mid[0]) / typical,
+                     "junction_b_ratio": diff(mid[-1], b[0]) / typical,
+                     "max_step_ratio": float(steps_of(out[16 : len(out) - 16]).max()) / typical,
+                     "control_cut_ratio": diff(a[-1], b[0]) / typical_step(np.concatenate([a, b])),
+                     "truth_junction_a_ratio": diff(a[-1], truth[0]) / typical_step(clip.frames[:54]),
+                     "transition_psnr_db": psnr(mid, truth), "transition_frames": len(mid),
+                     **judge(mid, clip.captions["detailed"]),
+                     "given_exact": bool(np.array_equal(out[:17], a) and np.array_equal(out[-17:], b))})
+        if i == 0:
+            given = np.r_[np.ones(17, bool), np.zeros(len(mid), bool), np.ones(17, bool)]
+            save_strip(args.img_dir / "modes-connect-gap.png",
+                       [(out, given, [17, len(out) - 17]), (clip.frames[:54], given, [])], ["model", "truth"])
+    return summarise(rows, ["junction_a_ratio", "junction_b_ratio", "max_step_ratio", "control_cut_ratio",
+                            "truth_junction_a_ratio", "transition_psnr_db", "transition_frames", "adherence",
+                            "permanence"],
+                     goal=("junction_a_ratio", "junction_b_ratio", "control_cut_ratio"), exact="given_exact")
+
+
 def extend_fidelity(pipe, args, direction: str) -> dict:
     # windows that give ~16 new frames after 17: forward keeps 13 frames of context in a 29-frame
     # window (16 new), backward 16 in a 33-frame window (17 new); see docs/modes.md
@@ -372,7 +404,7 @@ def table(rows: list[dict], cols: list[str]) -> str:
 
 def fidelity(pipe, args) -> dict:
     result, seconds = {}, {}
-    for name, fn in (("loop", loop_fidelity), ("connect", connect_fidelity),
+    for name, fn in (("loop", loop_fidelity), ("connect", connect_fidelity), ("connect_same_scene", gap_fidelity),
                      ("extend_forward", lambda p, a: extend_fidelity(p, a, "forward")),
                      ("extend_backward", lambda p, a: extend_fidelity(p, a, "backward")),
                      ("edit", edit_fidelity), ("image_to_video", i2v_fidelity), ("long", long_coherence)):
@@ -398,6 +430,9 @@ def fidelity(pipe, args) -> dict:
                  seam_row("connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together",
                           "control_cut_ratio", "max_step_ratio"),
                  seam_row("connect: transition -> B", "connect", "junction_b_ratio"),
+                 seam_row("connect, one scene: A -> transition", "connect_same_scene", "junction_a_ratio",
+                          "A, B cut together", "control_cut_ratio", "max_step_ratio"),
+                 seam_row("connect, one scene: transition -> B", "connect_same_scene", "junction_b_ratio"),
                  seam_row("extend forward: input -> new", "extend_forward", "junction_ratio"),
                  seam_row("extend backward: new -> input", "extend_backward", "junction_ratio")], cols))
     print("\n### Generated part: the eval against the clip's caption (means)\n")

@@ -91,6 +91,10 @@ def test_connect_runs_from_the_first_video_into_the_second(pipe, recorded):
     assert recorded[-1]["cond_mask"].tolist() == [[True, True, False, True, True]]
     mask = recorded[-1]["cond_mask"][0]
     assert torch.equal(recorded[-1]["out"][:, :, mask], recorded[-1]["cond_latents"][:, :, mask])
+    # a longer window makes a longer transition: the context stays 2 latent frames on each side
+    out = run(pipe, video=clip(3, 17), video2=clip(4, 17), num_frames=33)[0]
+    assert out.shape == (17 + 20 + 17, 32, 32, 3)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, True] + [False] * 5 + [True, True]]
 
 
 def test_edit_moves_further_from_the_input_as_strength_grows(pipe):

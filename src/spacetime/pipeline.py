@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # the world model trained by us (configs/vae-world*.yaml, configs/dit-world.yaml; docs/model-card.md)
 DEFAULT_MODEL = Path(__file__).parent / "models" / "world"
+CONNECT_CONTEXT = 2  # latent frames of each video a connecting window holds (5 frames of the first, 8 of the second)
 
 
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
@@ -318,8 +319,10 @@ class SpacetimePipeline:
             (one pair, or one per prompt) -> the generated middles."""
             if t < 3:
                 raise ValueError(f"connecting needs a window of at least 9 frames (3 latent frames), got {num_frames}")
-            n1 = max(1, min(1 + (len(befores[0]) - 1) // ft, (t - 1) // 2))
-            n2 = min(len(afters[0]) // ft, t - 1 - n1)
+            # context: up to CONNECT_CONTEXT latent frames of each video (where it is and how it
+            # moves); the rest of the window is the transition, so num_frames sets its length
+            n1 = max(1, min(1 + (len(befores[0]) - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
+            n2 = min(len(afters[0]) // ft, t - 1 - n1, CONNECT_CONTEXT)
             if n2 < 1:
                 raise ValueError(f"the video to connect to has {len(afters[0])} frames; it needs at least {ft}")
             heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
