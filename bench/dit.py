@@ -88,7 +88,7 @@ def latte_closest(target: int, grid: tuple[int, int, int]) -> dict:
     return {"layers": best[1], "head_dim": best[2]}
 
 
-def build(name: str, grid: tuple[int, int, int], latte_cfg: dict | None = None):
+def build(name: str, grid: tuple[int, int, int], latte_cfg: dict | None = None, compile: bool = False):
     torch.manual_seed(0)
     if name == "ours":
         model = DiT(PRESETS["world"])
@@ -99,6 +99,11 @@ def build(name: str, grid: tuple[int, int, int], latte_cfg: dict | None = None):
         model = wan(grid)
     else:
         model = latte(grid, **(latte_cfg or {}))
+    if compile:  # block by block, as train.py does for ours: each peer's repeated block is its unit
+        blocks = list(model.blocks) if name in ("ours", "wan") else (
+            list(model.transformer_blocks) + list(model.temporal_transformer_blocks))
+        for block in blocks:
+            block.compile()
     return model.train()
 
 
@@ -191,11 +196,11 @@ def mm_rate(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
 
 # --- the runs -----------------------------------------------------------------------------------------
 
-def speed(setting: str, precision: str, reps: int, latte_cfg: dict, peaks: dict) -> dict:
+def speed(setting: str, precision: str, reps: int, latte_cfg: dict, peaks: dict, compile: bool = False) -> dict:
     batch, grid = SETTINGS[setting]
     bf16 = precision == "bf16"
     names = ("ours", "wan", "latte")
-    models = {k: build(k, grid, latte_cfg) for k in names}
+    models = {k: build(k, grid, latte_cfg, compile) for k in names}
     steps = {k: make_step(k, models[k], batch, grid, bf16) for k in names}
     flops = {k: counted_flops(models[k], steps[k].forward) for k in names}
     closed = flops_per_step(models["ours"], batch, grid)
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--settings", default="anchor,long")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile each transformer block of every model (training's `compile: true`)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--rss-probe", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--latte", default=None, help=argparse.SUPPRESS)
@@ -302,9 +309,10 @@ def main(argv: list[str] | None = None) -> dict:
         "parameter_ratio_to_ours": {k: round(v / n_ours, 4) for k, v in counts.items()},
         "latte_config": latte_cfg,
     }
+    result["compiled"] = args.compile
     print(json.dumps(result), flush=True)
     peaks = {"fp32": mm_rate(torch.float32), "bf16": mm_rate(torch.bfloat16) if "bf16" in precisions else 0.0}
-    rows = [speed(s, p, args.reps_long if s == "long" else args.reps, latte_cfg, peaks)
+    rows = [speed(s, p, args.reps_long if s == "long" else args.reps, latte_cfg, peaks, args.compile)
             for s in settings for p in precisions]
     result["mm_peak_gflop_per_s"] = {k: round(v, 1) for k, v in peaks.items()}
     result["rows"] = rows
