@@ -16,6 +16,10 @@
 # that VAE's decoder is fine-tuned side by side with the DiT for the same time
 # (configs/vae-world-decoder.yaml: encoder and latent statistics frozen, so the DiT's latent space
 # does not move). MULTISHOT=P: that share of the DiT's clips cut into shots (docs/multishot.md).
+# DIT_INIT=DIR: the DiT starts from that pipeline's DiT (e.g. the shipped model, whose VAE it must
+# share: VAE=DIR/vae) instead of from zero, so GPU sessions add up rather than start over; it
+# trains at DIT_LR (default 3e-4 then, 5e-4 from zero) on a fresh stretch of the world's stream
+# (DIT_SEED, default 2: stage 1 saw seed 0, the CPU fine-tune seed 1).
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
@@ -29,6 +33,9 @@ DIT_BATCH=${DIT_BATCH:-64}
 WORKERS=${WORKERS:-7}
 DEC_WORKERS=${DEC_WORKERS:-5}  # DECODER=1: the decoder's world-rendering workers (the DiT keeps 2 x WORKERS - DEC_WORKERS)
 MULTISHOT=${MULTISHOT:-0}
+DIT_INIT=${DIT_INIT:-}
+DIT_LR=${DIT_LR:-$([ -n "$DIT_INIT" ] && echo 3.0e-4 || echo 5.0e-4)}
+DIT_SEED=${DIT_SEED:-$([ -n "$DIT_INIT" ] && echo 2 || echo 0)}
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -93,8 +100,9 @@ fi
 
 # --- DiT (and the decoder): probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
 DIT=(python3 -m spacetime train --config configs/dit-world.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
-  --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr 5.0e-4
-  --optim.warmup_steps 300 --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT"
+  --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr "$DIT_LR"
+  --optim.warmup_steps 300 --data.seed "$DIT_SEED" ${DIT_INIT:+--init_from "$DIT_INIT"}
+  --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT"
   --log_every 10 --save_every 1000000 --sample_every 0
   --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
 [ ${#DEC[@]} -gt 0 ] && { "${DEC[@]}" --max_steps $PROBE 2>>"$RUNS/vae-decoder.log" & }
