@@ -20,6 +20,11 @@
 # share: VAE=DIR/vae) instead of from zero, so GPU sessions add up rather than start over; it
 # trains at DIT_LR (default 3e-4 then, 5e-4 from zero) on a fresh stretch of the world's stream
 # (DIT_SEED, default 2: stage 1 saw seed 0, the CPU fine-tune seed 1).
+# On a lent machine (64 MiB travel with each call) the shipped model (44 MiB, tracked) and MiniLM
+# (46 MiB in fp16) do not fit one call: send MiniLM first with the model untracked and copy it
+# out of the checkout (`cp -r .carry/minilm /tmp/`), then, with the model tracked again, call
+# within the machine's idle window with TEXT=/tmp/minilm and DIT_INIT=src/spacetime/models/world
+# VAE=src/spacetime/models/world/vae.
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
