@@ -8,8 +8,8 @@ latent frame's group. For each video: every step's mean absolute pixel differenc
 video's median step (as bench/modes.py's seam ratios), averaged per phase; the median over clips.
 Rows: held-out world clips themselves; their VAE round trip; the round trip with Gaussian noise of
 sigma added to the (normalized) latents; and the model's text -> video clips for the same captions
-(--steps, --guidance, --solver: 25 Euler steps, guidance 5 by default). A model whose latents agree from one latent frame to the next gives ~1 in
-every phase, as the VAE rows do.
+(--steps, --guidance, --solver: 25 Euler steps, guidance 5 by default). A model whose latents
+agree from one latent frame to the next gives ~1 in every phase, as the VAE rows do.
 """
 
 from __future__ import annotations
@@ -22,16 +22,13 @@ import numpy as np
 import torch
 from modes import heldout, steps_of, typical_step  # bench/modes.py
 
+from spacetime.data.video import tensor_to_frames
 from spacetime.pipeline import SpacetimePipeline
 
 
 def by_phase(video: np.ndarray, factor: int) -> list[float]:
     steps = steps_of(video) / typical_step(video)  # step j: frame j -> j + 1
     return [float(steps[p::factor].mean()) for p in range(factor)]
-
-
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def main() -> None:
@@ -64,10 +61,10 @@ def main() -> None:
         rows["world clip"].append(by_phase(clip.frames, factor))
         with torch.no_grad():
             z = pipe._encode(clip.frames)
-            rows["VAE round trip"].append(by_phase(to_uint8(pipe.vae.decode(z)), factor))
+            rows["VAE round trip"].append(by_phase(tensor_to_frames(pipe.vae.decode(z)[0]), factor))
             for s in sigmas:
                 noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(i))
-                rows[f"VAE round trip, latent noise {s:g}"].append(by_phase(to_uint8(pipe.vae.decode(z + s * noise)), factor))
+                rows[f"VAE round trip, latent noise {s:g}"].append(by_phase(tensor_to_frames(pipe.vae.decode(z + s * noise)[0]), factor))
     rows = {k: v for k, v in rows.items() if v}
     result = {"clips": args.clips, "frames": args.frames, "model": str(args.model or "shipped default"),
               "steps": args.steps, "guidance": args.guidance, "solver": args.solver,
