@@ -5,9 +5,12 @@ of each kept checkpoint's EMA weights against the training step), and the denois
     python bench/default_model.py curve --run runs/dit-world --num-clips 50 --every 1000 --json out/curve.json
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
+    python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
 
 Prompts are the held-out split's detailed captions (the same stream as `spacetime eval`), 17x64x64
-at 8 fps, guidance 5, one seed per clip.
+at 8 fps, guidance 5, one seed per clip. `geometry` scores the same model away from that default:
+other frame counts, sizes and aspect ratios, and the shorter caption styles a user types, each row
+beside the simulator's score at the same setting (the eval's ceiling there).
 """
 
 from __future__ import annotations
@@ -44,7 +47,21 @@ def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text) -> SpacetimePipeline:
     return SpacetimePipeline(dit, vae, text, {"defaults": defaults})
 
 
-def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float) -> dict:
+ROWS = ("adherence", "motion", "permanence", "physics", "smoothness")
+
+
+def summary(agg: dict) -> dict:
+    row = {m: agg[m]["mean"] for m in ROWS}
+    row["gravity_sign"] = agg["gravity"]["gravity"]["sign_correct"]
+    row["gravity_clips"] = agg["gravity"]["gravity"]["clips"]
+    row["median_accel_y"] = agg["gravity"]["gravity"]["median_accel_y"]
+    row["frechet_distance"] = agg["distribution"]["frechet_distance"]
+    return row
+
+
+def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, **setting) -> dict:
+    """Eval metrics of `pipe` on held-out prompts; `setting` is passed to `evaluate_generator`
+    (num_frames, height, width, caption)."""
     seconds = []
 
     def generate(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
@@ -54,14 +71,30 @@ def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float) 
         seconds.append(time.perf_counter() - t0)
         return to_uint8_frames(out.frames[0])
 
-    agg = evaluate_generator(generate, split="heldout", num_clips=num_clips, progress=False).aggregate()
-    row = {m: agg[m]["mean"] for m in ("adherence", "motion", "permanence", "physics", "smoothness")}
-    row["gravity_sign"] = agg["gravity"]["gravity"]["sign_correct"]
-    row["gravity_clips"] = agg["gravity"]["gravity"]["clips"]
-    row["median_accel_y"] = agg["gravity"]["gravity"]["median_accel_y"]
-    row["frechet_distance"] = agg["distribution"]["frechet_distance"]
+    agg = evaluate_generator(generate, split="heldout", num_clips=num_clips, progress=False, **setting).aggregate()
+    row = summary(agg)
     row["seconds_per_clip"] = round(float(np.median(seconds)), 3)
     return row
+
+
+def simulator_score(num_clips: int, **setting) -> dict:
+    """The simulator's own clips for the same prompts and setting: what a perfect model scores."""
+    from spacetime.eval import BASELINES
+
+    sim = BASELINES["simulator"]
+    return summary(evaluate_generator(sim, split="heldout", num_clips=num_clips, progress=False, **setting).aggregate())
+
+
+def parse_setting(text: str) -> dict:
+    """'17x64x96' or '17x64x96:short' (frames x height x width[:caption]) -> evaluate_generator kwargs."""
+    geometry, _, caption = text.partition(":")
+    try:
+        frames, height, width = (int(v) for v in geometry.split("x"))
+    except ValueError:
+        raise SystemExit(f"--settings: {text!r} is not FRAMESxHEIGHTxWIDTH[:caption], e.g. 17x64x96:short") from None
+    if caption not in ("", "detailed", "medium", "short"):
+        raise SystemExit(f"--settings: caption {caption!r} in {text!r} is not detailed, medium or short")
+    return {"num_frames": frames, "height": height, "width": width, "caption": caption or "detailed"}
 
 
 def loss_near(run: Path, step: int, window: int = 250) -> float | None:
@@ -145,7 +178,12 @@ def main() -> None:
     e = sub.add_parser("examples", help="a PNG of held-out prompts: the model's clips above the simulator's")
     e.add_argument("--model", type=Path, default=None)
     e.add_argument("--png", type=Path, required=True)
-    for p in (c, s, e):
+    g = sub.add_parser("geometry", help="quality at other frame counts, sizes and caption styles, beside the simulator")
+    g.add_argument("--model", type=Path, default=None)
+    g.add_argument("--settings", nargs="+",
+                   default=["17x64x64", "17x64x96", "17x96x64", "33x64x64", "17x64x64:medium", "17x64x64:short"],
+                   help="FRAMESxHEIGHTxWIDTH[:caption] (caption: detailed, medium or short; default detailed)")
+    for p in (c, s, e, g):
         p.add_argument("--num-clips", type=int, default=50)
         p.add_argument("--guidance-scale", type=float, default=5.0)
         p.add_argument("--sampling-steps", type=int, default=25)
@@ -184,6 +222,22 @@ def main() -> None:
         for r in rows:
             print(json.dumps(r))
         result.update(examples=rows)
+    elif args.what == "geometry":
+        pipe = SpacetimePipeline.from_pretrained(args.model)
+        rows = []
+        for text in args.settings:
+            setting = parse_setting(text)
+            t0 = time.perf_counter()
+            row = {"setting": text, **setting,
+                   **score(pipe, args.num_clips, args.sampling_steps, args.guidance_scale, **setting),
+                   "simulator": simulator_score(args.num_clips, **setting)}
+            rows.append(row)
+            print(json.dumps(row), f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, geometry=rows)
+        print(table(rows, "setting"))
+        sim = [{"setting": r["setting"], **r["simulator"], "seconds_per_clip": None} for r in rows]
+        print("simulator, same prompts and settings:")
+        print(table(sim, "setting"))
     else:
         pipe = SpacetimePipeline.from_pretrained(args.model)
         rows = []

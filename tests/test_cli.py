@@ -76,6 +76,7 @@ def test_world_refuses_other_settings_and_foreign_folders(tmp_path, capsys):
         ("--size", "99999x64"),
         ("--fps", "0"),
         ("--fps", "nan"),
+        ("--fps", "1e-9"),
         ("--fps", "abc"),
         ("--num-frames", "0"),
         ("--num-frames", "ten"),

@@ -79,6 +79,9 @@ def test_text_to_video_job_from_submit_to_mp4(server, pipe):
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     path = out / job["id"] / "video.mp4"
     assert path.read_bytes() == video.content  # kept under the server's directory, by job id
+    head = client.head(f"/v1/videos/{job['id']}/content")  # curl -I: size and type, no body
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(video.content)
+    assert client.head("/").status_code == 200
     frames, fps = read_video(path)
     assert frames.shape == (5, 32, 32, 3) and fps == pytest.approx(8.0)
     # the seed is the generator's: the same call of the pipeline makes the same frames (MP4 loss and
@@ -180,6 +183,9 @@ BAD_JSON = [
     ({"prompt": "a", "strength": 1.5}, "strength"),
     ({"prompt": "a", "loop": "maybe"}, "loop"),
     ({"prompt": "a", "output_path": "/etc/passwd"}, "output_path"),  # unknown fields are refused, not ignored
+    ({"prompt": "a", "loop": True, "num_frames": 5}, "num_frames"),  # a loop needs 3 latent frames
+    ({"prompt": "a", "loop": True, "seconds": 0.5}, "seconds"),
+    ({"prompt": "a", "fps": 1e-9}, "fps"),  # no MP4 frame rate says it
 ]
 
 
@@ -199,7 +205,9 @@ def test_nan_and_malformed_bodies_are_refused(server):
     before = job_dirs(out)
     r = client.post("/v1/videos", content='{"prompt": "a", "guidance_scale": NaN}', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["param"] == "guidance_scale"
-    for content, status in (("{not json", 400), ("[1, 2]", 400), ("\xff", 400)):
+    huge_int = '{"prompt": "a", "seed": ' + "1" * 5000 + "}"  # over Python's 4,300-digit int limit
+    deep = '{"prompt": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"  # past the decoder's recursion limit
+    for content, status in (("{not json", 400), ("[1, 2]", 400), ("\xff", 400), (huge_int, 400), (deep, 400)):
         r = client.post("/v1/videos", content=content.encode("latin-1"), headers={"content-type": "application/json"})
         assert r.status_code == status and r.json()["error"]["code"] == "invalid_json", content
     r = client.post("/v1/videos", content=b"prompt=a", headers={"content-type": "text/plain"})
@@ -236,6 +244,15 @@ def mp4(tmp_path: Path, frames: np.ndarray) -> bytes:
 def test_uploads_drive_the_prompting_modes(server, tmp_path):
     _, client, out = server
     clip = make_clip(3, num_frames=5, height=32, width=32).frames
+    # windows too short for the mode are refused at once, naming the field, not failed later
+    before = job_dirs(out)
+    for data, files, param in (
+            ({"prompt": "a", "num_frames": "1", "mode": "extend-backward"}, {"video": mp4(tmp_path, clip)}, "num_frames"),
+            ({"prompt": "a", "num_frames": "5", "mode": "connect"},
+             {"video": mp4(tmp_path, clip), "video2": mp4(tmp_path, clip)}, "num_frames")):
+        r = client.post("/v1/videos", data=data, files={k: ("v.mp4", v, "video/mp4") for k, v in files.items()})
+        assert r.status_code == 422 and r.json()["error"]["param"] == param, r.text
+    assert job_dirs(out) == before
     r = client.post("/v1/videos", data={"prompt": "a ball rolls", "steps": "2", "seed": ""},
                     files={"input_reference": ("still.png", png(clip[0]), "image/png")})  # OpenAI's field name
     assert r.status_code == 200, r.text
@@ -463,6 +480,33 @@ def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, 
     finally:
         gated.gate.set()
         running.stop()
+
+
+def test_shutdown_leaves_every_job_record_finished(tmp_path):
+    """Jobs are not reloaded after a restart, so a record left saying queued or in_progress would
+    say it forever: stopping the queue writes each one failed, saying why."""
+    from spacetime.serve.jobs import JobQueue
+    from spacetime.serve.schema import JobSpec
+
+    started, release = threading.Event(), threading.Event()
+
+    def run(job, progress):
+        started.set()
+        while True:  # a long job: stops only when cancelled
+            release.wait(0.01)
+            progress(1, 10)
+
+    queue = JobQueue(run, tmp_path, queue_size=4)
+    queue.start()
+    spec = JobSpec(prompt="a", negative_prompt=None, num_frames=5, height=32, width=32, fps=8.0, steps=1,
+                   guidance_scale=1.0, seed=0, mode="text-to-video", strength=None, loop=False)
+    jobs = [queue.submit(queue.new_job(spec)) for _ in range(3)]
+    assert started.wait(10)
+    queue.stop()
+    for job in jobs:
+        record = json.loads((job.dir / "job.json").read_text())
+        assert record["status"] == "failed", record
+        assert record["error"] == {"code": "cancelled", "message": "the server is shutting down"}
 
 
 def test_bearer_token_guards_the_api_not_the_page(pipe, marks, tmp_path):

@@ -68,12 +68,14 @@ def _float_in(name: str, lo: float, hi: float):
 
 
 def parse_fps(text: str) -> float:
+    from spacetime.data.video import MIN_FPS
+
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"fps must be a number, got {text!r}") from None
-    if not (math.isfinite(v) and 0 < v <= 240):
-        raise argparse.ArgumentTypeError(f"fps must be in (0, 240], got {text!r}")
+    if not (math.isfinite(v) and MIN_FPS <= v <= 240):
+        raise argparse.ArgumentTypeError(f"fps must be in [{MIN_FPS:g}, 240], got {text!r}")
     return v
 
 

@@ -127,14 +127,17 @@ def tensor_to_frames(video) -> np.ndarray:
     return x.permute(1, 2, 3, 0).cpu().numpy()  # (3, T, H, W) -> (T, H, W, 3)
 
 
+MIN_FPS = 0.001  # one frame in 1,000 s: slower rates have no exact MP4 time base below (1/1001 s units)
+
+
 def _check_fps(fps: float) -> Fraction:
     if (
         isinstance(fps, bool)
         or not isinstance(fps, (int, float, np.number))
         or not math.isfinite(fps)
-        or fps <= 0
+        or fps < MIN_FPS
     ):
-        raise ValueError(f"fps must be a positive finite number, got {fps!r}")
+        raise ValueError(f"fps must be a finite number of at least {MIN_FPS:g}, got {fps!r}")
     return Fraction(float(fps)).limit_denominator(1001)  # 29.97 -> 30000/1001
 
 

@@ -272,6 +272,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     def get_video(video_id: str) -> dict:
         return job_or_404(video_id).to_dict()
 
+    # HEAD as well as GET: download tools ask for the size and type first (curl -I)
+    @app.head("/v1/videos/{video_id}/content", dependencies=auth, include_in_schema=False)
     @app.get("/v1/videos/{video_id}/content", dependencies=auth, summary="Download the video (or its thumbnail)",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}, "image/png": {}}}})
     def video_content(video_id: str, variant: Literal["video", "thumbnail"] = "video"):
@@ -340,7 +342,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     def healthz() -> dict:
         return {"ok": True, **queue.counts()}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -405,7 +407,9 @@ async def _read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, 
         raw = await request.body()
         try:
             fields = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except RecursionError:  # nesting deeper than the decoder's stack
+            raise ApiError(400, "invalid_json", "the body is not valid JSON: nested too deeply") from None
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers over 4,300 digits
             raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "invalid_json", "the body must be a JSON object")

@@ -106,6 +106,7 @@ class JobQueue:
             self._stopping = True
             for job in list(self._queue):
                 self._fail(job, "cancelled", "the server is shutting down")
+                self._write_record(job)  # jobs are not reloaded: the file must not say queued forever
             self._queue.clear()
             for job in self._jobs.values():
                 job.cancel.set()
@@ -127,7 +128,7 @@ class JobQueue:
                 self.run(job, lambda step, total: self._progress(job, step, total))
             except Cancelled:
                 with self._cond:
-                    self._fail(job, "cancelled", "cancelled by the client")
+                    self._fail(job, "cancelled", "the server is shutting down" if self._stopping else "cancelled by the client")
             except Exception as e:  # noqa: BLE001 - any failure is the job's, reported to its client
                 log.exception("job %s failed", job.id)
                 with self._cond:
@@ -135,7 +136,8 @@ class JobQueue:
             else:
                 with self._cond:
                     if job.cancel.is_set():  # cancelled after its last step: honour it
-                        self._fail(job, "cancelled", "cancelled by the client")
+                        self._fail(job, "cancelled", "the server is shutting down" if self._stopping
+                                   else "cancelled by the client")
                     else:
                         job.status, job.progress, job.completed_at = "completed", 100, int(time.time())
             with self._cond:

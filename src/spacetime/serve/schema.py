@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spacetime.data.video import MIN_FPS
+
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
 MODES = ("extend-forward", "extend-backward", "edit", "connect")
@@ -71,7 +73,7 @@ def request_model(limits: Limits) -> type[BaseModel]:
         seconds: float | None = Field(None, gt=0, le=limits.max_seconds, allow_inf_nan=False,
                                       description="duration, rounded to 1 + 4k frames at fps (or num_frames)")
         num_frames: int | None = Field(None, ge=1, le=limits.max_frames)
-        fps: float | None = Field(None, gt=0, le=limits.max_fps, allow_inf_nan=False)
+        fps: float | None = Field(None, ge=MIN_FPS, le=limits.max_fps, allow_inf_nan=False)
         steps: int | None = Field(None, ge=1, le=limits.max_steps, description="sampler steps (default 25)")
         guidance_scale: float = Field(5.0, ge=0, le=limits.max_guidance, allow_inf_nan=False)
         seed: int | None = Field(None, ge=0, le=MAX_SEED, description="random when left out; echoed back in the job")
@@ -170,6 +172,11 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
         raise InvalidRequest("video2", "mode connect needs video2, the video to end in")
     if req.loop and "video" in uploads:
         raise InvalidRequest("loop", "loop makes a new clip loop; it does not combine with a video")
+    # the pipeline's own minimum windows, refused here rather than by a job that fails later
+    least = {"extend-forward": 5, "extend-backward": 5, "connect": 9}.get(mode, 9 if req.loop else 1)
+    if num_frames < least:
+        what = "a loop" if req.loop else f"mode {mode}"
+        raise InvalidRequest(length_param, f"{what} needs a window of at least {least} frames, got {num_frames}")
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)  # random, and echoed back
     return JobSpec(prompt=req.prompt, negative_prompt=req.negative_prompt, num_frames=num_frames, height=height,
                    width=width, fps=fps, steps=req.steps or default_steps, guidance_scale=req.guidance_scale,
