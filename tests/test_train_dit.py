@@ -198,6 +198,70 @@ def test_folder_latents_are_cached(vae_dir, tmp_path):
     assert key(again) == key(first)
 
 
+def test_folder_items_keep_each_caption_with_its_own_video(vae_dir, tmp_path, caplog):
+    """A broken video's neighbour stands in for it: the neighbour's caption must come with it. A
+    video gone since the run began is skipped, cache or not; one under a latent patch at native
+    size is skipped, not a crash."""
+    from spacetime.data.folder import FolderVideoDataset
+    from spacetime.data.streams import DataConfig
+    from spacetime.data.video import write_video
+    from spacetime.world.dataset import write_world
+
+    root = write_world(tmp_path / "data", 4, num_frames=5, height=32, width=32, progress=False)
+    (root / "clips" / "000001.mp4").write_bytes(b"not a video at all")
+    ds = FolderVideoDataset(root, 5, 8.0, (32, 32), random_start=False)
+    truth = {}
+    for i, e in enumerate(ds.entries):
+        if i != 1:
+            truth.update({c: ds.load(i)["video"] for c in e["captions"].values()})
+    data = DataConfig(source="folder", path=str(root), num_frames=5, height=32, width=32, max_bad_fraction=0.5)
+    items = dit_items(data, 0, None)
+    for _ in range(12):  # three epochs: the broken entry comes up in each
+        it = next(items)
+        assert torch.equal(it["video"], truth[it["caption"]]), it["caption"]
+    # with the latent cache: a video deleted mid-run is skipped, not a FileNotFoundError
+    vae = VideoVAE.from_pretrained(vae_dir)
+    items = dit_items(DataConfig(source="folder", path=str(root), num_frames=5, height=32, width=32, max_bad_fraction=0.5),
+                      0, vae, vae_dir=vae_dir, cache_dir=tmp_path / "cache")
+    [next(items) for _ in range(4)]
+    (root / "clips" / "000002.mp4").unlink()
+    assert all("latents" in next(items) for _ in range(8))
+    # native size: a 12x10 video is under one 16x16 patch
+    small = tmp_path / "small"
+    small.mkdir()
+    write_video(np.zeros((5, 10, 12, 3), np.uint8), small / "tiny.mp4", fps=8)
+    write_video(np.full((5, 32, 48, 3), 200, np.uint8), small / "ok.mp4", fps=8)
+    (small / "captions.jsonl").write_text('{"path": "tiny.mp4", "caption": "tiny"}\n{"path": "ok.mp4", "caption": "ok"}\n')
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.streams"):
+        items = dit_items(DataConfig(source="folder", path=str(small), num_frames=5, native_size=True), 0, None)
+        got = [next(items) for _ in range(4)]
+    assert {it["caption"] for it in got} == {"ok"} and all(it["video"].shape == (3, 5, 32, 48) for it in got)
+    assert "tiny.mp4: 8x8 (native size, cropped) is under one 16x16 latent patch" in caplog.text
+
+
+def test_training_config_refuses_values_that_would_train_wrong(vae_dir, tmp_path):
+    from spacetime.train import check_training_sizes
+
+    for key, value, msg in (("optim.lr", "inf", "optim.lr must be a finite number"),
+                            ("optim.grad_clip", "-1", "optim.grad_clip must be"),  # would flip the gradients
+                            ("optim.grad_clip", "0", "optim.grad_clip must be"),
+                            ("optim.min_lr_ratio", "-0.5", "optim.min_lr_ratio must be in"),
+                            ("optim.warmup_steps", "-5", "optim.warmup_steps must be"),
+                            ("optim.betas", "[0.9, 1.5]", "optim.betas must be"),
+                            ("data.path", str(tmp_path / "nope"), "no such directory")):
+        extra = ["--data.source", "folder"] if key == "data.path" else []
+        with pytest.raises(ValueError, match=msg):
+            load_config(TrainDiTConfig, None, [*TINY_DIT, *extra, f"--{key}", value])
+    vae = VideoVAE.from_pretrained(vae_dir)
+    for extra, msg in ((["--data.height", "40"], r"data\.height x width 40x32 must be multiples of 16x16"),
+                       (["--data.num_frames", "6"], r"data\.num_frames 6 must be 1 \+ 4k"),
+                       (["--sizes", "[[5, 32, 32], [5, 32, 24]]"], r"sizes\[1\]: height x width 32x24")):
+        cfg = load_config(TrainDiTConfig, None, [*TINY_DIT, *extra])
+        with pytest.raises(ValueError, match=msg):
+            check_training_sizes(cfg, vae)
+    check_training_sizes(load_config(TrainDiTConfig, None, TINY_DIT), vae)  # the tests' own sizes pass
+
+
 def test_pipeline_is_deterministic_and_refuses_bad_input(vae_dir, tmp_path, capsys, caplog):
     torch.manual_seed(0)
     dit = DiT(DiTConfig(in_channels=16, hidden=32, depth=1, heads=2, text_dim=32))

@@ -58,8 +58,19 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.decay not in ("cosine", "constant"):
             raise ValueError(f"optim.decay must be 'cosine' or 'constant', got {self.decay!r}")
-        if not self.lr > 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"optim.lr must be a finite number > 0, got {self.lr}")
+        # a negative clip norm would flip the gradients (ascent) and 0 would zero them
+        if not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
+            raise ValueError(f"optim.grad_clip must be a finite number > 0, got {self.grad_clip}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"optim.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
 
 
 @dataclass
@@ -498,6 +509,24 @@ class TrainDiTConfig:
                 raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
 
 
+def check_training_sizes(cfg: TrainDiTConfig, vae: VideoVAE) -> None:
+    """Training clips must tile into whole DiT tokens: sides a multiple of the VAE's spatial factor
+    times the patch, frames 1 + (VAE temporal factor)k. Refused up front, naming the key, rather than
+    cropped in silence (and saved as a default size the model was never trained at)."""
+    ph, pw = cfg.model.patch[1:]
+    mh, mw, ft = vae.config.spatial_factor * ph, vae.config.spatial_factor * pw, vae.config.temporal_factor
+    checks = [(cfg.sizes.index(s), *s) for s in cfg.sizes]
+    if not (cfg.data.source == "folder" and cfg.data.native_size):
+        checks.insert(0, (None, cfg.data.num_frames, cfg.data.height, cfg.data.width))
+    for i, frames, height, width in checks:
+        where = "data." if i is None else f"sizes[{i}]: "
+        if height % mh or width % mw:
+            raise ValueError(f"{where}height x width {height}x{width} must be multiples of {mh}x{mw} "
+                             f"(the VAE's {vae.config.spatial_factor}x downsampling times the DiT's patch {ph}x{pw})")
+        if (frames - 1) % ft:
+            raise ValueError(f"{where}num_frames {frames} must be 1 + {ft}k (the VAE's temporal factor)")
+
+
 def flow_step_loss(
     model: DiT,
     latents: list[torch.Tensor],
@@ -608,6 +637,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     if vae.config.latent_channels != cfg.model.in_channels:
         raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
                          f"{vae.config.latent_channels}-channel latents")
+    check_training_sizes(cfg, vae)
     text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device=device)
     if text.dim != cfg.model.text_dim:
         raise ValueError(f"model.text_dim is {cfg.model.text_dim} but the text encoder {cfg.text_encoder!r} "

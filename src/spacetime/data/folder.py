@@ -235,7 +235,7 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         frames = resize_and_crop(np.stack([d.frames[i] for i in idx]), self.size)
         caps = entry["captions"]
         name = self.caption if self.caption in caps else sorted(caps)[int(rng.integers(len(caps)))]
-        return {"video": frames_to_tensor(frames), "caption": caps[name], "path": str(path)}
+        return {"video": frames_to_tensor(frames), "caption": caps[name], "path": str(path), "index": index}
 
     def __getitem__(self, index: int) -> dict:
         n = len(self.entries)

@@ -8,6 +8,7 @@ kept in a latent cache (`data.cache`).
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import torch
 
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import rank_and_world
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +51,8 @@ class DataConfig:
             raise ValueError(f"data.source must be 'world' or 'folder', got {self.source!r}")
         if self.source == "folder" and not self.path:
             raise ValueError("data.path is required when data.source is 'folder'")
+        if self.source == "folder" and not Path(self.path).is_dir():
+            raise ValueError(f"data.path {self.path}: no such directory")
         if not 0.0 <= self.multishot <= 1.0:
             raise ValueError(f"data.multishot is a share of clips in [0, 1], got {self.multishot!r}")
 
@@ -128,26 +133,38 @@ def dit_items(
     while True:
         epoch, k = divmod(i, n)
         index = int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])
-        captions = ds.entries[index]["captions"]
-        # re-captioning: a caption length drawn per (epoch, video), cached or not
-        caption = captions[sorted(captions)[int(np.random.default_rng([data.seed, epoch, index, 1]).integers(len(captions)))]]
         i += world
         variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
-        if cache is not None and (z := cache.get(ds.entries[index]["path"], variant)) is not None:
-            yield {"latents": z, "caption": caption}
+        try:
+            z = None if cache is None else cache.get(ds.entries[index]["path"], variant)
+        except OSError:  # gone or unreadable since the run began: the loader below skips it as broken
+            z = None
+        if z is not None:
+            yield {"latents": z, "caption": caption_of(ds, data.seed, epoch, index)}
             continue
         ds.set_epoch(variant)
-        item = ds[index]
+        item = ds[index]  # a broken video's neighbour stands in for it: its own caption goes with it
+        caption = caption_of(ds, data.seed, epoch, item["index"])
         h, w = item["video"].shape[-2:]
+        if h < 16 or w < 16:  # (native size) under one latent patch: nothing to train on
+            ds.broken[item["path"]] = f"{item['path']}: {w}x{h} (native size, cropped) is under one 16x16 latent patch"
+            log.warning("skipping a video too small to train on: %s", ds.broken[item["path"]])
+            continue
         top, left = (h % 16) // 2, (w % 16) // 2
         video = item["video"][..., top : top + h - h % 16, left : left + w - w % 16]  # the latent patch grid
         if cache is None:
             yield {"video": video, "caption": caption}
             continue
         z = encode_videos(vae, [video])[0]
-        if item["path"] == str(ds.entries[index]["path"]):  # not a stand-in for a broken video
+        if item["index"] == index:  # not a stand-in for a broken video
             cache.put(item["path"], variant, z)
         yield {"latents": z, "caption": caption}
+
+
+def caption_of(ds, seed: int, epoch: int, index: int) -> str:
+    """Re-captioning: one of the video's caption lengths, drawn per (epoch, video), cached or not."""
+    captions = ds.entries[index]["captions"]
+    return captions[sorted(captions)[int(np.random.default_rng([seed, epoch, index, 1]).integers(len(captions)))]]
 
 
 @torch.no_grad()
