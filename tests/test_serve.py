@@ -276,6 +276,164 @@ def test_uploads_drive_the_prompting_modes(server, tmp_path):
     assert [a["action"] for a in claims["actions"]] == ["c2pa.created", "c2pa.edited"]
 
 
+@pytest.fixture(scope="module")
+def source_video(server) -> dict:
+    """A completed 5-frame 32x32 job to remix, edit and extend (settings the new jobs inherit)."""
+    _, client, _ = server
+    r = client.post("/v1/videos", json={"prompt": "a red ball", "size": "32x32", "num_frames": 5, "steps": 1,
+                                        "seed": 3, "guidance_scale": 4.0, "negative_prompt": "blur"})
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "completed" and job["remixed_from_video_id"] is None
+    return job
+
+
+def test_remix_edits_and_extensions_make_jobs_from_a_video(server, source_video, tmp_path):
+    _, client, out = server
+    src = source_video
+    # remix: an edit of the source's video with a new prompt and everything else the source's
+    r = client.post(f"/v1/videos/{src['id']}/remix", json={"prompt": "a blue ball"})
+    assert r.status_code == 200, r.text
+    remix = r.json()
+    assert ID.fullmatch(remix["id"]) and remix["id"] != src["id"] and remix["remixed_from_video_id"] == src["id"]
+    assert (remix["mode"], remix["strength"], remix["prompt"]) == ("edit", 0.6, "a blue ball")
+    same = ("size", "num_frames", "seconds", "fps", "steps", "guidance_scale", "seed", "negative_prompt")
+    assert {k: remix[k] for k in same} == {k: src[k] for k in same}
+    stored = out / remix["id"] / "input-video.mp4"  # the source's video, copied in under the upload's name
+    assert stored.read_bytes() == (out / src["id"] / "video.mp4").read_bytes()
+    done = wait(client, remix["id"])
+    assert done["status"] == "completed" and done["num_frames"] == src["num_frames"] and done["size"] == src["size"]
+    assert read_video(out / remix["id"] / "video.mp4")[0].shape == (5, 32, 32, 3)
+    claims = client.get(f"/v1/videos/{remix['id']}/credentials").json()["c2pa"]["claims"]
+    assert claims["generation"]["mode"] == "edit" and claims["generation"]["seed"] == src["seed"]
+    assert claims["generation"]["inputs"] == [{"role": "video", "title": "input-video.mp4",
+                                               "sha256": hashlib.sha256(stored.read_bytes()).hexdigest()}]
+    assert [i["relationship"] for i in claims["ingredients"]] == ["inputTo"]  # the source's manifest travels on
+    r = client.post(f"/v1/videos/{src['id']}/remix", json={"prompt": "a blue ball", "strength": 0.3})
+    assert r.json()["strength"] == 0.3 and wait(client, r.json()["id"])["status"] == "completed"
+
+    # edits: by id (the form field OpenAI's clients make of {"id": ...}, or JSON), or an upload
+    jobs = []
+    r = client.post("/v1/videos/edits", data={"prompt": "a green ball", "video[id]": src["id"], "strength": "0.5"},
+                    files={"": ("", b"", "text/plain")})  # forces multipart, as the SDK does
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert (job["mode"], job["strength"], job["num_frames"], job["size"], job["seed"], job["steps"]) == (
+        "edit", 0.5, 5, "32x32", 3, 1)  # the id source lends its settings
+    assert job["remixed_from_video_id"] is None
+    jobs.append((job, 5))
+    r = client.post("/v1/videos/edits", json={"prompt": "a green ball", "video": {"id": src["id"]}, "seed": 9})
+    assert r.status_code == 200 and r.json()["seed"] == 9, r.text
+    jobs.append((r.json(), 5))
+    clip = make_clip(3, num_frames=9, height=32, width=32).frames
+    r = client.post("/v1/videos/edits", data={"prompt": "a ball", "steps": "1"},
+                    files={"video": ("in.mp4", mp4(tmp_path, clip), "video/mp4")})
+    assert r.status_code == 200, r.text
+    assert (r.json()["mode"], r.json()["strength"], r.json()["num_frames"]) == ("edit", 0.6, 9)
+    jobs.append((r.json(), 9))
+
+    # extensions: seconds is the new segment (rounded to whole latent frames); the job says the total
+    r = client.post("/v1/videos/extensions", data={"prompt": "it rolls on", "seconds": "1", "video[id]": src["id"]},
+                    files={"": ("", b"", "text/plain")})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert (job["mode"], job["num_frames"], job["seconds"], job["strength"]) == ("extend-forward", 5 + 8, "1.625", None)
+    jobs.append((job, 13))
+    r = client.post("/v1/videos/extensions", data={"prompt": "it rolls on", "seconds": "0.5", "steps": "1"},
+                    files={"video": ("in.mp4", mp4(tmp_path, clip[:5]), "video/mp4")})
+    assert r.status_code == 200 and r.json()["num_frames"] == 5 + 4, r.text
+    jobs.append((r.json(), 9))
+    for job, frames in jobs:
+        done = wait(client, job["id"])
+        assert done["status"] == "completed", done
+        assert done["num_frames"] == frames and done["seconds"] == job["seconds"]  # as announced
+        assert read_video(out / job["id"] / "video.mp4")[0].shape == (frames, 32, 32, 3)
+        assert (out / job["id"] / "input-video.mp4").is_file()
+
+
+BAD_FROM_VIDEO = [  # (path, JSON body or form fields, status, param); SRC is the completed source's id
+    ("/v1/videos/SRC/remix", {"prompt": ""}, 422, "prompt"),
+    ("/v1/videos/SRC/remix", {"prompt": "   "}, 422, "prompt"),
+    ("/v1/videos/SRC/remix", {}, 422, "prompt"),
+    ("/v1/videos/SRC/remix", {"prompt": "a", "strength": 1.5}, 422, "strength"),
+    ("/v1/videos/SRC/remix", {"prompt": "a", "strength": 0}, 422, "strength"),
+    ("/v1/videos/SRC/remix", {"prompt": "a", "steps": 3}, 422, "steps"),  # the source's, not changed by a remix
+    ("/v1/videos/SRC/remix", {"prompt": "a", "video": {"id": "SRC"}}, 422, "video"),
+    (f"/v1/videos/video_{'0' * 32}/remix", {"prompt": "a"}, 404, "video_id"),
+    ("/v1/videos/video_12/remix", {"prompt": "a"}, 400, "video_id"),
+    ("/v1/videos/edits", {"prompt": "a"}, 422, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": f"video_{'0' * 32}"}}, 404, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "../SRC"}}, 400, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC", "x": 1}}, 422, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": "SRC"}, 422, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": 5}}, 422, "video"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "seconds": 2}, 422, "seconds"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "mode": "connect"}, 422, "mode"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "strength": 0}, 422, "strength"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "size": "4096x32"}, 422, "size"),
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "size": "128x128"}, 422, "video"),  # 5 x 128 x 128 voxels
+    ("/v1/videos/edits", {"prompt": "a", "video": {"id": "SRC"}, "output_path": "/x"}, 422, "output_path"),
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}}, 422, "seconds"),
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}, "seconds": 0}, 422, "seconds"),
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}, "seconds": None}, 422, "seconds"),
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}, "seconds": 4}, 422, "seconds"),  # 5 + 32 > 33 frames
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}, "seconds": 1, "strength": 0.5}, 422, "strength"),
+    ("/v1/videos/extensions", {"prompt": "a", "video": {"id": "SRC"}, "seconds": 1, "num_frames": 9}, 422, "num_frames"),
+    ("/v1/videos/extensions", {"prompt": "a", "seconds": 1}, 422, "video"),
+]
+
+
+@pytest.mark.parametrize("path,body,status,param", BAD_FROM_VIDEO,
+                         ids=[f"{p.rsplit('/', 1)[1]}-{q}-{i}" for i, (p, _, _, q) in enumerate(BAD_FROM_VIDEO)])
+def test_bad_remix_edit_extension_requests_are_refused_naming_the_field(server, source_video, path, body, status, param):
+    _, client, out = server
+    body = json.loads(json.dumps(body).replace("SRC", source_video["id"]))
+    before = job_dirs(out)
+    r = client.post(path.replace("SRC", source_video["id"]), json=body)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and error["message"].startswith(param), error
+    assert job_dirs(out) == before  # nothing kept of a refused request
+
+
+def test_bad_edit_and_extension_forms_are_refused(server, source_video, tmp_path):
+    _, client, out = server
+    clip = make_clip(3, num_frames=37, height=32, width=32).frames
+    video = ("in.mp4", mp4(tmp_path, clip[:5]), "video/mp4")
+    too_long = ("in.mp4", mp4(tmp_path, clip), "video/mp4")  # an edit of it would have 37 frames; 33 are allowed
+    before = job_dirs(out)
+    for path, data, files, param in (
+            ("edits", {"video[id]": source_video["id"]}, {"video": video}, "video"),  # a file or an id
+            ("edits", {}, {"video": ("in.mp4", b"\x00" * 5000, "video/mp4")}, "video"),
+            ("edits", {}, {"video": ("in.mp4", b"", "video/mp4")}, "video"),
+            ("edits", {}, {"video": video, "image": ("x.png", png(clip[0]), "image/png")}, "image"),
+            ("edits", {"video[id]": source_video["id"], "loop": "true"}, {}, "loop"),
+            ("edits", {}, {"video": too_long}, "video"),
+            ("", {"mode": "edit", "strength": "0.5"}, {"video": too_long}, "video"),  # POST /v1/videos alike
+            ("extensions", {"seconds": "1"}, {"video": video, "video2": video}, "video2"),
+            ("extensions", {"seconds": "soon"}, {"video": video}, "seconds"),
+            ("extensions", {"seconds": "1", "video": "not a file"}, {}, "video"),
+            ("extensions", {"seconds": "0.5"}, {"video": too_long}, "video")):  # no room left after 37 frames
+        r = client.post(f"/v1/videos/{path}".rstrip("/"), data={"prompt": "a ball", **data},
+                        files=files or {"": ("", b"", "text/plain")})
+        assert r.status_code == 422 and r.json()["error"]["param"] == param, (path, data, r.text)
+    # a completed source whose video is gone (removed by hand): 404, and nothing made
+    mp4_path = out / source_video["id"] / "video.mp4"
+    mp4_path.rename(mp4_path.with_suffix(".away"))
+    try:
+        r = client.post(f"/v1/videos/{source_video['id']}/remix", json={"prompt": "b"})
+        assert r.status_code == 404 and r.json()["error"]["param"] == "video_id", r.text
+        r = client.post("/v1/videos/edits", json={"prompt": "b", "video": {"id": source_video["id"]}})
+        assert r.status_code == 404 and r.json()["error"]["param"] == "video", r.text
+    finally:
+        mp4_path.with_suffix(".away").rename(mp4_path)
+    assert job_dirs(out) == before
+    # an edit through POST /v1/videos says its length (the video's) from the start, too
+    r = client.post("/v1/videos", data={"prompt": "a ball", "mode": "edit", "strength": "0.5", "steps": "1"},
+                    files={"video": ("in.mp4", mp4(tmp_path, clip[:9]), "video/mp4")})
+    assert r.status_code == 200 and r.json()["num_frames"] == 9, r.text
+    assert wait(client, r.json()["id"])["num_frames"] == 9
+
+
 def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model_dir, tmp_path):
     _, client, out = server
     prompt = "a green ball falls"
@@ -390,7 +548,8 @@ def test_unknown_and_traversal_like_ids(server):
     secret = out.parent / "secret.txt"
     secret.write_text("do not serve me")
     unknown = "video_" + "0" * 32
-    for method, path in (("GET", ""), ("GET", "/content"), ("GET", "/credentials"), ("POST", "/cancel"), ("DELETE", "")):
+    for method, path in (("GET", ""), ("GET", "/content"), ("GET", "/credentials"), ("POST", "/cancel"), ("DELETE", ""),
+                         ("POST", "/remix")):
         r = client.request(method, f"/v1/videos/{unknown}{path}")
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     host, port = running.url.removeprefix("http://").split(":")
@@ -445,6 +604,17 @@ def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, 
             assert b["status"] == "queued"
             r = client.get(f"/v1/videos/{a['id']}/credentials")
             assert r.status_code == 409 and r.json()["error"]["code"] == "not_ready"
+            # an unfinished video has nothing to remix, edit or extend yet: 409, and no job made
+            for unfinished in (a, b):
+                for path, kwargs, param in (
+                        (f"/v1/videos/{unfinished['id']}/remix", {"json": {"prompt": "b"}}, "video_id"),
+                        ("/v1/videos/edits", {"json": {"prompt": "b", "video": {"id": unfinished["id"]}}}, "video"),
+                        ("/v1/videos/extensions", {"data": {"prompt": "b", "seconds": "1", "video[id]": unfinished["id"]},
+                                                   "files": {"": ("", b"", "text/plain")}}, "video")):
+                    r = client.post(path, **kwargs)
+                    assert r.status_code == 409, r.text
+                    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("not_ready", param)
+            assert job_dirs(out) == {a["id"], b["id"]}
             full = post()
             assert full.status_code == 429 and full.json()["error"]["code"] == "queue_full"
             assert int(full.headers["Retry-After"]) >= 1
@@ -517,6 +687,8 @@ def test_bearer_token_guards_the_api_not_the_page(pipe, marks, tmp_path):
                 r = client.get("/v1/videos", headers=headers)
                 assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
                 assert client.post("/v1/videos", json={"prompt": "a"}, headers=headers).status_code == 401
+                for path in (f"/v1/videos/video_{'0' * 32}/remix", "/v1/videos/edits", "/v1/videos/extensions"):
+                    assert client.post(path, json={"prompt": "a"}, headers=headers).status_code == 401, path
             ok = {"Authorization": "Bearer s3cret"}
             assert client.get("/v1/videos", headers=ok).status_code == 200
             job = client.post("/v1/videos", json={"prompt": "a"}, headers=ok).json()
@@ -532,7 +704,8 @@ def test_openapi_schema_states_the_limits(server):
     _, client, _ = server
     schema = client.get("/openapi.json").json()
     assert {"/v1/videos", "/v1/videos/{video_id}", "/v1/videos/{video_id}/content", "/v1/videos/{video_id}/cancel",
-            "/v1/videos/{video_id}/credentials", "/v1/verify"} <= set(schema["paths"])
+            "/v1/videos/{video_id}/credentials", "/v1/verify", "/v1/videos/{video_id}/remix", "/v1/videos/edits",
+            "/v1/videos/extensions"} <= set(schema["paths"])
     assert "file" in schema["paths"]["/v1/verify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     body = schema["paths"]["/v1/videos"]["post"]["requestBody"]["content"]
     props = body["application/json"]["schema"]["properties"]
@@ -657,6 +830,36 @@ def test_odd_values_in_every_field_are_never_a_500(pipe, marks, tmp_path):
                     assert r.status_code in (200, 422), (body, r.status_code, r.text)
                     if r.status_code == 422:
                         assert r.json()["error"]["param"] == field, (body, r.text)
+    finally:
+        gated.gate.set()
+        running.stop()
+
+
+def test_odd_values_in_remix_edit_and_extension_fields_are_never_a_500(pipe, marks, tmp_path):
+    gated = Gated(pipe)
+    running = ServerThread.start(create_app(gated, tmp_path / "o", marks=marks, limits=LIMITS, queue_size=1000))
+    odd = [None, "", [], -1, 0, 1e308, "nan", "1" * 40, {"$ref": "/etc/passwd"}, "../../x", {"id": "../x"}]
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            gated.gate.set()  # one video made, then every job held: what is accepted waits, cancelled at the end
+            src = wait(client, client.post("/v1/videos", json={"prompt": "a", "num_frames": 5, "steps": 1}).json()["id"])
+            assert src["status"] == "completed"
+            gated.gate.clear()
+            # the fields these endpoints treat their own way (the rest are POST /v1/videos's, tested above)
+            for path, fields in ((f"/v1/videos/{src['id']}/remix", ["strength", "seed"]),
+                                 ("/v1/videos/edits", ["video", "seconds"]),
+                                 ("/v1/videos/extensions", ["video", "seconds", "fps", "size"])):
+                for field in fields:
+                    for value in odd:
+                        body = {"prompt": "a ball", "video": {"id": src["id"]}, "seconds": 0.5, field: value}
+                        if "remix" in path:
+                            body = {"prompt": "a ball", field: value}
+                        elif "edits" in path and field != "seconds":
+                            body.pop("seconds")
+                        r = client.post(path, json=body)
+                        assert r.status_code in (200, 400, 404, 422), (path, body, r.status_code, r.text)
+                        if r.status_code != 200:
+                            assert r.json()["error"]["param"] == field, (path, body, r.text)
     finally:
         gated.gate.set()
         running.stop()

@@ -6,6 +6,9 @@ under uvicorn.
     GET    /v1/videos/{id}             one job: status queued|in_progress|completed|failed, progress 0-100
     GET    /v1/videos/{id}/content     the MP4 (?variant=thumbnail: the first frame as PNG)
     GET    /v1/videos/{id}/credentials the provenance check of that file (`spacetime verify --json`)
+    POST   /v1/videos/{id}/remix       JSON {prompt}: an edit of that completed video with the new prompt
+    POST   /v1/videos/edits            prompt + video (an upload, or video[id] of a completed job) -> an edit
+    POST   /v1/videos/extensions       prompt + seconds + video (likewise) -> that video with seconds more after it
     POST   /v1/videos/{id}/cancel      stop it; it becomes failed with error code "cancelled"
     DELETE /v1/videos/{id}             cancel it and delete it, files too
     POST   /v1/verify                  multipart `file` (MP4 or PNG) -> the same check of any file
@@ -13,20 +16,20 @@ under uvicorn.
     GET    /openapi.json, /healthz, /  the schema, a liveness check, the page (assets under /static)
 
 Errors are `{"error": {"message", "type", "param", "code"}}` as OpenAI's, with 400 (malformed),
-401 (token), 404 (no such job), 409 (no content yet), 413 (body too large), 415 (content type),
-422 (a field out of bounds: `param` names it) and 429 (queue full, with Retry-After).
+401 (token), 404 (no such job), 409 (no content yet, or a source video not completed), 413 (body too
+large), 415 (content type), 422 (a field out of bounds: `param` names it) and 429 (queue full, with
+Retry-After).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import secrets
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,13 +37,26 @@ from typing import Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from spacetime.serve.bodies import (
+    ApiError,
+    BodyLimit,
+    copy_source,
+    error_response,
+    first_error,
+    input_names,
+    read_body,
+    read_verify_form,
+    remove_folder,
+    save_upload,
+    verify_upload,
+)
 from spacetime.serve.jobs import (
     ID_RE,
     THUMBNAIL,
@@ -51,7 +67,18 @@ from spacetime.serve.jobs import (
     QueueFull,
     pipeline_runner,
 )
-from spacetime.serve.schema import UPLOADS, InvalidRequest, Limits, presets, request_model, resolve
+from spacetime.serve.schema import (
+    DEFAULT_EDIT_STRENGTH,
+    UPLOADS,
+    InvalidRequest,
+    JobSpec,
+    Limits,
+    edit_spec,
+    extension_spec,
+    presets,
+    request_model,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,84 +86,6 @@ STATIC = Path(__file__).parent / "static"
 # the page loads nothing from elsewhere; blob: is how it plays and offers the fetched video
 CSP = ("default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; object-src 'none'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, param: str | None = None,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.param, self.headers = status, code, message, param, headers
-
-
-def _error(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status, headers=headers)
-
-
-def _first_error(errors: list[dict], skip: int = 0) -> tuple[str | None, str]:
-    """pydantic's first error -> (the field, "field: what is wrong")."""
-    e = errors[0]
-    loc = [str(p) for p in e.get("loc", ())[skip:]]
-    param = ".".join(loc) or None
-    return param, f"{param or 'body'}: {e.get('msg', 'invalid')}"
-
-
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length or as they stream in,
-    before anything parses them."""
-
-    class TooLarge(Exception):
-        pass
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(scope, receive, send)
-        seen, started = 0, False
-
-        async def counted_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyLimit.TooLarge
-            return message
-
-        async def tracked_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyLimit.TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope, receive, send):
-        response = _error(413, "body_too_large", f"the request body is over {self.max_bytes} bytes")
-        await response(scope, receive, send)
-
-
-def _input_names(upload: str) -> tuple[str, ...]:
-    """The server's names for an upload in a job's folder; a client's file name is never used. An
-    image is re-encoded as PNG. A video keeps its bytes, named `.mp4` when it is ISO BMFF (MP4,
-    MOV), so C2PA reads it as an ingredient and carries its own manifest on; other containers get
-    no extension (FFmpeg tells them by content)."""
-    return ("input-image.png",) if upload == "image" else (f"input-{upload}.mp4", f"input-{upload}")
-
-
-def _input_name(upload: str, data: bytes) -> str:
-    if upload == "image":
-        return "input-image.png"
-    return f"input-{upload}.mp4" if data[4:8] == b"ftyp" else f"input-{upload}"
 
 
 def _size_multiple(pipe) -> tuple[int, int]:
@@ -157,7 +106,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     anchors = [Path(a) for a in trust_anchors]
 
     def inputs_of(job: Job) -> dict:
-        found = {name: [job.dir / n for n in _input_names(name) if (job.dir / n).is_file()] for name in UPLOADS}
+        found = {name: [job.dir / n for n in input_names(name) if (job.dir / n).is_file()] for name in UPLOADS}
         return {name: paths[0] for name, paths in found.items() if paths}
 
     queue = JobQueue(pipeline_runner(pipe, inputs_of, marks), output_dir, model=model_name, queue_size=queue_size,
@@ -184,16 +133,16 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
-        return _error(e.status, e.code, e.message, e.param, e.headers)
+        return error_response(e.status, e.code, e.message, e.param, e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError):
-        param, message = _first_error(e.errors(), skip=1)  # loc[0] is "query", "path" or "body"
-        return _error(422, "invalid_value", message, param)
+        param, message = first_error(e.errors(), skip=1)  # loc[0] is "query", "path" or "body"
+        return error_response(422, "invalid_value", message, param)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
-        return _error(e.status_code, "not_found" if e.status_code == 404 else "http_error", str(e.detail),
+        return error_response(e.status_code, "not_found" if e.status_code == 404 else "http_error", str(e.detail),
                       headers=getattr(e, "headers", None))  # e.g. Allow on a 405
 
     def authorized(request: Request) -> None:
@@ -205,53 +154,222 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)",
                            headers={"WWW-Authenticate": "Bearer"})
 
-    def job_or_404(video_id: str) -> Job:
+    def job_or_404(video_id: str, param: str = "video_id") -> Job:
         if not ID_RE.fullmatch(video_id):  # checked before any lookup; ids never reach a path unchecked
-            raise ApiError(400, "invalid_id", f"{video_id!r} is not a video id (video_ and 32 hex digits)", "video_id")
+            raise ApiError(400, "invalid_id", f"{param}: {video_id!r} is not a video id (video_ and 32 hex digits)", param)
         job = queue.get(video_id)
         if job is None:
-            raise ApiError(404, "not_found", f"no video {video_id}", "video_id")
+            raise ApiError(404, "not_found", f"{param}: no video {video_id}", param)
+        return job
+
+    def completed_source(video_id: str, param: str) -> Job:
+        """The job whose video a remix, edit or extension starts from: it must have one."""
+        job = job_or_404(video_id, param)
+        if job.status != "completed":
+            raise ApiError(409, "not_ready", f"{param}: video {video_id} is {job.status}; only a completed video "
+                                             "can be remixed, edited or extended", param)
         return job
 
     auth = [Depends(authorized)]
+    ft = pipe.vae.config.temporal_factor  # frames per latent frame: the step of edit and extension lengths
     body_schema = VideoRequest.model_json_schema()
     form_schema = {"type": "object", "required": ["prompt"], "properties": {
         **{k: {"type": "string"} for k in body_schema["properties"]},
         **{k: {"type": "string", "format": "binary"} for k in (*UPLOADS, "input_reference")}}}
 
-    @app.post("/v1/videos", dependencies=auth, status_code=200, summary="Create a video job",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": body_schema}, "multipart/form-data": {"schema": form_schema}}}})
-    async def create_video(request: Request) -> dict:
-        fields, files = await _read_body(request, limits)
+    def validated(fields: dict) -> BaseModel:
         try:
-            req = VideoRequest.model_validate(fields)
+            return VideoRequest.model_validate(fields)
         except ValidationError as e:
-            param, message = _first_error(e.errors())
+            param, message = first_error(e.errors())
             raise ApiError(422, "invalid_value", message, param) from None
+
+    def spec_of(req: BaseModel, uploads: set[str], frames_later: bool = False) -> JobSpec:
         try:
-            spec = resolve(req, set(files), pipe.defaults, pipe.fit_size, limits, default_steps)
+            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later)
         except InvalidRequest as e:
             raise ApiError(422, "invalid_value", str(e), e.param) from None
         except ValueError as e:  # the pipeline's own checks of a size
             raise ApiError(422, "invalid_value", str(e), "size") from None
-        job = queue.new_job(spec)
+
+    async def admit(spec: JobSpec, files: dict[str, UploadFile], *, source: Job | None = None,
+                    source_param: str = "video", settle: Callable[[int], JobSpec] | None = None,
+                    remixed_from: str | None = None) -> dict:
+        """Make the job's folder, store its inputs there under the server's names (the uploads, or
+        a copy of `source`'s video, the request field `source_param` named), let `settle(frames of
+        the input video)` finish the spec where the length follows from that video, and queue the
+        job. Any refusal leaves nothing behind."""
+        job = queue.new_job(spec, remixed_from=remixed_from)
         try:
-            for name, upload in files.items():
-                await run_in_threadpool(_save_upload, upload, name, job.dir, limits)
+            frames: dict[str, int | None] = {}
+            try:
+                for name, upload in files.items():
+                    frames[name] = await run_in_threadpool(save_upload, upload, name, job.dir, limits)
+            except InvalidRequest as e:
+                raise ApiError(422, "invalid_file", str(e), e.param) from None
+            if source is not None:
+                frames["video"] = await run_in_threadpool(copy_source, source, job.dir, source_param)
+            if settle is not None:
+                try:
+                    job.spec = settle(frames["video"])
+                except InvalidRequest as e:
+                    raise ApiError(422, "invalid_value", str(e), e.param) from None
             queue.submit(job)
-        except InvalidRequest as e:
-            await run_in_threadpool(_remove, job.dir)
-            raise ApiError(422, "invalid_file", str(e), e.param) from None
-        except QueueFull as e:
+        except QueueFull as e:  # submit has removed the folder
             raise ApiError(429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after)}) from None
         except BaseException:
-            await run_in_threadpool(_remove, job.dir)
+            await run_in_threadpool(remove_folder, job.dir)
             raise
         finally:
             for upload in files.values():
                 await upload.close()
         return job.to_dict()
+
+    @app.post("/v1/videos", dependencies=auth, status_code=200, summary="Create a video job",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": body_schema}, "multipart/form-data": {"schema": form_schema}}}})
+    async def create_video(request: Request) -> dict:
+        fields, files = await read_body(request, limits)
+        try:
+            spec = spec_of(validated(fields), set(files))
+        except BaseException:
+            for upload in files.values():
+                await upload.close()
+            raise
+        if spec.mode != "edit":
+            return await admit(spec, files)
+        # an edit makes as many frames as its video has (the window does not set it): known, and
+        # checked against the limits, once the upload is counted
+        return await admit(spec, files, settle=lambda n: edit_spec(spec, n, ft, limits, "video"))
+
+    # --- remix, edits, extensions: new jobs from a video (OpenAI's names; our modes edit and
+    # extend-forward). A source given by id lends its job's settings as defaults; its finished
+    # video is copied in as the new job's input video, so its manifest makes it an ingredient.
+
+    from_video_fields = {k: v for k, v in body_schema["properties"].items()
+                         if k not in ("seconds", "num_frames", "mode", "loop")}
+    remix_schema = {"type": "object", "required": ["prompt"], "additionalProperties": False, "properties": {
+        k: body_schema["properties"][k] for k in ("prompt", "strength", "embed_prompt", "model")}}
+    remix_schema["properties"]["strength"] = {**remix_schema["properties"]["strength"], "default": DEFAULT_EDIT_STRENGTH}
+    by_id = {"type": "string", "description": "the id of a completed video, instead of an upload"}
+    edit_form = {"type": "object", "required": ["prompt"], "properties": {
+        **{k: {"type": "string"} for k in from_video_fields}, "video[id]": by_id,
+        "video": {"type": "string", "format": "binary", "description": "the video (or send video[id])"}}}
+    edit_json = {"type": "object", "required": ["prompt", "video"], "additionalProperties": False, "properties": {
+        **from_video_fields, "video": {"type": "object", "required": ["id"], "properties": {"id": by_id}}}}
+    edit_json["properties"]["strength"] = {**edit_json["properties"]["strength"], "default": DEFAULT_EDIT_STRENGTH}
+    seconds_new = {**body_schema["properties"]["seconds"], "description": "the length of the new segment"}
+
+    def extension(schema: dict) -> dict:
+        props = {k: v for k, v in schema["properties"].items() if k != "strength"}
+        return {**schema, "required": [*schema["required"], "seconds"], "properties": {**props, "seconds": seconds_new}}
+
+    def refuse(fields: dict, files: dict, reasons: dict[str, str]) -> None:
+        """Fields this endpoint sets itself, and uploads other than the one video, are refused (a
+        422 naming them), not ignored."""
+        for key in fields:
+            if key in reasons:
+                raise ApiError(422, "invalid_value", f"{key}: {reasons[key]}", key)
+        for key in files:
+            if key != "video":
+                raise ApiError(422, "invalid_value", f"{key}: the only upload here is video", key)
+
+    def source_of(fields: dict, files: dict) -> Job | None:
+        """The video to start from: an upload (None here), or a completed job named by id, as
+        `video[id]` in a form (how OpenAI's clients flatten {"id": ...}) or {"id": ...} in JSON."""
+        ref = fields.pop("video[id]", None)
+        if "video" in fields:  # JSON: files are form uploads only
+            value = fields.pop("video")
+            if not (isinstance(value, dict) and set(value) == {"id"}):
+                raise ApiError(422, "invalid_value", 'video: must be {"id": "video_..."} (or a file upload in a '
+                                                     "multipart form)", "video")
+            ref = value["id"]
+        if ref is not None and "video" in files:
+            raise ApiError(422, "invalid_value", "video: give a file or an id, not both", "video")
+        if ref is None:
+            if "video" not in files:
+                raise ApiError(422, "invalid_value", "video: required: a video upload, or video[id] (JSON: "
+                                                     '{"id": ...}) naming a completed video', "video")
+            return None
+        if not isinstance(ref, str):
+            raise ApiError(422, "invalid_value", "video: the id must be a string", "video")
+        source = completed_source(ref, "video")
+        s = source.spec
+        if not {"size", "height", "width"} & fields.keys():
+            fields["size"] = s.size
+        for key in ("fps", "steps", "guidance_scale", "seed", "negative_prompt"):
+            if key not in fields and getattr(s, key) is not None:
+                fields[key] = getattr(s, key)
+        return source
+
+    async def from_video(request: Request, kind: Literal["edit", "extension"]) -> dict:
+        fields, files = await read_body(request, limits)
+        seconds = None  # an extension's new segment
+        try:
+            if kind == "edit":
+                length, mode = "an edit keeps its video's length", "an edit is mode edit"
+                refuse(fields, files, {"seconds": length, "num_frames": length, "mode": mode, "loop": mode})
+            else:
+                length, mode = "an extension's length is seconds, the new segment's", "an extension is mode extend-forward"
+                refuse(fields, files, {"num_frames": length, "mode": mode, "strength": mode, "loop": mode})
+            source = source_of(fields, files)
+            if kind == "edit":
+                fields["mode"] = "edit"
+                fields.setdefault("strength", DEFAULT_EDIT_STRENGTH)
+                req = validated(fields)
+            else:
+                req = validated({**fields, "mode": "extend-forward"})
+                if req.seconds is None:
+                    raise ApiError(422, "invalid_value", "seconds: required: the length of the new segment", "seconds")
+                seconds, req = req.seconds, req.model_copy(update={"seconds": None})  # not the window's length
+            spec = spec_of(req, {"video"}, frames_later=True)
+        except BaseException:
+            for upload in files.values():
+                await upload.close()
+            raise
+
+        def settle(frames_in: int) -> JobSpec:  # once the video's frames are counted
+            if kind == "edit":
+                return edit_spec(spec, frames_in, ft, limits, "video")
+            return extension_spec(spec, frames_in, seconds, ft, limits)
+
+        return await admit(spec, files, source=source, settle=settle)
+
+    @app.post("/v1/videos/edits", dependencies=auth, summary="Edit a video (SDEdit) with a prompt",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "multipart/form-data": {"schema": edit_form}, "application/json": {"schema": edit_json}}}})
+    async def edit_video(request: Request) -> dict:
+        return await from_video(request, "edit")
+
+    @app.post("/v1/videos/extensions", dependencies=auth, summary="Extend a video forward by seconds",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "multipart/form-data": {"schema": extension(edit_form)},
+                  "application/json": {"schema": extension(edit_json)}}}})
+    async def extend_video(request: Request) -> dict:
+        return await from_video(request, "extension")
+
+    @app.post("/v1/videos/{video_id}/remix", dependencies=auth, summary="Remix a completed video with a new prompt",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": remix_schema}}}})
+    async def remix_video(video_id: str, request: Request) -> dict:
+        source = completed_source(video_id, "video_id")
+        fields, files = await read_body(request, limits)
+        for upload in files.values():
+            await upload.close()
+        if files:
+            key = next(iter(files))
+            raise ApiError(422, "invalid_value", f"{key}: a remix takes no uploads; its video is {video_id}'s", key)
+        for key in fields:
+            if key not in ("prompt", "strength", "embed_prompt", "model"):
+                raise ApiError(422, "invalid_value", f"{key}: a remix takes prompt, strength and embed_prompt; the "
+                                                     "rest is the source video's", key)
+        # the source's own settings, the new prompt: as an edit by id that may change nothing else
+        s = source.spec
+        req = validated({"strength": DEFAULT_EDIT_STRENGTH, **fields, "mode": "edit", "size": s.size, "fps": s.fps,
+                         "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
+                         **({"negative_prompt": s.negative_prompt} if s.negative_prompt is not None else {})})
+        spec = spec_of(req, {"video"}, frames_later=True)
+        return await admit(spec, {}, source=source, source_param="video_id", remixed_from=source.id,
+                           settle=lambda n: edit_spec(spec, n, ft, limits, "video_id"))
 
     @app.get("/v1/videos", dependencies=auth, summary="List video jobs")
     def list_videos(limit: int = Query(20, ge=1, le=100), after: str | None = Query(None, max_length=64),
@@ -313,12 +431,12 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
               openapi_extra={"requestBody": {"required": True,
                                              "content": {"multipart/form-data": {"schema": verify_schema}}}})
     async def verify(request: Request) -> dict:
-        upload = await _read_verify_form(request, limits)
+        upload = await read_verify_form(request, limits)
         try:
             data = await upload.read()
         finally:
             await upload.close()
-        return await run_in_threadpool(_verify_upload, data, upload.filename, check)
+        return await run_in_threadpool(verify_upload, data, upload.filename, check)
 
     @app.post("/v1/videos/{video_id}/cancel", dependencies=auth, summary="Cancel a queued or running job")
     def cancel_video(video_id: str) -> dict:
@@ -348,141 +466,6 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-async def _read_verify_form(request: Request, limits: Limits) -> UploadFile:
-    """The one `file` upload of POST /v1/verify."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data with a file field")
-    try:
-        form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
-    except StarletteHTTPException as e:
-        raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
-    for key in form.keys():
-        if key != "file":
-            raise ApiError(422, "invalid_value", f"{key}: unknown field (the upload goes in file)", key)
-    values = form.getlist("file")
-    if not values:
-        raise ApiError(422, "invalid_value", "file: an MP4 or PNG upload is required", "file")
-    if len(values) > 1 or not isinstance(values[0], UploadFile):
-        raise ApiError(422, "invalid_value", "file: must be one file upload", "file")
-    return values[0]
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _verify_upload(data: bytes, filename: str | None, check) -> dict:
-    """Check uploaded bytes: kept in a server-owned temp file (named by what the bytes are, as C2PA
-    reads by extension), checked, and removed whatever happens."""
-    import os
-    import tempfile
-
-    if not data:
-        raise ApiError(422, "invalid_file", "file: the file is empty", "file")
-    suffix = ".png" if data.startswith(PNG_SIGNATURE) else ".mp4" if data[4:8] == b"ftyp" else None
-    if suffix is None:
-        raise ApiError(422, "invalid_file", "file: not an MP4 or PNG (by its first bytes)", "file")
-    public = Path(filename or "").name[:200] or f"upload{suffix}"
-    fd, tmp = tempfile.mkstemp(prefix="spacetime-verify-", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        report = check(Path(tmp), public)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    # a file with no readable manifest that does not decode either is not an MP4 or PNG at all (C2PA
-    # calls any unparsable container "manifest unreadable", which would read as tampered)
-    if report["c2pa"]["claims"] is None and str(report["watermark"].get("note", "")).startswith("cannot decode"):
-        raise ApiError(422, "invalid_file", f"file: not a readable MP4 or PNG ({report['watermark']['note']})", "file")
-    return report
-
-
-async def _read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, UploadFile]]:
-    """JSON or multipart form -> (fields, uploads by field name). Empty form fields count as left
-    out, as a browser form sends them."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        raw = await request.body()
-        try:
-            fields = json.loads(raw)
-        except RecursionError:  # nesting deeper than the decoder's stack
-            raise ApiError(400, "invalid_json", "the body is not valid JSON: nested too deeply") from None
-        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers over 4,300 digits
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}") from None
-        if not isinstance(fields, dict):
-            raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        return fields, {}
-    if kind == "multipart/form-data":
-        try:
-            form = await request.form(max_files=len(UPLOADS), max_fields=50, max_part_size=limits.max_body_bytes)
-        except StarletteHTTPException as e:
-            raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
-        fields, files = {}, {}
-        for key in form.keys():
-            values = form.getlist(key)
-            name = "image" if key == "input_reference" else key
-            if len(values) > 1:
-                raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
-            value = values[0]
-            if isinstance(value, UploadFile):
-                if name not in UPLOADS:
-                    raise ApiError(422, "invalid_value", f"{key}: not a file field (files go in {', '.join(UPLOADS)})", key)
-                if name in files:
-                    raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
-                files[name] = value
-            elif value != "":
-                if name in UPLOADS:
-                    raise ApiError(422, "invalid_value", f"{key}: must be a file upload", key)
-                fields[key] = value
-        return fields, files
-    raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json or multipart/form-data")
-
-
-def _save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> None:
-    """Check an uploaded image or video and keep it in the job's folder under the server's name."""
-    from spacetime.atomic import atomic_path
-
-    data = upload.file.read()
-    if not data:
-        raise InvalidRequest(name, "the file is empty")
-    if name == "image":
-        import numpy as np
-        from PIL import Image
-
-        from spacetime.data.video import export_to_video
-
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                if max(im.size) > limits.max_input_side:
-                    raise InvalidRequest(name, f"{im.size[0]}x{im.size[1]} is over {limits.max_input_side} pixels a side")
-                frame = np.array(im.convert("RGB"))
-        except (OSError, Image.DecompressionBombError, ValueError) as e:
-            if isinstance(e, InvalidRequest):
-                raise
-            raise InvalidRequest(name, f"not a readable image ({type(e).__name__}: {e})") from None
-        export_to_video(frame[None], folder / _input_name(name, data))  # re-encoded: only pixels come through
-        return
-    from spacetime.data.decode import VideoReadError, decode
-
-    path = folder / _input_name(name, data)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
-    try:
-        d = decode(path, rgb=False, max_frames=limits.max_input_frames + 1)  # counts frames, keeps no pixels
-    except VideoReadError as e:
-        raise InvalidRequest(name, f"not a readable video ({str(e).replace(str(path), 'the upload')})") from None
-    if len(d.times) > limits.max_input_frames:
-        raise InvalidRequest(name, f"more than {limits.max_input_frames} frames")
-    if max(d.height, d.width) > limits.max_input_side:
-        raise InvalidRequest(name, f"{d.width}x{d.height} is over {limits.max_input_side} pixels a side")
-
-
-def _remove(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _version() -> str:

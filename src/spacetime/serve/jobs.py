@@ -55,6 +55,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     deleted: bool = False
     seconds_taken: float | None = None
+    remixed_from_video_id: str | None = None  # as OpenAI's Video object: set on a remix only
 
     @property
     def finished(self) -> bool:
@@ -67,7 +68,8 @@ class Job:
                 "error": self.error, "prompt": s.prompt, "negative_prompt": s.negative_prompt, "size": s.size,
                 "seconds": s.seconds, "num_frames": s.num_frames, "height": s.height, "width": s.width,
                 "fps": s.fps, "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
-                "mode": s.mode, "strength": s.strength, "loop": s.loop, "embed_prompt": s.embed_prompt}
+                "mode": s.mode, "strength": s.strength, "loop": s.loop, "embed_prompt": s.embed_prompt,
+                "remixed_from_video_id": self.remixed_from_video_id}
 
 
 # runs one job: (job, progress(step, total)) -> frames written to job.dir; raises to fail it
@@ -164,10 +166,10 @@ class JobQueue:
 
     # --- what the API calls -------------------------------------------------------------------
 
-    def new_job(self, spec: JobSpec) -> Job:
+    def new_job(self, spec: JobSpec, remixed_from: str | None = None) -> Job:
         """A job with its folder made, not yet queued (uploads are saved into it first)."""
         job_id = f"video_{uuid.uuid4().hex}"
-        job = Job(id=job_id, spec=spec, dir=self.root / job_id, model=self.model)
+        job = Job(id=job_id, spec=spec, dir=self.root / job_id, model=self.model, remixed_from_video_id=remixed_from)
         job.dir.mkdir()
         return job
 
@@ -265,7 +267,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
 
         s = job.spec
         media = inputs_of(job)  # paths in the job's own folder, written by the server
-        out = pipe(s.prompt, negative_prompt=s.negative_prompt, num_frames=s.num_frames, height=s.height,
+        out = pipe(s.prompt, negative_prompt=s.negative_prompt, num_frames=s.window_frames or s.num_frames, height=s.height,
                    width=s.width, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
                    generator=torch.Generator().manual_seed(s.seed), image=media.get("image"),
                    video=media.get("video"), video2=media.get("video2"), strength=s.strength,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,6 +23,7 @@ MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
 MODES = ("extend-forward", "extend-backward", "edit", "connect")
 UPLOADS = ("image", "video", "video2")  # multipart file fields; OpenAI's `input_reference` is `image`
+DEFAULT_EDIT_STRENGTH = 0.6  # remixes and /v1/videos/edits, where OpenAI's API has no strength to send
 
 
 class InvalidRequest(ValueError):
@@ -111,6 +112,9 @@ class JobSpec:
     strength: float | None
     loop: bool
     embed_prompt: bool = False  # the prompt itself in the Content Credentials, not only its hash
+    # the pipeline's generation window where it is not the output's length: an extension's
+    # (context frames from the video's end, then the new ones); num_frames is then the stitched total
+    window_frames: int | None = None
 
     @property
     def size(self) -> str:
@@ -121,9 +125,13 @@ class JobSpec:
         return f"{self.num_frames / self.fps:g}"
 
 
-def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limits, default_steps: int = 25) -> JobSpec:
+def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limits, default_steps: int = 25,
+            frames_later: bool = False) -> JobSpec:
     """A valid request -> the job's spec: defaults filled from the model, the size fitted to what it
-    can make (`fit(num_frames, height, width)`, the pipeline's), and the rules between fields."""
+    can make (`fit(num_frames, height, width)`, the pipeline's), and the rules between fields.
+    `frames_later`: the length follows from the input video (edits and extensions of /v1/videos/edits,
+    /extensions and remixes), so num_frames is left 1 here and set by `edit_spec` or `extension_spec`
+    once the video's frames are counted."""
     if req.size is not None and (req.height is not None or req.width is not None):
         raise InvalidRequest("size", "give size (WIDTHxHEIGHT) or height and width, not both")
     if req.seconds is not None and req.num_frames is not None:
@@ -145,15 +153,10 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
             raise InvalidRequest("seconds", f"{req.seconds:g} s at {fps:g} fps is {num_frames} frames; at most "
                                             f"{limits.max_frames} are allowed")
     else:
-        num_frames = req.num_frames or defaults.get("num_frames", 17)
+        num_frames = 1 if frames_later else req.num_frames or defaults.get("num_frames", 17)
     num_frames, height, width = fit(num_frames, height, width)
     length_param = "seconds" if req.seconds is not None else "num_frames"
-    if num_frames > limits.max_frames:  # rounding to 1 + 4k can pass the limit
-        raise InvalidRequest(length_param, f"{num_frames} frames (rounded to 1 + 4k) is over {limits.max_frames}")
-    if num_frames * height * width > limits.max_voxels:
-        raise InvalidRequest(length_param,
-                             f"{num_frames} frames of {width}x{height} is too large: frames x height x width must be "
-                             f"at most {limits.max_voxels}")
+    check_length(num_frames, height, width, limits, length_param)
     if max(height, width) > limits.max_side:  # rounding up to the model's multiple can pass the limit
         raise InvalidRequest("size" if req.size else "height", f"{width}x{height} exceeds {limits.max_side} pixels a side")
     # the prompting modes, by what was uploaded (the same rules as `spacetime generate`)
@@ -174,13 +177,61 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
         raise InvalidRequest("loop", "loop makes a new clip loop; it does not combine with a video")
     # the pipeline's own minimum windows, refused here rather than by a job that fails later
     least = {"extend-forward": 5, "extend-backward": 5, "connect": 9}.get(mode, 9 if req.loop else 1)
-    if num_frames < least:
+    if num_frames < least and not frames_later:
         what = "a loop" if req.loop else f"mode {mode}"
         raise InvalidRequest(length_param, f"{what} needs a window of at least {least} frames, got {num_frames}")
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)  # random, and echoed back
     return JobSpec(prompt=req.prompt, negative_prompt=req.negative_prompt, num_frames=num_frames, height=height,
                    width=width, fps=fps, steps=req.steps or default_steps, guidance_scale=req.guidance_scale,
                    seed=seed, mode=mode, strength=req.strength, loop=req.loop, embed_prompt=req.embed_prompt)
+
+
+def check_length(num_frames: int, height: int, width: int, limits: Limits, param: str) -> None:
+    """A video's length within the limits: frames, and frames x height x width (its memory)."""
+    if num_frames > limits.max_frames:  # rounding to 1 + 4k can pass the limit
+        raise InvalidRequest(param, f"{num_frames} frames (rounded to 1 + 4k) is over {limits.max_frames}")
+    if num_frames * height * width > limits.max_voxels:
+        raise InvalidRequest(param, f"{num_frames} frames of {width}x{height} is too large: frames x height x width "
+                                    f"must be at most {limits.max_voxels}")
+
+
+def most_frames(height: int, width: int, limits: Limits) -> int:
+    """The most frames a video of that size may have: `max_frames`, and `max_voxels` over its area."""
+    return min(limits.max_frames, limits.max_voxels // (height * width))
+
+
+def edit_spec(spec: JobSpec, frames_in: int, ft: int, limits: Limits, param: str) -> JobSpec:
+    """An edit (SDEdit) of a video of `frames_in` frames makes as many: its first 1 + ft*k, the
+    clip the VAE encodes whole (`SpacetimePipeline`, mode edit). `param` names the video."""
+    n = 1 + ft * ((frames_in - 1) // ft)
+    most = most_frames(spec.height, spec.width, limits)
+    if n > most:
+        raise InvalidRequest(param, f"the video has {frames_in} frames; its edit would have {n}, and a "
+                                    f"{spec.width}x{spec.height} video may have at most {most}")
+    return replace(spec, num_frames=n)
+
+
+def extension_spec(spec: JobSpec, frames_in: int, seconds: float, ft: int, limits: Limits) -> JobSpec:
+    """An extension forward of a video of `frames_in` frames by about `seconds` (OpenAI's meaning:
+    the new segment's length) -> the window that makes that many new frames, and the stitched total
+    as the job's num_frames. The pipeline holds the video's last latent frames as context, half the
+    window at most, and makes the rest: new = ft * (t - context) for a window of t latent frames, so
+    any multiple of ft is reachable, and the window never exceeds the total."""
+    new = ft * max(1, round(seconds * spec.fps / ft))
+    most = most_frames(spec.height, spec.width, limits)
+    room = ft * ((most - frames_in) // ft)
+    if room < ft:
+        raise InvalidRequest("video", f"the video has {frames_in} frames; extended by even {ft} it would pass the "
+                                      f"{most} frames a {spec.width}x{spec.height} video may have")
+    if new > room:
+        raise InvalidRequest("seconds", f"{seconds:g} s at {spec.fps:g} fps is {new} new frames; after the video's "
+                                        f"{frames_in} at most {room} fit ({room / spec.fps:g} s: a "
+                                        f"{spec.width}x{spec.height} video may have {most} frames)")
+    context = 1 + (frames_in - 1) // ft  # latent frames of the video there are to hold
+    t = 2
+    while t - max(1, min(context, t // 2)) < new // ft:  # as SpacetimePipeline, mode extend forward
+        t += 1
+    return replace(spec, num_frames=frames_in + new, window_frames=1 + ft * (t - 1))
 
 
 def presets(defaults: dict, multiple: tuple[int, int], limits: Limits) -> dict:

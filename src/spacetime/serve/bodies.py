@@ -1,0 +1,247 @@
+"""What comes in: request bodies and uploads, read and checked before any job exists, and the
+error every refusal becomes (`{"error": {...}}`, as OpenAI's).
+
+`read_body` turns a JSON body or multipart form into fields and uploads; `save_upload` checks
+an upload and keeps it in a job's folder under the server's own name; `BodyLimit` counts the bytes
+of every request as they stream in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spacetime.serve.jobs import VIDEO, Job
+from spacetime.serve.schema import UPLOADS, InvalidRequest, Limits
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, param: str | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.param, self.headers = status, code, message, param, headers
+
+
+def error_response(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status, headers=headers)
+
+
+def first_error(errors: list[dict], skip: int = 0) -> tuple[str | None, str]:
+    """pydantic's first error -> (the field, "field: what is wrong")."""
+    e = errors[0]
+    loc = [str(p) for p in e.get("loc", ())[skip:]]
+    param = ".".join(loc) or None
+    return param, f"{param or 'body'}: {e.get('msg', 'invalid')}"
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length or as they stream in,
+    before anything parses them."""
+
+    class TooLarge(Exception):
+        pass
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(scope, receive, send)
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyLimit.TooLarge
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyLimit.TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = error_response(413, "body_too_large", f"the request body is over {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+def input_names(upload: str) -> tuple[str, ...]:
+    """The server's names for an upload in a job's folder; a client's file name is never used. An
+    image is re-encoded as PNG. A video keeps its bytes, named `.mp4` when it is ISO BMFF (MP4,
+    MOV), so C2PA reads it as an ingredient and carries its own manifest on; other containers get
+    no extension (FFmpeg tells them by content)."""
+    return ("input-image.png",) if upload == "image" else (f"input-{upload}.mp4", f"input-{upload}")
+
+
+def input_name(upload: str, data: bytes) -> str:
+    if upload == "image":
+        return "input-image.png"
+    return f"input-{upload}.mp4" if data[4:8] == b"ftyp" else f"input-{upload}"
+
+
+async def read_verify_form(request: Request, limits: Limits) -> UploadFile:
+    """The one `file` upload of POST /v1/verify."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data with a file field")
+    try:
+        form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
+    except StarletteHTTPException as e:
+        raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
+    for key in form.keys():
+        if key != "file":
+            raise ApiError(422, "invalid_value", f"{key}: unknown field (the upload goes in file)", key)
+    values = form.getlist("file")
+    if not values:
+        raise ApiError(422, "invalid_value", "file: an MP4 or PNG upload is required", "file")
+    if len(values) > 1 or not isinstance(values[0], UploadFile):
+        raise ApiError(422, "invalid_value", "file: must be one file upload", "file")
+    return values[0]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def verify_upload(data: bytes, filename: str | None, check) -> dict:
+    """Check uploaded bytes: kept in a server-owned temp file (named by what the bytes are, as C2PA
+    reads by extension), checked, and removed whatever happens."""
+    import os
+    import tempfile
+
+    if not data:
+        raise ApiError(422, "invalid_file", "file: the file is empty", "file")
+    suffix = ".png" if data.startswith(PNG_SIGNATURE) else ".mp4" if data[4:8] == b"ftyp" else None
+    if suffix is None:
+        raise ApiError(422, "invalid_file", "file: not an MP4 or PNG (by its first bytes)", "file")
+    public = Path(filename or "").name[:200] or f"upload{suffix}"
+    fd, tmp = tempfile.mkstemp(prefix="spacetime-verify-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        report = check(Path(tmp), public)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    # a file with no readable manifest that does not decode either is not an MP4 or PNG at all (C2PA
+    # calls any unparsable container "manifest unreadable", which would read as tampered)
+    if report["c2pa"]["claims"] is None and str(report["watermark"].get("note", "")).startswith("cannot decode"):
+        raise ApiError(422, "invalid_file", f"file: not a readable MP4 or PNG ({report['watermark']['note']})", "file")
+    return report
+
+
+async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, UploadFile]]:
+    """JSON or multipart form -> (fields, uploads by field name). Empty form fields count as left
+    out, as a browser form sends them."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        raw = await request.body()
+        try:
+            fields = json.loads(raw)
+        except RecursionError:  # nesting deeper than the decoder's stack
+            raise ApiError(400, "invalid_json", "the body is not valid JSON: nested too deeply") from None
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers over 4,300 digits
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}") from None
+        if not isinstance(fields, dict):
+            raise ApiError(400, "invalid_json", "the body must be a JSON object")
+        return fields, {}
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=len(UPLOADS), max_fields=50, max_part_size=limits.max_body_bytes)
+        except StarletteHTTPException as e:
+            raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
+        fields, files = {}, {}
+        for key in form.keys():
+            values = form.getlist(key)
+            name = "image" if key == "input_reference" else key
+            if len(values) > 1:
+                raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
+            value = values[0]
+            if isinstance(value, UploadFile):
+                if name not in UPLOADS:
+                    raise ApiError(422, "invalid_value", f"{key}: not a file field (files go in {', '.join(UPLOADS)})", key)
+                if name in files:
+                    raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
+                files[name] = value
+            elif value != "":
+                if name in UPLOADS:
+                    raise ApiError(422, "invalid_value", f"{key}: must be a file upload", key)
+                fields[key] = value
+        return fields, files
+    raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json or multipart/form-data")
+
+
+def save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> int | None:
+    """Check an uploaded image or video and keep it in the job's folder under the server's name;
+    a video's frame count (edits and extensions take their length from it)."""
+    from spacetime.atomic import atomic_path
+
+    data = upload.file.read()
+    if not data:
+        raise InvalidRequest(name, "the file is empty")
+    if name == "image":
+        import numpy as np
+        from PIL import Image
+
+        from spacetime.data.video import export_to_video
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if max(im.size) > limits.max_input_side:
+                    raise InvalidRequest(name, f"{im.size[0]}x{im.size[1]} is over {limits.max_input_side} pixels a side")
+                frame = np.array(im.convert("RGB"))
+        except (OSError, Image.DecompressionBombError, ValueError) as e:
+            if isinstance(e, InvalidRequest):
+                raise
+            raise InvalidRequest(name, f"not a readable image ({type(e).__name__}: {e})") from None
+        export_to_video(frame[None], folder / input_name(name, data))  # re-encoded: only pixels come through
+        return None
+    from spacetime.data.decode import VideoReadError, decode
+
+    path = folder / input_name(name, data)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    try:
+        d = decode(path, rgb=False, max_frames=limits.max_input_frames + 1)  # counts frames, keeps no pixels
+    except VideoReadError as e:
+        raise InvalidRequest(name, f"not a readable video ({str(e).replace(str(path), 'the upload')})") from None
+    if not d.times:
+        raise InvalidRequest(name, "the video has no frames")
+    if len(d.times) > limits.max_input_frames:
+        raise InvalidRequest(name, f"more than {limits.max_input_frames} frames")
+    if max(d.height, d.width) > limits.max_input_side:
+        raise InvalidRequest(name, f"{d.width}x{d.height} is over {limits.max_input_side} pixels a side")
+    return len(d.times)
+
+
+def copy_source(source: Job, folder: Path, param: str) -> int:
+    """A completed job's video copied into a new job's folder as its input video, under the name
+    an uploaded MP4 gets (so it is an ingredient in the new manifest); its frame count as made."""
+    try:
+        shutil.copyfile(source.dir / VIDEO, folder / input_names("video")[0])
+    except FileNotFoundError:  # deleted meanwhile, or removed by hand
+        raise ApiError(404, "not_found", f"{param}: the video of {source.id} is gone", param) from None
+    return source.spec.num_frames
+
+
+def remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
