@@ -166,6 +166,12 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     ({"video": "VIDEO", "num_frames": 1}, "at least 5 frames"),
     ({"video": "/nonexistent/clip.mp4"}, "no such file"),
     ({"image": "BROKEN"}, "cannot read image"),
+    ({"image": b"\x89PNG\r\n\x1a\n..."}, "not the file's bytes"),
+    ({"prompt": None}, "prompt must be a string"),
+    ({"prompt": "caf\udce9 ball"}, "prompt is not valid UTF-8"),  # a Latin-1 byte a shell passed on undecoded
+    ({"prompt": ["a", "b"], "negative_prompt": ["x", "y", "z"]}, "negative_prompt: give one, or one per prompt"),
+    ({"num_inference_steps": 2.5}, "num_inference_steps must be a positive integer"),
+    ({"num_frames": np.float64(9)}, "num_frames must be a positive integer"),
 ])
 def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
     broken = tmp_path / "broken.png"
@@ -173,10 +179,27 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
     stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "BROKEN": str(broken)}
     kwargs = {k: stand_in.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     with pytest.raises(ValueError, match=message):
-        run(pipe, **kwargs)
+        if "prompt" in kwargs:
+            pipe(kwargs.pop("prompt"), num_inference_steps=1, **kwargs)
+        else:
+            run(pipe, **kwargs)
 
 
-def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys):
+def test_numpy_and_tensor_scalars_are_numbers(pipe, caplog):
+    """What a NumPy or PyTorch user passes: integer and real scalars of any type."""
+    video = clip(9)
+    a = run(pipe, video=video, strength=np.float32(0.5), num_inference_steps=np.int64(2))[0]
+    b = run(pipe, video=video, strength=torch.tensor(0.5), num_inference_steps=torch.tensor(2))[0]
+    c = run(pipe, video=video, strength=0.5)[0]
+    assert np.array_equal(a, c) and np.array_equal(b, c)
+    assert run(pipe, num_frames=np.int64(5), height=torch.tensor(32))[0].shape == (5, 32, 32, 3)
+    # an edit keeps its video's length: a num_frames given with it is named as ignored
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        assert run(pipe, video=video, strength=0.5, num_frames=5)[0].shape[0] == 9
+    assert "num_frames (5) is ignored: an edit keeps its video's length" in caplog.text
+
+
+def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     from PIL import Image
 
     from spacetime.checkpoint import save_model
@@ -208,12 +231,32 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys):
     assert sidecar["prompt"] == "a red ball" and "red" in sidecar["expanded_prompt"].lower()
     assert len(sidecar["expanded_prompt"]) > len("a red ball") + 20
     capsys.readouterr()
+    assert sidecar["mode"] == "text-to-video" and sidecar["requested_frames"] == 9 and sidecar["window_frames"] is None
+    # without a size, the output takes the input's (48x64 here), as the pipeline does
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.asarray(Image.fromarray(clip(1)[0]).resize((48, 64)))).save(wide)
+    assert main([*base, "--image", str(wide), "--output", str(tmp_path / "w.mp4")]) == 0
+    assert read_video(tmp_path / "w.mp4")[0].shape == (9, 64, 48, 3)
+    # an input video at another frame rate than the output's is named
+    fast = tmp_path / "fast.mp4"
+    write_video(clip(9), fast, fps=24)
+    with caplog.at_level(logging.WARNING, logger="spacetime.cli"):
+        assert main([*base, "--video", str(fast), "--output", str(tmp_path / "f.mp4")]) == 0
+    assert "is 24 fps; the output is written at 8 fps" in caplog.text
+    sidecar = json.loads((tmp_path / "f.json").read_text())
+    assert (sidecar["mode"], sidecar["requested_frames"], sidecar["num_frames"]) == ("extend-forward", 9, 9 + 8)
+    capsys.readouterr()
+    (tmp_path / "adir.mp4").mkdir()
     for bad, msg in ((["--mode", "edit", "--video", str(video)], "needs --strength"),
                      (["--video2", str(video)], "--video2 goes with --mode connect"),
                      (["--mode", "connect"], "needs --video"),
                      (["--video", str(tmp_path / "nope.mp4")], "no such file"),
-                     (["--output", str(tmp_path / "v.png")], "PNG holds one image")):
+                     (["--output", str(tmp_path / "v.png")], "PNG holds one image"),
+                     (["--output", str(tmp_path / "adir.mp4")], "is a directory"),
+                     ([b"caf\xe9".decode("utf-8", "surrogateescape")], "prompt is not valid UTF-8")):
         args = [*base, "--output", str(tmp_path / "x.mp4"), *bad]
+        if not bad[0].startswith("--"):  # a prompt: in place of the first
+            args = ["generate", bad[0], *base[2:], "--output", str(tmp_path / "x.mp4")]
         assert main(args) == 1, bad
         assert msg in capsys.readouterr().err, bad
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "v.png").exists()

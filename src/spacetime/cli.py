@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     length = g.add_mutually_exclusive_group()
     length.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=None,
                         help="frames, 1 + 4k (default: the model's training length)")
-    length.add_argument("--seconds", type=_float_in("--seconds", 0.0, 3600.0), default=None,
+    length.add_argument("--seconds", type=_float_in("--seconds", 0.001, 3600.0), default=None,
                         help="duration; rounded to the nearest 1 + 4k frames at --fps")
     g.add_argument("--size", type=parse_size, default=None, metavar="WxH", help="frame size (or --height and --width)")
     g.add_argument("--height", type=_int_in("--height", 1, MAX_SIDE), default=None)
@@ -307,6 +307,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} {path}: no such file")
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
+    if args.output.is_dir():
+        raise ValueError(f"--output {args.output}: is a directory; name the file to write")
+    if args.output.suffix.lower() == ".png" and (args.video is not None or args.loop
+                                                  or (args.num_frames or 1) != 1 or args.seconds is not None):
+        raise ValueError(f"--output {args.output}: PNG holds one image; use --num-frames 1 without --video, "
+                         "--seconds or --loop, or name the output .mp4")
     model = args.model or pipeline.DEFAULT_MODEL  # looked up now: tests point it elsewhere
     if args.model is None and not (model / "COMPLETE").is_file():
         # the package ships the world VAE; the text-to-video model around it is not trained yet
@@ -327,13 +333,33 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     num_frames = args.num_frames
     if args.seconds is not None:
         num_frames = 1 + 4 * max(0, round(args.seconds * fps / 4))
-    num_frames = num_frames or d.get("num_frames", 17)
-    width, height = args.size if args.size else (args.width or d.get("width", 64), args.height or d.get("height", 64))
+    if mode == "edit":  # an edit keeps its video's length; the pipeline warns if one was given
+        num_frames = num_frames or None
+    else:
+        num_frames = num_frames or d.get("num_frames", 17)
+    width, height = args.size if args.size else (args.width, args.height)
+    if (width, height) == (None, None) and not (args.image or args.video):  # with an input: the input's size
+        width, height = d.get("width", 64), d.get("height", 64)
+    elif (width is None) != (height is None):  # one side given: the model's default for the other
+        width, height = width or d.get("width", 64), height or d.get("height", 64)
+    if args.video is not None and args.fps is None:
+        from spacetime.data.decode import video_info
+
+        try:
+            source_fps = video_info(args.video)["fps"]
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the pipeline, naming it
+            source_fps = None
+        if source_fps and abs(source_fps - fps) > 0.01 * fps:
+            logging.getLogger(__name__).warning(
+                "--video %s is %g fps; the output is written at %g fps (the model's), so its frames play %.2gx as "
+                "fast: pass --fps to choose", args.video, source_fps, fps, fps / source_fps)
     prompt = args.prompt
     if args.expand_prompt:
         from spacetime.world.captions import expand_prompt
 
-        prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames, fps=fps, aspect=width / height)
+        aspect = width / height if width and height else d.get("width", 64) / d.get("height", 64)
+        prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17), fps=fps,
+                               aspect=aspect)
         print(f"expanded prompt: {prompt}")
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
@@ -341,11 +367,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                image=args.image, video=args.video, video2=args.video2, strength=args.strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
                window_frames=args.window_frames)
+    requested_frames = num_frames
     num_frames, height, width = out.frames[0].shape[:3]  # as made: sizes that do not fit are rounded
     t0 = time.perf_counter()
-    if args.output.suffix.lower() == ".png" and num_frames != 1:
-        raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made; "
-                         "use --num-frames 1, or name the output .mp4")
+    if args.output.suffix.lower() == ".png" and num_frames != 1:  # checked before generating; kept as a guard
+        raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made")
     kind = "image" if num_frames == 1 else "video"
     made_as = mode or ("image-to-video" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
@@ -366,8 +392,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     provenance["seconds"]["model_hash"] = round(t_hash, 4)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
     sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None, "negative_prompt": args.negative_prompt, "model": str(model),
-               "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": mode,
+               "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": made_as,
                "video2": args.video2 and str(args.video2), "strength": args.strength, "loop": args.loop,
+               # requested_frames is what --num-frames asked (the window, with a video), num_frames what was made
+               "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},

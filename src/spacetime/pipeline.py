@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,9 +98,8 @@ class SpacetimePipeline:
     def fit_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """The nearest size the model can make (1 + 4k frames, sides multiples of the latent patch
         in pixels), with a logged warning when that differs from what was asked, as diffusers does."""
-        for name, v in (("num_frames", num_frames), ("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        num_frames, height, width = (_positive_int(name, v) for name, v in
+                                     (("num_frames", num_frames), ("height", height), ("width", width)))
         ft = self.vae.config.temporal_factor * self.dit.config.patch[0]
         _, ph, pw = self.dit.config.patch
         mh, mw = self.vae.config.spatial_factor * ph, self.vae.config.spatial_factor * pw
@@ -126,6 +126,9 @@ class SpacetimePipeline:
         """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3)."""
         from spacetime.data.video import read_video, to_uint8_frames
 
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            raise ValueError(f"{name}: give a file path, a PIL image, an array or a tensor, not the file's bytes "
+                             "(e.g. PIL.Image.open(io.BytesIO(data)))")
         if isinstance(x, (str, Path)):
             path = Path(x)
             if not path.is_file():
@@ -228,28 +231,34 @@ class SpacetimePipeline:
         length) is made window by window, each extending the last (Sora's long videos).
         `callback(step, total)` is called after every sampler step, counted over all windows (a
         server's progress bar); an exception it raises stops the generation (cancelling)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = _prompts("prompt", prompt)
+        negatives = None if negative_prompt is None else _prompts("negative_prompt", negative_prompt)
+        if negatives is not None and len(negatives) not in (1, len(prompts)):
+            raise ValueError(f"negative_prompt: give one, or one per prompt ({len(prompts)}), got {len(negatives)}")
+        num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
         mode = self._mode(image, video, video2, extend, strength, loop)
+        if strength is not None:
+            strength = float(strength)
         # each input read once; without a size the output takes the first input's
         media = {name: self._load_media(x, name) for name, x in (("image", image), ("video", video), ("video2", video2))
                  if x is not None}
         if height is None and width is None and media:
             height, width = next(iter(media.values())).shape[1:3]
+        if mode == "edit" and num_frames is not None:
+            log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
+            num_frames = None
         num_frames = self.defaults.get("num_frames", 17) if num_frames is None else num_frames
         height = self.defaults.get("height", 64) if height is None else height
         width = self.defaults.get("width", 64) if width is None else width
         num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
         media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
-        if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
         t0 = time.perf_counter()
         text, mask = self.text_encoder.encode(prompts)
         neg_text = neg_mask = None
         if guidance_scale != 1.0:
-            negatives = [""] * len(prompts) if negative_prompt is None else (
-                [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt))
+            negatives = [""] * len(prompts) if negatives is None else negatives * (len(prompts) // len(negatives))
             neg_text, neg_mask = self.text_encoder.encode(negatives)
         timings["text"] = time.perf_counter() - t0
         b = len(prompts)
@@ -387,7 +396,7 @@ class SpacetimePipeline:
                 raise ValueError("strength needs video: editing (SDEdit) starts from a video")
             if video2 is not None:
                 raise ValueError("give strength (edit) or video2 (connect), not both")
-            if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            if not _real(strength) or not 0 < float(strength) <= 1:
                 raise ValueError(f"strength must be in (0, 1] (0 would return the input, 1 ignores it), got {strength!r}")
         if loop and video is not None:
             raise ValueError("loop makes a new clip loop; it does not combine with video")
@@ -396,5 +405,37 @@ class SpacetimePipeline:
         if video is None:
             return "text"
         return "edit" if strength is not None else "connect" if video2 is not None else "extend"
+
+def _positive_int(name: str, v) -> int:
+    """An integer >= 1 of any integral type (Python, NumPy, a 0-d tensor) as an int; bools refused."""
+    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)) and not (
+            isinstance(v, Tensor) and v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool):
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if int(v) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _real(v) -> bool:
+    """A finite real number of any type (Python, NumPy, a 0-d tensor); not a bool."""
+    if isinstance(v, Tensor):
+        return v.ndim == 0 and v.dtype != torch.bool and math.isfinite(float(v))
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (numbers.Real, np.number)) and math.isfinite(float(v))
+
+
+def _prompts(name: str, prompt) -> list[str]:
+    """A prompt or a list of them -> the list; text that is not a string, or is not valid Unicode
+    (bytes a shell passed through undecoded, lone surrogates), is refused naming the argument."""
+    items = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else None
+    if not items or not all(isinstance(p, str) for p in items):
+        raise ValueError(f"{name} must be a string or a non-empty list of strings, got {prompt!r}"[:300])
+    for p in items:
+        try:
+            p.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{name} is not valid UTF-8 text ({e.reason} at character {e.start}: "
+                             f"{p[max(0, e.start - 20) : e.end + 20]!r}); pass the text in UTF-8") from None
+    return items
+
 
 __all__ = ["SpacetimePipeline", "SpacetimePipelineOutput", "load_text_encoder"]
