@@ -185,6 +185,24 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
             run(pipe, **kwargs)
 
 
+def test_videos_per_prompt_and_output_types_as_diffusers(pipe):
+    out = pipe(["a red ball", "a blue square"], num_frames=5, num_inference_steps=2, num_videos_per_prompt=2,
+               generator=torch.Generator().manual_seed(0)).frames
+    assert len(out) == 4 and not np.array_equal(out[0], out[1])  # each its own noise
+    pil = pipe("a red ball", num_frames=5, num_inference_steps=2, output_type="pil",
+               generator=torch.Generator().manual_seed(0)).frames[0]
+    pt = pipe("a red ball", num_frames=5, num_inference_steps=2, output_type="pt",
+              generator=torch.Generator().manual_seed(0)).frames[0]
+    ref = pipe("a red ball", num_frames=5, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames[0]
+    assert len(pil) == 5 and pil[0].size == (32, 32) and np.array_equal(np.asarray(pil[3]), ref[3])
+    assert pt.shape == (5, 3, 32, 32) and pt.dtype == torch.float32
+    torch.testing.assert_close(pt, torch.from_numpy(ref).permute(0, 3, 1, 2).float() / 255)
+    with pytest.raises(ValueError, match="output_type must be"):
+        pipe("a", num_inference_steps=1, output_type="latent")
+    with pytest.raises(ValueError, match="num_videos_per_prompt must be a positive integer"):
+        pipe("a", num_inference_steps=1, num_videos_per_prompt=0)
+
+
 def test_numpy_and_tensor_scalars_are_numbers(pipe, caplog):
     """What a NumPy or PyTorch user passes: integer and real scalars of any type."""
     video = clip(9)

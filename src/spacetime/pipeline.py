@@ -78,7 +78,7 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
 
 @dataclass
 class SpacetimePipelineOutput:
-    frames: list[np.ndarray]  # one uint8 (T, H, W, 3) video per prompt
+    frames: list  # one video per prompt (x num_videos_per_prompt): uint8 (T, H, W, 3) arrays by default
     timings: dict[str, float] = field(default_factory=dict)  # seconds: text, denoise, decode
 
 
@@ -216,6 +216,8 @@ class SpacetimePipeline:
         loop: bool = False,
         window_frames: int | None = None,
         callback: Callable[[int, int], None] | None = None,
+        num_videos_per_prompt: int = 1,
+        output_type: str = "np",
     ) -> SpacetimePipelineOutput:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
@@ -229,6 +231,9 @@ class SpacetimePipeline:
         images and videos of another size are resized to height x width with a warning.
         Text/image -> video longer than `window_frames` (default: twice the model's training
         length) is made window by window, each extending the last (Sora's long videos).
+        `num_videos_per_prompt` videos are made per prompt (consecutive in `.frames`, each from
+        its own noise); `output_type` "np" (default): each video a uint8 (T, H, W, 3) array, "pil":
+        a list of PIL images, "pt": a float (T, 3, H, W) tensor in [0, 1] (diffusers' layouts).
         `callback(step, total)` is called after every sampler step, counted over all windows (a
         server's progress bar); an exception it raises stops the generation (cancelling)."""
         prompts = _prompts("prompt", prompt)
@@ -236,6 +241,12 @@ class SpacetimePipeline:
         if negatives is not None and len(negatives) not in (1, len(prompts)):
             raise ValueError(f"negative_prompt: give one, or one per prompt ({len(prompts)}), got {len(negatives)}")
         num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
+        per_prompt = _positive_int("num_videos_per_prompt", num_videos_per_prompt)
+        if output_type not in ("np", "pil", "pt"):
+            raise ValueError(f"output_type must be 'np', 'pil' or 'pt', got {output_type!r}")
+        if negatives is not None and len(negatives) == len(prompts) > 1:
+            negatives = [n for n in negatives for _ in range(per_prompt)]
+        prompts = [p for p in prompts for _ in range(per_prompt)]
         mode = self._mode(image, video, video2, extend, strength, loop)
         if strength is not None:
             strength = float(strength)
@@ -381,6 +392,12 @@ class SpacetimePipeline:
             frames = [v[:-1] for v in frames]
         elif loop:  # the long clip, then a generated transition from its end back to its start
             frames = [np.concatenate([clip, m]) for clip, m in zip(frames, connect(frames, frames))]
+        if output_type == "pil":
+            from PIL import Image
+
+            frames = [[Image.fromarray(f) for f in v] for v in frames]
+        elif output_type == "pt":
+            frames = [torch.from_numpy(v).permute(0, 3, 1, 2).float() / 255 for v in frames]
         return SpacetimePipelineOutput(frames=frames, timings=timings)
 
     @staticmethod
