@@ -243,6 +243,8 @@ def mp4(tmp_path: Path, frames: np.ndarray) -> bytes:
 
 def test_uploads_drive_the_prompting_modes(server, tmp_path):
     _, client, out = server
+    r = client.post("/v1/videos", data={"prompt": "", "seed": ""}, files={"x": ("", b"", "text/plain")})
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("prompt: String should have at least 1"), r.text
     clip = make_clip(3, num_frames=5, height=32, width=32).frames
     # windows too short for the mode are refused at once, naming the field, not failed later
     before = job_dirs(out)

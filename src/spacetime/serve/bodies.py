@@ -182,7 +182,7 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
                 if name in files:
                     raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
                 files[name] = value
-            elif value != "":
+            elif value != "" or key == "prompt":  # an empty prompt is blank, not left out
                 if name in UPLOADS:
                     raise ApiError(422, "invalid_value", f"{key}: must be a file upload", key)
                 fields[key] = value
