@@ -774,8 +774,10 @@ def test_cli_serves_on_loopback(tiny_model_dir, tmp_path):
         assert url and url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
         health = httpx.get(url + "/healthz", timeout=30).json()
         assert health["ok"] and health["queue_size"] == 8 and health["workers"] == 1
+        proc.terminate()  # SIGTERM, as a service manager stops it: a clean stop, exit 0
+        assert proc.wait(30) == 0 and "spacetime serve: stopped" in proc.stdout.read()
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(30)
 
 

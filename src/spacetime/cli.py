@@ -552,10 +552,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(pipe, args.output_dir, marks=marks, limits=limits, queue_size=args.queue_size,
                      workers=args.workers, token=token, trust_anchors=args.trust_anchors)
     print(f"spacetime serve: videos go to {args.output_dir.resolve()}", flush=True)
+    import signal
+
+    def terminated(signum, frame):
+        raise SystemExit(0)
+
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again under the
+    # handlers it found: SIGTERM (a service manager's stop) ends as cleanly as Ctrl-C, exit 0
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         serve(app, args.host, args.port)
-    except KeyboardInterrupt:  # uvicorn has shut down gracefully, then passes Ctrl-C on
+    except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("spacetime serve: stopped", flush=True)
     return 0
 
