@@ -1,6 +1,7 @@
 """Provenance: signed C2PA manifests that read back, tamper detection, the pixel watermark's
 imperceptibility, robustness and specificity, and signing-key errors that write nothing."""
 
+import hashlib
 import json
 import os
 import struct
@@ -273,3 +274,68 @@ def test_a_damaged_file_without_credentials_is_not_called_tampered(tmp_path, cfg
         assert main(["verify", "--json", str(f)]) == code, f.name
         report = json.loads(capsys.readouterr().out)[0]
         assert report["c2pa"]["present"] is (code == 2), f.name
+
+
+def test_inputs_are_attached_by_their_content_not_their_extension(tmp_path, cfg):
+    # a PNG renamed .jpg and a JPEG renamed .mp4 used to fail signing after the whole generation
+    frame = _clip(7)[0]
+    png_as_jpg, jpg_as_mp4 = tmp_path / "png_as.jpg", tmp_path / "jpg_as.mp4"
+    Image.fromarray(frame).save(png_as_jpg, format="PNG")
+    Image.fromarray(frame).save(jpg_as_mp4, format="JPEG")
+    for src, role, mode, fmt in ((png_as_jpg, "image", "image-to-video", "image/png"),
+                                 (jpg_as_mp4, "video", "edit", "image/jpeg")):
+        out = tmp_path / f"out-{role}.mp4"
+        claims = _claims(mode=mode, parameters={"strength": 0.5})
+        assert write_output(_clip(8), out, 8.0, Provenance(claims, [Ingredient(src, role)], config_dir=cfg))["c2pa"]
+        rep = verify_file(out, config_dir=cfg)
+        assert rep["exit_code"] == 0 and rep["c2pa"]["trusted"]
+        assert rep["c2pa"]["claims"]["ingredients"] == [{"title": src.name, "relationship": "inputTo", "format": fmt}]
+
+
+def test_inputs_c2pa_cannot_read_are_kept_by_hash_and_the_output_is_still_signed(tmp_path, cfg, caplog):
+    frame = _clip(9)[0]
+    bmp, good = tmp_path / "frame.bmp", tmp_path / "good.png"
+    Image.fromarray(frame).save(bmp)
+    Image.fromarray(frame).save(good)
+    junk = tmp_path / "junk.mp4"  # no format at all
+    junk.write_bytes(bytes(range(256)) * 4)
+    cut = tmp_path / "cut.png"  # PNG by its magic bytes, unparseable after them
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    ings = [Ingredient(bmp, "image"), Ingredient(junk, "video"), Ingredient(cut, "video2"), Ingredient(good, "image")]
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="spacetime.provenance"):
+        write_output(_clip(10), out, 8.0, Provenance(_claims(mode="connect"), ings, config_dir=cfg))
+    for name, why in (("frame.bmp", "image/bmp"), ("junk.mp4", "no format"), ("cut.png", "could not parse it as image/png")):
+        assert any(name in r.message and "not attached" in r.message and why in r.message for r in caplog.records), name
+    rep = verify_file(out, config_dir=cfg)
+    assert rep["exit_code"] == 0 and rep["c2pa"]["trusted"]
+    claims = rep["c2pa"]["claims"]
+    # only the readable input is a C2PA ingredient; all four are in the claims by their hash
+    assert claims["ingredients"] == [{"title": "good.png", "relationship": "inputTo", "format": "image/png"}]
+    assert [i["sha256"] for i in claims["generation"]["inputs"]] == [hashlib.sha256(i.path.read_bytes()).hexdigest() for i in ings]
+
+
+@pytest.mark.parametrize("ext, make", [
+    ("png", "PNG"), ("jpg", "JPEG"), ("gif", "GIF"), ("webp", "WEBP"), ("tif", "TIFF"), ("bmp", "BMP"),
+    ("mp4", "libx264"), ("mov", "libx264"), ("mkv", "libx264"), ("webm", "libvpx-vp9"), ("avi", "mpeg4"),
+])
+def test_input_formats_are_sniffed_from_their_bytes(tmp_path, ext, make):
+    import av
+
+    from spacetime.provenance.credentials import sniff_mime
+
+    frame = np.zeros((16, 16, 3), np.uint8)
+    path = tmp_path / f"a.{ext}"
+    if make.isupper():
+        Image.fromarray(frame).save(path, format=make)
+    else:
+        with av.open(str(path), "w") as c:
+            s = c.add_stream(make, rate=8)
+            s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
+            for pkt in [*s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")), *s.encode()]:
+                c.mux(pkt)
+    want = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "tif": "image/tiff",
+            "bmp": "image/bmp", "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
+            "webm": "video/webm", "avi": "video/x-msvideo"}[ext]
+    renamed = path.rename(tmp_path / "renamed.dat")  # the extension plays no part
+    assert sniff_mime(renamed) == want

@@ -436,6 +436,22 @@ def test_bad_edit_and_extension_forms_are_refused(server, source_video, tmp_path
     assert wait(client, r.json()["id"])["num_frames"] == 9
 
 
+def test_16_bit_image_uploads_are_scaled_and_job_folders_are_private(server):
+    from PIL import Image
+
+    _, client, out = server
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 32), 32896, np.uint16)).save(buf, format="PNG")  # mid-grey in 16 bits
+    r = client.post("/v1/videos", data={"prompt": "a ball", "steps": "1", "num_frames": "5"},
+                    files={"image": ("g16.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    folder = out / r.json()["id"]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    stored = np.asarray(Image.open(folder / "input-image.png").convert("RGB"))
+    assert abs(float(stored.mean()) - 128) < 2  # not clipped to white
+    wait(client, r.json()["id"])
+
+
 def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model_dir, tmp_path):
     _, client, out = server
     prompt = "a green ball falls"

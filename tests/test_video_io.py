@@ -2,6 +2,8 @@
 reading windows and other containers, atomic writes."""
 
 import logging
+import os
+import stat
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,6 +182,64 @@ def test_to_uint8_frames_values_and_errors(caplog):
     ]:
         with pytest.raises(ValueError, match=msg):
             to_uint8_frames(bad)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I", "F", "F01"])
+def test_high_bit_depth_images_are_scaled_not_clipped(tmp_path, mode):
+    # a 16-bit greyscale PNG used to come out all white: convert("RGB") clips values above 255
+    src = np.linspace(7, 65534, 48 * 64).reshape(48, 64).astype(np.uint16)
+    want = (src / 257).mean()  # the source's brightness in 8-bit levels
+    if mode == "I;16":  # as a user gets it: a 16-bit PNG read back through PIL
+        Image.fromarray(src).save(tmp_path / "deep.png")
+        im = Image.open(tmp_path / "deep.png")
+        assert im.mode == "I;16"
+    elif mode == "I;16B":
+        im = Image.frombytes("I;16B", (64, 48), src.astype(">u2").tobytes())
+    elif mode == "I":
+        im = Image.fromarray(src.astype(np.int32))
+    elif mode == "F":  # floats beyond [0, 1] are taken as 0..255 and clipped
+        im, want = Image.fromarray(src.astype(np.float32) / 257), (src / 257).mean()
+    else:  # floats in [0, 1]
+        im = Image.fromarray((src / 65535).astype(np.float32))
+    frame = to_uint8_frames(im)
+    assert frame.shape == (1, 48, 64, 3) and frame.dtype == np.uint8
+    assert abs(frame.mean() - want) <= 1, (frame.mean(), want)
+    assert (frame[..., 0] == frame[..., 1]).all() and (frame[..., 0] == frame[..., 2]).all()  # still grey
+    assert frame.min() <= 1 and frame.max() == 255  # the full range, not a band of it
+
+
+def test_8_bit_images_in_wide_modes_keep_their_values():
+    grey = np.arange(256, dtype=np.int32).reshape(16, 16)
+    np.testing.assert_array_equal(to_uint8_frames(Image.fromarray(grey))[0, ..., 0], grey)  # "I" within 0..255
+    over = Image.fromarray(np.array([[-5.0, 300.0]], np.float32))  # "F" outside [0, 1]: clipped to 0..255
+    np.testing.assert_array_equal(to_uint8_frames(over)[0, 0, :, 0], [0, 255])
+    with pytest.raises(ValueError, match="NaN"):
+        to_uint8_frames(Image.fromarray(np.array([[np.nan, 1.0]], np.float32)))
+    with pytest.raises(ValueError, match="0..255"):  # a uint16 array stays a clear error, as before
+        to_uint8_frames(np.full((1, 2, 2, 3), 1000, np.uint16))
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    # mkstemp makes 0o600 files: every output used to be unreadable to group and others
+    from spacetime.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.mp4"
+        write_video(disc_clip(0, t=2, h=16, w=16), new, fps=8)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        atomic_write_text(tmp_path / "new.json", "{}")
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
+        kept = tmp_path / "kept.mp4"  # an overwrite keeps the old file's mode
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        write_video(disc_clip(1, t=2, h=16, w=16), kept, fps=8)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and read_video(kept)[0].shape[0] == 2
+        os.umask(0o077)  # the umask at the time of the write counts
+        atomic_write_text(tmp_path / "private.json", "{}")
+        assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_tensor_conversions_round_trip():

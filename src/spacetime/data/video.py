@@ -60,6 +60,28 @@ def read_video(
     return np.stack(d.frames), d.fps
 
 
+def _pil_to_rgb(im: Any) -> np.ndarray:
+    """A PIL image -> uint8 (H, W, 3), high-bit-depth greyscale scaled to 8 bits.
+
+    PIL's convert("RGB") clips 16-bit and 32-bit values at 255 instead of scaling them, so a
+    16-bit PNG (mode "I;16", or "I" from older Pillow) would come out nearly all white.
+    """
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return np.array(im.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only
+    grey = np.asarray(im, dtype=np.float64)  # any byte order ("I;16B") to native floats
+    if grey.size == 0:
+        pass  # to_uint8_frames says it is empty
+    elif im.mode == "F":
+        if not np.isfinite(grey).all():
+            raise ValueError("image (PIL mode F) holds NaN or infinite values")
+        if grey.min() >= 0.0 and grey.max() <= 1.0:  # a [0, 1] float image; else taken as 0..255
+            grey = grey * 255.0
+    elif im.mode.startswith("I;16") or grey.max() > 255:  # "I" above 255: 16-bit data widened by PIL
+        grey = grey / 257.0  # 65535 -> 255 exactly
+    grey = np.rint(np.clip(grey, 0.0, 255.0)).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, -1)  # (H, W) -> (H, W, 3)
+
+
 def to_uint8_frames(video: Any) -> np.ndarray:
     """What a diffusers user may pass -> uint8 (T, H, W, 3): a list of PIL images or arrays, an
     array or tensor (T, H, W, 3) or (T, 3, H, W), uint8 or float in [0, 1]; one image is 1 frame."""
@@ -71,7 +93,7 @@ def to_uint8_frames(video: Any) -> np.ndarray:
             )
         video = np.concatenate(frames)
     if hasattr(video, "convert") and hasattr(video, "size"):  # a PIL image
-        video = np.array(video.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only
+        video = _pil_to_rgb(video)
     if hasattr(video, "detach"):  # a torch tensor, on any device, in any float type
         video = video.detach().cpu()
         video = video.float().numpy() if video.is_floating_point() else video.numpy()

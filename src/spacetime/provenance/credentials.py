@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import mimetypes
 import os
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 from spacetime import __version__
 from spacetime.atomic import atomic_path
 from spacetime.provenance.identity import SigningIdentity
+
+log = logging.getLogger(__name__)
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_LABEL = "org.spacetime.generation"
@@ -99,6 +102,46 @@ def _format(path: Path) -> str:
     return mime or path.suffix.lower().lstrip(".")
 
 
+# ISO-BMFF major brands (the 4 bytes after "ftyp") that are not MP4 video
+_FTYP_BRANDS = {b"qt  ": "video/quicktime", b"M4V ": "video/x-m4v", b"M4A ": "audio/mp4",
+                b"heic": "image/heic", b"heix": "image/heic", b"heim": "image/heic", b"heis": "image/heic",
+                b"hevc": "image/heic", b"hevx": "image/heic", b"mif1": "image/heif", b"msf1": "image/heif",
+                b"avif": "image/avif", b"avis": "image/avif", b"crx ": "image/x-canon-cr3"}
+# top-level QuickTime atoms that old .mov files start with, before "ftyp" existed
+_QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def sniff_mime(path: str | os.PathLike) -> str | None:
+    """The MIME type of a file by its first bytes (magic numbers), None when none is recognized.
+
+    An input's extension says nothing reliable about its bytes (a PNG saved as .jpg opens fine in
+    every viewer and in our decoder), and C2PA refuses an ingredient declared as the wrong format.
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        return {b"WEBP": "image/webp", b"AVI ": "video/x-msvideo", b"WAVE": "audio/wav"}.get(head[8:12])
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "image/tiff"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "image/bmp"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: the DocType element names WebM or Matroska
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return "image/jxl"
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12], "video/mp4")  # isom, mp41, mp42, avc1, iso2...: MP4
+    if head[4:8] in _QUICKTIME_ATOMS:
+        return "video/quicktime"
+    return None
+
+
 def _context(settings: dict, signer=None):
     import c2pa
 
@@ -136,31 +179,68 @@ def sign_file(src: str | os.PathLike, dest: str | os.PathLike, claims: dict, ide
     import c2pa
 
     src, dest = Path(src), Path(dest)
-    fmt = _format(dest)
-    if fmt not in c2pa.Builder.get_supported_mime_types():
+    fmt = _format(dest)  # our own output, written by its extension
+    supported = c2pa.Builder.get_supported_mime_types()
+    if fmt not in supported:
         raise ValueError(f"{dest}: C2PA cannot sign {fmt} files")
     claims = dict(claims)
-    inputs, labels = [], {}
+    # Every input is recorded by its SHA-256 in our claims. It is also attached as a C2PA ingredient
+    # when C2PA can parse it; when not, the output is still signed: the video is already generated,
+    # and an input's format is no reason to lose it.
+    inputs, labels, mimes = [], {}, {}
     for i, ing in enumerate(ingredients):
         digest = sha256_file(ing.path)  # also a clear error for a missing input
         inputs.append({"role": ing.role, "title": Path(ing.path).name, "sha256": digest})
-        if _format(Path(ing.path)) in c2pa.Builder.get_supported_mime_types():
-            labels[ing.path] = f"input-{i}-{ing.role}"
+        mime = sniff_mime(ing.path)
+        if mime in supported:
+            labels[ing.path], mimes[ing.path] = f"input-{i}-{ing.role}", mime
+        else:
+            why = f"C2PA cannot read {mime} files" if mime else "its content is no format C2PA reads"
+            log.warning("%s: not attached to %s as a C2PA ingredient (%s); its SHA-256 is in the claims",
+                        ing.path, dest.name, why)
     if inputs:
         claims["inputs"] = inputs
     try:
-        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(identity.alg, identity.cert_chain_pem, identity.key_pem, None))
         settings = {"trust": {"user_anchors": identity.trust_anchors_pem.decode()}} if identity.trust_anchors_pem else {}
-        builder = c2pa.Builder(_manifest(dest.name, claims, list(ingredients), labels), context=_context(settings, signer))
-        for ing in ingredients:
-            if ing.path in labels:
-                with open(ing.path, "rb") as f:
-                    builder.add_ingredient({"title": Path(ing.path).name, "relationship": "inputTo",
-                                            "label": labels[ing.path]}, _format(Path(ing.path)), f)
+        while True:
+            builder = c2pa.Builder(_manifest(dest.name, claims, list(ingredients), labels),
+                                   context=_context(settings, _signer(identity)))
+            bad = _add_ingredients(builder, ingredients, labels, mimes)
+            if bad is None:
+                break
+            # the magic bytes looked right but C2PA could not parse the rest (a damaged file...):
+            # drop it and start over, since the manifest's actions name every attached ingredient
+            builder.close()
+            ing, err = bad
+            log.warning("%s: not attached to %s as a C2PA ingredient (C2PA could not parse it as %s: %s); "
+                        "its SHA-256 is in the claims", ing.path, dest.name, mimes[ing.path], err)
+            del labels[ing.path]
         with open(src, "rb") as fin, atomic_path(dest) as tmp, open(tmp, "w+b") as fout:
             builder.sign(fmt, fin, fout)
     except c2pa.C2paError as e:
         raise ProvenanceError(f"{dest}: C2PA signing with {identity.source} failed: {e}") from None
+
+
+def _signer(identity: SigningIdentity):
+    import c2pa
+
+    # a new one for each Builder: its context takes ownership and closes it
+    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(identity.alg, identity.cert_chain_pem, identity.key_pem, None))
+
+
+def _add_ingredients(builder, ingredients, labels: dict, mimes: dict):
+    """Attach each labelled input; (the ingredient, the error) of the first C2PA cannot parse, else None."""
+    import c2pa
+
+    for ing in ingredients:
+        if ing.path in labels:
+            try:
+                with open(ing.path, "rb") as f:
+                    builder.add_ingredient({"title": Path(ing.path).name, "relationship": "inputTo",
+                                            "label": labels[ing.path]}, mimes[ing.path], f)
+            except c2pa.C2paError as e:
+                return ing, e
+    return None
 
 
 def _summary(active: dict) -> dict:

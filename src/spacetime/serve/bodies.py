@@ -199,16 +199,15 @@ def save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> 
     if not data:
         raise InvalidRequest(name, "the file is empty")
     if name == "image":
-        import numpy as np
         from PIL import Image
 
-        from spacetime.data.video import export_to_video
+        from spacetime.data.video import export_to_video, to_uint8_frames
 
         try:
             with Image.open(io.BytesIO(data)) as im:
                 if max(im.size) > limits.max_input_side:
                     raise InvalidRequest(name, f"{im.size[0]}x{im.size[1]} is over {limits.max_input_side} pixels a side")
-                frame = np.array(im.convert("RGB"))
+                frame = to_uint8_frames(im)[0]  # 16-bit and float images scaled, not clipped white
         except (OSError, Image.DecompressionBombError, ValueError) as e:
             if isinstance(e, InvalidRequest):
                 raise

@@ -170,7 +170,7 @@ class JobQueue:
         """A job with its folder made, not yet queued (uploads are saved into it first)."""
         job_id = f"video_{uuid.uuid4().hex}"
         job = Job(id=job_id, spec=spec, dir=self.root / job_id, model=self.model, remixed_from_video_id=remixed_from)
-        job.dir.mkdir()
+        job.dir.mkdir(mode=0o700)  # a job's prompt, uploads and video are its client's: not for other local users
         return job
 
     def submit(self, job: Job) -> Job:
