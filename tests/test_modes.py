@@ -185,6 +185,15 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
             run(pipe, **kwargs)
 
 
+def test_float_tiff_images_are_read_as_images(pipe, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "still.tiff"
+    Image.fromarray(np.full((32, 32), 0.5, np.float32)).save(path)  # mode F, what scientific tools write
+    first = run(pipe, image=str(path), num_frames=5)[0][0]
+    assert abs(float(first.mean()) - 127.5) < 30  # the image's grey, through the VAE
+
+
 def test_videos_per_prompt_and_output_types_as_diffusers(pipe):
     out = pipe(["a red ball", "a blue square"], num_frames=5, num_inference_steps=2, num_videos_per_prompt=2,
                generator=torch.Generator().manual_seed(0)).frames

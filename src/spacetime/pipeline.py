@@ -133,7 +133,7 @@ class SpacetimePipeline:
             path = Path(x)
             if not path.is_file():
                 raise ValueError(f"{name}: no such file {str(path)!r}")
-            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
                 from PIL import Image
 
                 try:
