@@ -154,6 +154,17 @@ def test_export_to_video_accepts_diffusers_inputs(tmp_path):
         __import__("os").unlink(tmp)
 
 
+def test_to_uint8_frames_reads_this_projects_own_tensor_layout():
+    """(3, T, H, W) in [-1, 1], as `frames_to_tensor` makes, for every T — 1, 3 and 4 included,
+    where the first two axes could also read as (T, C)."""
+    rng = np.random.default_rng(0)
+    for t in (1, 2, 3, 4, 5):
+        frames = rng.integers(0, 256, (t, 8, 12, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(to_uint8_frames(frames_to_tensor(frames)), frames)
+    tc = rng.random((3, 4, 8, 12)).astype(np.float32)  # (T, C, H, W) in [0, 1]: RGBA frames, as before
+    assert to_uint8_frames(tc).shape == (3, 8, 12, 3)
+
+
 def test_to_uint8_frames_values_and_errors(caplog):
     np.testing.assert_array_equal(
         to_uint8_frames(np.array([0.0, 0.5, 1.0]).reshape(1, 1, 3, 1))[0, 0, :, 0], [0, 128, 255]

@@ -84,7 +84,8 @@ def _pil_to_rgb(im: Any) -> np.ndarray:
 
 def to_uint8_frames(video: Any) -> np.ndarray:
     """What a diffusers user may pass -> uint8 (T, H, W, 3): a list of PIL images or arrays, an
-    array or tensor (T, H, W, 3) or (T, 3, H, W), uint8 or float in [0, 1]; one image is 1 frame."""
+    array or tensor (T, H, W, 3) or (T, 3, H, W), uint8 or float in [0, 1], or this project's
+    (3, T, H, W) float in [-1, 1] (`frames_to_tensor`'s); one image is 1 frame."""
     if isinstance(video, (list, tuple)):
         frames = [to_uint8_frames(f) for f in video]
         if not frames or {f.shape for f in frames} != {(1, *frames[0].shape[1:])}:
@@ -104,7 +105,13 @@ def to_uint8_frames(video: Any) -> np.ndarray:
         raise ValueError(f"got a batch of videos, shape {arr.shape}; pass one video, e.g. frames[0]")
     if arr.ndim != 4:
         raise ValueError(f"video must be (T, H, W, 3) or (T, 3, H, W), got shape {arr.shape}")
-    if arr.shape[-1] not in (1, 3, 4) and arr.shape[1] in (1, 3, 4):
+    # this project's own layout, (3, T, H, W) in [-1, 1] (`frames_to_tensor`): told from (T, C, H, W)
+    # by T not being a channel count, or, where it could be, by values below 0
+    ours = arr.shape[0] == 3 and arr.shape[-1] not in (1, 3, 4) and (
+        arr.shape[1] not in (1, 3, 4) or (np.issubdtype(arr.dtype, np.floating) and float(np.nanmin(arr)) < -0.01))
+    if ours:
+        arr = (arr.transpose(1, 2, 3, 0) + 1) / 2  # (3, T, H, W) in [-1, 1] -> (T, H, W, 3) in [0, 1]
+    elif arr.shape[-1] not in (1, 3, 4) and arr.shape[1] in (1, 3, 4):
         arr = arr.transpose(0, 2, 3, 1)  # (T, C, H, W) -> (T, H, W, C)
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, -1)
