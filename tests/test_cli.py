@@ -112,3 +112,14 @@ def test_generate_without_a_default_model_says_so(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "no default text-to-video model is installed yet; pass --model DIR" in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_eval_refuses_a_geometry_the_model_cannot_make_before_loading(tiny_model_dir, tmp_path, capsys):
+    """generate rounds an unfit request; eval must not (its reference clips are rendered at the
+    size asked), so it says which flag, before loading or writing anything."""
+    for flag, value, msg in (("--num-frames", "4", "--num-frames 4: this model makes 1 + 4k frames"),
+                             ("--size", "63x65", "--size 63x65: this model makes widths in multiples of 16")):
+        out = tmp_path / flag.strip("-")
+        assert main(["eval", "--model", str(tiny_model_dir), "--num-clips", "1", flag, value, "--out", str(out),
+                     "--no-report"]) == 1
+        assert msg in capsys.readouterr().err and not out.exists()

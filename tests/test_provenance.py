@@ -180,6 +180,23 @@ def test_one_flipped_media_byte_makes_verify_exit_2(tmp_path, cfg, capsys, monke
     report = json.loads(capsys.readouterr().out)[0]
     assert report["c2pa"]["present"] and not report["c2pa"]["valid"]
     assert any("mismatch" in f["code"] for f in report["c2pa"]["failures"])
+    # a missing file or a directory beside it is reported in its place (exit 3), never hiding the 2
+    capsys.readouterr()
+    assert main(["verify", "--json", str(tmp_path / "nope.mp4"), str(out), str(tmp_path)]) == 2
+    reports = json.loads(capsys.readouterr().out)
+    assert [r["exit_code"] for r in reports] == [3, 2, 3] and reports[2]["error"] == "is a directory"
+    plain = tmp_path / "plain.mp4"
+    write_video(_clip(3), plain)
+    assert main(["verify", str(plain), str(tmp_path / "nope.mp4")]) == 3  # could not check outranks no mark
+    assert "nope.mp4: error: no such file" in capsys.readouterr().out
+    # bad usage and unreadable trust settings are 3, not argparse's 2 ("tampered" to a script)
+    with pytest.raises(SystemExit) as e:
+        main(["verify"])
+    assert e.value.code == 3
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    for pem, why in ((tmp_path / "none.pem", "no such file"), (tmp_path / "notes.txt", "not a PEM certificate")):
+        assert main(["verify", "--trust-anchors", str(pem), str(plain)]) == 3
+        assert why in capsys.readouterr().err
 
 
 def test_reencoding_strips_the_manifest_but_not_the_watermark(tmp_path, cfg):

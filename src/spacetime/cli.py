@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check files for spacetime's Content Credentials and pixel watermark",
                        description="Exit 0 when a trusted manifest or the watermark says spacetime made every file, "
                                    "1 when neither is found in some file, 2 when some file's manifest is present but "
-                                   "invalid (changed after signing). See docs/provenance.md.")
+                                   "invalid (changed after signing), 3 when a file could not be checked (missing, a "
+                                   "directory) or the command was wrong; 2 outranks 3, 3 outranks 1. See docs/provenance.md.")
     v.add_argument("files", nargs="+", type=Path, metavar="FILE")
     v.add_argument("--json", action="store_true", help="one JSON report per file (a list), for machines")
     v.add_argument("--trust-anchors", type=Path, action="append", default=[], metavar="PEM",
@@ -410,16 +411,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from spacetime.provenance import format_report, verify_file
 
-    for f in args.files:
+    for pem in args.trust_anchors:  # a trust setting that cannot be read is a usage error: nothing is checked
+        text = pem.read_text(errors="replace") if pem.is_file() else None
+        if text is None or "-----BEGIN CERTIFICATE-----" not in text:
+            print(f"spacetime verify: error: --trust-anchors {pem}: "
+                  f"{'no such file' if text is None else 'not a PEM certificate file'}", file=sys.stderr)
+            return VERIFY_UNCHECKED
+
+    def check(f: Path) -> dict:
+        # a path that cannot be checked is reported in its place, and the others are still checked
         if not f.is_file():
-            raise ValueError(f"{f}: no such file")
-    reports = [verify_file(f, anchors=args.trust_anchors, use_local_ca=not args.no_local_ca) for f in args.files]
+            why = "is a directory" if f.is_dir() else "no such file"
+            return {"file": str(f), "exit_code": VERIFY_UNCHECKED, "verdict": f"not checked: {why}", "error": why}
+        return verify_file(f, anchors=args.trust_anchors, use_local_ca=not args.no_local_ca)
+
+    reports = [check(f) for f in args.files]
     if args.json:
         print(json.dumps(reports, indent=1))
     else:
-        print("\n".join(format_report(r) for r in reports))
+        print("\n".join(f"{r['file']}: error: {r['error']}" if "error" in r else format_report(r) for r in reports))
     codes = {r["exit_code"] for r in reports}
-    return 2 if 2 in codes else 1 if 1 in codes else 0
+    # tampered outranks everything: a damaged file must not hide behind a missing one
+    return 2 if 2 in codes else VERIFY_UNCHECKED if VERIFY_UNCHECKED in codes else 1 if 1 in codes else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -451,6 +464,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         if not args.model.is_dir():
             raise ValueError(f"--model {args.model} is not a directory")
+        _check_eval_geometry(args)
         try:
             generate = pipeline_generator(args.model)
         except ModelUnavailableError as e:
@@ -478,6 +492,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"trajectory Fréchet distance {agg['distribution']['frechet_distance']}")
     print(f"wrote {args.out / 'metrics.json'}" + ("" if args.no_report else f" and {args.out / 'index.html'}"))
     return 0
+
+
+def _check_eval_geometry(args: argparse.Namespace) -> None:
+    """Frames and size the model makes exactly, or an error naming the flag, before any loading
+    (generate rounds a request; eval must not, its reference clips are rendered at the size asked)."""
+    import json
+
+    from spacetime.vae import VAEConfig
+
+    try:
+        dit = json.loads((args.model / "config.json").read_text())["dit"]
+        vae = VAEConfig(**json.loads((args.model / "vae" / "config.json").read_text())["model"])
+        pt, ph, pw = dit.get("patch", (1, 2, 2))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not a readable pipeline folder: loading it says why
+    ft, mh, mw = vae.temporal_factor * pt, vae.spatial_factor * ph, vae.spatial_factor * pw
+    width, height = args.size
+    if (args.num_frames - 1) % ft:
+        raise ValueError(f"--num-frames {args.num_frames}: this model makes 1 + {ft}k frames "
+                         f"(e.g. {1 + ft * max(1, round((args.num_frames - 1) / ft))})")
+    if height % mh or width % mw:
+        raise ValueError(f"--size {width}x{height}: this model makes widths in multiples of {mw} and heights of {mh}")
 
 
 def _saved(samples, folder: Path, caption: str):
@@ -570,9 +606,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+VERIFY_UNCHECKED = 3  # `spacetime verify`: a file or setting could not be checked (2 means tampered there)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as e:  # argparse's usage errors exit 2, which verify's callers read as "tampered"
+        command = (sys.argv[1:] if argv is None else argv)[:1]
+        if e.code == 2 and command == ["verify"]:
+            raise SystemExit(VERIFY_UNCHECKED) from None
+        raise
     if extra and not getattr(args, "overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
