@@ -373,3 +373,129 @@ def test_gravity_sign_is_right_for_the_simulator_and_wrong_upside_down():
     assert sim["clips"] >= 3 and sim["clips"] == flipped["clips"]  # enough falling prompts to judge
     assert sim["sign_correct"] == 1.0
     assert flipped["sign_correct"] == 0.0  # everything speeds up towards the ceiling
+
+
+# --- multi-shot clips in the report, stale outputs, clip counts, prompt words ------------------
+
+
+@pytest.fixture
+def eval_cli():
+    """`spacetime eval` through `main` (the command body is spacetime.eval.command.run_eval)."""
+    return lambda *argv: main(["eval", *map(str, argv)])
+
+
+def test_report_draws_multishot_clips(tmp_path):
+    """Multi-shot clips are tracked over their opening shot: the report drew frames after the cut
+    with the opening shot's tracks (IndexError) and lost index.html."""
+    from spacetime.eval import Sample, evaluate
+    from spacetime.eval.report import write_report
+
+    clips = [
+        make_clip(stream_seed(0, i, "train"), num_frames=T, height=H, width=H, fps=FPS, multishot=True)
+        for i in range(2)
+    ]
+    assert all(len(c.shots) > 1 and c.shots[1].start < T - 1 for c in clips)
+    result = evaluate(
+        [Sample(f"{i}", c.captions["detailed"], c.frames, FPS) for i, c in enumerate(clips)], progress=False
+    )
+    assert result.scores[0].track.num_frames < T  # the opening shot only
+    index = write_report(result, tmp_path)
+    assert "could not be drawn" not in index.read_text()  # every figure drawn
+    for name in ("metrics.png", "frames.png", "trajectories.png", "gravity.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+
+
+def test_report_keeps_the_rest_when_a_figure_fails(tmp_path, monkeypatch, caplog):
+    from spacetime.eval import report
+    from spacetime.eval.evaluate import Sample, evaluate
+
+    clip = clip_of(zero_g_scene())
+    result = evaluate([Sample("a", clip.captions["detailed"], clip.frames, FPS)], progress=False)
+    (tmp_path / "frames.png").write_bytes(b"an earlier run's figure")
+
+    def broken(result, path):
+        raise IndexError("index 6 is out of bounds")
+
+    monkeypatch.setitem(report.PLOTS, "frames.png", broken)
+    with pytest.raises(IndexError):  # strict: a failing figure is a bug, and tests see it
+        report.write_report(result, tmp_path, strict=True)
+    page = report.write_report(result, tmp_path).read_text()
+    assert "frames.png could not be drawn (IndexError: index 6 is out of bounds)" in page
+    assert "index 6 is out of bounds" in caplog.text and "Traceback" in caplog.text  # logged, not hidden
+    assert not (tmp_path / "frames.png").exists()  # the earlier figure would pass for this run's
+    for name in ("metrics.png", "trajectories.png", "gravity.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+
+
+def test_cli_writes_the_report_for_multishot_folders(tmp_path, eval_cli):
+    world, out = tmp_path / "wm", tmp_path / "e"
+    assert main(["world", "--out", str(world), "--num-clips", "8", "--multishot", "1.0"]) == 0
+    assert eval_cli("--videos", world, "--out", out) == 0
+    assert (out / "index.html").exists() and (out / "frames.png").stat().st_size > 1000
+    agg = json.loads((out / "metrics.json").read_text())["aggregate"]
+    for m in METRICS:  # the simulator's own clips (clip 0's floor bounce is after its cut)
+        assert agg[m]["mean"] >= 0.98, (m, agg[m])
+    assert agg["motion"]["mean"] == 1.0
+
+
+def test_cli_removes_an_earlier_runs_outputs_and_refuses_other_folders(
+    tmp_path, eval_cli, monkeypatch, capsys
+):
+    world, out = tmp_path / "w", tmp_path / "e"
+    assert main(["world", "--out", str(world), "--num-clips", "2", "--num-frames", "9"]) == 0
+    assert eval_cli("--videos", world, "--out", out) == 0
+    (out / "notes.txt").write_text("mine")  # a user's file in an eval folder: never removed
+    assert eval_cli("--videos", world, "--out", out, "--no-report") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt"]
+    # --model over an earlier 3-clip run, now 1 clip: videos/ holds this run's only
+    import spacetime.eval as ev
+
+    monkeypatch.setattr(ev, "pipeline_generator", lambda path: BASELINES["simulator"])
+    model = tmp_path / "model"
+    model.mkdir()
+    small = ("--num-frames", "9", "--size", "32x32", "--no-report")
+    assert eval_cli("--model", model, "--out", out, "--num-clips", 3, *small) == 0
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [
+        "000000.mp4",
+        "000001.mp4",
+        "000002.mp4",
+        "captions.jsonl",
+    ]
+    assert eval_cli("--model", model, "--out", out, "--num-clips", 1, *small) == 0
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["000000.mp4", "captions.jsonl"]
+    assert len((out / "videos" / "captions.jsonl").read_text().splitlines()) == 1
+    # re-scoring a run's own videos into its folder keeps them (they are the input)
+    assert eval_cli("--videos", out / "videos", "--out", out, "--no-report") == 0
+    assert (out / "videos" / "000000.mp4").exists() and (out / "notes.txt").exists()
+    # a folder that is not an eval folder is refused, as `spacetime world` refuses a non-world one
+    capsys.readouterr()
+    assert eval_cli("--videos", world, "--out", world) == 1
+    assert "not an eval output folder" in capsys.readouterr().err
+    assert sorted(p.name for p in world.iterdir()) == ["captions.jsonl", "clips", "world.json"]
+
+
+def test_cli_records_clips_asked_for_and_scored(tmp_path, eval_cli, capsys, caplog):
+    world, out = tmp_path / "w", tmp_path / "e"
+    assert main(["world", "--out", str(world), "--num-clips", "2", "--num-frames", "9"]) == 0
+    capsys.readouterr()
+    assert eval_cli("--videos", world, "--out", out, "--num-clips", 100, "--no-report") == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["num_clips"] == 100 and settings["clips_scored"] == 2
+    assert "scored 2 clips (100 asked for)" in capsys.readouterr().out
+    assert "100 clips asked for" in caplog.text and "lists 2" in caplog.text
+
+
+def test_prompt_words_the_world_does_not_know_are_reported(tmp_path):
+    from spacetime.eval import Sample, evaluate
+    from spacetime.eval.report import write_report
+
+    clip = clip_of(zero_g_scene())
+    prompts = ["a purple dog runs", clip.captions["detailed"], "a red ball falls, then cut to a dolly zoom"]
+    result = evaluate([Sample(f"{i}", p, clip.frames, FPS) for i, p in enumerate(prompts)], progress=False)
+    data = result.to_json()
+    assert data["clips"][0]["unknown_words"] == ["purple", "dog"] and data["clips"][1]["unknown_words"] == []
+    assert "dolly zoom" in data["clips"][2]["prompt_notes"][0]
+    agg = data["aggregate"]["prompts"]
+    assert agg["with_unknown_words"] == 2 and agg["with_notes"] == 1 and agg["unknown_words"]["purple"] == 1
+    page = write_report(result, tmp_path).read_text()
+    assert "does not know: purple, dog" in page and "with words the world does not know: 2 of 3" in page

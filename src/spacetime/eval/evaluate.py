@@ -70,6 +70,7 @@ class EvalResult:
             }
         if multi:
             out["multishot"] = multishot_summary(self.scores)
+        out["prompts"] = prompt_summary(self.scores)
         out["gravity"] = gravity_summary(self.scores)
         out["distribution"] = distribution_distance(
             np.concatenate([s.features for s in self.scores] or [np.zeros((0, len(FEATURE_NAMES)))]),
@@ -88,12 +89,32 @@ class EvalResult:
                     "index": i,
                     "name": name,
                     "prompt": s.prompt,
+                    # words of the prompt the world does not know, and what parse_prompt changed:
+                    # nothing is checked for them (an unknown "purple dog" fails no check by name)
+                    "unknown_words": s.unknown_words,
+                    "prompt_notes": s.prompt_notes,
                     "metrics": {m: r.to_dict() for m, r in s.metrics.items()},
                     "measured": s.measured,
                 }
                 for i, (name, s) in enumerate(zip(self.names, self.scores))
             ],
         }
+
+
+def prompt_summary(scores: list[ClipScore]) -> dict:
+    """How much of the prompts the world understood: clips whose prompt has words it does not know
+    (those words ask for nothing the metrics check), clips with parse notes, and each unknown word's
+    clip count, most frequent first."""
+    counts: dict[str, int] = {}
+    for s in scores:
+        for w in dict.fromkeys(s.unknown_words):
+            counts[w] = counts.get(w, 0) + 1
+    return {
+        "clips": len(scores),
+        "with_unknown_words": sum(bool(s.unknown_words) for s in scores),
+        "with_notes": sum(bool(s.prompt_notes) for s in scores),
+        "unknown_words": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
 def gravity_summary(scores: list[ClipScore]) -> dict:
@@ -190,7 +211,16 @@ def evaluate(
         names.append(s.name)
         if i < keep:
             kept[i] = s.frames
-    return EvalResult(names, scores, refs, dict(settings or {}), kept)
+    info = {**(settings or {}), "clips_scored": len(scores)}  # settings' num_clips is what was asked for
+    unknown = sum(bool(c.unknown_words) for c in scores)
+    if unknown:
+        log.warning(
+            "note: %d of %d prompts have words the world does not know (nothing is checked for them): "
+            "`unknown_words` in each clip's results",
+            unknown,
+            len(scores),
+        )
+    return EvalResult(names, scores, refs, info, kept)
 
 
 def split_prompts(
@@ -302,6 +332,14 @@ def load_folder(
     entries = load_captions(directory, strict=True)
     if not entries:
         raise ValueError(f"{directory}: the captions file lists no video")
+    if num_clips is not None and num_clips > len(entries):
+        log.warning(
+            "note: %d clips asked for, %s lists %d: scoring all %d",
+            num_clips,
+            directory,
+            len(entries),
+            len(entries),
+        )
     for e in entries[:num_clips]:
         caps = e["captions"]
         prompt = caps.get(caption) or caps.get("caption") or next(iter(caps.values()))

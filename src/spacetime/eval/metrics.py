@@ -94,9 +94,12 @@ class ClipScore:
     metrics: dict[str, MetricResult]
     measured: dict  # what the tracker saw, JSON-ready
     features: np.ndarray  # (objects in the prompt, F) trajectory features, prompt order
-    track: ClipTrack = field(repr=False)
+    track: ClipTrack = field(repr=False)  # of the opening shot for a prompt with cuts (see score_clip)
     motions: dict[str, Motion] = field(repr=False)
     matched: list[tuple[ObjectSpec, str | None]] = field(repr=False)
+    # what parse_prompt could not read in the prompt: a check it leaves out is not in the scores
+    unknown_words: list[str] = field(default_factory=list)
+    prompt_notes: list[str] = field(default_factory=list)
 
 
 def describe(o: ObjectSpec) -> str:
@@ -191,6 +194,11 @@ class _Clip:
     matched: list[tuple[ObjectSpec, str | None]]  # prompt object -> tracked colour (None: not seen)
     gravity: bool | None  # the prompt's
     shapes: dict[str, str | None]  # tracked colour -> shape
+    # a prompt with cuts: the later shots that show the whole scene, as (track, mirrored: a reverse
+    # angle), and whether some of the clip after the opening shot shows less (a close-up, or shots
+    # the cut count cannot tell apart): what happens there is not seen
+    later: list[tuple[ClipTrack, bool]] = field(default_factory=list)
+    unseen_after: bool = False
 
     @property
     def extras(self) -> list[str]:
@@ -209,17 +217,22 @@ def score_clip(frames: np.ndarray, fps: float, prompt: str) -> ClipScore:
     spec = parse_prompt(prompt)
     ct = track(frames, fps)
     multi: tuple[dict, dict] | None = None
+    later: list[tuple[ClipTrack, bool]] = []
+    unseen_after = False
     if spec.shots:
         from spacetime.eval.multishot import detect_cuts, score_multishot
 
         multi = score_multishot(spec, ct, match_objects(spec, ct))
         cuts = detect_cuts(ct)
         if cuts:
+            later, unseen_after = _later_views(spec, frames, fps, cuts)
             ct = track(frames[: cuts[0]], fps)
     gravity = expected_gravity(spec)
     ms = motions(ct, None if gravity is None else -vocab.GRAVITY if gravity else 0.0)
     matched = match_objects(spec, ct)
-    clip = _Clip(spec, ct, ms, matched, gravity, {c: tr.shape() for c, tr in ct.tracks.items()})
+    clip = _Clip(
+        spec, ct, ms, matched, gravity, {c: tr.shape() for c, tr in ct.tracks.items()}, later, unseen_after
+    )
     metrics = {
         "adherence": _adherence(clip),
         "motion": _motion(clip),
@@ -233,7 +246,29 @@ def score_clip(frames: np.ndarray, fps: float, prompt: str) -> ClipScore:
         measured["multishot"] = multi[1]
     rows = [trajectory_features(ms.get(c) if c else None, fps, ct.height) for _, c in matched]
     feats = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))  # (objects, F)
-    return ClipScore(prompt, metrics, measured, feats, ct, ms, matched)
+    return ClipScore(
+        prompt, metrics, measured, feats, ct, ms, matched, list(spec.unknown_words), list(spec.notes)
+    )
+
+
+def _later_views(
+    spec: SceneSpec, frames: np.ndarray, fps: float, cuts: list[int]
+) -> tuple[list[tuple[ClipTrack, bool]], bool]:
+    """The shots after the opening one that show the whole scene (the wide view, or the reverse
+    angle: the wide view mirrored), each tracked on its own, and whether the rest of the clip holds
+    shots that do not (close-ups), or shots whose kinds are unknown (the cuts seen are not the
+    prompt's count). The single-shot metrics read the opening shot; what the prompt says happens
+    later (a floor bounce) may be seen in these."""
+    if len(cuts) != len(spec.shots) - 1:
+        return [], True
+    bounds = [*cuts, len(frames)]
+    views, unseen = [], False
+    for shot, a, b in zip(spec.shots[1:], bounds[:-1], bounds[1:]):
+        if shot.kind in ("wide", "reverse"):
+            views.append((track(frames[a:b], fps), shot.kind == "reverse"))
+        else:
+            unseen = True
+    return views, unseen
 
 
 def _adherence(clip: _Clip) -> MetricResult:
@@ -317,7 +352,22 @@ def _motion(clip: _Clip) -> MetricResult:
                     )
             if o.hits:
                 wall = o.hits if o.hits in ("floor", "ceiling") else f"{o.hits} wall"
-                mo.add(reaches(ct, col, wall), f"{name} never reaches the {wall}")
+                # a prompt with cuts: the bounce may come after the opening shot, in a later view
+                # of the whole scene (mirrored in a reverse angle), or where no shot shows it
+                mirror = {"left wall": "right wall", "right wall": "left wall"}
+                later = any(
+                    col in t.tracks and reaches(t, col, mirror.get(wall, wall) if mirrored else wall)
+                    for t, mirrored in clip.later
+                )
+                if reaches(ct, col, wall) or later:
+                    mo.add(True)
+                elif clip.unseen_after:
+                    mo.notes.append(
+                        f"{name} does not reach the {wall} in the shots that show the whole scene; "
+                        "the rest of the clip does not show it: not judged"
+                    )
+                else:
+                    mo.add(False, f"{name} never reaches the {wall}")
         cam = camera_velocity(ct)
         if spec.camera and cam is not None:
             lo, hi = {"static": (-0.05, 0.05), "pan-right": (0.1, 0.4), "pan-left": (-0.4, -0.1)}[spec.camera]

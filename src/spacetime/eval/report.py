@@ -12,7 +12,9 @@ matplotlib is an optional dependency (`pip install spacetime[eval]`); it is impo
 from __future__ import annotations
 
 import html
+import logging
 import os
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ from spacetime.world import vocab
 from spacetime.world.captions import parse_prompt
 
 FIGURES = ("metrics.png", "frames.png", "trajectories.png", "gravity.png")
+
+log = logging.getLogger(__name__)
 
 
 def _plt():
@@ -90,12 +94,17 @@ def plot_frames(result: EvalResult, path: Path, columns: int = 6) -> None:
         for c, k in enumerate(picks):
             ax = axes[r, c]
             ax.imshow(frames[k], interpolation="nearest")
+            # a prompt with cuts is tracked (and scored on the single-shot metrics) over its opening
+            # shot only: frames after it have no tracked centres to draw
+            tracked = k < ct.num_frames
             for colour, tr in ct.tracks.items():
-                if tr.present[k]:  # the tracked centre: a ring in the object's colour on a black one
+                # the tracked centre: a ring in the object's colour on a black one
+                if tracked and tr.present[k]:
                     x, y = tr.centroid[k] - 0.5  # imshow puts pixel centres on integers
                     ax.plot(x, y, "o", ms=7, mfc="none", mec="black", mew=2.2)
                     ax.plot(x, y, "o", ms=7, mfc="none", mec=_rgb(colour), mew=1.2)
-            ax.set_title(f"clip {i}, frame {k}", fontsize=6)  # prompts: in index.html
+            title = f"clip {i}, frame {k}" + ("" if tracked else " (after cut)")
+            ax.set_title(title, fontsize=6)  # prompts: in index.html
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -159,19 +168,44 @@ def plot_gravity(result: EvalResult, path: Path) -> None:
         ax.axvline(target, color="grey", lw=0.8)
     ax.set_xlabel("measured vertical acceleration (units/s², y up); world g = -4", fontsize=8)
     ax.set_ylabel("objects", fontsize=8)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no object measured in free flight: nothing to label
+        ax.legend(fontsize=7)
     _save(fig, path)
     plt.close(fig)
 
 
-def write_report(result: EvalResult, out: str | os.PathLike) -> Path:
-    """Write the figures and index.html into `out`; returns the index path."""
+PLOTS = {
+    "metrics.png": plot_metrics,
+    "frames.png": plot_frames,
+    "trajectories.png": plot_trajectories,
+    "gravity.png": plot_gravity,
+}
+
+
+def write_report(result: EvalResult, out: str | os.PathLike, *, strict: bool = False) -> Path:
+    """Write the figures and index.html into `out`; returns the index path.
+
+    A figure that fails to draw does not cost the others or the page: the error is logged with its
+    traceback, the page says which figure is missing and why, and no older file of that name is left
+    to pass for it. `strict` raises the first such error instead (tests: a figure failing is a bug)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_metrics(result, out / "metrics.png")
-    plot_frames(result, out / "frames.png")
-    plot_trajectories(result, out / "trajectories.png")
-    plot_gravity(result, out / "gravity.png")
+    failed: dict[str, str] = {}
+    for name, plot in PLOTS.items():
+        try:
+            plot(result, out / name)
+        except Exception as err:
+            if strict:
+                raise
+            log.error("the report's %s could not be drawn:\n%s", name, traceback.format_exc())
+            failed[name] = f"{type(err).__name__}: {err}"
+            (out / name).unlink(missing_ok=True)  # an earlier run's figure would pass for this one's
+
+    def img(name: str) -> str:
+        if name in failed:
+            return f"<p class=err>{name} could not be drawn ({html.escape(failed[name])}); see the log.</p>"
+        return f'<img src="{name}">'
+
     agg = result.aggregate()
     e = html.escape
     rows = "".join(
@@ -187,15 +221,34 @@ def write_report(result: EvalResult, out: str | os.PathLike) -> Path:
             f"<td>{'–' if s.metrics[m].score is None else format(s.metrics[m].score, '.2f')}</td>"
             for m in METRICS
         )
-        why = "<br>".join(e(f"{m}: {r}") for m in METRICS for r in s.metrics[m].reasons)
+        # what the prompt asked that the world does not know first, so a low score is read right
+        said = (
+            [f"words of the prompt the world does not know: {', '.join(s.unknown_words)}"]
+            if s.unknown_words
+            else []
+        )
+        said += [f"prompt: {n}" for n in s.prompt_notes]
+        why = "<br>".join(
+            [f"<i>{e(x)}</i>" for x in said] + [e(f"{m}: {r}") for m in METRICS for r in s.metrics[m].reasons]
+        )
         clips.append(
             f"<tr><td>{i}</td><td>{e(name)}</td>{cells}<td class=p>{e(s.prompt)}</td><td class=p>{why}</td></tr>"
         )
     settings = e(", ".join(f"{k}={v}" for k, v in result.settings.items()))
+    pr = agg["prompts"]
+    prompts = e(
+        f"Prompts with words the world does not know: {pr['with_unknown_words']} of {pr['clips']}"
+        + (
+            " (" + ", ".join(f"{w} ×{n}" for w, n in list(pr["unknown_words"].items())[:12]) + ")"
+            if pr["unknown_words"]
+            else ""
+        )
+        + "; nothing is checked for those words (each clip's words are listed below)."
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>spacetime eval</title>
 <style>body{{font-family:sans-serif;margin:1.5em;}} table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-width:32em;font-size:11px}} img{{max-width:100%}}</style>
+td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-width:32em;font-size:11px}} img{{max-width:100%}} .err{{color:#b00}}</style>
 </head><body>
 <h1>World-model evaluation</h1>
 <p>{settings}</p>
@@ -204,9 +257,10 @@ td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-widt
 ({agg["distribution"]["objects"]} objects). Vertical acceleration, gravity prompts: median
 {g["gravity"]["median_accel_y"]} units/s² (world: {-vocab.GRAVITY}); zero-gravity prompts: median
 {g["zero_gravity"]["median_accel_y"]}.</p>
+<p>{prompts}</p>
 <p>Definitions and thresholds: docs/eval.md. The raw numbers: <a href="metrics.json">metrics.json</a>.</p>
-<img src="metrics.png"><h2>Sample frames (tracked centres ringed)</h2><img src="frames.png">
-<h2>Trajectories</h2><img src="trajectories.png"><h2>Gravity</h2><img src="gravity.png">
+{img("metrics.png")}<h2>Sample frames (tracked centres ringed)</h2>{img("frames.png")}
+<h2>Trajectories</h2>{img("trajectories.png")}<h2>Gravity</h2>{img("gravity.png")}
 <h2>Clips</h2>
 <table><tr><th>#</th><th>video</th>{"".join(f"<th>{m}</th>" for m in METRICS)}<th>prompt</th><th>why checks failed</th></tr>
 {"".join(clips)}</table>
