@@ -405,3 +405,35 @@ def test_expand_prompt_keeps_user_attributes_and_fills_the_rest():
     assert parse_prompt(expand_prompt("a cyan square", seed=1, num_frames=1)).objects[0].motion is None
     for junk in ["", "a purple dragon", "five red balls falling under zero gravity"]:
         assert expand_prompt(junk, seed=3)
+
+
+def test_parse_notes_conflicts_and_odd_counts():
+    spec = parse_prompt("a red ball, the camera pans left and right")
+    assert spec.camera == "pan-left" and len(spec.objects) == 1 and spec.objects[0].motion is None
+    assert any("pans left and right" in n for n in spec.notes)
+    spec = parse_prompt("the camera pans to the right and left")
+    assert spec.objects == [] and spec.camera == "pan-right" and spec.notes
+    spec = parse_prompt("a ball on a white background on a black background")
+    assert spec.background == "white" and any("white background" in n and "black background" in n for n in spec.notes)
+    spec = parse_prompt("a ball, the camera is static, the camera pans left")
+    assert spec.camera == "static" and spec.notes
+    assert not parse_prompt("a ball on a white background, the background is white").notes  # said twice, no conflict
+    for text in ("0 balls", "zero balls", "zero big red balls falling"):
+        spec = parse_prompt(text)
+        assert spec.objects == [] and any("no object" in n and text.split(" falling")[0] in n for n in spec.notes), (text, spec)
+    spec = parse_prompt("a red ball and 0 squares")
+    assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball")] and spec.notes
+    spec = parse_prompt("1.5 balls")
+    assert len(spec.objects) == 1 and spec.notes == ["'1.5' is not a whole number of objects; read as one"]
+    assert len(parse_prompt("2.0 balls").objects) == 2 and not parse_prompt("2.0 balls").notes
+    assert not parse_prompt("zero gravity").notes and parse_prompt("zero gravity").gravity is False
+
+
+def test_expand_prompt_names_bad_arguments():
+    for seed in (1.5, -1, "3", None, True):
+        with pytest.raises(ValueError, match="seed"):
+            expand_prompt("a red ball", seed=seed)
+    with pytest.raises(ValueError, match="aspect.*0.01.*at least 0.25"):
+        expand_prompt("a red ball", aspect=0.01)
+    assert expand_prompt("a red ball", seed=np.int64(2)) == expand_prompt("a red ball", seed=2)
+    assert expand_prompt("a red ball", aspect=0.25)

@@ -240,6 +240,39 @@ def test_cut_count_and_positions_are_checked():
     assert list(score_clip(single.frames, 8.0, "a red ball moves to the right").metrics) == list(METRICS)
 
 
+def test_a_bounce_after_the_opening_shot_is_judged_only_where_a_shot_shows_it():
+    """The single-shot metrics read the opening shot; a wall the prompt names may be reached after
+    it. It counts where a later shot shows the whole scene (a reverse angle mirrors left and
+    right), and is not judged where only a close-up follows (the simulator's own clips scored 0.5)."""
+    c = WorldDataset(0, "train", multishot=1.0, **KW).clip(12)  # the blue ball reaches the right wall at ~frame 12
+    action = c.captions["detailed"].split(" Then cut")[0]
+    assert "bounces off the right wall" in action
+
+    def motion(shots, prompt):
+        frames = render_shots(c.scene, c.trajectory, shots, 64, 64)
+        return score_clip(frames, 8.0, prompt).metrics["motion"]
+
+    reverse = [Shot("wide", 0), Shot("reverse", 9)]
+    m = motion(reverse, action + " Then cut to the reverse angle.")
+    assert m.score == 1.0, m  # reached in the reverse angle, at the image's left edge
+    m = motion(reverse, action.replace("right wall", "left wall") + " Then cut to the reverse angle.")
+    assert m.score < 1 and "never reaches the left wall" in m.reasons[0], m
+    m = motion([Shot("wide", 0), Shot("close-up", 9, "blue")], action + " Then cut to a close-up of the blue ball.")
+    assert m.score in (1.0, None) and any("right wall" in n and "not judged" in n for n in m.notes), m
+    # the world's own multi-shot clips: clip 0's floor bounce comes after the cut to a close-up
+    c0 = WorldDataset(0, "train", multishot=1.0, **KW).clip(0)
+    assert score_clip(c0.frames, 8.0, c0.captions["detailed"]).metrics["motion"].score == 1.0
+
+
+def test_simulator_multishot_clips_score_top_on_the_single_shot_metrics():
+    ds = WorldDataset(0, "train", multishot=1.0, **KW)
+    clips = [ds.clip(i) for i in range(32)]
+    scores = [score_clip(c.frames, 8.0, c.captions["detailed"]) for c in clips]
+    for m in METRICS:
+        vals = [s.metrics[m].score for s in scores if s.metrics[m].score is not None]
+        assert np.mean(vals) >= 0.98, (m, [(i, s.metrics[m]) for i, s in enumerate(scores) if s.metrics[m].score != 1])
+
+
 def test_metrics_json_has_multishot_only_with_cuts():
     from spacetime.eval.evaluate import evaluate_generator
 
@@ -301,3 +334,35 @@ def test_cli_world_writes_multishot_clips_and_refuses_a_bad_share(tmp_path, caps
     with pytest.raises(SystemExit) as e:
         main(["world", "--out", str(tmp_path / "x"), "--num-clips", "1", "--multishot", "1.5"])
     assert e.value.code == 2 and "--multishot" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("phrase", ["cut to a close up of the purple dragon", "cut to a close-up of the big purple dragon",
+                                    "cut to a close-up of two balls", "cut to a dolly zoom moving up"])
+def test_an_unknown_shot_phrase_adds_nothing_to_the_scene(phrase):
+    spec = parse_prompt(f"a red ball, then {phrase}")
+    assert spec.objects == [ObjectSpec("red", "ball")] and spec.shots == [], spec
+    assert spec.gravity is None and spec.camera is None and repr(phrase.replace("-", " ")) in spec.notes[0]
+    assert "cut" not in spec.unknown_words and {"close", "dolly"} & set(spec.unknown_words)
+
+
+def test_a_close_up_the_scene_cannot_hold_is_said_and_refused():
+    for text, why in [("a red ball, then cut to a close-up of the red square", "the red object is a ball"),
+                      ("a red ball, a blue ball and a green ball, then cut to a close-up of the yellow ball", "holds")]:
+        phrase = text.split("then ")[1]
+        spec = parse_prompt(text)
+        assert any(phrase in n and why in n for n in spec.notes), spec.notes
+        with pytest.raises(ValueError, match=f"{phrase}.*{why}"):
+            expand_prompt(text, seed=0)
+        with pytest.raises(ValueError, match=phrase):
+            make_clip(0, spec=spec, **KW)
+    # what the scene can hold, it holds: a close-up of an object the scene part did not name adds it,
+    # or, with no room, gives an object still open the asked colour or shape
+    for text, want in [("a red ball, then cut to a close-up of the square", (None, "square")),
+                       ("a red thing, then cut to a close-up of the red square", ("red", "square")),
+                       ("a ball, a square and a triangle, then cut to a close-up of the red cube", ("red", "square"))]:
+        spec = parse_prompt(text)
+        assert not spec.notes, spec.notes
+        for seed in range(3):
+            clip = make_clip(seed, spec=spec, **KW)
+            framed = next(o for o in clip.scene.objects if o.colour == clip.shots[1].target)
+            assert want[0] in (None, framed.colour) and framed.shape == want[1], (text, seed, clip.shots)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import json
 import math
 
 import numpy as np
@@ -306,3 +307,95 @@ def test_ceiling_hit_under_gravity_and_no_bounce_at_the_start():
     for scene in random_scenes(300, duration=2.0, seed0=5000):
         traj = simulate(scene, np.array([0.0, 0.01]))
         assert not [e for e in traj.events if e.kind == "wall" and e.t < 1e-6]
+
+
+# --- sizes the world renders, and folders it writes ---------------------------------------------
+
+@pytest.mark.parametrize("height,width", [(64, 8), (64, 1), (256, 4), (64, 3), (64, 15)])
+def test_too_narrow_sizes_are_refused_up_front(tmp_path, height, width):
+    from spacetime.world.dataset import write_world
+
+    name = f"size {width}x{height}"
+    with pytest.raises(ValueError, match=f"{name}.*at least 0.25"):
+        make_clip(1, height=height, width=width)
+    with pytest.raises(ValueError, match=name):
+        WorldDataset(height=height, width=width)
+    with pytest.raises(ValueError, match=name):
+        WorldDataset(sizes=[(9, 64, 64), (9, height, width)])
+    with pytest.raises(ValueError, match=name):
+        write_world(tmp_path / "w", 3, height=height, width=width, progress=False)
+    assert not (tmp_path / "w").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match="aspect.*at least 0.25"):
+        sample_scene(np.random.default_rng(0), duration=2.0, aspect=width / height)
+
+
+def test_the_narrowest_size_renders_every_scene():
+    from spacetime.world.captions import parse_prompt
+
+    specs = [None, parse_prompt("a big red ball falls"), parse_prompt("a large blue square bounces off the left wall"),
+             parse_prompt("a big green triangle stays still under gravity"), parse_prompt("two big balls moving right")]
+    for seed in range(40):
+        for height, width in ((64, 16), (80, 20), (64, 17)):
+            clip = make_clip(seed, num_frames=9, height=height, width=width, spec=specs[seed % len(specs)],
+                             split=("train", "heldout")[seed % 2], multishot=seed % 3 == 0)
+            assert clip.frames.shape == (9, height, width, 3)
+            for o in clip.scene.objects:
+                assert o.radius <= o.position[0] <= clip.scene.box_width - o.radius
+
+
+def _write(out, n=3, **kw):
+    from spacetime.world.dataset import write_world
+
+    return write_world(out, n, num_frames=9, height=32, width=32, fps=8, progress=False, **kw)
+
+
+def test_resume_renders_damaged_clips_again(tmp_path, caplog):
+    from spacetime.data.decode import decode
+    from spacetime.data.video import write_video
+
+    out = _write(tmp_path / "w", 5)
+    clips = out / "clips"
+    good = {p.name: p.read_bytes() for p in clips.iterdir()}
+    frames = {p.name: np.stack(decode(p).frames) for p in clips.glob("*.mp4")}
+    mp4 = (clips / "000000.mp4").read_bytes()
+    (clips / "000000.mp4").write_bytes(mp4[: len(mp4) // 2])  # truncated
+    (clips / "000001.mp4").write_bytes(b"")  # empty
+    (clips / "000002.json").write_text("")  # garbage ground truth
+    (clips / "000003.json").write_text('{"captions": ')  # cut short
+    write_video(np.zeros((5, 32, 32, 3), np.uint8), clips / "000004.mp4", fps=8, pix_fmt="yuv444p")  # 5 of 9 frames
+    with caplog.at_level("WARNING", logger="spacetime.world.dataset"):
+        _write(tmp_path / "w", 5)
+    for name in ("000000.mp4", "000001.mp4", "000002.json", "000003.json", "000004.mp4"):
+        assert name in caplog.text, (name, caplog.text)
+    for name, data in good.items():  # each rendered again: the same ground truth, the same frames
+        if name.endswith(".json"):  # (H.264 encodes are not bit-exact from run to run)
+            assert (clips / name).read_bytes() == data, name
+        else:
+            again = np.stack(decode(clips / name).frames).astype(int)
+            assert again.shape[0] == 9 and np.abs(again - frames[name]).mean() < 1, name
+    rows = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in rows] == [f"clips/{k:06d}.mp4" for k in range(5)]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="spacetime.world.dataset"):
+        _write(tmp_path / "w", 5)  # now all complete: kept
+    assert "kept 5 clips" in caplog.text and "again" not in caplog.text
+
+
+def test_world_json_records_the_pix_fmt_written(tmp_path):
+    import av
+
+    from spacetime.world.dataset import write_world
+
+    out = write_world(tmp_path / "odd", 2, num_frames=5, height=33, width=32, pix_fmt="yuv420p", progress=False)
+    settings = json.loads((out / "world.json").read_text())["settings"]
+    with av.open(str(out / "clips" / "000000.mp4")) as f:
+        written = f.streams.video[0].codec_context.pix_fmt
+    assert written == settings["pix_fmt"] == "yuv444p"
+    write_world(tmp_path / "odd", 2, num_frames=5, height=33, width=32, pix_fmt="yuv420p", progress=False)  # resumes
+    old = json.loads((out / "world.json").read_text())  # a folder from before: it recorded what was asked
+    old["settings"]["pix_fmt"] = "yuv420p"
+    (out / "world.json").write_text(json.dumps(old))
+    write_world(tmp_path / "odd", 2, num_frames=5, height=33, width=32, pix_fmt="yuv420p", progress=False)
+    assert json.loads((out / "world.json").read_text())["settings"]["pix_fmt"] == "yuv444p"
+    even = write_world(tmp_path / "even", 1, num_frames=5, height=32, width=32, pix_fmt="yuv420p", progress=False)
+    assert json.loads((even / "world.json").read_text())["settings"]["pix_fmt"] == "yuv420p"

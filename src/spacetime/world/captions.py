@@ -18,8 +18,8 @@ import numpy as np
 from spacetime.world import vocab
 from spacetime.world.physics import JamError, Trajectory, simulate
 from spacetime.world.render import visible_fraction
-from spacetime.world.scene import ObjectSpec, Scene, SceneSpec, sample_scene
-from spacetime.world.shots import ShotSpec, fit_shots, split_shot_phrases
+from spacetime.world.scene import ObjectSpec, Scene, SceneSpec, check_aspect, sample_scene
+from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots, split_shot_phrases
 
 # --- the caption vocabulary: every phrase a caption can use (parse_prompt reads them all) --------
 # Colours, backgrounds and occluder greys are always the exact vocab names: the tracker and the
@@ -284,7 +284,7 @@ STOPWORDS = frozenset(
     "slowly quickly fast slow gently some we see where now just each other both".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
-NUMBERS = {w: n for n, w in enumerate("one two three four five six seven eight nine ten".split(), 1)} | {str(n): n for n in range(1, 11)}
+NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {str(n): n for n in range(11)}
 MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longer text is not read
 FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
 USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
@@ -311,6 +311,10 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
         add(SIZE_WORDS[size] + extra_sizes[size], ("size", size))
     for w, n in NUMBERS.items():
         add(w, ("count", n))
+    for d, other in (("left", "right"), ("right", "left")):  # one pan per clip: the first direction, noted
+        for v in ("camera pans", "camera moves", "camera panning", "view pans", "pans", "panning", "pan"):
+            add([f"{v} {d} and {other}", f"{v} to the {d} and {other}", f"{v} to the {d} and to the {other}",
+                 f"{v} {d} and then {other}", f"{v} {d} then {other}"], ("camera", f"pan-{d}", "both"))
     for bg in vocab.BACKGROUNDS:
         add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
     add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder",))
@@ -370,7 +374,7 @@ _MAX_PHRASE = max(len(w) for w in _LEXICON)
 
 def _tokens(text: str) -> list[str]:
     # unicode words, so that "café" comes back as an unknown word rather than vanishing
-    toks = re.findall(r"[^\W_]+|[.,;:!?]", text.lower().replace("-", " "))
+    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]", text.lower().replace("-", " "))  # "1.5" is one token
     return ["gray" if t == "grey" else t for t in toks]
 
 
@@ -388,7 +392,7 @@ def parse_prompt(text: str) -> SceneSpec:
     if len(text) > MAX_CHARS:
         notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
         text = text[:MAX_CHARS]
-    toks, shots, shot_error = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
+    toks, shots, shot_error, unread = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
     if shot_error:
         notes.append(shot_error)
     objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing
@@ -396,9 +400,11 @@ def parse_prompt(text: str) -> SceneSpec:
     mention: dict | None = None  # {"attrs", "count", "ref"} still taking adjectives and a noun
     last_ref: dict | None = None
     scene: dict = {"background": None, "gravity": None, "camera": None, "occluder": None}
+    scene_said: dict[str, str] = {}  # the words that set a scene attribute, to name in a conflict note
     implied_gravity: bool | None = None  # from "floats" or a bare "bounces"; an explicit word wins
     unknown: list[str] = []
-    count = 0
+    count: int | None = None  # "two" before a mention: that many objects of it
+    count_word = ""
     referencing = False  # after "hits" / "until": the next mention names another object
 
     def close() -> None:
@@ -417,7 +423,11 @@ def parse_prompt(text: str) -> SceneSpec:
                 last_ref = {**attrs, "_ref": True}
                 objects.append(last_ref)
             return
-        new = [dict(attrs) for _ in range(max(m["count"], 1))]
+        if m["count"] == 0:  # "zero balls": nothing to add, and what follows is about nothing
+            notes.append(f"{' '.join([m['count_word'], *m['words']])!r} asks for no object; none added")
+            subject, last_ref = [{}], None
+            return
+        new = [dict(attrs) for _ in range(1 if m["count"] is None else m["count"])]
         if len(new) > 1 and "colour" in attrs:
             notes.append(f"{len(new)} {attrs['colour']} objects asked; objects need distinct colours, only the first is {attrs['colour']}")
             for o in new[1:]:
@@ -438,14 +448,19 @@ def parse_prompt(text: str) -> SceneSpec:
         else:
             tok, n = toks[i], 1
             action = ("sep",) if tok in SEPARATORS else ("stop",) if tok in STOPWORDS else ("unknown",)
+            if tok == UNREAD:  # a shot phrase not understood: its words are unknown, none is a scene word
+                action = ("unread",)
+            elif re.fullmatch(r"\d+\.\d+", tok):  # "1.5 balls"
+                action = ("number", float(tok))
         i += n
         kind = action[0]
         if kind in ("colour", "shape", "size"):
             if mention is None or kind in mention["attrs"] or "shape" in mention["attrs"]:
                 close()
-                mention = {"attrs": {}, "count": count, "ref": referencing}
-                count, referencing = 0, False
+                mention = {"attrs": {}, "count": count, "count_word": count_word, "words": [], "ref": referencing}
+                count, referencing = None, False
             mention["attrs"][kind] = action[1]
+            mention["words"].extend(toks[i - n : i])
             continue
         if kind == "stop":
             continue
@@ -453,8 +468,18 @@ def parse_prompt(text: str) -> SceneSpec:
         if kind == "unknown":
             if toks[i - 1] not in unknown:
                 unknown.append(toks[i - 1])
+        elif kind == "unread":
+            for w in unread.pop(0):
+                if w not in STOPWORDS and w not in SEPARATORS and w != "cut" and w not in unknown:
+                    unknown.append(w)
         elif kind == "count":
-            count = action[1]
+            count, count_word = action[1], toks[i - 1]
+        elif kind == "number":
+            value = action[1]
+            if value.is_integer() and int(value) in NUMBERS.values():
+                count, count_word = int(value), toks[i - 1]
+            else:
+                notes.append(f"{toks[i - 1]!r} is not a whole number of objects; read as one")
         elif kind == "reference":
             referencing = True
         elif kind == "relative":
@@ -472,11 +497,17 @@ def parse_prompt(text: str) -> SceneSpec:
         elif kind == "bounces":
             implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
         elif kind in ("background", "camera", "gravity"):
-            scene[kind] = action[1]
+            said = " ".join(toks[i - n : i])
+            if len(action) > 2:  # "pans left and right"
+                notes.append(f"the camera pans one way in a clip; {said!r} read as {action[1].replace('-', 's ')}")
+            if scene[kind] is None:
+                scene[kind], scene_said[kind] = action[1], said
+            elif scene[kind] != action[1]:
+                notes.append(f"{kind} said twice, {scene_said[kind]!r} and {said!r}; kept the first, {scene[kind]}")
         elif kind == "occluder":
             scene["occluder"] = True
-        if kind not in ("count", "reference", "unknown"):  # "hits a shiny ball": still a reference
-            count, referencing = 0, False
+        if kind not in ("count", "number", "reference", "unknown"):  # "hits a shiny ball": still a reference
+            count, referencing = None, False
     close()
 
     for o in objects:
@@ -491,17 +522,42 @@ def parse_prompt(text: str) -> SceneSpec:
             o.pop("colour")
         elif o.get("colour"):
             seen.add(o["colour"])
+    shots = fit_shots(shots, notes)
     for sh in shots:  # a close-up of an object the scene part did not name: it is in the scene
-        if sh.kind == "close-up" and sh.colour and sh.colour not in seen and len(objects) < vocab.MAX_OBJECTS:
-            objects.append({"colour": sh.colour, **({"shape": sh.shape} if sh.shape else {})})
-            seen.add(sh.colour)
+        _place_close_up(sh, objects, notes)
     if scene["gravity"] is None:
         scene["gravity"] = implied_gravity
     if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
         scene["gravity"] = True
         notes.append("falling and bouncing need gravity; gravity turned on")
-    shots = fit_shots(shots, notes)
     return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene)
+
+
+def _place_close_up(shot: ShotSpec, objects: list[dict], notes: list[str]) -> None:
+    """Make the scene hold the object a close-up asks for: the object named with its colour (given
+    the shape if open); else a new object if there is room; else an object whose colour or shape is
+    still open. What cannot be (the red object is a ball, the close-up asks for the red square) is
+    said in `notes`; rendering such a spec raises."""
+    if shot.kind != "close-up" or (shot.colour is None and shot.shape is None):
+        return
+    want = {k: v for k, v in (("colour", shot.colour), ("shape", shot.shape)) if v is not None}
+    owner = next((o for o in objects if shot.colour is not None and o.get("colour") == shot.colour), None)
+    if owner is None and shot.colour is None:
+        owner = next((o for o in objects if o.get("shape") == shot.shape), None)
+    if owner is None and len(objects) < vocab.MAX_OBJECTS:
+        objects.append(dict(want))
+        return
+    if owner is None:  # no room: an object still open may be it
+        colours = {o.get("colour") for o in objects}
+        owner = next((o for o in objects if all(o.get(k) in (None, v) for k, v in want.items())
+                      and not (o.get("colour") is None and shot.colour in colours)), None)
+    if owner is not None and all(owner.get(k) in (None, v) for k, v in want.items()):
+        for k, v in want.items():
+            owner.setdefault(k, v)
+        return
+    problem = close_up_conflict(shot, [(o.get("colour"), o.get("shape")) for o in objects])
+    if problem:
+        notes.append(problem)
 
 
 def _object_word(token: str) -> tuple | None:
@@ -514,7 +570,7 @@ def parse_shots(text: str) -> list[ShotSpec]:
     """The shots a prompt asks for, in order (the wide view first; empty for one shot). Unlike
     `parse_prompt` it raises: a ValueError naming the shot phrase it could not understand."""
     notes: list[str] = []
-    _, shots, error = split_shot_phrases(_tokens("" if text is None else str(text)[:MAX_CHARS]), _object_word)
+    _, shots, error, _ = split_shot_phrases(_tokens("" if text is None else str(text)[:MAX_CHARS]), _object_word)
     if error:
         raise ValueError(error)
     return fit_shots(shots, notes)
@@ -532,6 +588,9 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
     from spacetime.world.clip import check_clip_args  # here: clip.py imports this module
 
     check_clip_args(num_frames, 64, 64, fps)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_aspect(aspect)
     spec = parse_prompt(text)
     if parse_shots(text):  # the user's shot list is kept: make_clip draws the scene and the cuts
         from spacetime.world.clip import make_clip

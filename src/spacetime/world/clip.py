@@ -15,13 +15,14 @@ import numpy as np
 from spacetime.world.captions import SHAPE_WORDS, caption_clip
 from spacetime.world.physics import Event, JamError, Trajectory, simulate
 from spacetime.world.render import render, render_view, scene_to_pixel, view_left, visible_fraction
-from spacetime.world.scene import Scene, SceneSpec, sample_scene
+from spacetime.world.scene import Scene, SceneSpec, check_aspect, sample_scene
 from spacetime.world.shots import (
     HELDOUT_CLOSE_UPS,
     Shot,
     add_shots_to_captions,
     cameras,
     check_shots,
+    close_up_conflict,
     cut_frames,
     sample_shots,
     scene_to_image,
@@ -120,6 +121,7 @@ def check_clip_args(num_frames: int, height: int, width: int, fps: float) -> Non
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not (0 < fps <= 1000 and np.isfinite(fps)):
         raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")
+    check_aspect(width / height, f"size {width}x{height} (WxH)")
 
 
 def make_clip(
@@ -148,6 +150,10 @@ def make_clip(
     duration = max(float(times[-1]), 1.0 / fps)
     given = scene
     asked = spec.shots if spec is not None and spec.shots else None
+    for shot in asked or []:  # a close-up of an object the spec cannot hold: said now, not redirected
+        problem = close_up_conflict(shot, [(o.colour, o.shape) for o in spec.objects])
+        if problem:
+            raise ValueError(problem)
     want_shots = bool(multishot or asked or shots)
     picked: list[Shot] | None = None
     for attempt in range(20):

@@ -170,6 +170,29 @@ def _read_settings(meta_path: Path) -> dict | None:
         raise ValueError(f"{meta_path} is not a valid world.json ({e}); remove it or choose another --out") from None
 
 
+def _complete_clip(video_path: Path, gt_path: Path, num_frames: int) -> dict | None:
+    """The ground truth of a clip an earlier run wrote, or None (logged, naming the file) when its
+    JSON does not parse or its MP4 does not decode to `num_frames` frames: it is rendered again."""
+    from spacetime.data.decode import decode
+
+    try:
+        gt = json.loads(gt_path.read_text())
+        if not isinstance(gt, dict) or not isinstance(gt.get("captions"), dict) or gt.get("num_frames") != num_frames:
+            raise ValueError("not this clip's ground truth")
+    except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+        log.warning("%s is damaged (%s); rendering the clip again", gt_path, e)
+        return None
+    try:
+        n = len(decode(video_path, rgb=False).times)
+    except (OSError, ValueError) as e:  # VideoReadError is a ValueError and names the file
+        log.warning("%s; rendering the clip again", e)
+        return None
+    if n != num_frames:
+        log.warning("%s decodes to %d of its %d frames; rendering the clip again", video_path, n, num_frames)
+        return None
+    return gt
+
+
 def write_world(
     out: str | os.PathLike,
     num_clips: int,
@@ -196,7 +219,7 @@ def write_world(
     """
     from tqdm import tqdm
 
-    from spacetime.data.video import write_video
+    from spacetime.data.video import PIX_FMTS, write_video
 
     check_clip_args(num_frames, height, width, fps)
     if split not in SPLITS:
@@ -205,7 +228,13 @@ def write_world(
         raise ValueError(f"num_clips must be a positive integer, got {num_clips!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if pix_fmt not in PIX_FMTS:
+        raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
     out = Path(out)
+    asked_pix_fmt = pix_fmt
+    if pix_fmt == "yuv420p" and (height % 2 or width % 2):  # write_video's fallback: record what is written
+        pix_fmt = "yuv444p"
+        log.warning("odd size %dx%d (WxH) cannot be 4:2:0; the clips are written yuv444p", width, height)
     settings = {
         "split": split, "num_frames": num_frames, "height": height, "width": width, "fps": fps, "seed": seed,
         "pix_fmt": pix_fmt,
@@ -218,6 +247,8 @@ def write_world(
         raise ValueError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         old = _read_settings(meta_path)
+        if old != settings and old == {**settings, "pix_fmt": asked_pix_fmt}:
+            old = settings  # written before world.json recorded the 4:2:0 fallback: the same clips
         if old != settings and not overwrite:
             if old is None:
                 raise ValueError(f"{out} is not empty and is not a world data set; choose another --out or pass --overwrite")
@@ -235,8 +266,9 @@ def write_world(
     for k in tqdm(range(num_clips), desc="world", unit="clip", disable=not progress):
         name = f"{k:06d}"
         video_path, gt_path = clips_dir / f"{name}.mp4", clips_dir / f"{name}.json"
-        if video_path.exists() and gt_path.exists():  # complete from an earlier run: the GT is written last
-            gt = json.loads(gt_path.read_text())
+        # complete from an earlier run (the GT is written last), unless a file is damaged
+        gt = _complete_clip(video_path, gt_path, num_frames) if video_path.exists() and gt_path.exists() else None
+        if gt is not None:
             kept += 1
         else:
             clip = stream.clip(k)

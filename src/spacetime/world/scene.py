@@ -165,6 +165,25 @@ def is_heldout(colour: str, shape: str, motion: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Sampling
 
+# The narrowest view (width / height) the world renders: a large object (0.24 units wide) fits in
+# the box with room to move. Sizes are fixed scene units (the tracker reads them), so a narrower
+# frame cannot hold the objects; it is refused, not squeezed.
+MIN_ASPECT = 0.25
+
+
+def check_aspect(aspect: float, what: str | None = None) -> None:
+    """A ValueError naming `what` (e.g. "size 8x64") and the supported range, unless the view
+    aspect (width / height) is one the world can render."""
+    if not (isinstance(aspect, (int, float, np.number)) and not isinstance(aspect, bool) and np.isfinite(aspect)):
+        raise ValueError(f"aspect (width/height) must be a finite number, got {aspect!r}")
+    if aspect < MIN_ASPECT:
+        name = what or f"aspect (width/height) {aspect!r}"
+        raise ValueError(
+            f"{name} is too narrow for the world: the view's width/height must be at least {MIN_ASPECT} "
+            f"(width >= height / {round(1 / MIN_ASPECT)}), so that its largest object "
+            f"({2 * max(vocab.SIZES.values()):g} units wide, the view is 1 unit high) fits"
+        )
+
 def _fit_motion(motion: str, gravity: bool) -> str:
     """The motion nearest `motion` that the scene's physics allows (a spec may mix "falls" with
     "moves left": gravity is one law for the whole scene)."""
@@ -193,6 +212,7 @@ def sample_scene(
         raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
     if not (aspect > 0 and np.isfinite(aspect)):
         raise ValueError(f"aspect (width/height) must be positive, got {aspect!r}")
+    check_aspect(aspect)
     spec = spec or SceneSpec()
 
     background = spec.background or str(rng.choice(list(vocab.BACKGROUNDS)))

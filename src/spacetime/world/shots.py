@@ -173,6 +173,12 @@ def sample_shots(
         need = 1 + CUT_STRIDE * n
         raise ValueError(f"{n} shots need at least {need} frames (cuts fall on frames 1+4k, a shot lasts >= {CUT_STRIDE}), got {n_frames}")
     objs = scene.objects
+    for spec in asked or []:  # a close-up of an object the scene does not hold is never redirected
+        problem = close_up_conflict(spec, [(o.colour, o.shape) for o in objs], concrete=True)
+        if problem:
+            if strict:
+                return None  # the caller draws the scene anew
+            raise ValueError(problem)
     held = [i for i, o in enumerate(objs) if (o.colour, o.shape) in HELDOUT_CLOSE_UPS]
     best: list[Shot] | None = None
     for attempt in range(200):
@@ -191,8 +197,9 @@ def sample_shots(
                 if not asked or (spec.colour is None and spec.shape is None):
                     pairs_ok = held if split == "heldout" else [i for i in range(len(objs)) if i not in held]
                     cands = [i for i in cands if i in pairs_ok] or ([] if split == "train" else cands)
-                if not cands:
-                    ok, cands = False, [i for i, o in enumerate(objs) if spec.colour in (None, o.colour)] or [0]
+                if not cands:  # no draw of cuts shows it: the asked object all the same
+                    ok, cands = False, [i for i, o in enumerate(objs)
+                                        if spec.colour in (None, o.colour) and spec.shape in (None, o.shape)] or [0]
                 target = objs[int(rng.choice(cands))].colour
             elif kind == "reverse" and start > 0:
                 ok &= _reverse_visible(scene, traj, visible, start, fps)
@@ -246,6 +253,7 @@ WIDE_PHRASES = ("cut back to the wide shot", "cut to a wide shot", "cut back to 
 REVERSE_PHRASES = ("cut to the reverse angle", "cut to a reverse angle", "cut to the reverse shot")
 KNOWN = "'cut to a close-up of the <object>', 'cut to a wide shot', 'cut back to the wide shot', 'cut to the reverse angle'"
 _FILLER = frozenset("back to a an the of on in shot view angle camera".split())
+UNREAD = "\x00shot"  # stands in the token list where a shot phrase was not understood
 
 
 def shot_phrases(scene, shots: list[Shot], rng: np.random.Generator, shape_words: dict) -> list[str]:
@@ -272,12 +280,45 @@ def add_shots_to_captions(captions: dict[str, str], phrases: list[str]) -> dict[
     }
 
 
-def split_shot_phrases(tokens: list[str], word: Callable[[str], tuple | None]) -> tuple[list[str], list[ShotSpec], str | None]:
+def close_up_phrase(shot: ShotSpec) -> str:
+    """The caption phrase of a close-up as a prompt asked for it: "cut to a close-up of the red ball"."""
+    return CLOSE_UP_PHRASES[0].format(obj=" ".join(w for w in (shot.colour, shot.shape or "object") if w))
+
+
+def close_up_conflict(shot: ShotSpec, objects: list[tuple[str | None, str | None]], concrete: bool = False) -> str | None:
+    """Why a close-up of `shot`'s object cannot be filmed in a scene of `objects` ((colour, shape)
+    pairs, None: still open; `concrete`: a drawn scene, where nothing is open), or None if it can.
+    Colours are unique in a scene, so a colour names one object; an empty list leaves the scene open."""
+    if shot.kind != "close-up" or (shot.colour is None and shot.shape is None) or not objects:
+        return None
+    colours = [c for c, _ in objects if c is not None]
+
+    def fits(colour, shape) -> bool:  # this object is, or may still be drawn as, the close-up's
+        colour_ok = shot.colour in (None, colour) or (colour is None and shot.colour not in colours)
+        shape_ok = shot.shape in (None, shape) or shape is None
+        return colour_ok and shape_ok
+
+    if any(fits(c, s) for c, s in objects):
+        return None
+    held = ", ".join("a " + " ".join(w for w in (c, s or "object") if w) for c, s in objects)
+    why = (f"the {shot.colour} object is a {next(s for c, s in objects if c == shot.colour)} (a colour names one object)"
+           if shot.colour in colours else
+           f"the scene holds {held}" + ("" if concrete else f" (at most {vocab.MAX_OBJECTS} objects)"
+                                        if len(objects) >= vocab.MAX_OBJECTS else " (a spec's objects are all the scene holds)"))
+    return f"the shot {close_up_phrase(shot)!r} cannot be filmed: {why}"
+
+
+def split_shot_phrases(
+    tokens: list[str], word: Callable[[str], tuple | None]
+) -> tuple[list[str], list[ShotSpec], str | None, list[list[str]]]:
     """Take the shot phrases out of a token list: each runs from "cut" to the next separator.
-    Returns (the other tokens, the shots after the first, an error naming a phrase not understood).
+    Returns (the other tokens, with `UNREAD` where a phrase was not understood; the shots after the
+    first; an error naming the first phrase not understood; the phrases not understood, as token
+    lists — they say nothing about the scene).
     `word(token)` gives ("colour" | "shape" | "size", value) for an object word."""
     rest: list[str] = []
     shots: list[ShotSpec] = []
+    unread: list[list[str]] = []
     error = None
     i = 0
     while i < len(tokens):
@@ -290,13 +331,14 @@ def split_shot_phrases(tokens: list[str], word: Callable[[str], tuple | None]) -
             j += 1
         phrase = tokens[i:j]
         shot = _read_shot(phrase, word)
-        if shot is None:  # its words stay in the text, so parse_prompt lists them as unknown
+        if shot is None:  # its words are not read as scene words ("close up" is no motion up)
             error = error or f"could not understand the shot phrase {' '.join(phrase)!r}; the world knows {KNOWN}"
-            rest.extend(phrase)
+            rest.append(UNREAD)
+            unread.append(phrase)
         else:
             shots.append(shot)
         i = j
-    return rest, shots, error
+    return rest, shots, error, unread
 
 
 def _read_shot(phrase: list[str], word) -> ShotSpec | None:
