@@ -366,3 +366,24 @@ def test_a_close_up_the_scene_cannot_hold_is_said_and_refused():
             clip = make_clip(seed, spec=spec, **KW)
             framed = next(o for o in clip.scene.objects if o.colour == clip.shots[1].target)
             assert want[0] in (None, framed.colour) and framed.shape == want[1], (text, seed, clip.shots)
+
+
+def test_detect_cuts_sees_reverse_angles_fast_exits_and_edge_parts(tmp_path):
+    """Clips of the train stream (seed 0, every clip cut) the detector once misread, each cut at
+    the frames the world put it: 22, a reverse angle at frame 9 while the two objects touch (the
+    mirror shows it, not a jump the touching exempts); 25, a reverse angle at 9 and back to the
+    wide view at 13 with a fast object near the centre (the mirror again), and a fast object
+    leaving the view in one frame at 15 (not a vanish in mid-view); 7, after H.264 as `spacetime
+    world` writes it, a triangle's tip at the close-up's edge that grows as more of it comes in
+    (not a zoom)."""
+    from spacetime.data.video import read_video, write_video
+
+    ds = WorldDataset(0, "train", multishot=1.0, **KW)
+    for index in (22, 25, 7):
+        clip = ds.clip(index)
+        assert detect_cuts(track(clip.frames, clip.fps)) == [s.start for s in clip.shots[1:]], index
+    clip = ds.clip(7)
+    path = tmp_path / "7.mp4"
+    write_video(clip.frames, path, fps=clip.fps, crf=18, pix_fmt="yuv444p")  # as `spacetime world` writes
+    frames, fps = read_video(path)
+    assert detect_cuts(track(frames, fps)) == [9]

@@ -46,18 +46,25 @@ def detect_cuts(ct: ClipTrack) -> list[int]:
     - a jump: a whole object moves farther than motion allows: its step from k-1 to k exceeds its
       neighbouring steps plus what gravity can add in a frame (and JUMP_PX), while it touches no
       other object (a collision may start it moving) — position, not velocity, so bounces pass;
-    - an object appears or vanishes in mid-view from one frame to the next."""
+    - an object appears or vanishes in mid-view from one frame to the next (and its motion does
+      not carry it wholly out of view there: a fast one may leave the view in one frame);
+    - a mirror (a reverse angle): the objects' columns at k are where their motion takes them,
+      mirrored left-right (W - column), not where it takes them unmirrored (`_mirrored`)."""
     g_px = vocab.GRAVITY / ct.fps**2 * ct.height  # the most gravity adds to a step in a frame
     cuts = []
     for k in range(1, ct.num_frames):
         a, b = k - 1, k
         both = [tr for tr in ct.tracks.values() if tr.whole[a] and tr.whole[b]]
-        ratios = [tr.extent[b] / max(tr.extent[a], 1e-9) for tr in both]
+        # sizes from the objects clear of the frame edges where there are any: at an edge a part
+        # can pass for a whole one (a triangle's tip has a square box) and grow as more comes in
+        sized = [tr for tr in both if _off_edge(ct, tr, a) and _off_edge(ct, tr, b)] or both
+        ratios = [tr.extent[b] / max(tr.extent[a], 1e-9) for tr in sized]
         zoom = bool(ratios) and not (1 / ZOOM_JUMP < float(np.median(ratios)) < ZOOM_JUMP)
         jump = any(_jumps(ct, tr, a, b, g_px) for tr in both)
         appear = any(tr.present[a] != tr.present[b] and _unhidden(ct, tr, a if tr.present[a] else b, b if tr.present[a] else a)
                      for tr in ct.tracks.values())
-        if zoom or jump or appear:
+        # the mirror reads a step before k: not across a cut just seen
+        if zoom or jump or appear or (k - 1 not in cuts and _mirrored(ct, k)):
             cuts.append(k)
     return cuts
 
@@ -78,11 +85,54 @@ def _jumps(ct: ClipTrack, tr, a: int, b: int, g_px: float) -> bool:
     return not touching and step > ratio * max(near) + g_px + JUMP_PX
 
 
+def _mirrored(ct: ClipTrack, k: int) -> bool:
+    """Is frame k the wide view mirrored left-right (a reverse angle, or back from one)? Per object
+    clean at k-2, k-1 and k: its column one frame on at its last step, p, against what frame k
+    shows, x. Mirrored: x is at least twice as near W - p as p (+ JUMP_PX), and no other object is
+    within its step of the turning point (p + x) / 2, the centre line (a bounce off an object there
+    looks the same). Unmirrored: x as clearly nearer p. Evidence: one object mirrored and none
+    unmirrored (a reverse angle mirrors every object)."""
+    w = ct.width
+    mirrored = False
+    for tr in ct.tracks.values():
+        if not (k >= 2 and _ok(tr, k - 2) and _ok(tr, k - 1) and _ok(tr, k)):
+            continue
+        v = tr.centroid[k - 1] - tr.centroid[k - 2]
+        p, x = float(tr.centroid[k - 1, 0] + v[0]), float(tr.centroid[k, 0])
+        direct, mirror = abs(x - p), abs(x - (w - p))
+        if direct * 2 + JUMP_PX < mirror:
+            return False
+        if mirror * 2 + JUMP_PX < direct:
+            e = float(tr.extent[k - 1])
+            cx, cy = (p + x) / 2, float(tr.centroid[k - 1, 1] + tr.centroid[k, 1]) / 2
+            turn = np.array([cx - e, cy - e, cx + e, cy + e])
+            reach = max(TOUCH_PX, abs(float(v[0])))
+            hit = any((box_gap(turn, other.bbox[j]) <= reach) for other in ct.tracks.values()
+                      if other is not tr for j in (k - 1, k) if other.present[j])
+            mirrored = mirrored or not hit
+    return mirrored
+
+
+def _off_edge(ct: ClipTrack, tr, k: int) -> bool:
+    """Is the object's box clear of every frame edge at frame k?"""
+    x0, y0, x1, y1 = tr.bbox[k]
+    m = TOUCH_PX + 1
+    return bool(x0 > m and y0 > m and x1 < ct.width - m and y1 < ct.height - m)
+
+
 def _unhidden(ct: ClipTrack, tr, seen: int, gone: int) -> bool:
     """An object seen whole in mid-view at frame `seen` and absent at `gone` with nothing there that
-    could hide it: not the bar, no other object (seen in both frames) within its size of where it was."""
+    could hide it: not the bar, no other object (seen in both frames) within its size of where it was,
+    and not so fast that its step (the one beside `seen`, carried on to `gone`) takes it wholly out
+    of view."""
     if not _mid_view(ct, tr, seen):
         return False
+    back = seen + (seen - gone)  # its step on the other side: where its motion takes it at `gone`
+    if 0 <= back < ct.num_frames and tr.present[back]:
+        dx, dy = tr.centroid[seen] - tr.centroid[back]
+        x0, y0, x1, y1 = tr.bbox[seen] + np.array([dx, dy, dx, dy])
+        if x1 <= 0 or y1 <= 0 or x0 >= ct.width or y0 >= ct.height:
+            return False  # fast enough to leave the view (or come in) whole in one frame
     size = float(tr.extent[seen]) * 2
     x0, _, x1, _ = tr.bbox[seen]
     bar = ct.bar[gone]
