@@ -161,6 +161,8 @@ def test_to_uint8_frames_reads_this_projects_own_tensor_layout():
     for t in (1, 2, 3, 4, 5):
         frames = rng.integers(0, 256, (t, 8, 12, 3), dtype=np.uint8)
         np.testing.assert_array_equal(to_uint8_frames(frames_to_tensor(frames)), frames)
+    frames = rng.integers(0, 256, (5, 8, 12, 3), dtype=np.uint8)  # uint8 channels-first: moved, not rescaled
+    np.testing.assert_array_equal(to_uint8_frames(frames.transpose(3, 0, 1, 2)), frames)
     tc = rng.random((3, 4, 8, 12)).astype(np.float32)  # (T, C, H, W) in [0, 1]: RGBA frames, as before
     assert to_uint8_frames(tc).shape == (3, 8, 12, 3)
 

@@ -110,7 +110,9 @@ def to_uint8_frames(video: Any) -> np.ndarray:
     ours = arr.shape[0] == 3 and arr.shape[-1] not in (1, 3, 4) and (
         arr.shape[1] not in (1, 3, 4) or (np.issubdtype(arr.dtype, np.floating) and float(np.nanmin(arr)) < -0.01))
     if ours:
-        arr = (arr.transpose(1, 2, 3, 0) + 1) / 2  # (3, T, H, W) in [-1, 1] -> (T, H, W, 3) in [0, 1]
+        arr = arr.transpose(1, 2, 3, 0)  # (3, T, H, W) -> (T, H, W, 3)
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = (arr + 1) / 2  # [-1, 1] -> [0, 1]; integer frames are 0..255 in either layout
     elif arr.shape[-1] not in (1, 3, 4) and arr.shape[1] in (1, 3, 4):
         arr = arr.transpose(0, 2, 3, 1)  # (T, C, H, W) -> (T, H, W, C)
     if arr.shape[-1] == 1:
