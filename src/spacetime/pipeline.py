@@ -40,6 +40,13 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "world"
 CONNECT_CONTEXT = 2  # latent frames of each video a connecting window holds (5 frames of the first, 8 of the second)
 
 
+def size_multiples(vae_config, patch) -> tuple[int, int, int]:
+    """What a model of this VAE and DiT patch makes: (frames step, height multiple, width multiple)
+    — frames are 1 + step*k, sides multiples of the VAE's downsampling times the patch."""
+    pt, ph, pw = patch
+    return vae_config.temporal_factor * pt, vae_config.spatial_factor * ph, vae_config.spatial_factor * pw
+
+
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
     anything else: a local Hugging Face model directory."""
@@ -100,9 +107,7 @@ class SpacetimePipeline:
         in pixels), with a logged warning when that differs from what was asked, as diffusers does."""
         num_frames, height, width = (_positive_int(name, v) for name, v in
                                      (("num_frames", num_frames), ("height", height), ("width", width)))
-        ft = self.vae.config.temporal_factor * self.dit.config.patch[0]
-        _, ph, pw = self.dit.config.patch
-        mh, mw = self.vae.config.spatial_factor * ph, self.vae.config.spatial_factor * pw
+        ft, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
         fitted = (1 + ft * math.floor((num_frames - 1) / ft + 0.5),
                   mh * max(1, math.floor(height / mh + 0.5)), mw * max(1, math.floor(width / mw + 0.5)))
         if fitted != (num_frames, height, width):
@@ -111,11 +116,9 @@ class SpacetimePipeline:
         return fitted
 
     def check_size(self, num_frames: int, height: int, width: int) -> None:
-        ft = self.vae.config.temporal_factor
-        pt, ph, pw = self.dit.config.patch
-        fs_h, fs_w = self.vae.config.spatial_factor * ph, self.vae.config.spatial_factor * pw
-        if num_frames < 1 or (num_frames - 1) % (ft * pt):
-            raise ValueError(f"num_frames must be 1 + {ft * pt}k (1, {1 + ft * pt}, {1 + 2 * ft * pt}, ...), got {num_frames}")
+        ft, fs_h, fs_w = size_multiples(self.vae.config, self.dit.config.patch)
+        if num_frames < 1 or (num_frames - 1) % ft:
+            raise ValueError(f"num_frames must be 1 + {ft}k (1, {1 + ft}, {1 + 2 * ft}, ...), got {num_frames}")
         if height < fs_h or height % fs_h or width < fs_w or width % fs_w:
             raise ValueError(f"height must be a multiple of {fs_h} and width of {fs_w}, got {height}x{width} (HxW)")
 
@@ -423,6 +426,7 @@ class SpacetimePipeline:
             return "text"
         return "edit" if strength is not None else "connect" if video2 is not None else "extend"
 
+
 def _positive_int(name: str, v) -> int:
     """An integer >= 1 of any integral type (Python, NumPy, a 0-d tensor) as an int; bools refused."""
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)) and not (
@@ -437,7 +441,7 @@ def _real(v) -> bool:
     """A finite real number of any type (Python, NumPy, a 0-d tensor); not a bool."""
     if isinstance(v, Tensor):
         return v.ndim == 0 and v.dtype != torch.bool and math.isfinite(float(v))
-    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (numbers.Real, np.number)) and math.isfinite(float(v))
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, numbers.Real) and math.isfinite(float(v))
 
 
 def _prompts(name: str, prompt) -> list[str]:

@@ -513,9 +513,12 @@ def check_training_sizes(cfg: TrainDiTConfig, vae: VideoVAE) -> None:
     """Training clips must tile into whole DiT tokens: sides a multiple of the VAE's spatial factor
     times the patch, frames 1 + (VAE temporal factor)k. Refused up front, naming the key, rather than
     cropped in silence (and saved as a default size the model was never trained at)."""
+    from spacetime.pipeline import size_multiples
+
     ph, pw = cfg.model.patch[1:]
-    mh, mw, ft = vae.config.spatial_factor * ph, vae.config.spatial_factor * pw, vae.config.temporal_factor
-    checks = [(cfg.sizes.index(s), *s) for s in cfg.sizes]
+    _, mh, mw = size_multiples(vae.config, cfg.model.patch)
+    ft = vae.config.temporal_factor
+    checks = [(i, *s) for i, s in enumerate(cfg.sizes)]
     if not (cfg.data.source == "folder" and cfg.data.native_size):
         checks.insert(0, (None, cfg.data.num_frames, cfg.data.height, cfg.data.width))
     for i, frames, height, width in checks:

@@ -118,15 +118,15 @@ def check_geometry(args: argparse.Namespace) -> None:
     (generate rounds a request; eval must not, its reference clips are rendered at the size asked)."""
     import json
 
+    from spacetime.pipeline import size_multiples
     from spacetime.vae import VAEConfig
 
     try:
         dit = json.loads((args.model / "config.json").read_text())["dit"]
         vae = VAEConfig(**json.loads((args.model / "vae" / "config.json").read_text())["model"])
-        pt, ph, pw = dit.get("patch", (1, 2, 2))
+        ft, mh, mw = size_multiples(vae, dit.get("patch", (1, 2, 2)))
     except (OSError, ValueError, KeyError, TypeError):
         return  # not a readable pipeline folder: loading it says why
-    ft, mh, mw = vae.temporal_factor * pt, vae.spatial_factor * ph, vae.spatial_factor * pw
     width, height = args.size
     if (args.num_frames - 1) % ft:
         raise ValueError(f"--num-frames {args.num_frames}: this model makes 1 + {ft}k frames "
