@@ -25,8 +25,6 @@ from spacetime.eval.metrics import GRAVITY_TOL, METRICS, expected_gravity
 from spacetime.world import vocab
 from spacetime.world.captions import parse_prompt
 
-FIGURES = ("metrics.png", "frames.png", "trajectories.png", "gravity.png")
-
 log = logging.getLogger(__name__)
 
 
@@ -180,6 +178,7 @@ PLOTS = {
     "trajectories.png": plot_trajectories,
     "gravity.png": plot_gravity,
 }
+FIGURES = tuple(PLOTS)  # the report's image files
 
 
 def write_report(result: EvalResult, out: str | os.PathLike, *, strict: bool = False) -> Path:

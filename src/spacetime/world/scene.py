@@ -184,6 +184,7 @@ def check_aspect(aspect: float, what: str | None = None) -> None:
             f"({2 * max(vocab.SIZES.values()):g} units wide, the view is 1 unit high) fits"
         )
 
+
 def _fit_motion(motion: str, gravity: bool) -> str:
     """The motion nearest `motion` that the scene's physics allows (a spec may mix "falls" with
     "moves left": gravity is one law for the whole scene)."""
