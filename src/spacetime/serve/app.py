@@ -15,10 +15,10 @@ under uvicorn.
     GET    /v1/config                  defaults, presets and limits (the page reads them)
     GET    /openapi.json, /healthz, /  the schema, a liveness check, the page (assets under /static)
 
-Errors are `{"error": {"message", "type", "param", "code"}}` as OpenAI's, with 400 (malformed),
+Errors are `{"error": {"message", "type", "param", "code"}}` as OpenAI's, with 400 (malformed, or a
+field out of bounds: `param` names it; OpenAI's status for both, so its SDK raises `BadRequestError`),
 401 (token), 404 (no such job), 409 (no content yet, or a source video not completed), 413 (body too
-large), 415 (content type), 422 (a field out of bounds: `param` names it) and 429 (queue full, with
-Retry-After).
+large), 415 (content type) and 429 (queue full, with Retry-After).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError):
         param, message = first_error(e.errors(), skip=1)  # loc[0] is "query", "path" or "body"
-        return error_response(422, "invalid_value", message, param)
+        return error_response(400, "invalid_value", message, param)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
@@ -182,15 +182,15 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             return VideoRequest.model_validate(fields)
         except ValidationError as e:
             param, message = first_error(e.errors())
-            raise ApiError(422, "invalid_value", message, param) from None
+            raise ApiError(400, "invalid_value", message, param) from None
 
     def spec_of(req: BaseModel, uploads: set[str], frames_later: bool = False) -> JobSpec:
         try:
             return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later)
         except InvalidRequest as e:
-            raise ApiError(422, "invalid_value", str(e), e.param) from None
+            raise ApiError(400, "invalid_value", str(e), e.param) from None
         except ValueError as e:  # the pipeline's own checks of a size
-            raise ApiError(422, "invalid_value", str(e), "size") from None
+            raise ApiError(400, "invalid_value", str(e), "size") from None
 
     async def admit(spec: JobSpec, files: dict[str, UploadFile], *, source: Job | None = None,
                     source_param: str = "video", settle: Callable[[int], JobSpec] | None = None,
@@ -206,14 +206,14 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                 for name, upload in files.items():
                     frames[name] = await run_in_threadpool(save_upload, upload, name, job.dir, limits)
             except InvalidRequest as e:
-                raise ApiError(422, "invalid_file", str(e), e.param) from None
+                raise ApiError(400, "invalid_file", str(e), e.param) from None
             if source is not None:
                 frames["video"] = await run_in_threadpool(copy_source, source, job.dir, source_param)
             if settle is not None:
                 try:
                     job.spec = settle(frames["video"])
                 except InvalidRequest as e:
-                    raise ApiError(422, "invalid_value", str(e), e.param) from None
+                    raise ApiError(400, "invalid_value", str(e), e.param) from None
             queue.submit(job)
         except QueueFull as e:  # submit has removed the folder
             raise ApiError(429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after)}) from None
@@ -266,13 +266,13 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     def refuse(fields: dict, files: dict, reasons: dict[str, str]) -> None:
         """Fields this endpoint sets itself, and uploads other than the one video, are refused (a
-        422 naming them), not ignored."""
+        400 naming them), not ignored."""
         for key in fields:
             if key in reasons:
-                raise ApiError(422, "invalid_value", f"{key}: {reasons[key]}", key)
+                raise ApiError(400, "invalid_value", f"{key}: {reasons[key]}", key)
         for key in files:
             if key != "video":
-                raise ApiError(422, "invalid_value", f"{key}: the only upload here is video", key)
+                raise ApiError(400, "invalid_value", f"{key}: the only upload here is video", key)
 
     def source_of(fields: dict, files: dict) -> Job | None:
         """The video to start from: an upload (None here), or a completed job named by id, as
@@ -281,18 +281,18 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if "video" in fields:  # JSON: files are form uploads only
             value = fields.pop("video")
             if not (isinstance(value, dict) and set(value) == {"id"}):
-                raise ApiError(422, "invalid_value", 'video: must be {"id": "video_..."} (or a file upload in a '
+                raise ApiError(400, "invalid_value", 'video: must be {"id": "video_..."} (or a file upload in a '
                                                      "multipart form)", "video")
             ref = value["id"]
         if ref is not None and "video" in files:
-            raise ApiError(422, "invalid_value", "video: give a file or an id, not both", "video")
+            raise ApiError(400, "invalid_value", "video: give a file or an id, not both", "video")
         if ref is None:
             if "video" not in files:
-                raise ApiError(422, "invalid_value", "video: required: a video upload, or video[id] (JSON: "
+                raise ApiError(400, "invalid_value", "video: required: a video upload, or video[id] (JSON: "
                                                      '{"id": ...}) naming a completed video', "video")
             return None
         if not isinstance(ref, str):
-            raise ApiError(422, "invalid_value", "video: the id must be a string", "video")
+            raise ApiError(400, "invalid_value", "video: the id must be a string", "video")
         source = completed_source(ref, "video")
         s = source.spec
         if not {"size", "height", "width"} & fields.keys():
@@ -320,7 +320,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             else:
                 req = validated({**fields, "mode": "extend-forward"})
                 if req.seconds is None:
-                    raise ApiError(422, "invalid_value", "seconds: required: the length of the new segment", "seconds")
+                    raise ApiError(400, "invalid_value", "seconds: required: the length of the new segment", "seconds")
                 seconds, req = req.seconds, req.model_copy(update={"seconds": None})  # not the window's length
             spec = spec_of(req, {"video"}, frames_later=True)
         except BaseException:
@@ -357,10 +357,10 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             await upload.close()
         if files:
             key = next(iter(files))
-            raise ApiError(422, "invalid_value", f"{key}: a remix takes no uploads; its video is {video_id}'s", key)
+            raise ApiError(400, "invalid_value", f"{key}: a remix takes no uploads; its video is {video_id}'s", key)
         for key in fields:
             if key not in ("prompt", "strength", "embed_prompt", "model"):
-                raise ApiError(422, "invalid_value", f"{key}: a remix takes prompt, strength and embed_prompt; the "
+                raise ApiError(400, "invalid_value", f"{key}: a remix takes prompt, strength and embed_prompt; the "
                                                      "rest is the source video's", key)
         # the source's own settings, the new prompt: as an edit by id that may change nothing else
         s = source.spec
@@ -380,7 +380,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if after is not None:
             ids = [j.id for j in jobs]
             if after not in ids:
-                raise ApiError(422, "invalid_value", f"after: no video {after!r} in the list", "after")
+                raise ApiError(400, "invalid_value", f"after: no video {after!r} in the list", "after")
             jobs = jobs[ids.index(after) + 1:]
         page = jobs[:limit]
         return {"object": "list", "data": [j.to_dict() for j in page], "first_id": page[0].id if page else None,

@@ -111,12 +111,12 @@ async def read_verify_form(request: Request, limits: Limits) -> UploadFile:
         raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
     for key in form.keys():
         if key != "file":
-            raise ApiError(422, "invalid_value", f"{key}: unknown field (the upload goes in file)", key)
+            raise ApiError(400, "invalid_value", f"{key}: unknown field (the upload goes in file)", key)
     values = form.getlist("file")
     if not values:
-        raise ApiError(422, "invalid_value", "file: an MP4 or PNG upload is required", "file")
+        raise ApiError(400, "invalid_value", "file: an MP4 or PNG upload is required", "file")
     if len(values) > 1 or not isinstance(values[0], UploadFile):
-        raise ApiError(422, "invalid_value", "file: must be one file upload", "file")
+        raise ApiError(400, "invalid_value", "file: must be one file upload", "file")
     return values[0]
 
 
@@ -130,10 +130,10 @@ def verify_upload(data: bytes, filename: str | None, check) -> dict:
     import tempfile
 
     if not data:
-        raise ApiError(422, "invalid_file", "file: the file is empty", "file")
+        raise ApiError(400, "invalid_file", "file: the file is empty", "file")
     suffix = ".png" if data.startswith(PNG_SIGNATURE) else ".mp4" if data[4:8] == b"ftyp" else None
     if suffix is None:
-        raise ApiError(422, "invalid_file", "file: not an MP4 or PNG (by its first bytes)", "file")
+        raise ApiError(400, "invalid_file", "file: not an MP4 or PNG (by its first bytes)", "file")
     public = Path(filename or "").name[:200] or f"upload{suffix}"
     fd, tmp = tempfile.mkstemp(prefix="spacetime-verify-", suffix=suffix)
     try:
@@ -145,7 +145,7 @@ def verify_upload(data: bytes, filename: str | None, check) -> dict:
     # a file with no readable manifest that does not decode either is not an MP4 or PNG at all (C2PA
     # calls any unparsable container "manifest unreadable", which would read as tampered)
     if report["c2pa"]["claims"] is None and str(report["watermark"].get("note", "")).startswith("cannot decode"):
-        raise ApiError(422, "invalid_file", f"file: not a readable MP4 or PNG ({report['watermark']['note']})", "file")
+        raise ApiError(400, "invalid_file", f"file: not a readable MP4 or PNG ({report['watermark']['note']})", "file")
     return report
 
 
@@ -174,17 +174,17 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
             values = form.getlist(key)
             name = "image" if key == "input_reference" else key
             if len(values) > 1:
-                raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
+                raise ApiError(400, "invalid_value", f"{key}: given more than once", key)
             value = values[0]
             if isinstance(value, UploadFile):
                 if name not in UPLOADS:
-                    raise ApiError(422, "invalid_value", f"{key}: not a file field (files go in {', '.join(UPLOADS)})", key)
+                    raise ApiError(400, "invalid_value", f"{key}: not a file field (files go in {', '.join(UPLOADS)})", key)
                 if name in files:
-                    raise ApiError(422, "invalid_value", f"{key}: given more than once", key)
+                    raise ApiError(400, "invalid_value", f"{key}: given more than once", key)
                 files[name] = value
             elif value != "" or key == "prompt":  # an empty prompt is blank, not left out
                 if name in UPLOADS:
-                    raise ApiError(422, "invalid_value", f"{key}: must be a file upload", key)
+                    raise ApiError(400, "invalid_value", f"{key}: must be a file upload", key)
                 fields[key] = value
         return fields, files
     raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json or multipart/form-data")

@@ -27,7 +27,7 @@ DEFAULT_EDIT_STRENGTH = 0.6  # remixes and /v1/videos/edits, where OpenAI's API 
 
 
 class InvalidRequest(ValueError):
-    """A request the server refuses (422), naming the field (`param`) at fault."""
+    """A request the server refuses (400, as OpenAI), naming the field (`param`) at fault."""
 
     def __init__(self, param: str, message: str):
         super().__init__(f"{param}: {message}")
