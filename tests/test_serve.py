@@ -493,6 +493,15 @@ def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model
     unmarked = verify("plain.mp4", Path(plain).read_bytes())
     assert unmarked["exit_code"] == 1 and not unmarked["c2pa"]["present"]
     assert unmarked["watermark"]["score"] is not None and not unmarked["watermark"]["detected"]
+    import av  # a QuickTime .mov (ftyp brand "qt  ") is checked too, as `spacetime verify` checks it
+    with av.open(str(tmp_path / "plain.mov"), "w") as mov:
+        stream = mov.add_stream("libx264", rate=8)
+        stream.width = stream.height = 32
+        for frame in make_clip(1, num_frames=9, height=32, width=32).frames:
+            mov.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        mov.mux(stream.encode())
+    quicktime = verify("plain.mov", (tmp_path / "plain.mov").read_bytes(), "video/quicktime")
+    assert quicktime["exit_code"] == 1 and not quicktime["c2pa"]["present"] and quicktime["file"] == "plain.mov"
     still = verify("thumb.png", (out / job["id"] / "thumbnail.png").read_bytes(), "image/png")
     assert still["exit_code"] == 0 and still["c2pa"]["trusted"]
     assert set(temp.glob("spacetime-verify-*")) == before  # every upload's temp file is gone

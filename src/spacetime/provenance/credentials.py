@@ -118,7 +118,11 @@ def sniff_mime(path: str | os.PathLike) -> str | None:
     every viewer and in our decoder), and C2PA refuses an ingredient declared as the wrong format.
     """
     with open(path, "rb") as f:
-        head = f.read(64)
+        return mime_of_bytes(f.read(64))
+
+
+def mime_of_bytes(head: bytes) -> str | None:
+    """`sniff_mime` of a file's first bytes (64 are enough), for bytes not yet on disk (uploads)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if head.startswith(b"\xff\xd8\xff"):

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from spacetime.provenance.credentials import mime_of_bytes
 from spacetime.serve.jobs import VIDEO, Job
 from spacetime.serve.schema import UPLOADS, InvalidRequest, Limits
 
@@ -120,7 +121,8 @@ async def read_verify_form(request: Request, limits: Limits) -> UploadFile:
     return values[0]
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# what `spacetime verify` checks: C2PA reads these by extension, so the temp file is named by the bytes
+VERIFY_SUFFIXES = {"image/png": ".png", "video/mp4": ".mp4", "video/x-m4v": ".mp4", "video/quicktime": ".mov"}
 
 
 def verify_upload(data: bytes, filename: str | None, check) -> dict:
@@ -131,7 +133,7 @@ def verify_upload(data: bytes, filename: str | None, check) -> dict:
 
     if not data:
         raise ApiError(400, "invalid_file", "file: the file is empty", "file")
-    suffix = ".png" if data.startswith(PNG_SIGNATURE) else ".mp4" if data[4:8] == b"ftyp" else None
+    suffix = VERIFY_SUFFIXES.get(mime_of_bytes(data[:64]))
     if suffix is None:
         raise ApiError(400, "invalid_file", "file: not an MP4 or PNG (by its first bytes)", "file")
     public = Path(filename or "").name[:200] or f"upload{suffix}"
