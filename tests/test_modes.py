@@ -143,6 +143,15 @@ def test_a_loop_needs_three_latent_frames(pipe):
         run(pipe, loop=True, num_frames=5)
 
 
+def test_least_frames_follows_the_vaes_temporal_factor():
+    """The shortest windows (the server refuses shorter requests with them) are counted in latent
+    frames of the model's VAE, not fixed at a factor of 4."""
+    assert [pipeline_module.least_frames(m, 4) for m in ("text", "image", "edit", "extend", "connect")] == [1, 1, 1, 5, 9]
+    assert pipeline_module.least_frames("text", 4, loop=True) == 9
+    assert [pipeline_module.least_frames(m, 2) for m in ("extend", "connect")] == [3, 5]
+    assert pipeline_module.least_frames("text", 8, loop=True) == 17
+
+
 def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_path):
     big = make_clip(6, num_frames=5, height=64, width=48).frames
     with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):

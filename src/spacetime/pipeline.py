@@ -47,6 +47,13 @@ def size_multiples(vae_config, patch) -> tuple[int, int, int]:
     return vae_config.temporal_factor * pt, vae_config.spatial_factor * ph, vae_config.spatial_factor * pw
 
 
+def least_frames(mode: str, temporal_factor: int, loop: bool = False) -> int:
+    """The shortest window (frames) a mode runs in: extending needs two latent frames (a given one and
+    a new one), connecting and loops three (two given ends and a middle); the rest need one."""
+    latents = 3 if mode == "connect" or loop else 2 if mode == "extend" else 1
+    return 1 + temporal_factor * (latents - 1)
+
+
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
     anything else: a local Hugging Face model directory."""
@@ -287,7 +294,8 @@ class SpacetimePipeline:
         if long:
             t = 1 + (window - 1) // ft
         if loop and t < 3:
-            raise ValueError(f"a loop needs at least 9 frames (3 latent frames), got {num_frames}")
+            raise ValueError(f"a loop needs at least {least_frames(mode, ft, loop)} frames (3 latent frames), "
+                             f"got {num_frames}")
         # sampler calls planned: the first window, the windows extending a long video (each adds
         # ft * (t - t // 2) frames), a long loop's closing transition
         planned = 1 + (1 if loop and long else 0) + (
@@ -341,7 +349,8 @@ class SpacetimePipeline:
             """Windows whose head is each `befores`' end and whose tail is each `afters`' start
             (one pair, or one per prompt) -> the generated middles."""
             if t < 3:
-                raise ValueError(f"connecting needs a window of at least 9 frames (3 latent frames), got {num_frames}")
+                raise ValueError(f"connecting needs a window of at least {least_frames('connect', ft)} frames "
+                                 f"(3 latent frames), got {num_frames}")
             # context: up to CONNECT_CONTEXT latent frames of each video (where it is and how it
             # moves); the rest of the window is the transition, so num_frames sets its length
             n1 = max(1, min(1 + (len(befores[0]) - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
@@ -370,7 +379,8 @@ class SpacetimePipeline:
         elif mode == "extend":
             src = media["video"]
             if t < 2:
-                raise ValueError(f"extending needs a window of at least 5 frames (2 latent frames), got {num_frames}")
+                raise ValueError(f"extending needs a window of at least {least_frames('extend', ft)} frames "
+                                 f"(2 latent frames), got {num_frames}")
             if extend == "forward":
                 head, k = self._head_latents(src, max(1, min(1 + (len(src) - 1) // ft, t // 2)))
                 frames = [np.concatenate([src, v[k:]]) for v in denoise([(0, head)])]

@@ -186,7 +186,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     def spec_of(req: BaseModel, uploads: set[str], frames_later: bool = False) -> JobSpec:
         try:
-            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later)
+            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later, temporal_factor=ft)
         except InvalidRequest as e:
             raise ApiError(400, "invalid_value", str(e), e.param) from None
         except ValueError as e:  # the pipeline's own checks of a size

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spacetime.data.video import MIN_FPS
+from spacetime.pipeline import least_frames
 
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
@@ -126,7 +127,7 @@ class JobSpec:
 
 
 def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limits, default_steps: int = 25,
-            frames_later: bool = False) -> JobSpec:
+            frames_later: bool = False, *, temporal_factor: int) -> JobSpec:
     """A valid request -> the job's spec: defaults filled from the model, the size fitted to what it
     can make (`fit(num_frames, height, width)`, the pipeline's), and the rules between fields.
     `frames_later`: the length follows from the input video (edits and extensions of /v1/videos/edits,
@@ -176,7 +177,7 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
     if req.loop and "video" in uploads:
         raise InvalidRequest("loop", "loop makes a new clip loop; it does not combine with a video")
     # the pipeline's own minimum windows, refused here rather than by a job that fails later
-    least = {"extend-forward": 5, "extend-backward": 5, "connect": 9}.get(mode, 9 if req.loop else 1)
+    least = least_frames(mode.removesuffix("-forward").removesuffix("-backward"), temporal_factor, req.loop)
     if num_frames < least and not frames_later:
         what = "a loop" if req.loop else f"mode {mode}"
         raise InvalidRequest(length_param, f"{what} needs a window of at least {least} frames, got {num_frames}")
