@@ -198,6 +198,34 @@ def test_folder_latents_are_cached(vae_dir, tmp_path):
     assert key(again) == key(first)
 
 
+def test_folder_training_keeps_caption_embeddings_on_disk(vae_dir, tmp_path):
+    """Folder captions repeat every epoch: a run keeps their embeddings in run_dir/cache/text (what
+    the encoder gives, keyed by encoder and caption), and a world run, whose captions never repeat,
+    keeps none."""
+    from safetensors.torch import load_file
+
+    from spacetime.world.dataset import write_world
+
+    write_world(tmp_path / "data", 3, num_frames=5, height=32, width=32)
+    rows = [json.loads(line) for line in (tmp_path / "data" / "captions.jsonl").read_text().splitlines()]
+    captions = [row["captions"]["medium"] for row in rows]  # one caption a clip
+    (tmp_path / "data" / "captions.jsonl").write_text(
+        "".join(json.dumps({"path": row["path"], "caption": c}) + "\n" for row, c in zip(rows, captions)))
+    folder = [*TINY_DIT, "--vae", str(vae_dir), "--data.source", "folder", "--data.path", str(tmp_path / "data"),
+              "--max_steps", "2", "--prompt_dropout", "0"]
+    train_dit(load_config(TrainDiTConfig, None, [*folder, "--run_dir", str(tmp_path / "run")]), progress=False)
+    cache = tmp_path / "run" / "cache" / "text"
+    cached = {p.name: load_file(p)["embeddings"] for p in cache.glob("*.safetensors")}
+    assert len(cached) == 3  # 2 steps x batch 3 of 3 clips: each caption encoded once, kept once
+    text = HashTextEncoder(dim=32, max_length=16, cache_dir=cache)
+    for caption in captions:
+        emb, mask = HashTextEncoder(dim=32, max_length=16).encode([caption])
+        assert torch.equal(cached[text.cache_path(caption).name], emb[0, : int(mask.sum())])
+    train_dit(load_config(TrainDiTConfig, None, [*TINY_DIT, "--vae", str(vae_dir), "--max_steps", "1",
+                                                 "--run_dir", str(tmp_path / "world")]), progress=False)
+    assert not (tmp_path / "world" / "cache" / "text").exists()
+
+
 def test_folder_items_keep_each_caption_with_its_own_video(vae_dir, tmp_path, caplog):
     """A broken video's neighbour stands in for it: the neighbour's caption must come with it. A
     video gone since the run began is skipped, cache or not; one under a latent patch at native

@@ -54,17 +54,18 @@ def least_frames(mode: str, temporal_factor: int, loop: bool = False) -> int:
     return 1 + temporal_factor * (latents - 1)
 
 
-def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu"):
+def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu",
+                      cache_dir: str | Path | None = None):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
-    anything else: a local Hugging Face model directory."""
+    anything else: a local Hugging Face model directory. `cache_dir`: its embeddings' disk cache."""
     from spacetime import text
 
     if spec == "minilm":
-        return text.TextEncoder(max_length=max_length, device=device)
+        return text.TextEncoder(max_length=max_length, device=device, cache_dir=cache_dir)
     if spec == "hash" or spec.startswith("hash:"):
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 384
-        return text.HashTextEncoder(dim=dim, max_length=max_length, device=device)
-    return text.TextEncoder(path=spec, max_length=max_length, device=device)
+        return text.HashTextEncoder(dim=dim, max_length=max_length, device=device, cache_dir=cache_dir)
+    return text.TextEncoder(path=spec, max_length=max_length, device=device, cache_dir=cache_dir)
 
 
 def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:

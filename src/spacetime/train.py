@@ -641,7 +641,10 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
                          f"{vae.config.latent_channels}-channel latents")
     check_training_sizes(cfg, vae)
-    text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device=device)
+    # folder captions repeat every epoch: their embeddings are kept on disk beside the latents (keyed
+    # by the encoder's weights, max_length and the caption); world captions are new with every clip
+    text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device=device,
+                             cache_dir=run_dir / "cache" / "text" if cfg.data.source == "folder" else None)
     if text.dim != cfg.model.text_dim:
         raise ValueError(f"model.text_dim is {cfg.model.text_dim} but the text encoder {cfg.text_encoder!r} "
                          f"makes {text.dim}-d embeddings")
