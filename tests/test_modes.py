@@ -310,6 +310,30 @@ def test_long_videos_are_made_window_by_window(pipe, recorded):
         run(pipe, num_frames=41, window_frames=5)
 
 
+def test_long_extensions_are_made_window_by_window(pipe, recorded):
+    """An extension longer than window_frames adds as many new frames as one big window would
+    (num_frames less its context), in windows of window_frames that each hold the last one's end
+    (forward) or start (backward): memory flat in the length added, the given video kept exactly."""
+    given = clip(8)
+    out = run(pipe, video=given, num_frames=41, window_frames=17)[0]
+    # one 41-frame window would hold 9 frames of context (3 latents) and make 32 new frames; windows
+    # of 17 hold 5 (2 latents) and make 12 each: 3 windows, the last 4 frames trimmed
+    assert out.shape == (9 + 32, 32, 32, 3) and np.array_equal(out[:9], given)
+    assert [c["out"].shape[2] for c in recorded] == [5] * len(recorded) and len(recorded) == 3
+    assert all(c["cond_mask"].tolist() == [[True, True, False, False, False]] for c in recorded)
+    recorded.clear()
+    out = run(pipe, video=given, extend="backward", num_frames=41, window_frames=17)[0]
+    # one 41-frame window would hold 8 frames (2 latents) and make 33 new frames before the video
+    assert out.shape == (33 + 9, 32, 32, 3) and np.array_equal(out[33:], given)
+    # each window holds 8 frames (2 latents) of what follows it and makes 9: 4 x 9 = 36, the
+    # earliest 3 trimmed
+    assert [c["out"].shape[2] for c in recorded] == [5] * len(recorded) and len(recorded) == 4
+    assert all(c["cond_mask"].tolist() == [[False, False, False, True, True]] for c in recorded)
+    # a window that holds the whole extension is one sampler call, as before, of the same length
+    recorded.clear()
+    assert run(pipe, video=given, num_frames=41, window_frames=41)[0].shape == (9 + 32, 32, 32, 3) and len(recorded) == 1
+
+
 def test_pipeline_to_moves_every_part(pipe):
     assert pipe.to("cpu") is pipe and pipe._device == torch.device("cpu")
     assert pipe.text_encoder.device == torch.device("cpu")

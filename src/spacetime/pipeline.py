@@ -241,7 +241,9 @@ class SpacetimePipeline:
         window (given context frames included);
         images and videos of another size are resized to height x width with a warning.
         Text/image -> video longer than `window_frames` (default: twice the model's training
-        length) is made window by window, each extending the last (Sora's long videos).
+        length) is made window by window, each extending the last (Sora's long videos); so is an
+        extension whose window is longer (forward: each window starts from the end so far;
+        backward: each ends at the start so far).
         `num_videos_per_prompt` videos are made per prompt (consecutive in `.frames`, each from
         its own noise); `output_type` "np" (default): each video a uint8 (T, H, W, 3) array, "pil":
         a list of PIL images, "pt": a float (T, 3, H, W) tensor in [0, 1] (diffusers' layouts).
@@ -291,14 +293,16 @@ class SpacetimePipeline:
         window = window_frames or 2 * (self.defaults.get("num_frames", 17) - 1) + 1
         if window < 1 + 2 * ft:
             raise ValueError(f"window_frames must be at least {1 + 2 * ft}, got {window}")
-        long = mode in ("text", "image") and t > 1 + (window - 1) // ft
+        long = mode in ("text", "image", "extend") and t > 1 + (window - 1) // ft
+        t_whole = t  # the latent frames of all num_frames: what one window would hold
         if long:
             t = 1 + (window - 1) // ft
         if loop and t < 3:
             raise ValueError(f"a loop needs at least {least_frames(mode, ft, loop)} frames (3 latent frames), "
                              f"got {num_frames}")
         # sampler calls planned: the first window, the windows extending a long video (each adds
-        # ft * (t - t // 2) frames), a long loop's closing transition
+        # ft * (t - t // 2) frames; a long extension's first window holds its context, so the same
+        # count of new frames is left after it), a long loop's closing transition
         planned = 1 + (1 if loop and long else 0) + (
             math.ceil(max(0, num_frames - 1 - ft * (t - 1)) / (ft * (t - max(1, t // 2)))) if long else 0)
         steps_done = 0
@@ -391,10 +395,22 @@ class SpacetimePipeline:
                     raise ValueError(f"video has {len(src)} frames; extending backward needs at least {ft}")
                 tail, k = self._tail_latents(src, n)
                 frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
+            # new frames: num_frames less the context one window of num_frames would hold, so the
+            # length does not depend on window_frames
+            n_whole = max(1, min(1 + (len(src) - 1) // ft, t_whole // 2)) if extend == "forward" else min(len(src) // ft, t_whole // 2)
+            num_frames += len(src) - (1 + ft * (n_whole - 1) if extend == "forward" else ft * n_whole)
         else:  # connect
             a, z = media["video"], media["video2"]
             frames = [np.concatenate([a, m, z]) for m in connect([a], [z])]
-        if long:
+        if long and mode == "extend" and extend == "backward":  # windows before the start, each ending in it
+            n = max(1, t // 2)
+            while len(frames[0]) < num_frames:
+                tails = [self._tail_latents(v, n) for v in frames]
+                k = tails[0][1]
+                new = denoise([(t - n, torch.cat([z for z, _ in tails]))])
+                frames = [np.concatenate([x[: len(x) - k], v]) for v, x in zip(frames, new)]
+            frames = [v[len(v) - num_frames :] for v in frames]
+        elif long:  # windows after the end, each starting from it
             n = max(1, t // 2)
             while len(frames[0]) < num_frames:
                 heads = [self._head_latents(v, n) for v in frames]
