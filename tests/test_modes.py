@@ -216,9 +216,58 @@ def test_videos_per_prompt_and_output_types_as_diffusers(pipe):
     assert pt.shape == (5, 3, 32, 32) and pt.dtype == torch.float32
     torch.testing.assert_close(pt, torch.from_numpy(ref).permute(0, 3, 1, 2).float() / 255)
     with pytest.raises(ValueError, match="output_type must be"):
-        pipe("a", num_inference_steps=1, output_type="latent")
+        pipe("a", num_inference_steps=1, output_type="tensor")
     with pytest.raises(ValueError, match="num_videos_per_prompt must be a positive integer"):
         pipe("a", num_inference_steps=1, num_videos_per_prompt=0)
+
+
+def test_diffusers_call_conventions(pipe):
+    """Per-video generators, given starting latents, latent output, return_dict=False, out[0]."""
+    kw = dict(num_frames=5, num_inference_steps=2)
+    alone = [pipe(p, generator=torch.Generator().manual_seed(s), **kw).frames[0]
+             for p, s in (("a red ball", 0), ("a blue square", 1))]
+    batch = pipe(["a red ball", "a blue square"], generator=[torch.Generator().manual_seed(s) for s in (0, 1)], **kw)
+    for one, many in zip(alone, batch.frames):
+        assert np.abs(one.astype(int) - many.astype(int)).max() <= 1  # batched matmuls may round differently
+    with pytest.raises(ValueError, match="one per video"):
+        pipe(["a", "b"], generator=[torch.Generator()], **kw)
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        pipe("a", generator=0, **kw)
+    # latents: the first window's noise; drawn from a seed they equal that seed's generation
+    noise = torch.randn((1, 16, 2, 4, 4), generator=torch.Generator().manual_seed(0))
+    given = pipe("a red ball", latents=noise, **kw).frames[0]
+    assert np.array_equal(given, alone[0])
+    with pytest.raises(ValueError, match=r"latents must be a float tensor of shape \(1, 16, 2, 4, 4\)"):
+        pipe("a red ball", latents=noise[:, :, :1], **kw)
+    z = pipe("a red ball", latents=noise, output_type="latent", **kw).frames[0]
+    assert z.shape == (16, 2, 4, 4)
+    decoded = ((pipe.vae.decode(z[None])[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    assert np.array_equal(decoded.numpy(), given)
+    with pytest.raises(ValueError, match="output_type 'latent' is for"):
+        pipe("a", video=clip(1), output_type="latent", **kw)
+    (frames,) = pipe("a red ball", latents=noise, return_dict=False, **kw)
+    assert np.array_equal(frames[0], given) and np.array_equal(pipe("a red ball", latents=noise, **kw)[0][0], given)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"guidance_scale": -1}, "guidance_scale must be a number in"),
+    ({"guidance_scale": None}, "guidance_scale must be a number in"),
+    ({"guidance_scale": "5"}, "guidance_scale must be a number in"),
+    ({"guidance_scale": 1e6}, "guidance_scale must be a number in"),
+    ({"window_frames": 9.5}, "window_frames must be a positive integer"),
+    ({"window_frames": 0}, "window_frames must be a positive integer"),
+    ({"loop": "no"}, "loop must be True or False"),
+])
+def test_generation_arguments_are_checked(pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run(pipe, num_frames=9, **kwargs)
+
+
+def test_guidance_zero_is_the_unconditional_model(pipe):
+    a = run(pipe, num_frames=5, guidance_scale=0)[0]
+    b = pipe("a blue square moves left", num_frames=5, num_inference_steps=2, guidance_scale=0,
+             generator=torch.Generator().manual_seed(0)).frames[0]
+    assert np.array_equal(a, b)  # documented: 0 ignores the prompt
 
 
 def test_numpy_and_tensor_scalars_are_numbers(pipe, caplog):

@@ -138,6 +138,8 @@ def test_local_bert_and_t5_directories(tmp_path):
     assert enc.dim == 32 and emb.shape == (2, 16, 32) and mask.sum(1).tolist() == [5, 2]
     with pytest.raises(ValueError, match="max_length 64 exceeds the 32 positions"):
         TextEncoder(path, max_length=64)
+    with pytest.raises(ValueError, match=r"max_length must be at least 2 \(this tokenizer's special tokens\), got 1"):
+        TextEncoder(path, max_length=1)  # [CLS] [SEP] cannot be cut: it was a shape error in encode()
 
     t5 = T5EncoderModel(T5Config(vocab_size=30522, d_model=24, d_kv=8, d_ff=48, num_layers=1, num_heads=2))
     path = _with_minilm_tokenizer(t5, tmp_path / "t5")

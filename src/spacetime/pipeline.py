@@ -68,6 +68,22 @@ def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "
     return text.TextEncoder(path=spec, max_length=max_length, device=device, cache_dir=cache_dir)
 
 
+def resolve_text_encoder(spec: str, model_dir: Path) -> str:
+    """A pipeline config's text encoder -> what `load_text_encoder` takes: built-in names as they
+    are; a local model directory looked for inside the pipeline folder first (a relative path is
+    the folder's own `text_encoder/`, or was given relative to where training ran)."""
+    if spec == "minilm" or spec == "hash" or spec.startswith("hash:"):
+        return spec
+    inside = model_dir / spec
+    if not Path(spec).is_absolute() and inside.is_dir():
+        return str(inside)
+    if Path(spec).is_dir():
+        return spec
+    raise ValueError(f"{model_dir}: its text encoder {spec!r} is not a directory (looked in {inside} and "
+                     f"{Path(spec).resolve()}); put the encoder at {model_dir / 'text_encoder'} and set "
+                     '"text_encoder": "text_encoder" in its config.json')
+
+
 def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
     """A pipeline directory's path, config and DiT (fp32), checked; None: the shipped default model.
     The DiT alone, for `from_pretrained` and for fine-tuning (`spacetime train --init_from`)."""
@@ -82,12 +98,20 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
     if not path.is_dir():
         raise ValueError(f"{path}: no such model directory")
     if not (path / "COMPLETE").is_file():
-        raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("format") != "spacetime-pipeline":
-        raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {config.get('format')!r})")
-    dit = DiT(DiTConfig(**config["dit"]))
-    dit.load_state_dict(load_file(path / "model.safetensors"))
+        hint = f" (a training run? its model is {path / 'model'})" if (path / "model" / "COMPLETE").is_file() else ""
+        raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it{hint}")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path / 'config.json'}: cannot read the pipeline config ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != "spacetime-pipeline":
+        what = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {what!r})")
+    try:
+        dit = DiT(DiTConfig(**config["dit"]))
+        dit.load_state_dict(load_file(path / "model.safetensors"))
+    except Exception as e:  # noqa: BLE001 - missing, truncated or mismatched weights: the folder's fault
+        raise ValueError(f"{path / 'model.safetensors'}: cannot load the DiT ({type(e).__name__}: {e})"[:500]) from None
     return path, config, dit
 
 
@@ -96,6 +120,10 @@ class SpacetimePipelineOutput:
     frames: list  # one video per prompt (x num_videos_per_prompt): uint8 (T, H, W, 3) arrays by default
     timings: dict[str, float] = field(default_factory=dict)  # seconds: text, denoise, decode
 
+    def __getitem__(self, i: int):
+        """`out[0]` is the frames, as diffusers' outputs index their first field."""
+        return (self.frames,)[i]
+
 
 class SpacetimePipeline:
     def __init__(self, dit: DiT, vae: VideoVAE, text_encoder, config: dict):
@@ -103,12 +131,39 @@ class SpacetimePipeline:
         self.defaults = config.get("defaults", {})
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> SpacetimePipeline:
-        """A pipeline directory; None: the default world model shipped in the package."""
+    def from_pretrained(cls, path: str | Path | None = None, *, torch_dtype: torch.dtype | None = None,
+                        device: str | torch.device | None = None) -> SpacetimePipeline:
+        """A pipeline directory; None: the default world model shipped in the package. `torch_dtype`
+        (e.g. torch.bfloat16): the DiT's and VAE's weights in it, generation under autocast.
+        A local text encoder is found in the folder's `text_encoder/` (where `save_pretrained` puts
+        it), else at the recorded path (a relative one: beside the folder, then from here)."""
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
-        text = load_text_encoder(config["text_encoder"], config["text_max_length"])
-        return cls(dit, vae, text, config)
+        text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
+        pipe = cls(dit, vae, text, config)
+        if torch_dtype is not None or device is not None:
+            pipe.to(device, torch_dtype)
+        return pipe
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """This pipeline as a model directory `from_pretrained` loads anywhere, written atomically:
+        config, the DiT's weights and `vae/` (float32), a local text encoder copied into
+        `text_encoder/`, then COMPLETE."""
+        import tempfile
+
+        from spacetime.checkpoint import save_model
+
+        path = Path(path)
+        config = dict(self.config, format="spacetime-pipeline", dit=self.dit.config.to_dict())
+        subdirs = {}
+        local = getattr(getattr(self.text_encoder, "config", None), "path", None)
+        if local is not None:
+            subdirs["text_encoder"] = Path(local)
+            config["text_encoder"] = "text_encoder"
+        with tempfile.TemporaryDirectory() as tmp:
+            subdirs["vae"] = save_model(Path(tmp) / "vae", {"model": self.vae.config.to_dict()},
+                                        {k: v.float().cpu() for k, v in self.vae.state_dict().items()})
+            return save_model(path, config, {k: v.float().cpu() for k, v in self.dit.state_dict().items()}, subdirs)
 
     def fit_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """The nearest size the model can make (1 + 4k frames, sides multiples of the latent patch
@@ -175,7 +230,8 @@ class SpacetimePipeline:
         """uint8 (T, H, W, 3), T = 1 + 4k -> normalized latents (1, C, 1 + k, h, w)."""
         from spacetime.data.video import frames_to_tensor
 
-        return self.vae.encode(frames_to_tensor(frames)[None].to(self._device))
+        with self._autocast():
+            return self.vae.encode(frames_to_tensor(frames)[None].to(self._device)).float()
 
     def _head_latents(self, frames: np.ndarray, n: int) -> tuple[Tensor, int]:
         """The last 1 + 4(n-1) frames encoded as a clip of their own -> n latents that begin a
@@ -193,16 +249,48 @@ class SpacetimePipeline:
     def _device(self) -> torch.device:
         return next(self.dit.parameters()).device
 
-    def to(self, device: str | torch.device) -> SpacetimePipeline:
-        """Move the DiT, the VAE and the text encoder to `device` (as diffusers' `pipe.to("cuda")`);
-        frames still come back as uint8 arrays on the CPU."""
-        device = torch.device(device)
-        self.dit.to(device)
-        self.vae.to(device)
-        self.text_encoder.device = device
-        if hasattr(self.text_encoder, "model"):
-            self.text_encoder.model.to(device)
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The DiT's weights' dtype; below float32, generation runs under autocast in it."""
+        return self.dit.x_embedder.weight.dtype
+
+    def to(self, device: str | torch.device | torch.dtype | None = None,
+           dtype: torch.dtype | None = None) -> SpacetimePipeline:
+        """Move the DiT, the VAE and the text encoder to `device`, and/or cast the DiT's and VAE's
+        weights to `dtype`, as diffusers' `pipe.to("cuda")`, `pipe.to(torch.bfloat16)`,
+        `pipe.to("cuda", torch.float16)`; frames still come back as uint8 arrays on the CPU. The text
+        encoder stays float32 (its embeddings are cast where the DiT uses them)."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device if dtype is None else dtype
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype (torch.float32, torch.bfloat16, ...), got {dtype!r}")
+        if device is not None:
+            device = torch.device(device)
+            self.dit.to(device)
+            self.vae.to(device)
+            self.text_encoder.device = device
+            if hasattr(self.text_encoder, "model"):
+                self.text_encoder.model.to(device)
+        if dtype is not None:
+            for model in (self.dit, self.vae):
+                model.to(dtype)
+                for m in model.modules():  # norms stay float32, as diffusers keeps them: their inputs are
+                    if "Norm" in type(m).__name__:  # float32 here (text, RoPE'd q/k), and CPU refuses mixed
+                        m.float()
         return self
+
+    def _autocast(self):
+        """Generation in the weights' dtype: autocast below float32 (inputs, sampler state and
+        outputs stay float32), nothing at float32."""
+        import contextlib
+
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device.type, dtype=self.dtype)
 
     # --- generation ---------------------------------------------------------------------------
 
@@ -229,7 +317,9 @@ class SpacetimePipeline:
         callback: Callable[[int, int], None] | None = None,
         num_videos_per_prompt: int = 1,
         output_type: str = "np",
-    ) -> SpacetimePipelineOutput:
+        latents: Tensor | None = None,
+        return_dict: bool = True,
+    ) -> SpacetimePipelineOutput | tuple:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
         (the result is the given video with new frames after / before it), `video` + `video2`
@@ -248,18 +338,39 @@ class SpacetimePipeline:
         its own noise); `output_type` "np" (default): each video a uint8 (T, H, W, 3) array, "pil":
         a list of PIL images, "pt": a float (T, 3, H, W) tensor in [0, 1] (diffusers' layouts).
         `callback(step, total)` is called after every sampler step, counted over all windows (a
-        server's progress bar); an exception it raises stops the generation (cancelling)."""
+        server's progress bar); an exception it raises stops the generation (cancelling).
+        `generator`: one, or a list of one per video (diffusers' per-item seeds: each video is then
+        what it would be alone with its own generator), on any device. `guidance_scale` ≥ 0: 1 is
+        the conditional model alone (one pass, the negative prompt unused); below 1 the prompt
+        weighs less, and 0 ignores it (unconditional samples; diffusers instead turns guidance off
+        at ≤ 1). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
+        video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
         negatives = None if negative_prompt is None else _prompts("negative_prompt", negative_prompt)
         if negatives is not None and len(negatives) not in (1, len(prompts)):
             raise ValueError(f"negative_prompt: give one, or one per prompt ({len(prompts)}), got {len(negatives)}")
         num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
         per_prompt = _positive_int("num_videos_per_prompt", num_videos_per_prompt)
-        if output_type not in ("np", "pil", "pt"):
-            raise ValueError(f"output_type must be 'np', 'pil' or 'pt', got {output_type!r}")
+        if output_type not in ("np", "pil", "pt", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pil', 'pt' or 'latent', got {output_type!r}")
+        if not _real(guidance_scale) or not 0 <= float(guidance_scale) <= 100:
+            raise ValueError(f"guidance_scale must be a number in [0, 100] (1: the prompt alone, no guidance), "
+                             f"got {guidance_scale!r}")
+        guidance_scale = float(guidance_scale)
+        if window_frames is not None:
+            window_frames = _positive_int("window_frames", window_frames)
+        if not isinstance(loop, (bool, np.bool_)):
+            raise ValueError(f"loop must be True or False, got {loop!r}")
         if negatives is not None and len(negatives) == len(prompts) > 1:
             negatives = [n for n in negatives for _ in range(per_prompt)]
         prompts = [p for p in prompts for _ in range(per_prompt)]
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != len(prompts) or not all(isinstance(g, torch.Generator) for g in generator):
+                raise ValueError(f"generator: give one torch.Generator, or a list of one per video ({len(prompts)}: "
+                                 f"prompts x num_videos_per_prompt), got {len(generator)} items")
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
         mode = self._mode(image, video, video2, extend, strength, loop)
         if strength is not None:
             strength = float(strength)
@@ -306,6 +417,17 @@ class SpacetimePipeline:
         planned = 1 + (1 if loop and long else 0) + (
             math.ceil(max(0, num_frames - 1 - ft * (t - 1)) / (ft * (t - max(1, t // 2)))) if long else 0)
         steps_done = 0
+        if output_type == "latent" and (mode not in ("text", "image") or long or loop):
+            raise ValueError("output_type 'latent' is for text -> video and image -> video in one window (no "
+                             "loop): the other modes join decoded frames")
+        first_noise = []  # the user's `latents`, the first window's noise
+        if latents is not None:
+            want = (b, c, t, h, w)
+            if not isinstance(latents, Tensor) or tuple(latents.shape) != want or not latents.is_floating_point():
+                got = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
+                raise ValueError(f"latents must be a float tensor of shape {want} (B C T H W: videos, latent channels, "
+                                 f"latent frames, height / {h and height // h}, width / {w and width // w}), got {got}")
+            first_noise.append(latents.float().to(self._device))
 
         def step_done(*_) -> None:
             nonlocal steps_done
@@ -323,7 +445,10 @@ class SpacetimePipeline:
             t1 = time.perf_counter()
             pt, ph, pw = self.dit.config.patch
             shift = flow.resolution_shift(frames * h * w // (pt * ph * pw))
-            noise = torch.randn((b, c, frames, h, w), generator=generator).to(self._device)
+            if first_noise:
+                noise = first_noise.pop()
+            else:
+                noise = draw_noise((b, c, frames, h, w), generator, self._device)
             if tie:
                 noise[:, :, -1] = noise[:, :, 0]
             cond_latents = cond_mask = None
@@ -333,13 +458,19 @@ class SpacetimePipeline:
                 for pos, z in cond:
                     cond_latents[:, :, pos : pos + z.shape[2]] = z
                     cond_mask[:, pos : pos + z.shape[2]] = True
-            latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
-                                      guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
-                                      solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
-                                      cond_mask=cond_mask, start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
-                                      strength=s, callback=tied_step if tie else step_done)
+            with self._autocast():
+                latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
+                                          guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
+                                          solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
+                                          cond_mask=cond_mask,
+                                          start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
+                                          strength=s, callback=tied_step if tie else step_done).float()
             t2 = time.perf_counter()
-            video_out = self.vae.decode(latents)  # (B, 3, T, H, W) in [-1, 1]
+            if output_type == "latent":
+                timings["denoise"] += t2 - t1
+                return list(latents)
+            with self._autocast():
+                video_out = self.vae.decode(latents).float()  # (B, 3, T, H, W) in [-1, 1]
             out = ((video_out.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
             timings["denoise"] += t2 - t1
             timings["decode"] += time.perf_counter() - t2
@@ -422,12 +553,16 @@ class SpacetimePipeline:
             frames = [v[:-1] for v in frames]
         elif loop:  # the long clip, then a generated transition from its end back to its start
             frames = [np.concatenate([clip, m]) for clip, m in zip(frames, connect(frames, frames))]
-        if output_type == "pil":
+        if output_type == "latent":
+            frames = [v.cpu() for v in frames]
+        elif output_type == "pil":
             from PIL import Image
 
             frames = [[Image.fromarray(f) for f in v] for v in frames]
         elif output_type == "pt":
             frames = [torch.from_numpy(v).permute(0, 3, 1, 2).float() / 255 for v in frames]
+        if not return_dict:
+            return (frames,)
         return SpacetimePipelineOutput(frames=frames, timings=timings)
 
     @staticmethod
@@ -452,6 +587,15 @@ class SpacetimePipeline:
         if video is None:
             return "text"
         return "edit" if strength is not None else "connect" if video2 is not None else "extend"
+
+
+def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:
+    """Standard normal noise on `device`, drawn on the generator's own device (the same numbers for
+    a seed wherever the model runs); a list of generators draws one row (video) each."""
+    if isinstance(generator, (list, tuple)):
+        return torch.cat([draw_noise((1, *shape[1:]), g, device) for g in generator])
+    on = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, device=on).to(device)
 
 
 def _positive_int(name: str, v) -> int:

@@ -237,9 +237,13 @@ class TextEncoder(_CachedEncoder):
             if self.tokenizer.eos_token is None:
                 raise ValueError(f"{self.path}: the tokenizer has neither a pad nor an eos token to pad with")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if not self.tokenizer("")["input_ids"]:
+        special = len(self.tokenizer("")["input_ids"])
+        if not special:
             raise ValueError(f"{self.path}: the tokenizer encodes the empty prompt to no token; the unconditional "
                              "input needs at least one (special) token, as BERT's [CLS] [SEP] or T5's </s>")
+        if self.max_length < special:  # the tokenizer cannot cut below its special tokens
+            raise ValueError(f"max_length must be at least {special} (this tokenizer's special tokens), "
+                             f"got {self.max_length}")
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> TextEncoder:

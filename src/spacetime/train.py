@@ -704,7 +704,10 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         full = StateDictOptions(full_state_dict=True, cpu_offload=True)
         return (get_model_state_dict(model, options=full), get_model_state_dict(ema, options=full),
                 _by_index(get_optimizer_state_dict(model, opt, options=full), names))
-    pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(), "text_encoder": cfg.text_encoder,
+    # a local Hugging Face encoder goes into the model folder (as its VAE does), so the folder loads anywhere
+    local_text = getattr(text.config, "path", None)
+    pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(),
+                       "text_encoder": "text_encoder" if local_text else cfg.text_encoder,
                        "text_max_length": cfg.text_max_length,
                        "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
                                     "width": cfg.data.width, "fps": cfg.data.fps}}
@@ -838,7 +841,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     final_ema = checkpoint()[1]  # under FSDP the gather is a collective: once, not again for the model
     out = run_dir / "model"
     if main_rank:
-        save_model(out, pipeline_config, final_ema, subdirs={"vae": vae_dir})
+        save_model(out, pipeline_config, final_ema,
+                   subdirs={"vae": vae_dir, **({"text_encoder": Path(local_text)} if local_text else {})})
     if world > 1:
         dist.barrier()
     return out

@@ -1,0 +1,100 @@
+"""The pipeline as a diffusers user handles it: model folders that travel (save_pretrained, a
+local text encoder inside), reduced-precision weights, and damaged folders named in errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from test_text import _with_minilm_tokenizer
+from test_train_dit import TINY_DIT
+
+from spacetime.config import load_config
+from spacetime.pipeline import SpacetimePipeline
+from spacetime.train import TrainDiTConfig, train_dit
+
+
+def _run(pipe, **kw):
+    return pipe("a red ball falls", num_inference_steps=2, generator=torch.Generator().manual_seed(0), **kw).frames[0]
+
+
+def test_save_pretrained_round_trip(tiny_model_dir, tmp_path):
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    saved = pipe.save_pretrained(tmp_path / "copy")
+    assert (saved / "COMPLETE").is_file() and (saved / "vae" / "COMPLETE").is_file()
+    assert np.array_equal(_run(SpacetimePipeline.from_pretrained(saved)), _run(pipe))
+    pipe.save_pretrained(tmp_path / "copy")  # over an existing folder: replaced whole
+    assert np.array_equal(_run(SpacetimePipeline.from_pretrained(saved)), _run(pipe))
+
+
+def test_a_model_trained_with_a_local_encoder_loads_from_anywhere(tmp_path, monkeypatch):
+    """The encoder given by a relative path goes into the model folder (as its VAE does)."""
+    from transformers import BertConfig, BertModel
+
+    from spacetime.checkpoint import save_model
+    from spacetime.vae import PRESETS, VideoVAE
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=32))
+    work = tmp_path / "work"
+    work.mkdir()
+    _with_minilm_tokenizer(bert, work / "enc")
+    vae = save_model(tmp_path / "vae", {"model": PRESETS["tiny"].to_dict()}, VideoVAE(PRESETS["tiny"]))
+    monkeypatch.chdir(work)
+    cfg = [*TINY_DIT, "--vae", str(vae), "--text_encoder", "enc", "--max_steps", "1", "--run_dir", "run"]
+    model = (work / train_dit(load_config(TrainDiTConfig, None, cfg), progress=False)).resolve()
+    here = _run(SpacetimePipeline.from_pretrained(model))
+    assert json.loads((model / "config.json").read_text())["text_encoder"] == "text_encoder"
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.copytree(model, moved)
+    shutil.rmtree(work)
+    monkeypatch.chdir(tmp_path)
+    pipe = SpacetimePipeline.from_pretrained(moved)
+    assert np.array_equal(_run(pipe), here)
+    # save_pretrained carries the encoder too
+    again = pipe.save_pretrained(tmp_path / "again")
+    assert (again / "text_encoder" / "config.json").is_file()
+    assert np.array_equal(_run(SpacetimePipeline.from_pretrained(again)), here)
+    # an encoder recorded by a path that is gone: named, with where it was looked for
+    config = json.loads((again / "config.json").read_text())
+    (again / "config.json").write_text(json.dumps(dict(config, text_encoder="/nonexistent/t5")))
+    with pytest.raises(ValueError, match=r"text encoder '/nonexistent/t5' is not a directory"):
+        SpacetimePipeline.from_pretrained(again)
+
+
+def test_bfloat16_weights(tiny_model_dir):
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    full = _run(pipe)
+    assert pipe.dtype == torch.float32 and pipe.device == torch.device("cpu")
+    half = SpacetimePipeline.from_pretrained(tiny_model_dir, torch_dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and next(half.vae.parameters()).dtype == torch.bfloat16
+    low = _run(half)
+    assert low.dtype == np.uint8 and low.shape == full.shape
+    assert np.abs(low.astype(float) - full.astype(float)).mean() < 8  # bf16 rounding, not another video
+    assert half.to(torch.float32) is half and half.dtype == torch.float32  # bf16-rounded weights, in float32
+    assert half.to("cpu", torch.bfloat16).dtype == torch.bfloat16
+    assert np.array_equal(_run(pipe.to(dtype=torch.float32)), full)
+    with pytest.raises(ValueError, match="dtype must be a floating torch.dtype"):
+        pipe.to(dtype=torch.int8)
+
+
+def test_damaged_model_folders_are_named(tiny_model_dir, tmp_path):
+    def broken(change) -> str:
+        folder = tmp_path / f"m{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(tiny_model_dir, folder)
+        change(folder)
+        with pytest.raises(ValueError) as e:
+            SpacetimePipeline.from_pretrained(folder)
+        return str(e.value)
+
+    assert "config.json: cannot read the pipeline config" in broken(lambda f: (f / "config.json").unlink())
+    assert "config.json: cannot read the pipeline config" in broken(lambda f: (f / "config.json").write_text("{"))
+    assert "is not a spacetime text-to-video pipeline" in broken(lambda f: (f / "config.json").write_text("[1]"))
+    assert "model.safetensors: cannot load the DiT" in broken(lambda f: (f / "model.safetensors").write_bytes(b"xx"))
+    assert "model.safetensors: cannot load the DiT" in broken(lambda f: (f / "model.safetensors").unlink())
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "model")
+    with pytest.raises(ValueError, match=r"no COMPLETE marker.*a training run\? its model is .*model"):
+        SpacetimePipeline.from_pretrained(run)
