@@ -118,6 +118,24 @@ def test_tracker_bar_bridges_an_object_and_measures_the_pan():
     assert camera_velocity(ct) == pytest.approx(0.15, abs=0.01)
 
 
+def test_a_model_generator_refuses_a_size_it_would_round(tiny_model_dir):
+    from spacetime.eval.generators import pipeline_generator
+
+    generate = pipeline_generator(tiny_model_dir)
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 4k"):
+        generate("a red ball falls", num_frames=10, height=32, width=32, fps=8, seed=0)  # was made, then refused
+    with pytest.raises(ValueError, match="height must be a multiple of 16"):
+        generate("a red ball falls", num_frames=5, height=40, width=32, fps=8, seed=0)
+    assert generate("a red ball falls", num_frames=5, height=32, width=48, fps=8, seed=0).shape == (5, 32, 48, 3)
+
+
+@pytest.mark.parametrize("fps", [0, -8, float("nan"), float("inf"), True, "8", None])
+def test_the_frame_rate_is_checked(fps):
+    frames = np.zeros((5, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="fps must be a number in"):
+        score_clip(frames, fps, "a red ball falls")  # 0 was a ZeroDivisionError, -8 scored as physics 1.0
+
+
 def test_noise_holds_no_object():
     ct = track(np.random.default_rng(0).integers(0, 256, (T, H, H, 3), dtype=np.uint8), FPS)
     assert ct.tracks == {} and ct.background_fraction < 0.1

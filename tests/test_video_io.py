@@ -147,6 +147,9 @@ def test_export_to_video_accepts_diffusers_inputs(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(png)), frames[1])
     with pytest.raises(ValueError, match="a PNG holds one frame, got 4"):
         spacetime.export_to_video(frames, tmp_path / "many.png")
+    with pytest.raises(ValueError, match=r"got a list of 2 videos .*pass one video, e.g. frames\[0\]"):
+        spacetime.export_to_video([frames, frames], tmp_path / "two.mp4")  # a pipeline's .frames, not .frames[0]
+    assert not (tmp_path / "two.mp4").exists()
     tmp = spacetime.export_to_video(frames)  # no path: a new temporary .mp4, as in diffusers
     try:
         assert tmp.endswith(".mp4") and read_video(tmp)[0].shape == frames.shape

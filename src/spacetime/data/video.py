@@ -88,6 +88,9 @@ def to_uint8_frames(video: Any) -> np.ndarray:
     (3, T, H, W) float in [-1, 1] (`frames_to_tensor`'s); one image is 1 frame."""
     if isinstance(video, (list, tuple)):
         frames = [to_uint8_frames(f) for f in video]
+        if frames and all(len(f) > 1 for f in frames):
+            raise ValueError(f"got a list of {len(frames)} videos (shapes {[f.shape for f in frames][:4]}); pass one "
+                             "video, e.g. frames[0]")
         if not frames or {f.shape for f in frames} != {(1, *frames[0].shape[1:])}:
             raise ValueError(
                 f"a list must hold one or more frames of one size; got shapes {[f.shape for f in frames]}"

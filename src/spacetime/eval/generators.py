@@ -215,6 +215,9 @@ def pipeline_generator(model_dir: str | os.PathLike) -> Generator:
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
     ) -> np.ndarray:
+        # exactly the size asked, or an error before any generating: the reference clips are rendered
+        # at that size, and a rounded one would only fail after the first clip
+        pipe.check_size(num_frames, height, width)
         out = pipe(
             prompt,
             num_frames=num_frames,

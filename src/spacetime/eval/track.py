@@ -23,6 +23,7 @@ y = 1 - row / height (the view is 1 unit high; x is relative to the view's left 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,6 +234,8 @@ def track(frames: np.ndarray, fps: float) -> ClipTrack:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < float(fps) <= 1000:
+        raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")  # gravity is px/s^2: it divides by fps
     t, h, w, _ = frames.shape
     labels = classify_pixels(frames)  # (T, H, W)
 
