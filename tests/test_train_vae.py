@@ -35,6 +35,38 @@ def test_config_yaml_and_overrides(tmp_path):
         load_config(TrainVAEConfig, None, ["--data.source", "folder"])
 
 
+def test_nested_overrides_keep_the_parents_defaults(tmp_path):
+    """One optim key given must not reset the others to OptimConfig's own defaults: the DiT's
+    default lr is 3e-4 (OptimConfig's 1e-3 trained it 3x too fast, silently)."""
+    from spacetime.train import TrainDiTConfig
+
+    default = load_config(TrainDiTConfig).optim
+    over = load_config(TrainDiTConfig, None, ["--optim.grad_clip", "0.5"]).optim
+    assert (over.lr, over.warmup_steps, over.grad_clip) == (default.lr, default.warmup_steps, 0.5) == (3e-4, 200, 0.5)
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  warmup_steps: 1\n")
+    assert load_config(TrainDiTConfig, path).optim.lr == 3e-4
+
+
+def test_command_line_values_as_people_type_them(tmp_path):
+    from spacetime.train import TrainDiTConfig
+
+    cfg = load_config(TrainDiTConfig, None, ["--max_steps", "1e3", "--grad_checkpointing", "1"])
+    assert cfg.max_steps == 1000 and cfg.grad_checkpointing is True
+    assert load_config(TrainDiTConfig, None, ["--grad_checkpointing", "0"]).grad_checkpointing is False
+    with pytest.raises(ValueError, match="max_steps: expected an integer, got 1.5"):
+        load_config(TrainVAEConfig, None, ["--max_steps", "1.5"])
+    path = tmp_path / "c.yaml"
+    path.write_text("max_steps: 10\n")
+    with pytest.raises(ValueError, match=r"unknown config key optim.lrr.*\(on the command line\)"):
+        load_config(TrainVAEConfig, path, ["--optim.lrr", "1"])  # not "(in c.yaml)": the file is fine
+    path.write_text("max_stepz: 10\n")
+    with pytest.raises(ValueError, match=r"unknown config key max_stepz.*\(in .*c.yaml\)"):
+        load_config(TrainVAEConfig, path, ["--max_steps", "1"])
+    with pytest.raises(ValueError, match="is a directory; give a YAML file"):
+        load_config(TrainVAEConfig, tmp_path)
+
+
 def test_cli_reports_bad_config_keys(tmp_path, capsys):
     assert main(["train-vae", "--run_dir", str(tmp_path / "r"), "--bogus", "1"]) == 1
     assert "unknown config key bogus" in capsys.readouterr().err

@@ -55,15 +55,19 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):  # `--flag 1`: the command line's YAML reads an int
+            return bool(value)
         raise ValueError(f"{key}: expected true or false, got {value!r}")
     if tp in (int, float):
         if isinstance(value, bool):
             raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}")
         try:
-            out = tp(value) if not isinstance(value, str) else tp(float(value)) if tp is float else int(value)
-        except (TypeError, ValueError):
+            # "1e3" is a string to YAML 1.1 (it wants "1.0e+3"): read it as the number it is
+            number = float(value) if isinstance(value, str) else value
+            out = tp(number)
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}") from None
-        if tp is int and isinstance(value, float) and value != out:
+        if tp is int and isinstance(number, float) and number != out:
             raise ValueError(f"{key}: expected an integer, got {value!r}")
         return out
     if tp is str:
@@ -79,7 +83,14 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"unknown config key {prefix}{unknown[0]}; {cls.__name__} has {sorted(fields)}")
-    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        factory = fields[k].default_factory
+        if isinstance(v, dict) and dataclasses.is_dataclass(hints[k]) and factory is not dataclasses.MISSING:
+            # the keys given change the parent's own defaults (the DiT's optim lr 3e-4), not the
+            # nested class's (OptimConfig's 1e-3)
+            v = _merge(to_dict(factory()), v)
+        kwargs[k] = _convert(v, hints[k], prefix + k)
     return cls(**kwargs)
 
 
@@ -132,6 +143,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a directory; give a YAML file")
         if not path.is_file():
             raise ValueError(f"config file {path} does not exist")
         try:
@@ -145,5 +158,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     try:
         return from_dict(cls, data)
     except ValueError as e:
-        where = f" (in {path})" if path is not None else ""
+        given = _dotted(parse_overrides(overrides)) if overrides else set()
+        key = str(e).removeprefix("unknown config key ").split(":")[0].split(";")[0].strip()
+        where = " (on the command line)" if key in given else f" (in {path})" if path is not None else ""
         raise ValueError(f"{e}{where}") from None
+
+
+def _dotted(tree: dict, prefix: str = "") -> set[str]:
+    """{'a': {'b': 1}} -> {'a.b'}: the keys an override tree sets."""
+    out = set()
+    for k, v in tree.items():
+        out |= _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
