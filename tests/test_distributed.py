@@ -1,6 +1,7 @@
 """torchrun with DDP on CPU (gloo, 2 processes) against one process with the same global batch."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -141,6 +142,42 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_run_resumes(vae_dir, tmp_p
     assert (last / "COMPLETE").is_file() and step >= 3
     assert main(_args(vae_dir, run, batch=2, steps=step + 2)) == 0  # resumes there
     assert json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())["step"] == step + 2
+
+
+@pytest.mark.parametrize("command", ["train", "train-vae"])
+def test_ctrl_c_mid_step_stops_at_the_step_boundary_and_resumes_exactly(vae_dir, tmp_path, monkeypatch, capsys, command):
+    """Ctrl-C arriving between the optimizer's update and the step count (where a KeyboardInterrupt
+    used to save step 5's weights as step 4's, so the resumed run applied that update twice): the
+    step finishes, a checkpoint is saved, exit 130, and the resumed run ends with the same weights
+    as one never interrupted."""
+    import signal
+
+    if command == "train":
+        args = lambda run: _args(vae_dir, run, batch=2, steps=8)  # noqa: E731
+    else:
+        args = lambda run: ["train-vae", "--model.channels", "[8,8,8]", "--data.num_frames", "5",  # noqa: E731
+                            "--data.height", "16", "--data.width", "16", "--batch_size", "2", "--max_steps", "8",
+                            "--threads", "1", "--log_every", "1", "--latent_stats_batches", "1",
+                            "--optim.warmup_steps", "1", "--run_dir", str(run)]
+    assert main(args(tmp_path / "straight")) == 0
+    real, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def step_then_ctrl_c(self, *a, **kw):
+        out = real(self, *a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 5:
+            signal.raise_signal(signal.SIGINT)  # as the terminal delivers it: to the process, mid-step
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_ctrl_c)
+    assert main(args(tmp_path / "cut")) == 130
+    # the DiT reads the flag with its non-finite check, before the update: it stops one step later
+    assert re.search(r"stopped by Ctrl-C at step [56]; checkpoint saved", capsys.readouterr().err)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real)
+    assert main(args(tmp_path / "cut")) == 0
+    straight = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    resumed = load_file(tmp_path / "cut" / "model" / "model.safetensors")
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
 def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(vae_dir, tmp_path):

@@ -536,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spacetime {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"spacetime {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"spacetime {args.command}: interrupted; run the same command again to resume (training: from the "
+              "last checkpoint)", file=sys.stderr)
         return 130
     except Exception as e:
         from spacetime.train import TrainingStopped
@@ -544,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(e, TrainingStopped):
             raise
         print(f"spacetime {args.command}: {e}", file=sys.stderr)
-        return 143  # 128 + SIGTERM, as the shell reports a process it ended
+        return e.code  # 128 + the signal (SIGTERM 143, Ctrl-C 130), as the shell reports a process it ended
 
 
 if __name__ == "__main__":

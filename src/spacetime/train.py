@@ -220,30 +220,59 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None) -> Path | None:
 
 
 class StopFlag:
-    """SIGTERM (preemption, `kill`) sets a flag; the loop checkpoints at the next step boundary and
-    stops, instead of dying mid-step."""
+    """SIGTERM (preemption, `kill`) and Ctrl-C (SIGINT) set a flag; the loop checkpoints at the next
+    step boundary and stops, instead of dying mid-step (a KeyboardInterrupt between the optimizer's
+    update and the step count would save a step's weights under the step before, and the resumed
+    run would apply that update twice). A second Ctrl-C stops at once, without a checkpoint; one
+    within a second of the first is the same keypress delivered twice (torchrun forwards it)."""
 
     def __init__(self):
         import signal
         import threading
 
         self.set = False
-        self._old = None
+        self.name: str | None = None  # the signal that set it
+        self.code = 143  # the exit status, 128 + the signal, as the shell reports it
+        self._first_int = None
+        self._old = {}
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._handle)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        import os
+        import signal
+
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if self._first_int is not None and now - self._first_int > 1.0:
+                raise KeyboardInterrupt
+            if self._first_int is None:
+                self._first_int = now
+                os.write(2, b"\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again: stop now, without one)\n")
+        if not self.set:
+            self.name, self.code = ("Ctrl-C", 130) if signum == signal.SIGINT else ("SIGTERM", 143)
         self.set = True
+
+    def stopped(self, step: int) -> TrainingStopped:
+        why = self.name or "a signal to another rank"
+        return TrainingStopped(f"stopped by {why} at step {step}; checkpoint saved, run the same command to resume",
+                               self.code)
 
     def restore(self) -> None:
         import signal
 
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class TrainingStopped(Exception):
-    """Training stopped on SIGTERM after saving a checkpoint; the same command resumes it."""
+    """Training stopped on SIGTERM or Ctrl-C after saving a checkpoint; the same command resumes it.
+    `code`: the exit status (143 SIGTERM, 130 Ctrl-C)."""
+
+    def __init__(self, message: str, code: int = 143):
+        super().__init__(message)
+        self.code = code
 
 
 def sample_generators(seed: int, indices: list[int]) -> list[torch.Generator]:
@@ -406,13 +435,12 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
             if step % cfg.save_every == 0 and step < cfg.max_steps:
                 checkpoint()
-            if stop_flag.set and step < cfg.max_steps:
+            stop = torch.tensor([float(stop_flag.set)], device=device)
+            if world > 1:  # a signal to any rank: all stop after this step
+                dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+            if stop.item() and step < cfg.max_steps:
                 checkpoint()
-                raise TrainingStopped(f"stopped by SIGTERM at step {step}; checkpoint saved, run the same command to resume")
-    except KeyboardInterrupt:
-        checkpoint()
-        log.info("interrupted at step %d; checkpoint saved, run the same command to resume", step)
-        raise
+                raise stop_flag.stopped(step)
     finally:
         stop_flag.restore()
         bar.close()
@@ -826,13 +854,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 checkpoint()
             if cfg.sample_every and step % cfg.sample_every == 0:
                 samples()
-            if stop and step < cfg.max_steps:  # SIGTERM to any rank: all stop after this step
+            if stop and step < cfg.max_steps:  # SIGTERM or Ctrl-C to any rank: all stop after this step
                 checkpoint()
-                raise TrainingStopped(f"stopped by SIGTERM at step {step}; checkpoint saved, run the same command to resume")
-    except KeyboardInterrupt:
-        checkpoint()
-        log.info("interrupted at step %d; checkpoint saved, run the same command to resume", step)
-        raise
+                raise stop_flag.stopped(step)
     finally:
         stop_flag.restore()
         bar.close()
