@@ -82,9 +82,10 @@ def test_two_ranks_match_one_process(vae_dir, single, tmp_path, parallel):
 def test_an_fsdp_checkpoint_resumes_in_one_process(vae_dir, single, tmp_path, caplog):
     run = tmp_path / "mixed"
     _torchrun([*_args(vae_dir, run, batch=2, steps=2), "--parallel", "fsdp"])
-    with caplog.at_level("WARNING", logger="spacetime.train"):
+    with caplog.at_level("INFO", logger="spacetime.train"):
         assert main(_args(vae_dir, run, batch=4, steps=4)) == 0  # the same global batch on one rank
-    assert "saved on 2 rank(s) on 1" in caplog.text
+    assert "saved on 2 rank(s) on 1 (global batch 4)" in caplog.text
+    assert "global batch is now" not in caplog.text  # it is not: 2 x 2 then 1 x 4 (the warning said "was 8")
     _same_run(single, run)
 
 
@@ -97,6 +98,74 @@ def test_resume_path_must_be_a_complete_checkpoint(vae_dir, tmp_path, capsys):
     (last / "COMPLETE").unlink()
     assert main([*args, "--max_steps", "3", "--resume", str(last)]) == 1
     assert "incomplete checkpoint" in capsys.readouterr().err
+
+
+def test_a_run_gone_past_its_resume_path_continues_from_its_own_newest_checkpoint(vae_dir, tmp_path, caplog):
+    """`--resume PATH` then "run the same command to resume": the run goes on from where it got
+    to, not from PATH again (that threw the steps since away, or failed once PATH was pruned)."""
+    import shutil
+
+    base = tmp_path / "base"
+    assert main([*_args(vae_dir, base, batch=2, steps=2), "--save_every", "1"]) == 0
+    start = tmp_path / "start"
+    shutil.copytree(sorted((base / "checkpoints").glob("step-*"))[0], start)  # step 1
+    run = [*_args(vae_dir, tmp_path / "r", batch=2, steps=4), "--save_every", "1", "--resume", str(start)]
+    assert main(run) == 0
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*run[:-2], "--resume", str(start), "--max_steps", "5"]) == 0
+    assert "ignored: this run has gone past it, to step-00000004" in caplog.text
+    assert "resumed from" in caplog.text and "step-00000004 (step 4)" in caplog.text
+
+
+def test_a_damaged_or_different_checkpoint_is_named_before_anything_changes(vae_dir, tmp_path, capsys):
+    run = tmp_path / "r"
+    args = [*_args(vae_dir, run, batch=2, steps=2), "--save_every", "1"]
+    assert main(args) == 0
+    config = (run / "config.json").read_text()
+    # another model: named key by key, and the run's config.json is left as it was
+    assert main([*args, "--max_steps", "3", "--model.hidden", "64"]) == 1
+    err = capsys.readouterr().err
+    assert "was saved with another model (model.hidden: 32 -> 64)" in err and (run / "config.json").read_text() == config
+    # a damaged file in the newest checkpoint: named, with the older checkpoint to fall back on
+    newest, older = sorted((run / "checkpoints").glob("step-*"))[::-1]
+    with open(newest / "ema.safetensors", "r+b") as f:
+        f.truncate(1000)
+    assert main([*args, "--max_steps", "3"]) == 1
+    err = capsys.readouterr().err
+    assert f"{newest / 'ema.safetensors'}: damaged or missing" in err and f"--resume {older}" in err
+    (newest / "ema.safetensors").unlink()
+    assert main([*args, "--max_steps", "3"]) == 1
+    assert "ema.safetensors: damaged or missing" in capsys.readouterr().err
+
+
+def test_a_finished_run_run_again_does_nothing(vae_dir, tmp_path, caplog):
+    run = tmp_path / "r"
+    assert main(_args(vae_dir, run, batch=2, steps=2)) == 0
+    before = (run / "model" / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main(_args(vae_dir, run, batch=2, steps=2)) == 0
+        assert main(_args(vae_dir, run, batch=2, steps=1)) == 0  # was "steps 2..1" and a re-save
+    assert caplog.text.count("is trained to step 2") == 2
+    assert (run / "model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_saves_are_readable_as_the_umask_allows_and_killed_saves_are_swept(vae_dir, tmp_path):
+    import os
+    import stat
+
+    run = tmp_path / "r"
+    (run / "checkpoints" / ".tmp-step-00000007-abc").mkdir(parents=True)  # what a SIGKILL mid-save leaves
+    (run / ".tmp-model-xyz").mkdir()
+    old = os.umask(0o022)
+    try:
+        assert main(_args(vae_dir, run, batch=2, steps=1)) == 0
+    finally:
+        os.umask(old)
+    assert not (run / "checkpoints" / ".tmp-step-00000007-abc").exists() and not (run / ".tmp-model-xyz").exists()
+    for p in [run / "model", run / "model" / "model.safetensors", run / "model" / "vae",
+              *(run / "checkpoints").glob("step-*"), *(run / "checkpoints").glob("step-*/*.safetensors")]:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))  # were 0700 / 0600: the owner's alone
 
 
 def test_nonfinite_steps_are_skipped_then_stop_the_run(vae_dir, tmp_path, monkeypatch, caplog):

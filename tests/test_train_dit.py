@@ -112,8 +112,8 @@ def test_init_from_starts_model_and_ema_from_a_pipeline(vae_dir, tmp_path):
     from safetensors.torch import load_file
 
     cfg = [*TINY_DIT, "--vae", str(vae_dir)]
-    first = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "2", "--run_dir", str(tmp_path / "a")]),
-                      progress=False)
+    first = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "2", "--optim.lr", "1e-2",
+                                                         "--run_dir", str(tmp_path / "a")]), progress=False)
     tuned = [*cfg, "--init_from", str(first), "--run_dir", str(tmp_path / "b"), "--save_every", "1", "--max_steps", "1",
              "--optim.lr", "1e-12"]  # the one step leaves the starting weights as they were
     out = train_dit(load_config(TrainDiTConfig, None, tuned), progress=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -133,6 +134,7 @@ def save_checkpoint(
             extra["rng_ranks"] = [m for _, m in rank_rngs[1:]]
         (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **extra, **(state or {})}, indent=2))
         (tmp / COMPLETE).write_text("ok\n")
+        _share_like_files(tmp)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -142,6 +144,55 @@ def save_checkpoint(
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _share_like_files(root: Path) -> None:
+    """Modes an ordinary mkdir / open(w) would give (mkdtemp makes 0700 folders, safetensors 0600
+    files): a trained model or checkpoint is readable by whom the umask allows, not its owner alone."""
+    from spacetime.atomic import _umask
+
+    umask = _umask()
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+
+def remove_partial_saves(run_dir: str | Path) -> list[Path]:
+    """Delete what saves a killed run left half-written in `run_dir` (checkpoints/.tmp-step-*,
+    .tmp-model-*, .old-model); they are never read, only take space. Returns what was removed."""
+    run_dir = Path(run_dir)
+    found = [*(run_dir / "checkpoints").glob(".tmp-step-*"), *run_dir.glob(".tmp-model-*"), *run_dir.glob(".old-model")]
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return found
+
+
+def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
+    """A complete checkpoint's config.json, having checked that each of its files (`ema`: with
+    ema.safetensors) is there and parses (JSON, safetensors headers); a ValueError naming the file
+    otherwise."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    names = ["config.json", "state.json", "model.safetensors", "rng.safetensors", "optimizer.json",
+             "optimizer.safetensors", *(["ema.safetensors"] if ema else []),
+             *(p.name for p in path.glob("rng-rank*.safetensors"))]
+    config = {}
+    for name in names:
+        f = path / name
+        try:
+            if name.endswith(".json"):
+                data = json.loads(f.read_text())
+                if name == "config.json":
+                    config = data
+            else:
+                with safe_open(f, "pt") as st:
+                    for key in st.keys():
+                        st.get_slice(key)  # the header's offsets inside the file
+                if f.stat().st_size < 8:
+                    raise ValueError("too short")
+        except Exception as e:  # noqa: BLE001 - any failure to read is the file's damage
+            raise ValueError(f"{f}: damaged or missing ({type(e).__name__}: {e})"[:400]) from None
+    return config
 
 
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -198,6 +249,7 @@ def save_model(directory: str | Path, config: dict, model: nn.Module | dict, sub
         for name, src in (subdirs or {}).items():
             shutil.copytree(src, tmp / name)
         (tmp / COMPLETE).write_text("ok\n")
+        _share_like_files(tmp)
         if directory.exists():
             old = directory.with_name(f".old-{directory.name}")
             shutil.rmtree(old, ignore_errors=True)

@@ -27,9 +27,12 @@ import torch.nn.functional as F
 
 from spacetime import flow
 from spacetime.checkpoint import (
+    check_checkpoint,
+    complete_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     read_optimizer_state,
+    remove_partial_saves,
     rng_state,
     save_checkpoint,
     save_model,
@@ -206,16 +209,50 @@ def _by_index(osd: dict, names: list[str]) -> dict:
             "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
 
 
-def checkpoint_to_resume(run_dir: Path, resume: str | None) -> Path | None:
+def _step_of(checkpoint: Path) -> int:
+    try:
+        return int(json.loads((checkpoint / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        m = re.fullmatch(r"step-(\d+)", checkpoint.name)
+        return int(m.group(1)) if m else -1
+
+
+def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None = None,
+                         ema: bool = False) -> Path | None:
     """`resume` (which must be a complete checkpoint: never a silent fresh start), else the
-    newest complete checkpoint in run_dir, else None."""
+    newest complete checkpoint in run_dir, else None. A run that has gone past `resume` (stopped
+    and restarted with the same command) continues from its own newest checkpoint, with a warning:
+    resuming from `resume` again would throw that work away. The checkpoint's files are checked,
+    and so is its model config against `config` (the run's), before anything is loaded."""
+    latest = latest_checkpoint(run_dir)
     if resume is None:
-        return latest_checkpoint(run_dir)
-    path = Path(resume)
-    if not path.is_dir():
-        raise ValueError(f"resume {resume}: no such checkpoint directory")
-    if not (path / "COMPLETE").is_file():
-        raise ValueError(f"resume {resume}: an incomplete checkpoint (no COMPLETE marker); refusing to resume from it")
+        path = latest
+    else:
+        path = Path(resume)
+        given = _step_of(path) if path.is_dir() else -1
+        if latest is not None and _step_of(latest) > given and latest.resolve() != path.resolve():
+            log.warning("resume %s: ignored: this run has gone past it, to %s (the same command resumes the run); "
+                        "to start again from %s, remove the newer checkpoints", resume, latest.name, resume)
+            path = latest
+        elif not path.is_dir():
+            raise ValueError(f"resume {resume}: no such checkpoint directory")
+        elif not (path / "COMPLETE").is_file():
+            raise ValueError(f"resume {resume}: an incomplete checkpoint (no COMPLETE marker); refusing to resume "
+                             "from it")
+    if path is None:
+        return None
+    try:
+        saved = check_checkpoint(path, ema)
+    except ValueError as e:
+        older = [c for c in complete_checkpoints(run_dir) if _step_of(c) < _step_of(path)]
+        hint = f"; resume from an older one with --resume {older[-1]}" if older else ""
+        raise ValueError(f"checkpoint {path} cannot be resumed: {e}{hint}") from None
+    if config is not None and saved.get("model") != config.get("model"):
+        old, new = saved.get("model") or {}, config.get("model") or {}
+        diff = ", ".join(f"model.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                         if old.get(k) != new.get(k))
+        raise ValueError(f"checkpoint {path} was saved with another model ({diff}); resume with the same model "
+                         "config, or give another run_dir (init_from starts a new run from a trained model)")
     return path
 
 
@@ -330,7 +367,8 @@ class _Logger:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            # purge_step: a resumed run drops the events a stopped one logged after its checkpoint
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
         except Exception:  # tensorboard is optional
             log.info("tensorboard not installed; metrics go to %s only", self.path)
 
@@ -359,8 +397,11 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict)  # checked before config.json is rewritten
     if main_rank:
         (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
+        for p in remove_partial_saves(run_dir):
+            log.info("removed %s, half-written by a run that was killed", p)
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
@@ -376,10 +417,13 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
     step, position, elapsed = 0, 0, 0.0
-    ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
+        if step >= cfg.max_steps and (run_dir / "model" / "COMPLETE").is_file():
+            log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
+                     cfg.max_steps, run_dir / "model")
+            return run_dir / "model"
         log.info("resumed from %s (step %d)", ckpt, step)
     if main_rank:
         log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
@@ -661,8 +705,12 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
+    # checked before config.json is rewritten
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, ema=True)
     if main_rank:
         (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
+        for p in remove_partial_saves(run_dir):
+            log.info("removed %s, half-written by a run that was killed", p)
     vae_dir = vae_path(cfg.vae)
     vae = VideoVAE.from_pretrained(vae_dir).to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
@@ -681,7 +729,6 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     ema = copy.deepcopy(model).requires_grad_(False)
     names = [n for n, _ in model.named_parameters()]
     step, position, elapsed = 0, 0, 0.0
-    ckpt = checkpoint_to_resume(run_dir, cfg.resume)
     if ckpt is None and cfg.init_from:
         try:
             _, _, start = read_pipeline_dit(None if cfg.init_from == "shipped" else cfg.init_from)
@@ -697,11 +744,17 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
         state = load_checkpoint(ckpt, model=model, ema=ema, rank=rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
+        if step >= cfg.max_steps and (run_dir / "model" / "COMPLETE").is_file():
+            log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
+                     cfg.max_steps, run_dir / "model")
+            return run_dir / "model"
         log.info("resumed from %s (step %d)", ckpt, step)
-        if state.get("world_size", 1) != world and main_rank:
-            per_rank = cfg.batch_size * cfg.grad_accum
+        was, now = state.get("global_batch"), world * cfg.batch_size * cfg.grad_accum
+        if was is not None and was != now and main_rank:
             log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",
-                        state.get("world_size", 1), world, world * per_rank, state.get("world_size", 1) * per_rank)
+                        state.get("world_size", 1), world, now, was)
+        elif state.get("world_size", 1) != world and main_rank:
+            log.info("resuming a run saved on %d rank(s) on %d (global batch %d)", state.get("world_size", 1), world, now)
     if main_rank:
         log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -760,10 +813,14 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             save_checkpoint(run_dir, step, config=config_dict, model=states[0], optimizer=states[2], ema=states[1],
                             keep=cfg.keep_checkpoints, rank_rngs=rngs,
                             state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
-                                   "world_size": world})
+                                   "world_size": world, "global_batch": world * cfg.batch_size * cfg.grad_accum})
         if world > 1:
             dist.barrier()
         return states
+
+    if fsdp and cfg.sample_every and main_rank:
+        log.warning("sample_every: no samples during FSDP training (the EMA weights are sharded across ranks); "
+                    "generate from the saved model (run_dir/model) instead")
 
     def samples() -> None:
         if not main_rank or fsdp:  # sharded weights: samples come from the saved model instead
