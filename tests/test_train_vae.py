@@ -48,6 +48,17 @@ def test_nested_overrides_keep_the_parents_defaults(tmp_path):
     assert load_config(TrainDiTConfig, path).optim.lr == 3e-4
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("data.num_workers", "-1", "data.num_workers must be >= 0"),  # was torch's DataLoader error, later
+    ("data.fps", "0", "data.fps must be in"),
+    ("data.fps", "nan", "data.fps must be in"),
+    ("data.height", "0", "data.height must be >= 1"),
+])
+def test_data_values_are_named_when_wrong(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(TrainVAEConfig, None, [f"--{key}", value])
+
+
 def test_command_line_values_as_people_type_them(tmp_path):
     from spacetime.train import TrainDiTConfig
 

@@ -424,7 +424,8 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
             log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
                      cfg.max_steps, run_dir / "model")
             return run_dir / "model"
-        log.info("resumed from %s (step %d)", ckpt, step)
+        if main_rank:
+            log.info("resumed from %s (step %d)", ckpt, step)
     if main_rank:
         log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -748,7 +749,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
                      cfg.max_steps, run_dir / "model")
             return run_dir / "model"
-        log.info("resumed from %s (step %d)", ckpt, step)
+        if main_rank:
+            log.info("resumed from %s (step %d)", ckpt, step)
         was, now = state.get("global_batch"), world * cfg.batch_size * cfg.grad_accum
         if was is not None and was != now and main_rank:
             log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spacetime.data.video import MIN_FPS
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import rank_and_world
 
@@ -55,6 +56,13 @@ class DataConfig:
             raise ValueError(f"data.path {self.path}: no such directory")
         if not 0.0 <= self.multishot <= 1.0:
             raise ValueError(f"data.multishot is a share of clips in [0, 1], got {self.multishot!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0 (0: load in the training process), got {self.num_workers}")
+        if not MIN_FPS <= self.fps <= 1000:  # NaN fails this too
+            raise ValueError(f"data.fps must be in [{MIN_FPS}, 1000], got {self.fps!r}")
+        for name in ("num_frames", "height", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
 
 
 def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[torch.Tensor]:
