@@ -106,7 +106,7 @@ def test_train_dit_packs_sizes_resumes_and_generates(vae_dir, tmp_path, capsys):
     assert side["guidance_scale"] == 5.0 and set(side["seconds"]) >= {"text", "denoise", "decode", "write"}
 
 
-def test_init_from_starts_model_and_ema_from_a_pipeline(vae_dir, tmp_path):
+def test_init_from_starts_model_and_ema_from_a_pipeline(vae_dir, tmp_path, caplog):
     """Fine-tuning: a trained pipeline's DiT weights start the model and the EMA (step 0 equals
     them); a pipeline of another shape is refused, naming init_from."""
     from safetensors.torch import load_file
@@ -122,6 +122,12 @@ def test_init_from_starts_model_and_ema_from_a_pipeline(vae_dir, tmp_path):
     fresh = train_dit(load_config(TrainDiTConfig, None, [*cfg, "--max_steps", "1", "--optim.lr", "1e-12",
                                                          "--run_dir", str(tmp_path / "c")]), progress=False)
     assert not all(torch.allclose(start[k], v, atol=1e-3) for k, v in load_file(fresh / "model.safetensors").items())
+    # another text encoder setting than the model was trained with: allowed, never silent
+    with caplog.at_level("WARNING", logger="spacetime.train"):
+        train_dit(load_config(TrainDiTConfig, None, [*cfg, "--text_max_length", "12", "--init_from", str(first),
+                                                     "--run_dir", str(tmp_path / "e"), "--max_steps", "1"]),
+                  progress=False)
+    assert "was trained with another text_max_length 16 -> 12" in caplog.text
     with pytest.raises(ValueError, match="init_from"):
         train_dit(load_config(TrainDiTConfig, None, [*cfg, "--init_from", str(first), "--model.depth", "3",
                                                      "--run_dir", str(tmp_path / "d"), "--max_steps", "1"]),

@@ -732,12 +732,25 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     step, position, elapsed = 0, 0, 0.0
     if ckpt is None and cfg.init_from:
         try:
-            _, _, start = read_pipeline_dit(None if cfg.init_from == "shipped" else cfg.init_from)
+            start_dir, start_config, start = read_pipeline_dit(None if cfg.init_from == "shipped" else cfg.init_from)
         except (ValueError, OSError) as e:
             raise ValueError(f"init_from {cfg.init_from}: {e}") from None
         if start.config != cfg.model:
             raise ValueError(f"init_from {cfg.init_from}: its DiT config {start.config.to_dict()} differs from model "
                              f"{cfg.model.to_dict()}")
+        # the weights fit any VAE and encoder of these widths, but learned another latent space or
+        # another text embedding: allowed (a deliberate transfer), never silent
+        from spacetime.data.cache import file_digest
+
+        changed = [f"{what} {was!r} -> {now!r}" for what, was, now in (
+            ("text_encoder", start_config.get("text_encoder"), cfg.text_encoder),
+            ("text_max_length", start_config.get("text_max_length"), cfg.text_max_length),
+            ("VAE (weights sha256)", file_digest(start_dir / "vae" / "model.safetensors")[:12],
+             file_digest(Path(vae_dir) / "model.safetensors")[:12])) if was != now
+            and not (what == "text_encoder" and was == "text_encoder")]
+        if changed and main_rank:
+            log.warning("init_from %s was trained with another %s; fine-tuning from it anyway", cfg.init_from,
+                        "; ".join(changed))
         model.load_state_dict(start.state_dict())
         ema.load_state_dict(start.state_dict())
         if main_rank:
