@@ -356,3 +356,136 @@ def test_input_formats_are_sniffed_from_their_bytes(tmp_path, ext, make):
             "webm": "video/webm", "avi": "video/x-msvideo"}[ext]
     renamed = path.rename(tmp_path / "renamed.dat")  # the extension plays no part
     assert sniff_mime(renamed) == want
+
+
+BAD_PEM = "-----BEGIN CERTIFICATE-----\nMIIBgarbage\n-----END CERTIFICATE-----\n"
+
+
+def test_a_malformed_trust_anchor_is_a_usage_error_not_tampering(tmp_path, cfg, capsys, monkeypatch):
+    # C2PA parses anchors only while reading a manifest: a bad one used to make every intact file "tampered"
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(cfg))
+    out = tmp_path / "out.mp4"
+    write_output(_clip(3), out, 8.0, Provenance(_claims(), config_dir=cfg))
+    bad = tmp_path / "bad.pem"
+    bad.write_text(BAD_PEM)
+    capsys.readouterr()
+    assert main(["verify", "--trust-anchors", str(bad), str(out)]) == 3
+    assert f"--trust-anchors {bad}: not a valid PEM certificate" in capsys.readouterr().err
+    # read_credentials itself blames the anchors when the file reads without them
+    with pytest.raises(SigningKeyError, match="trust anchors"):
+        read_credentials(out, BAD_PEM)
+    ca = cfg / "signing" / "ca.pem"  # a truncated local CA: the same, for every file
+    ca.write_bytes(ca.read_bytes()[:100])
+    assert main(["verify", str(out)]) == 3
+    assert f"local CA {ca}: not a valid PEM certificate" in capsys.readouterr().err
+    assert main(["verify", "--no-local-ca", str(out)]) == 0  # not trusted, intact, and the watermark says so
+
+
+def test_bad_trust_settings_in_signing_json_exit_3_with_a_message(tmp_path, cfg, capsys, monkeypatch):
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(cfg))
+    out = tmp_path / "out.mp4"
+    write_output(_clip(3), out, 8.0, Provenance(_claims(), config_dir=cfg))
+    for text, why in (("{bad json", "cannot be read as JSON"), ('{"trust_anchors": "/nonexistent.pem"}', "no such file"),
+                      ('{"trust_anchors": 5}', "")):
+        (cfg / "signing.json").write_text(text)
+        capsys.readouterr()
+        assert main(["verify", "--json", str(out)]) == 3, text
+        captured = capsys.readouterr()
+        assert captured.out == "" and why in captured.err and "spacetime verify: error:" in captured.err
+
+
+def test_verify_usage_errors_exit_3_not_tampered(tmp_path):
+    plain = tmp_path / "plain.mp4"
+    write_video(_clip(3), plain)
+    for argv in (["verify", "--bogus", str(plain)], ["-v", "verify"], ["--verbose", "verify", "--json"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 3, argv
+    with pytest.raises(SystemExit) as e:  # other commands keep argparse's 2
+        main(["world", "--bogus"])
+    assert e.value.code == 2
+
+
+def test_missing_files_have_the_same_json_keys_as_checked_ones(tmp_path, capsys):
+    plain = tmp_path / "plain.mp4"
+    write_video(_clip(3), plain)
+    assert main(["verify", "--json", str(plain), str(tmp_path / "nope.mp4")]) == 3
+    checked, missing = json.loads(capsys.readouterr().out)
+    assert set(checked) <= set(missing)
+    assert missing["c2pa"] is None and missing["watermark"] is None and missing["ai_generated_by_spacetime"] is None
+
+
+def test_verify_into_a_closed_pipe_is_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    plain = tmp_path / "plain.mp4"
+    write_video(_clip(3), plain)
+    proc = subprocess.Popen([sys.executable, "-m", "spacetime", "verify", *[str(plain)] * 40],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "SPACETIME_CONFIG_DIR": str(tmp_path / "c")})
+    proc.stdout.close()  # as `| head` does once it has its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and "Traceback" not in err, err
+
+
+def test_verify_streams_frames_so_memory_does_not_grow_with_the_clip(tmp_path):
+    import tracemalloc
+
+    from spacetime.provenance.verify import _watermark
+
+    yy, xx = np.mgrid[0:720, 0:1280]
+    frames = np.stack([np.stack([(xx // 5 + 3 * t) % 256, yy % 256, np.full_like(xx, 128)], -1)
+                       for t in range(24)]).astype(np.uint8)  # 24 frames of 720p: 66 MB as RGB
+    path = write_video(frames, tmp_path / "hd.mp4", fps=24)
+    decoded, _ = read_video(path)
+    expected = detect_watermark(decoded).as_dict()
+    del decoded
+    tracemalloc.start()
+    try:
+        got = _watermark(path, "spacetime-watermark-v1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == expected  # the same frames, the same score
+    assert peak < 48 * 2**20, peak  # a few frames at a time (was every frame, as RGB and as float32 luma)
+
+
+def _sawtooth_pan(num_frames: int = 40) -> np.ndarray:
+    yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
+    return np.stack([(xx + 0.5 * yy + 4 * t) % 256 for t in range(num_frames)]).astype(np.uint8)[..., None].repeat(3, -1)
+
+
+def test_smooth_content_does_not_imitate_the_mark(tmp_path):
+    # the public key's chips are unbalanced over stretches of steps (the constant cosine's +1 in 11 of
+    # the first 12): a grey sawtooth panning, through H.264, scored 5.5 and was called spacetime's
+    path = write_video(_sawtooth_pan(), tmp_path / "grad.mp4", fps=24, crf=20)
+    assert watermark_score(read_video(path)[0]) < THRESHOLD - 1
+    yy = np.mgrid[0:64, 0:64][0].astype(np.float32)
+    for rate in (1.5, 3.0, 6.0):  # a steady brightening and a fade-in: what a camera or an editor makes
+        bright = np.stack([np.clip(40 + yy + rate * t, 0, 255) for t in range(33)])
+        fade = np.stack([np.clip((60 + 2 * yy) * min(1.0, rate * t / 60), 0, 255) for t in range(33)])
+        for clip in (bright, fade):
+            assert watermark_score(np.rint(clip).astype(np.uint8)[..., None].repeat(3, -1)) < THRESHOLD - 1, rate
+    # and marks made before the detector changed still verify: the embedder is the same
+    marked = tmp_path / "marked.mp4"
+    write_video(watermark(_clip(2), gain=1.0), marked, crf=28)
+    assert detect_watermark(read_video(marked)[0]).detected
+
+
+def test_manifest_bytes_are_found_by_their_box_at_the_ends_of_a_file(tmp_path, cfg):
+    from spacetime.provenance.credentials import _holds_manifest_bytes
+
+    signed = tmp_path / "signed.mp4"
+    write_output(_clip(3), signed, 8.0, Provenance(_claims(), config_dir=cfg))
+    assert _holds_manifest_bytes(signed)
+    words = tmp_path / "words.mp4"  # a file that merely mentions the box names holds no manifest
+    words.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"a jumb box labelled c2pa " * 50)
+    assert not _holds_manifest_bytes(words)
+    sparse = tmp_path / "sparse.mp4"  # 6 GB, mostly holes: only its first and last 64 MiB are read
+    for at, found in ((0, True), (3 << 30, False), ((6 << 30) - 2000, True)):
+        with open(sparse, "wb") as f:
+            f.truncate(6 << 30)
+            f.seek(at)
+            f.write(signed.read_bytes()[:2000])
+        assert _holds_manifest_bytes(sparse) is found, at
+    sparse.unlink()

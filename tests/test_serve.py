@@ -785,6 +785,9 @@ def test_cli_refuses_before_binding(tmp_path, capsys, tiny_model_dir):
     assert "cannot go with --no-provenance" in capsys.readouterr().err
     assert main([*model, "--trust-anchors", str(tmp_path / "none.pem")]) == 1
     assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIBgarbage\n-----END CERTIFICATE-----\n")
+    assert main([*model, "--trust-anchors", str(tmp_path / "bad.pem")]) == 1  # was accepted: every upload "tampered"
+    assert "not a valid PEM certificate" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["serve", "--port", "70000"])
     assert e.value.code == 2 and "--port" in capsys.readouterr().err
@@ -923,3 +926,21 @@ def test_the_official_openai_sdk_drives_the_server(server, tmp_path):
     with pytest.raises(openai.NotFoundError):
         client.videos.retrieve("video_" + "0" * 32)
     assert client.videos.delete(remix.id).deleted
+
+
+def test_verify_upload_reports_a_cut_signed_file_as_tampered_as_the_cli_does(tmp_path, monkeypatch):
+    # its manifest is present but unreadable (claims None): that is tampering, not "not an MP4"
+    from spacetime.provenance import Provenance, generation_claims, verify_file, write_output
+    from spacetime.serve.bodies import verify_upload
+
+    cfg = tmp_path / "config"
+    monkeypatch.setenv("SPACETIME_CONFIG_DIR", str(cfg))
+    claims = generation_claims(prompt="a ball", model={"name": "m", "sha256": "ab" * 32}, parameters={}, seed=0,
+                               mode="text-to-video")
+    signed = tmp_path / "signed.mp4"
+    write_output(make_clip(1, num_frames=17, height=32, width=32).frames, signed, 8.0, Provenance(claims, config_dir=cfg))
+    cut = signed.read_bytes()[:-100]
+    report = verify_upload(cut, "cut.mp4", lambda path, name: verify_file(path, config_dir=cfg))
+    assert report["exit_code"] == 2 and report["c2pa"]["present"] and not report["c2pa"]["valid"]
+    (tmp_path / "cut.mp4").write_bytes(cut)
+    assert main(["verify", str(tmp_path / "cut.mp4")]) == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -251,7 +252,8 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         out = train_vae(cfg)
     finally:
         leave_distributed()
-    print(f"trained VAE written to {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per rank
+        print(f"trained VAE written to {out}")
     return 0
 
 
@@ -264,7 +266,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = train_dit(cfg)
     finally:
         leave_distributed()
-    print(f"trained text-to-video model written to {out}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"trained text-to-video model written to {out}")
     return 0
 
 
@@ -305,7 +308,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--mode connect needs --video2")
     for flag, path in (("--image", args.image), ("--video", args.video), ("--video2", args.video2)):
         if path is not None and not path.is_file():
-            raise ValueError(f"{flag} {path}: no such file")
+            raise ValueError(f"{flag} {path}: {'is a directory, not a file' if path.is_dir() else 'no such file'}")
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
     if args.output.is_dir():
@@ -347,7 +350,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         from spacetime.data.decode import video_info
 
         try:
-            source_fps = video_info(args.video)["fps"]
+            info = video_info(args.video)
+            source_fps = None if info["still"] else info["fps"]  # a still has no rate to play at
         except Exception:  # noqa: BLE001 - an unreadable file is reported by the pipeline, naming it
             source_fps = None
         if source_fps and abs(source_fps - fps) > 0.01 * fps:
@@ -409,27 +413,35 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from spacetime.provenance import format_report, verify_file
-
-    for pem in args.trust_anchors:  # a trust setting that cannot be read is a usage error: nothing is checked
-        text = pem.read_text(errors="replace") if pem.is_file() else None
-        if text is None or "-----BEGIN CERTIFICATE-----" not in text:
-            print(f"spacetime verify: error: --trust-anchors {pem}: "
-                  f"{'no such file' if text is None else 'not a PEM certificate file'}", file=sys.stderr)
-            return VERIFY_UNCHECKED
+    from spacetime.provenance import SigningKeyError, format_report, trust_anchors, verify_file
 
     def check(f: Path) -> dict:
-        # a path that cannot be checked is reported in its place, and the others are still checked
+        # a path that cannot be checked is reported in its place, and the others are still checked;
+        # its report has every key of a checked file's, as null, so scripts can index them
         if not f.is_file():
             why = "is a directory" if f.is_dir() else "no such file"
-            return {"file": str(f), "exit_code": VERIFY_UNCHECKED, "verdict": f"not checked: {why}", "error": why}
-        return verify_file(f, anchors=args.trust_anchors, use_local_ca=not args.no_local_ca)
+            return {"file": str(f), "exit_code": VERIFY_UNCHECKED, "verdict": f"not checked: {why}", "error": why,
+                    "ai_generated_by_spacetime": None, "c2pa": None, "watermark": None}
+        return verify_file(f, trust_pem=pem)
 
-    reports = [check(f) for f in args.files]
-    if args.json:
-        print(json.dumps(reports, indent=1))
-    else:
-        print("\n".join(f"{r['file']}: error: {r['error']}" if "error" in r else format_report(r) for r in reports))
+    # the trust settings, once: one that cannot be used (a missing or malformed anchor, a broken
+    # signing.json) is a usage error and nothing is checked, never "tampered" or "no mark"
+    try:
+        pem = trust_anchors(extra=args.trust_anchors, local=not args.no_local_ca)
+        reports = [check(f) for f in args.files]
+    except (SigningKeyError, OSError, TypeError, ValueError) as e:
+        print(f"spacetime verify: error: {e}", file=sys.stderr)
+        return VERIFY_UNCHECKED
+    try:
+        if args.json:
+            print(json.dumps(reports, indent=1))
+        else:
+            print("\n".join(f"{r['file']}: error: {r['error']}" if "error" in r else format_report(r) for r in reports))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `spacetime verify ... | head`: the reader left; the exit code still counts
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     codes = {r["exit_code"] for r in reports}
     # tampered outranks everything: a damaged file must not hide behind a missing one
     return 2 if 2 in codes else VERIFY_UNCHECKED if VERIFY_UNCHECKED in codes else 1 if 1 in codes else 0
@@ -484,9 +496,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not loopback and token is None:
         logging.getLogger("spacetime.serve").warning("listening on %s without --token-file: anyone who can reach it "
                                                      "can generate and delete videos", args.host)
-    for anchor in args.trust_anchors:
-        if not anchor.is_file():
-            raise ValueError(f"--trust-anchors {anchor}: no such file")
+    from spacetime.provenance import SigningKeyError, trust_anchors
+
+    try:  # every anchor parsed now: a bad one would make each signed upload read as tampered
+        trust_anchors(extra=args.trust_anchors)
+    except SigningKeyError as e:
+        raise ValueError(str(e)) from None
     # the model is loaded and the signing key checked before the port is bound: a missing default
     # model or a bad key fails here, clearly
     pipe = SpacetimePipeline.from_pretrained(args.model)
@@ -519,15 +534,16 @@ VERIFY_UNCHECKED = 3  # `spacetime verify`: a file or setting could not be check
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # argparse's usage errors exit 2, which verify's callers read as "tampered"
-        command = (sys.argv[1:] if argv is None else argv)[:1]
-        if e.code == 2 and command == ["verify"]:
+        # the command is the first word that is not a flag (the global flags take no values)
+        if e.code == 2 and next((a for a in argv if not a.startswith("-")), None) == "verify":
             raise SystemExit(VERIFY_UNCHECKED) from None
         raise
-    if extra and not getattr(args, "overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

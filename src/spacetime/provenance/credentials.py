@@ -25,7 +25,7 @@ from pathlib import Path
 
 from spacetime import __version__
 from spacetime.atomic import atomic_path
-from spacetime.provenance.identity import SigningIdentity
+from spacetime.provenance.identity import SigningIdentity, SigningKeyError
 
 log = logging.getLogger(__name__)
 
@@ -267,15 +267,36 @@ def _summary(active: dict) -> dict:
     }
 
 
-def _holds_manifest_bytes(path: Path) -> bool:
-    """Whether the raw bytes hold a C2PA manifest store: a JUMBF superbox ("jumb") labelled "c2pa"."""
-    import mmap
+# a JUMBF description box typed as a C2PA manifest store (UUID 63327061-0011-0010-8000-00AA00389B71)
+_STORE = b"jumdc2pa\x00\x11\x00\x10\x80\x00\x00\xaa\x00\x38\x9b\x71"
+_SCAN = 64 << 20  # bytes searched at each end of a file
 
-    if path.stat().st_size == 0:
+
+def _holds_manifest_bytes(path: Path) -> bool:
+    """Whether the raw bytes hold a C2PA manifest store. Writers put it near the start (MP4: a uuid
+    box before the media; PNG: a chunk before the pixels) or at the end, so the first and last
+    64 MiB are searched: a damaged 6 GB file is not read whole to answer."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(_SCAN).find(_STORE) >= 0:
+            return True
+        if size <= _SCAN:
+            return False
+        f.seek(max(_SCAN - len(_STORE), size - _SCAN))  # overlapping the first part by the box's length
+        return f.read().find(_STORE) >= 0
+
+
+def _readable(path: Path) -> bool:
+    """Whether C2PA reads the file with no trust anchors set."""
+    import c2pa
+
+    try:
+        reader = c2pa.Reader.try_create(str(path), context=_context({}))
+    except c2pa.C2paError:
         return False
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        at = m.find(b"jumb")
-        return at >= 0 and m.find(b"c2pa", at) >= 0
+    if reader is not None:
+        reader.close()
+    return True
 
 
 def read_credentials(path: str | os.PathLike, trust_anchors_pem: str = "") -> dict:
@@ -292,6 +313,10 @@ def read_credentials(path: str | os.PathLike, trust_anchors_pem: str = "") -> di
         out["note"] = f"C2PA does not read {_format(path)} files"
         return out
     except c2pa.C2paError as e:
+        if settings and _readable(path):
+            # the file reads without the anchors: they are at fault, not the file (C2PA parses
+            # the anchors only while reading a manifest, so a bad one fails every signed file)
+            raise SigningKeyError(f"C2PA cannot use the trust anchors ({e})") from None
         # C2PA raises the same error for a damaged file with a manifest and for a damaged file
         # without one: only the first is "changed after signing"; the second just has no
         # credentials to read

@@ -207,13 +207,30 @@ def resolve_identity(cert: str | os.PathLike | None = None, key: str | os.PathLi
 
 def trust_anchors(directory: str | os.PathLike | None = None, extra: list[str | os.PathLike] = (),
                   local: bool = True) -> str:
-    """PEM roots `verify` trusts: the local CA (if made and `local`), signing.json's, and `extra` files."""
+    """PEM roots `verify` trusts: the local CA (if made and `local`), signing.json's, and `extra` files.
+
+    Raises SigningKeyError naming a file that is missing or holds no valid PEM certificate, and for
+    an unreadable signing.json: a trust setting that cannot be used means nothing can be checked."""
     pems = []
     local_ca = config_dir(directory) / SIGNING_DIR / "ca.pem"
     if local and local_ca.is_file():
-        pems.append(_read(local_ca, "local CA"))
+        pems.append(_anchors(local_ca, "local CA"))
     conf = _settings(directory)
     if conf.get("trust_anchors"):
-        pems.append(_read(Path(conf["trust_anchors"]), "trust anchors"))
-    pems += [_read(Path(p), "trust anchors") for p in extra]
+        pems.append(_anchors(Path(conf["trust_anchors"]), "trust anchors"))
+    pems += [_anchors(Path(p), "--trust-anchors") for p in extra]
     return b"".join(p if p.endswith(b"\n") else p + b"\n" for p in pems).decode("ascii", "replace")
+
+
+def _anchors(path: Path, what: str) -> bytes:
+    """A trust-anchor file's bytes, once they parse as PEM certificates: C2PA fails on a bad anchor
+    while reading each file's manifest, which would make every signed file look tampered."""
+    from cryptography import x509
+
+    pem = _read(path, what)
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError as e:
+        why = "not a valid PEM certificate" if b"-----BEGIN CERTIFICATE-----" in pem else "not a PEM certificate file"
+        raise SigningKeyError(f"{what} {path}: {why} ({e})") from None
+    return pem

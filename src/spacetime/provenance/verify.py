@@ -10,36 +10,66 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from spacetime.provenance.credentials import GENERATOR, read_credentials
 from spacetime.provenance.identity import trust_anchors
-from spacetime.provenance.watermark import DEFAULT_KEY, THRESHOLD, detect_watermark
+from spacetime.provenance.watermark import DEFAULT_KEY, THRESHOLD, detect_watermark_stream
 
 MAX_FRAMES = 240  # the watermark is judged on the first frames; more add nothing but time
 
 VERIFIED, NOT_FOUND, TAMPERED = 0, 1, 2
 
 
+def _frames(path: Path, limit: int):
+    """Up to `limit` RGB frames of the file's first video stream, one at a time, upright as players
+    show them. Not `read_video`, which holds every frame: 240 frames of 4K RGB are 6 GB. Damaged
+    packets are skipped as there; one thread, since frame threads drop frames around damage."""
+    from spacetime.data.decode import MAX_BAD_PACKETS, VideoReadError, _open
+
+    container, stream = _open(path)  # VideoReadError naming the file
+    with container:
+        stream.thread_type = "NONE"
+        n, bad, packets = 0, 0, container.demux(stream)
+        while n < limit and bad < MAX_BAD_PACKETS:
+            try:
+                frames = next(packets).decode()
+            except StopIteration:
+                break
+            except Exception:  # noqa: BLE001 — a damaged packet: on to the next
+                bad += 1
+                continue
+            for frame in frames[: limit - n]:
+                turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0
+                yield np.rot90(frame.to_ndarray(format="rgb24"), turns)
+                n += 1
+    if n == 0:
+        raise VideoReadError(f"{path}: no decodable frames")
+
+
 def _watermark(path: Path, key: str) -> dict:
     from spacetime.data.decode import VideoReadError
-    from spacetime.data.video import read_video
 
     try:
-        frames, _ = read_video(path, max_frames=MAX_FRAMES)
+        out = detect_watermark_stream(_frames(path, MAX_FRAMES), key).as_dict()
     except (VideoReadError, OSError, ValueError) as e:
         return {"detected": False, "score": None, "threshold": THRESHOLD, "frames": 0, "note": f"cannot decode: {e}"}
-    out = detect_watermark(frames, key).as_dict()
     if out["score"] is None:
         out["note"] = f"{out['frames']} frame(s): the watermark is judged on stills (1 frame) and on videos of 8 frames or more"
     return out
 
 
 def verify_file(path: str | os.PathLike, *, anchors: list[str | os.PathLike] = (), use_local_ca: bool = True,
-                config_dir: str | os.PathLike | None = None, key: str = DEFAULT_KEY) -> dict:
-    """A JSON-ready report on one file; `report["exit_code"]` is what `spacetime verify` returns."""
+                config_dir: str | os.PathLike | None = None, key: str = DEFAULT_KEY, trust_pem: str | None = None) -> dict:
+    """A JSON-ready report on one file; `report["exit_code"]` is what `spacetime verify` returns.
+
+    `trust_pem`: the PEM roots already resolved by `trust_anchors` (checking many files), instead
+    of `anchors`, `use_local_ca` and `config_dir`. An anchor that is missing or not a valid
+    certificate raises SigningKeyError: nothing can be checked with it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    pem = trust_anchors(config_dir, list(anchors), local=use_local_ca)
+    pem = trust_anchors(config_dir, list(anchors), local=use_local_ca) if trust_pem is None else trust_pem
     c2pa = read_credentials(path, pem)
     claims = c2pa["claims"] or {}
     by_spacetime = bool(claims.get("ai_generated")) and str(claims.get("generator") or "").startswith(GENERATOR)

@@ -128,8 +128,11 @@ VERIFY_SUFFIXES = {"image/png": ".png", "video/mp4": ".mp4", "video/x-m4v": ".mp
 def verify_upload(data: bytes, filename: str | None, check) -> dict:
     """Check uploaded bytes: kept in a server-owned temp file (named by what the bytes are, as C2PA
     reads by extension), checked, and removed whatever happens."""
+    import logging
     import os
     import tempfile
+
+    from spacetime.provenance import SigningKeyError
 
     if not data:
         raise ApiError(400, "invalid_file", "file: the file is empty", "file")
@@ -142,11 +145,14 @@ def verify_upload(data: bytes, filename: str | None, check) -> dict:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         report = check(Path(tmp), public)
+    except SigningKeyError as e:  # this server's trust anchors, not the upload: nothing can be checked
+        logging.getLogger(__name__).error("cannot check uploads: %s", e)
+        raise ApiError(500, "server_error", "the server's trust anchors cannot be used; see its log") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
-    # a file with no readable manifest that does not decode either is not an MP4 or PNG at all (C2PA
-    # calls any unparsable container "manifest unreadable", which would read as tampered)
-    if report["c2pa"]["claims"] is None and str(report["watermark"].get("note", "")).startswith("cannot decode"):
+    # a file that holds no manifest and does not decode is not an MP4 or PNG at all; one whose
+    # manifest is present but unreadable (a signed file cut short) is reported, tampered, as the CLI does
+    if not report["c2pa"]["present"] and str(report["watermark"].get("note", "")).startswith("cannot decode"):
         raise ApiError(400, "invalid_file", f"file: not a readable MP4 or PNG ({report['watermark']['note']})", "file")
     return report
 
