@@ -157,3 +157,53 @@ def test_world_folder_loads_as_folder_dataset(tmp_path):
     assert item["caption"] == row["captions"]["detailed"]
     loader = torch.utils.data.DataLoader(ds, batch_size=3)
     assert next(iter(loader))["video"].shape == (3, 3, 9, 32, 48)
+
+
+def test_the_nearest_frame_is_found_past_an_uneven_gap_at_the_window_end(tmp_path):
+    """A variable-frame-rate video: the frame nearest the clip's last time lies past the old
+    one-step padding of the decoded window, and must still be the one taken."""
+    from fractions import Fraction
+
+    import av
+
+    d = tmp_path / "d"
+    d.mkdir()
+    times, levels = [0.0, 0.05, 0.31, 0.4], [20, 90, 160, 230]
+    with av.open(str(d / "vfr.mp4"), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(10))
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv444p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for t, v in zip(times, levels):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), v, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    (d / "captions.jsonl").write_text('{"path": "vfr.mp4", "caption": "steps"}\n')
+    ds = FolderVideoDataset(d, num_frames=3, fps=10, size=(16, 16), random_start=False)
+    # times 0, 0.1, 0.2 -> frames at 0 (exact), 0.05 (0.05 away) and 0.31 (0.11 away; 0.05 is 0.15 away)
+    np.testing.assert_allclose(level(ds[0]["video"]), [20, 90, 160], atol=3)
+
+
+def test_a_folder_whose_videos_are_all_too_small_says_so(tmp_path):
+    from spacetime.data.streams import DataConfig, dit_items
+    from spacetime.data.video import VideoReadError
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(np.zeros((5, 8, 8, 3), np.uint8), d / "tiny.mp4", fps=8)
+    (d / "captions.jsonl").write_text('{"path": "tiny.mp4", "caption": "tiny"}\n')
+    items = dit_items(DataConfig(source="folder", path=str(d), num_frames=5, native_size=True), 0, None)
+    with pytest.raises(VideoReadError, match="can be used") as e:
+        next(items)
+    assert "could be decoded" not in str(e.value) and "under one 16x16 latent patch" in str(e.value)
+
+
+def test_probe_says_a_captioned_path_is_a_directory(tmp_path):
+    from spacetime.data.probe import probe_folder
+
+    d = tmp_path / "d"
+    (d / "clips.mp4").mkdir(parents=True)
+    (d / "captions.jsonl").write_text('{"path": "clips.mp4", "caption": "a folder"}\n')
+    (row,) = probe_folder(d, progress=False)
+    assert not row["ok"] and row["error"] == "named in captions.jsonl line 1 but is a directory"

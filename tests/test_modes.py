@@ -387,3 +387,78 @@ def test_pipeline_to_moves_every_part(pipe):
     assert pipe.to("cpu") is pipe and pipe._device == torch.device("cpu")
     assert pipe.text_encoder.device == torch.device("cpu")
     assert run(pipe, num_frames=5)[0].shape == (5, 32, 32, 3)
+
+
+# --- inputs from users' files, found by the bug hunt ---
+
+
+def test_image_files_are_read_upright_opaque_and_whole(pipe, tmp_path):
+    from PIL import Image
+
+    load = SpacetimePipeline._load_media
+    # a phone photo: stored 64 wide, 32 high, with EXIF "rotate 90 clockwise"; a marker top-left
+    img = np.zeros((32, 64, 3), np.uint8)
+    img[:8, :8] = 255
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    Image.fromarray(img).save(tmp_path / "exif6.jpg", exif=ex.tobytes(), quality=95)
+    upright = load(str(tmp_path / "exif6.jpg"), "image")
+    assert upright.shape == (1, 64, 32, 3) and upright[0, :8, -8:].mean() > 200
+    assert run(pipe, image=str(tmp_path / "exif6.jpg"), num_frames=5)[0].shape == (5, 64, 32, 3)
+    # transparent pixels hiding magenta: composited over black, not shown
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., :3] = (255, 0, 255)
+    rgba[8:24, 8:24] = (0, 200, 0, 255)
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    frame = load(str(tmp_path / "alpha.png"), "image")[0]
+    assert frame[0, 0].tolist() == [0, 0, 0] and frame[16, 16].tolist() == [0, 200, 0]
+    # an animated PNG as a video keeps every frame (as an image, its first)
+    frames = [Image.fromarray(np.full((32, 32, 3), 20 * k, np.uint8)) for k in range(9)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:], duration=125)
+    video = load(str(tmp_path / "anim.png"), "video")
+    assert video.shape == (9, 32, 32, 3)
+    np.testing.assert_allclose(video[:, 0, 0, 0], 20 * np.arange(9), atol=1)
+    assert load(str(tmp_path / "anim.png"), "image").shape == (1, 32, 32, 3)
+    assert run(pipe, video=str(tmp_path / "anim.png"), strength=0.5)[0].shape == (9, 32, 32, 3)
+    # a video under an image's name is read by FFmpeg
+    write_video(clip(3), tmp_path / "v.mp4", fps=8)
+    (tmp_path / "v.mp4").rename(tmp_path / "really_mp4.png")
+    assert load(str(tmp_path / "really_mp4.png"), "image").shape == (1, 32, 32, 3)
+    assert load(str(tmp_path / "really_mp4.png"), "video").shape == (9, 32, 32, 3)
+    # a directory is named as one
+    with pytest.raises(ValueError, match="is a directory"):
+        load(str(tmp_path), "video")
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_a_named_error(pipe, tmp_path):
+    import time
+
+    from PIL import Image
+
+    Image.new("1", (16320, 12240)).save(tmp_path / "huge.png")  # 200 megapixels, 24 kB on disk
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"image: .*huge\.png' is too large to read"):
+        run(pipe, image=str(tmp_path / "huge.png"), height=32, width=32)
+    assert time.perf_counter() - t0 < 2  # refused from the header: nothing decoded
+
+
+def test_cli_input_files_stills_and_directories(pipe, tmp_path, capsys, caplog):
+    from PIL import Image
+
+    from spacetime.checkpoint import save_model
+    from spacetime.cli import main
+
+    (tmp_path / "adir").mkdir()
+    for flag in ("--image", "--video"):  # checked before any model is loaded
+        assert main(["generate", "x", flag, str(tmp_path / "adir"), "--output", str(tmp_path / "x.mp4")]) == 1
+        assert "adir: is a directory" in capsys.readouterr().err
+    vae_dir = save_model(tmp_path / "vae", {"model": pipe.vae.config.to_dict()}, pipe.vae)
+    cfg = {"format": "spacetime-pipeline", "dit": pipe.dit.config.to_dict(), "text_encoder": "hash:32",
+           "text_max_length": 16, "defaults": {"num_frames": 9, "height": 32, "width": 32, "fps": 8.0}}
+    model = str(save_model(tmp_path / "model", cfg, pipe.dit, subdirs={"vae": vae_dir}))
+    base = ["generate", "a red ball", "--model", model, "--num-inference-steps", "2", "--no-provenance"]
+    Image.fromarray(clip(4)[0]).save(tmp_path / "still.png")
+    with caplog.at_level(logging.WARNING, logger="spacetime.cli"):  # a still has no frame rate to warn of
+        assert main([*base, "--video", str(tmp_path / "still.png"), "--num-frames", "5",
+                     "--output", str(tmp_path / "s.mp4")]) == 0
+    assert "fps" not in caplog.text

@@ -386,3 +386,163 @@ def test_reads_other_containers(tmp_path, name, fmt, codec, pix):
     assert frames.shape == (5, 32, 32, 3) and fps == pytest.approx(10)
     np.testing.assert_allclose(frames.mean((1, 2, 3)), levels, atol=4)
     assert decode(tmp_path / name, rgb=False).damage is None  # an intact file is not called damaged
+
+
+# --- found by the bug hunt: orientation, transparency, damage the timestamps show, stream choice ---
+
+
+def _encode(path, fmt, codec, levels, rate=10, size=(32, 32), pix="yuv420p", times=None, opts=None):
+    """A file of flat grey frames, one per level; `times` (s) places them at uneven times."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=Fraction(rate))
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], pix
+        stream.options = opts or {}
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for k, v in enumerate(levels):
+            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), v, np.uint8), format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = round(times[k] * 1000), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_exif_orientation_is_applied_to_pil_images(tmp_path):
+    img = np.zeros((32, 64, 3), np.uint8)  # stored 64 wide, 32 high; a marker top-left
+    img[:8, :8] = 255
+    ex = Image.Exif()
+    ex[0x0112] = 6  # "rotate 90 clockwise to view", as phones write it
+    Image.fromarray(img).save(tmp_path / "p.jpg", exif=ex.tobytes(), quality=95)
+    with Image.open(tmp_path / "p.jpg") as im:
+        frames = to_uint8_frames(im)
+    assert frames.shape == (1, 64, 32, 3)  # upright, as viewers (and FFmpeg, below) show it
+    assert frames[0, :8, -8:].mean() > 200 and frames[0, :8, :8].mean() < 50  # top-left went top-right
+    assert read_video(tmp_path / "p.jpg")[0].shape == frames.shape
+
+
+def test_transparency_is_composited_over_black(tmp_path):
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., :3] = (255, 0, 255)  # magenta hidden under fully transparent pixels...
+    rgba[4:12, 4:12] = (0, 200, 0, 255)  # ...around an opaque green square
+    expected = np.zeros((16, 16, 3), np.uint8)
+    expected[4:12, 4:12] = (0, 200, 0)
+    np.testing.assert_array_equal(to_uint8_frames(rgba)[0], expected)  # an RGBA array
+    np.testing.assert_array_equal(to_uint8_frames(rgba.astype(np.float32) / 255)[0], expected)
+    np.testing.assert_array_equal(to_uint8_frames(Image.fromarray(rgba))[0], expected)  # a PIL image
+    la = Image.fromarray(np.stack([np.full((16, 16), 200, np.uint8), rgba[..., 3]], -1), mode="LA")
+    assert to_uint8_frames(la)[0, 0, 0].tolist() == [0, 0, 0] and to_uint8_frames(la)[0, 8, 8].tolist() == [200] * 3
+    half = rgba.copy()
+    half[..., 3] = 128
+    assert to_uint8_frames(half)[0, 0, 0].tolist() == [128, 0, 128]  # partly: mixed with black
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_video(tmp_path / "a.png")[0][0], expected)  # FFmpeg's rgba PNG
+    # a video with alpha (PNG in MOV, rgba): composited the same way
+    with av.open(str(tmp_path / "a.mov"), "w", format="mov") as out:
+        stream = out.add_stream("png", rate=Fraction(8))
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "rgba"
+        for _ in range(2):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")))
+        out.mux(stream.encode(None))
+    frames, _ = read_video(tmp_path / "a.mov")
+    assert frames.shape == (2, 16, 16, 3)
+    np.testing.assert_array_equal(frames[1], expected)
+
+
+def test_damage_in_containers_without_a_frame_count_is_reported(tmp_path, caplog):
+    from spacetime.data.probe import probe_video
+
+    levels = [(10 + 2 * k) % 250 for k in range(100)]
+    whole = _encode(tmp_path / "whole.mkv", "matroska", "libx264", levels, rate=8, opts={"g": "8"})
+    data = whole.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 6 // 10])  # a download cut short
+    row = probe_video(tmp_path / "cut.mkv")
+    assert not row["ok"] and 40 < row["frames"] < 100 and "of the 12.500 s the container gives" in row["error"]
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.video"):
+        assert 40 < len(read_video(tmp_path / "cut.mkv")[0]) < 100
+    assert "damaged" in caplog.text
+    webm = _encode(tmp_path / "whole.webm", "webm", "libvpx-vp9", levels[:60], rate=30)
+    (tmp_path / "cut.webm").write_bytes(webm.read_bytes()[: webm.stat().st_size * 6 // 10])
+    row = probe_video(tmp_path / "cut.webm")
+    assert not row["ok"] and "the container gives" in row["error"]
+    # frames lost in the middle (a gap in a steady rate), and timestamps that go back
+    d = decode(whole, rgb=False)
+    assert d.damage is None and len(d.times) == 100
+    times = [k / 8 for k in range(100)]
+    gap = _encode(tmp_path / "gap.mkv", "matroska", "libx264", levels[:40], rate=8, times=times[:20] + times[52:72])
+    row = probe_video(gap)
+    assert not row["ok"] and "a 4.125 s gap after 2.375 s (about 32 frames missing)" in row["error"]
+    assert row["duration"] == pytest.approx(5.0)  # what decodes: the gap is not counted
+    # two TS files joined end to end: the second's timestamps restart; it plays on after the first
+    a = _encode(tmp_path / "a.ts", "mpegts", "libx264", levels[:25], rate=25)
+    (tmp_path / "ab.ts").write_bytes(a.read_bytes() * 2)
+    row = probe_video(tmp_path / "ab.ts")
+    assert not row["ok"] and "timestamps restart" in row["error"]
+    assert row["frames"] == 50 and row["duration"] == pytest.approx(2.0)
+    # a frame size change part-way stops the read: the frames after it are counted as lost
+    b = _encode(tmp_path / "b.ts", "mpegts", "libx264", levels[:25], rate=25, size=(48, 80))
+    (tmp_path / "ab2.ts").write_bytes(a.read_bytes() + b.read_bytes())
+    row = probe_video(tmp_path / "ab2.ts")
+    assert not row["ok"] and "frame size changes from 32x32 to 80x48" in row["error"]
+
+
+@pytest.mark.parametrize(
+    "name,fmt,codec,pix,opts,times",
+    [
+        ("a.mp4", "mp4", "libx264", "yuv420p", None, None),
+        ("a.mov", "mov", "libx264", "yuv420p", None, None),
+        ("a.mkv", "matroska", "libx264", "yuv420p", None, None),
+        ("b.mkv", "matroska", "mpeg4", "yuv420p", None, None),
+        ("a.webm", "webm", "libvpx-vp9", "yuv420p", None, None),
+        ("b.webm", "webm", "libvpx", "yuv420p", None, None),
+        ("a.ts", "mpegts", "libx264", "yuv420p", None, None),
+        ("b.ts", "mpegts", "mpeg2video", "yuv420p", {"bf": "2"}, None),
+        ("a.avi", "avi", "mpeg4", "yuv420p", {"bf": "2"}, None),
+        ("b.avi", "avi", "mjpeg", "yuvj420p", None, None),
+        ("a.flv", "flv", "flv", "yuv420p", None, None),
+        ("a.gif", "gif", "gif", "rgb8", None, None),
+        ("vfr.mp4", "mp4", "libx264", "yuv420p", None, "vfr"),
+        ("vfr.mkv", "matroska", "libx264", "yuv420p", None, "vfr"),
+        ("vfr.webm", "webm", "libvpx-vp9", "yuv420p", None, "vfr"),
+        ("vfr.ts", "mpegts", "libx264", "yuv420p", None, "vfr"),
+    ],
+)
+def test_clean_files_of_every_container_are_not_called_damaged(tmp_path, name, fmt, codec, pix, opts, times):
+    from spacetime.data.probe import probe_video
+
+    n = 17 if times else 40
+    if times:  # frames held for uneven times, as phones and screen recorders make
+        times = [0, 0.04, 0.08, 0.3, 0.32, 0.7, 0.71, 0.72, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.5, 2.6, 2.7]
+    path = _encode(tmp_path / name, fmt, codec, [(6 * k) % 250 for k in range(n)], pix=pix, opts=opts, times=times)
+    row = probe_video(path)
+    assert row["ok"] and row["error"] is None and row["frames"] == n, row
+
+
+def test_a_cover_picture_track_is_not_taken_for_the_video(tmp_path):
+    with av.open(str(tmp_path / "c.mkv"), "w", format="matroska") as out:
+        cover = out.add_stream("mjpeg", rate=Fraction(1))  # first: a 1-frame thumbnail
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        video = out.add_stream("libx264", rate=Fraction(8))
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        out.mux(cover.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        out.mux(cover.encode(None))
+        for k in range(9):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * k, np.uint8), format="rgb24")))
+        out.mux(video.encode(None))
+    frames, fps = read_video(tmp_path / "c.mkv")
+    assert frames.shape == (9, 32, 32, 3) and fps == pytest.approx(8)
+
+
+def test_pad_keeps_the_frames_either_side_of_a_window(tmp_path):
+    times = [0.0, 0.05, 0.31, 0.4, 0.5, 0.9]
+    path = _encode(tmp_path / "v.mp4", "mp4", "libx264", [0, 40, 80, 120, 160, 200], times=times)
+    with pytest.raises(VideoReadError):  # no frame starts in [0.1, 0.3)...
+        decode(path, start=0.1, end=0.3)
+    # ...but the frame nearest 0.1 s (0.05) and the one nearest 0.3 s (0.31) lie either side of it
+    assert decode(path, start=0.1, end=0.3, pad=True, rgb=False).times == pytest.approx([0.05, 0.31])
+    assert decode(path, start=0.6, end=0.95, pad=True, rgb=False).times == pytest.approx([0.5, 0.9])
+    # a TS seeks by timestamp, not to a keyframe, and may land past `start`: the frame before is still kept
+    ts = _encode(tmp_path / "v.ts", "mpegts", "libx264", [(4 * k) % 250 for k in range(60)], rate=25)
+    times = decode(ts, rgb=False).times
+    d = decode(ts, start=times[38], end=times[45], pad=True, rgb=False)
+    assert d.times[0] == pytest.approx(times[37]) and d.times[-1] == pytest.approx(times[45])

@@ -197,21 +197,32 @@ class SpacetimePipeline:
                              "(e.g. PIL.Image.open(io.BytesIO(data)))")
         if isinstance(x, (str, Path)):
             path = Path(x)
+            if path.is_dir():
+                raise ValueError(f"{name}: {str(path)!r} is a directory, not a file")
             if not path.is_file():
                 raise ValueError(f"{name}: no such file {str(path)!r}")
+            frames, not_image = None, None
             if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
-                from PIL import Image
+                from PIL import Image, ImageSequence, UnidentifiedImageError
 
                 try:
                     with Image.open(path) as im:
-                        frames = to_uint8_frames(im)
+                        if name != "image" and getattr(im, "n_frames", 1) > 1:  # an animated PNG or WebP: all of it
+                            frames = to_uint8_frames([f.copy() for f in ImageSequence.Iterator(im)])
+                        else:
+                            frames = to_uint8_frames(im)
+                except UnidentifiedImageError as e:  # perhaps a video under an image's name: FFmpeg tries
+                    not_image = e
+                except Image.DecompressionBombError as e:
+                    raise ValueError(f"{name}: {str(path)!r} is too large to read ({e}); scale it down first") from None
                 except OSError as e:
                     raise ValueError(f"{name}: cannot read image {str(path)!r}: {e}") from None
-            else:
-                try:
-                    frames, _ = read_video(path)
+            if frames is None:
+                try:  # an image's first frame is all it uses
+                    frames, _ = read_video(path, max_frames=1 if name == "image" else None)
                 except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
-                    raise ValueError(f"{name}: cannot read video {str(path)!r}: {e}") from None
+                    what, why = ("image", not_image) if not_image else ("video", e)
+                    raise ValueError(f"{name}: cannot read {what} {str(path)!r}: {why}") from None
         else:
             frames = to_uint8_frames(x)
         return frames

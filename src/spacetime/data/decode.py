@@ -34,8 +34,11 @@ class Decoded:
     height: int = 0
     width: int = 0
     errors: list[str] = field(default_factory=list)  # packets or frames that failed to decode
+    problems: list[str] = field(default_factory=list)  # what the timestamps or frame sizes show is lost
     listed: int = 0  # frames the container lists, when the whole stream was decoded...
     decoded: int = 0  # ...and how many of them decoded
+    missing: float = 0.0  # seconds lost in gaps between the kept frames
+    dropped: int = 0  # frames dropped because their timestamps go back
 
     @property
     def damage(self) -> str | None:
@@ -43,7 +46,9 @@ class Decoded:
         why = [f"{len(self.errors)} packet(s) failed to decode ({self.errors[0]})"] if self.errors else []
         if self.decoded < self.listed:  # a cut may end at a packet boundary: only the count tells
             why.append(f"{self.decoded} of the {self.listed} frames the container lists decoded")
-        return "; ".join(why) or None
+        if self.dropped:
+            why.append(f"{self.dropped} frame(s) dropped whose timestamps go back")
+        return "; ".join(why + self.problems) or None
 
 
 def decode(
@@ -53,21 +58,24 @@ def decode(
     end: float | None = None,
     max_frames: int | None = None,
     rgb: bool = True,
+    pad: bool = False,
 ) -> Decoded:
-    """The decoder behind `read_video` and the probe; `rgb=False` decodes without keeping pixels."""
+    """The decoder behind `read_video` and the probe; `rgb=False` decodes without keeping pixels.
+    `pad` also keeps the frame before `start` and the first at or after `end`: the frame nearest
+    any time in [start, end] is then among those kept, however uneven the frame rate."""
     if not (math.isfinite(start) and start >= 0) or (end is not None and not end > start):
         raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
     path = Path(path)
     seek = start > 0
-    d = _decode(path, start, end, max_frames, rgb, seek, threads=True)
-    if seek and (not d.times or d.times[0] > start + 1.5 / d.fps):
+    d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True)
+    if seek and (not d.times or d.times[0] > start + (1e-4 if pad else 1.5 / d.fps)):
         seek = False  # the container cannot seek (or seeks past the point): decode from the beginning
-        d = _decode(path, start, end, max_frames, rgb, seek, threads=True)
+        d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True)
     if d.damage:  # frame threading can drop the frames around damage: once more, one frame at a time
         d = max(
-            d, _decode(path, start, end, max_frames, rgb, seek, threads=False), key=lambda x: len(x.times)
+            d, _decode(path, start, end, max_frames, rgb, seek, pad, threads=False), key=lambda x: len(x.times)
         )
     if not d.times:
         why = f" ({d.damage})" if d.damage else ""
@@ -76,7 +84,7 @@ def decode(
 
 
 def _open(path: Path):
-    """(container, its first video stream), or VideoReadError saying why not."""
+    """(container, its main video stream), or VideoReadError saying why not."""
     import av
 
     if not path.exists():
@@ -96,11 +104,20 @@ def _open(path: Path):
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{path}: no video stream")
-    return container, container.streams.video[0]
+    # FFmpeg's own choice (as its player makes): a cover picture or thumbnail track that comes
+    # first is passed over for the stream with the most frames and pixels
+    return container, container.streams.best("video") or container.streams.video[0]
 
 
 def _decode(
-    path: Path, start: float, end: float | None, max_frames: int | None, rgb: bool, seek: bool, threads: bool
+    path: Path,
+    start: float,
+    end: float | None,
+    max_frames: int | None,
+    rgb: bool,
+    seek: bool,
+    pad: bool,
+    threads: bool,
 ) -> Decoded:
     container, stream = _open(path)
     with container:
@@ -109,11 +126,16 @@ def _decode(
         t0 = float(stream.start_time * tb) if stream.start_time is not None else 0.0
         d = Decoded(fps=_stream_fps(stream))
         if seek:
-            try:  # lands on the keyframe at or before `start`; frames before it are dropped below
-                container.seek(int((t0 + start) / tb), stream=stream, backward=True)
+            # lands on the keyframe at or before `start`; with `pad`, two frames before it, as TS
+            # seeks are not exact and the frame before `start` is kept
+            try:
+                container.seek(int((t0 + start - (2 / d.fps if pad else 0)) / tb), stream=stream, backward=True)
             except Exception:  # noqa: BLE001
                 return d
         n = 0
+        shift = 0.0  # added to times after they restart (joined files), so they keep rising
+        first = last = None  # the first and the previous frame's times
+        before = None  # with `pad`: the last frame before `start`
         packets = container.demux(stream)
         while len(d.errors) < MAX_BAD_PACKETS:
             try:
@@ -129,35 +151,110 @@ def _decode(
                 n += 1
                 if t is None:
                     return Decoded(fps=d.fps)
-                if t < start - 1e-4:
-                    continue
-                turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0  # counter-clockwise
-                h, w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
-                if end is not None and t >= end - 1e-4:
-                    return d
-                if d.times and (h, w) != (d.height, d.width):
-                    log.warning("%s: frame size changes at %.3f s; keeping the frames before", path, t)
-                    return d
-                if rgb:  # (H, W, 3), turned upright as players show it
-                    try:
-                        d.frames.append(
-                            np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
-                        )
-                    except Exception as e:  # noqa: BLE001 — a pixel format swscale cannot convert
-                        d.errors.append(_why(e))
+                if last is not None and t + shift < last - 1e-4:
+                    if t + shift > first + 1e-4:  # out of order: damage
+                        d.dropped += 1
                         continue
-                d.height, d.width = h, w
-                d.times.append(t)
+                    # back to the start: files joined end to end (cat a.ts b.ts), played one after the other
+                    d.problems.append(f"timestamps restart at {last + 1 / d.fps:.3f} s (joined files?)")
+                    shift = last + 1 / d.fps - t
+                t = last = t + shift
+                first = t if first is None else first
+                if t < start - 1e-4:
+                    before = (frame, t) if pad else None
+                    continue
+                if before is not None:  # the frame shown at `start`
+                    if not _keep(d, *before, rgb, path):
+                        return d
+                    before = None
+                if end is not None and t >= end - 1e-4:
+                    if pad:
+                        _keep(d, frame, t, rgb, path)
+                    return d
+                if not _keep(d, frame, t, rgb, path):
+                    return d
                 if max_frames is not None and len(d.times) >= max_frames:
                     return d
         if not seek and end is None:  # the whole stream: frames the container lists may be missing
             d.listed, d.decoded = stream.frames, n
+            if not stream.frames and d.times:  # MKV, WebM, TS list no count: the timestamps tell
+                _check_times(d, _stream_duration(container, stream))
         return d
+
+
+def _keep(d: Decoded, frame, t: float, rgb: bool, path: Path) -> bool:
+    """Add `frame`, shown at `t`, to `d`; False when the frame size changed (the frames before are kept)."""
+    turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0  # counter-clockwise
+    h, w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+    if d.times and (h, w) != (d.height, d.width):
+        d.problems.append(f"frame size changes from {d.width}x{d.height} to {w}x{h} (WxH) at {t:.3f} s; the "
+                          "frames from there on are not read")
+        log.warning("%s: frame size changes at %.3f s; keeping the frames before", path, t)
+        return False
+    if rgb:  # (H, W, 3), turned upright as players show it
+        try:
+            d.frames.append(np.ascontiguousarray(np.rot90(_to_rgb(frame), turns)))
+        except Exception as e:  # noqa: BLE001 — a pixel format swscale cannot convert
+            d.errors.append(_why(e))
+            return True
+    d.height, d.width = h, w
+    d.times.append(t)
+    return True
+
+
+def _to_rgb(frame) -> np.ndarray:
+    """uint8 (H, W, 3); a frame with transparency (alpha plane or palette) composited over black."""
+    fmt = frame.format
+    if not (fmt.has_palette or any(c.is_alpha for c in fmt.components)):
+        return frame.to_ndarray(format="rgb24")
+    rgba = frame.to_ndarray(format="rgba")
+    return over_black(rgba[..., :3], rgba[..., 3:])
+
+
+def over_black(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 colours (..., 3) composited by uint8 alpha (..., 1) over black, the one background
+    transparency gets (docs/data.md): what is hidden under transparent pixels never shows."""
+    return ((rgb.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
+
+
+def _stream_duration(container, stream) -> float | None:
+    """The stream's duration (s) as the container gives it, or None."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")  # Matroska's per-track tag, "HH:MM:SS.nnnnnnnnn"
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        pass
+    if container.duration and len(container.streams) == 1:  # else audio may be what sets it
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _check_times(d: Decoded, duration: float | None) -> None:
+    """Note frames that timestamps show are lost, for containers that list no frame count: a cut
+    (the frames end well before the duration the container gives) and gaps in a steady frame
+    rate (a variable rate may hold a frame on purpose, so its gaps are not judged)."""
+    steps = np.diff(d.times)
+    typical = float(np.median(steps)) if len(steps) else 1 / d.fps
+    steady = len(steps) >= 4 and typical > 0 and np.mean(np.abs(steps - typical) <= 0.1 * typical) >= 0.8
+    slack = max(2.5 * typical, 0.25, 0.0 if steady or not len(steps) else float(steps.max()))
+    if duration and d.times[-1] + typical < duration - slack:
+        d.problems.append(f"the frames end at {d.times[-1] + typical:.3f} s of the {duration:.3f} s the container "
+                          "gives")
+    if not steady:
+        return
+    for i in np.flatnonzero(steps > 2.5 * typical):
+        d.problems.append(f"a {steps[i]:.3f} s gap after {d.times[i]:.3f} s (about "
+                          f"{round(steps[i] / typical) - 1} frames missing)")
+        d.missing += float(steps[i] - typical)
 
 
 def video_info(path: str | os.PathLike) -> dict:
     """What the container says, without decoding: `duration` (s, None when it does not say),
-    `fps`, `frames` (0 when it does not say). Cheap; used to pick a clip's start before decoding."""
+    `fps`, `frames` (0 when it does not say), `still` (one picture: an image file or a 1-frame
+    video, whose fps means nothing). Cheap; used to pick a clip's start before decoding."""
     container, stream = _open(Path(path))
     with container:
         fps = _stream_fps(stream)
@@ -167,7 +264,9 @@ def video_info(path: str | os.PathLike) -> dict:
             duration = container.duration / 1_000_000  # AV_TIME_BASE
         else:
             duration = stream.frames / fps if stream.frames else None
-        return {"duration": duration, "fps": fps, "frames": stream.frames or 0}
+        # FFmpeg reads image files with its "image2" and "<codec>_pipe" demuxers, at a made-up 25 fps
+        still = stream.frames == 1 or container.format.name == "image2" or container.format.name.endswith("_pipe")
+        return {"duration": duration, "fps": fps, "frames": stream.frames or 0, "still": still}
 
 
 def _why(e: BaseException) -> str:

@@ -201,6 +201,7 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         self.max_bad_fraction, self.retries = max_bad_fraction, retries
         self.epoch = 0
         self.broken: dict[str, str] = {}
+        self.unreadable: set[str] = set()  # the paths in `broken` that failed to decode
 
     @property
     def skipped(self) -> int:
@@ -224,13 +225,13 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         start = 0.0
         if self.random_start and info["duration"]:
             start = float(rng.uniform(0, max(0.0, info["duration"] - span - 1 / info["fps"])))
-        try:  # a little either side, so the nearest frame to each time is among those decoded
-            d = decode(path, start=max(0.0, start - step), end=start + span + step)
+        try:  # padded by a frame either side: the nearest frame to each time is among those decoded
+            d = decode(path, start=start, end=start + span + step, pad=True)
         except VideoReadError:
             if start == 0:
                 raise
             start = 0.0  # the container overstated its duration: take the clip from the start
-            d = decode(path, end=span + step)
+            d = decode(path, end=span + step, pad=True)
         idx = sample_indices(np.asarray(d.times), start, self.num_frames, self.fps)
         frames = resize_and_crop(np.stack([d.frames[i] for i in idx]), self.size)
         caps = entry["captions"]
@@ -251,9 +252,16 @@ class FolderVideoDataset(torch.utils.data.Dataset):
                 except VideoReadError as e:
                     error = e
             self.broken[str(self.entries[i]["path"])] = str(error)
+            self.unreadable.add(str(self.entries[i]["path"]))
             log.warning("skipping a broken video (%d so far): %s", len(self.broken), error)
             if self.max_bad_fraction is not None and len(self.broken) > self.max_bad_fraction * n:
                 raise VideoReadError(
                     f"{len(self.broken)} of {n} videos are broken, more than max_bad_fraction={self.max_bad_fraction}; "
                     f"last: {error}. Fix or drop them (spacetime data probe lists them), or raise the limit")
-        raise VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken)")
+        # `broken` also holds videos others found unusable (DiT training: under one latent patch at native
+        # size), which decode fine: the reasons say which is which
+        reasons = "; ".join(list(self.broken.values())[:3]) + ("; ..." if len(self.broken) > 3 else "")
+        if len(self.unreadable) == len(self.broken):
+            raise VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken): {reasons}")
+        raise VideoReadError(f"no video in the folder can be used ({len(self.unreadable)} broken, "
+                             f"{len(self.broken) - len(self.unreadable)} unusable): {reasons}")

@@ -41,8 +41,9 @@ def probe_video(path: str | os.PathLike) -> dict:
     except VideoReadError as e:
         row["error"] = str(e)
         return row
-    # duration from the timestamps: right for variable frame rates, where frames / fps is not
-    duration = d.times[-1] - d.times[0] + 1 / d.fps
+    # duration from the timestamps: right for variable frame rates, where frames / fps is not;
+    # gaps where frames are lost are not counted: this is what decodes
+    duration = d.times[-1] - d.times[0] + 1 / d.fps - d.missing
     row.update(
         ok=d.damage is None,
         frames=len(d.times),
@@ -94,10 +95,11 @@ def probe_folder(
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
         if not path.is_file():
+            why = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "missing"
             row = {
                 **dict.fromkeys(FIELDS),
                 "ok": False,
-                "error": f"named in {src.name} line {named[rel]} but missing",
+                "error": f"named in {src.name} line {named[rel]} but {why}",
             }
         else:
             row = probe_video(path)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from spacetime.atomic import atomic_path
-from spacetime.data.decode import VideoReadError, decode, video_info
+from spacetime.data.decode import VideoReadError, decode, over_black, video_info
 
 __all__ = [  # VideoReadError and video_info live with the decoder; here is where users look for them
     "DEFAULT_CRF",
@@ -47,10 +47,11 @@ PIX_FMTS = ("yuv420p", "yuv444p")
 def read_video(
     path: str | os.PathLike, max_frames: int | None = None, *, start: float = 0.0, end: float | None = None
 ) -> tuple[np.ndarray, float]:
-    """Decode the first video stream of `path` to uint8 (T, H, W, 3) RGB and its frame rate.
+    """Decode the main video stream of `path` to uint8 (T, H, W, 3) RGB and its frame rate.
 
     `start`/`end` (seconds) keep the frames shown in [start, end); `max_frames` stops early.
-    Rotation metadata (phone videos) is applied, as players do. A damaged file (truncated,
+    Rotation metadata (phone videos) is applied, as players do; transparency is composited over
+    black (a cover picture track is not the video). A damaged file (truncated,
     corrupt packets) yields the frames FFmpeg decodes, with a logged warning; a file with none
     raises `VideoReadError` naming the file and the reason.
     """
@@ -61,11 +62,20 @@ def read_video(
 
 
 def _pil_to_rgb(im: Any) -> np.ndarray:
-    """A PIL image -> uint8 (H, W, 3), high-bit-depth greyscale scaled to 8 bits.
+    """A PIL image -> uint8 (H, W, 3), upright as viewers show it (EXIF orientation applied),
+    transparency composited over black, high-bit-depth greyscale scaled to 8 bits.
 
     PIL's convert("RGB") clips 16-bit and 32-bit values at 255 instead of scaling them, so a
-    16-bit PNG (mode "I;16", or "I" from older Pillow) would come out nearly all white.
+    16-bit PNG (mode "I;16", or "I" from older Pillow) would come out nearly all white; and it
+    drops alpha, showing whatever colour the file keeps under transparent pixels.
     """
+    from PIL import ImageOps
+
+    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phone photos are stored sideways
+        im = ImageOps.exif_transpose(im)  # (a copy; without the tag it would copy for nothing)
+    if "A" in im.getbands() or "a" in im.getbands() or "transparency" in im.info:
+        rgba = np.asarray(im.convert("RGBA"))
+        return over_black(rgba[..., :3], rgba[..., 3:])
     if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
         return np.array(im.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only
     grey = np.asarray(im, dtype=np.float64)  # any byte order ("I;16B") to native floats
@@ -120,8 +130,8 @@ def to_uint8_frames(video: Any) -> np.ndarray:
         arr = arr.transpose(0, 2, 3, 1)  # (T, C, H, W) -> (T, H, W, C)
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, -1)
-    elif arr.shape[-1] == 4:
-        arr = arr[..., :3]  # alpha dropped: video has none
+    elif arr.shape[-1] == 4:  # RGBA: video has no alpha, so composited over black (docs/data.md)
+        return over_black(to_uint8_frames(arr[..., :3]), to_uint8_frames(arr[..., 3:])[..., :1])
     if arr.shape[-1] != 3:
         raise ValueError(f"video must have 1, 3 or 4 channels, got shape {arr.shape}")
     if 0 in arr.shape:
