@@ -415,6 +415,25 @@ def test_missing_files_have_the_same_json_keys_as_checked_ones(tmp_path, capsys)
     assert missing["c2pa"] is None and missing["watermark"] is None and missing["ai_generated_by_spacetime"] is None
 
 
+def test_a_file_that_cannot_be_read_is_reported_in_its_place(tmp_path, capsys, monkeypatch):
+    import spacetime.provenance as provenance
+
+    plain, locked = tmp_path / "plain.mp4", tmp_path / "locked.mp4"
+    write_video(_clip(3), plain)
+    write_video(_clip(4), locked)
+    real = provenance.verify_file
+
+    def verify_file(path, **kw):
+        if Path(path).name == "locked.mp4":  # as chmod 000 does for a user who is not root
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(provenance, "verify_file", verify_file)
+    assert main(["verify", "--json", str(locked), str(plain)]) == 3
+    first, second = json.loads(capsys.readouterr().out)
+    assert first["verdict"] == "not checked: Permission denied" and second["exit_code"] == 1  # the other still checked
+
+
 def test_verify_into_a_closed_pipe_is_no_traceback(tmp_path):
     import subprocess
     import sys

@@ -418,20 +418,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     def check(f: Path) -> dict:
         # a path that cannot be checked is reported in its place, and the others are still checked;
         # its report has every key of a checked file's, as null, so scripts can index them
-        if not f.is_file():
-            why = "is a directory" if f.is_dir() else "no such file"
-            return {"file": str(f), "exit_code": VERIFY_UNCHECKED, "verdict": f"not checked: {why}", "error": why,
-                    "ai_generated_by_spacetime": None, "c2pa": None, "watermark": None}
-        return verify_file(f, trust_pem=pem)
+        why = "is a directory" if f.is_dir() else None if f.is_file() else "no such file"
+        if why is None:
+            try:
+                return verify_file(f, trust_pem=pem)
+            except OSError as e:  # unreadable (permissions, an I/O error): this file only
+                why = e.strerror or str(e)
+        return {"file": str(f), "exit_code": VERIFY_UNCHECKED, "verdict": f"not checked: {why}", "error": why,
+                "ai_generated_by_spacetime": None, "c2pa": None, "watermark": None}
 
     # the trust settings, once: one that cannot be used (a missing or malformed anchor, a broken
     # signing.json) is a usage error and nothing is checked, never "tampered" or "no mark"
     try:
         pem = trust_anchors(extra=args.trust_anchors, local=not args.no_local_ca)
-        reports = [check(f) for f in args.files]
     except (SigningKeyError, OSError, TypeError, ValueError) as e:
         print(f"spacetime verify: error: {e}", file=sys.stderr)
         return VERIFY_UNCHECKED
+    reports = [check(f) for f in args.files]
     try:
         if args.json:
             print(json.dumps(reports, indent=1))
@@ -439,8 +442,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print("\n".join(f"{r['file']}: error: {r['error']}" if "error" in r else format_report(r) for r in reports))
         sys.stdout.flush()
     except BrokenPipeError:  # `spacetime verify ... | head`: the reader left; the exit code still counts
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     codes = {r["exit_code"] for r in reports}
     # tampered outranks everything: a damaged file must not hide behind a missing one
