@@ -256,6 +256,15 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     return path
 
 
+def _finished(run_dir: Path, step: int, max_steps: int, main_rank: bool) -> bool:
+    """A run resumed at or past max_steps whose model is written: nothing to do (not a re-save)."""
+    done = step >= max_steps and (run_dir / "model" / "COMPLETE").is_file()
+    if done and main_rank:
+        log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step, max_steps,
+                 run_dir / "model")
+    return done
+
+
 class StopFlag:
     """SIGTERM (preemption, `kill`) and Ctrl-C (SIGINT) set a flag; the loop checkpoints at the next
     step boundary and stops, instead of dying mid-step (a KeyboardInterrupt between the optimizer's
@@ -420,9 +429,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
-        if step >= cfg.max_steps and (run_dir / "model" / "COMPLETE").is_file():
-            log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
-                     cfg.max_steps, run_dir / "model")
+        if _finished(run_dir, step, cfg.max_steps, main_rank):
             return run_dir / "model"
         if main_rank:
             log.info("resumed from %s (step %d)", ckpt, step)
@@ -758,9 +765,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
         state = load_checkpoint(ckpt, model=model, ema=ema, rank=rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
-        if step >= cfg.max_steps and (run_dir / "model" / "COMPLETE").is_file():
-            log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step,
-                     cfg.max_steps, run_dir / "model")
+        if _finished(run_dir, step, cfg.max_steps, main_rank):
             return run_dir / "model"
         if main_rank:
             log.info("resumed from %s (step %d)", ckpt, step)
