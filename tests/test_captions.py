@@ -437,3 +437,106 @@ def test_expand_prompt_names_bad_arguments():
         expand_prompt("a red ball", aspect=0.01)
     assert expand_prompt("a red ball", seed=np.int64(2)) == expand_prompt("a red ball", seed=2)
     assert expand_prompt("a red ball", aspect=0.25)
+
+
+def _objs(text):
+    return [(o.colour, o.shape, o.motion, o.hits) for o in parse_prompt(text).objects]
+
+
+def test_a_motion_before_its_noun_belongs_to_that_object():
+    assert _objs("a falling red ball") == _objs("a red falling ball") == [("red", "ball", "falls", None)]
+    assert _objs("a still red square") == [("red", "square", "still", None)]
+    assert _objs("a red ball and a falling blue ball") == [("red", "ball", None, None), ("blue", "ball", "falls", None)]
+    assert _objs("a red ball hits a falling blue square") == [("red", "ball", None, None), ("blue", "square", "falls", None)]
+    assert _objs("two falling balls") == [(None, "ball", "falls", None)] * 2
+    assert _objs("falling on a white background") == [(None, None, "falls", None)]  # nobody named: one object
+
+
+def test_a_verb_after_objects_joined_by_and_is_all_of_theirs():
+    assert _objs("a red ball and a blue ball fall") == [("red", "ball", "falls", None), ("blue", "ball", "falls", None)]
+    assert [o[2] for o in _objs("the red ball and the blue ball move left")] == ["left", "left"]
+    assert [o[3] for o in _objs("a red ball and a blue ball bounce off the left wall")] == ["left", "left"]
+    # a subject that already moves is not joined: each clause keeps its own verb
+    assert [o[2] for o in _objs("a red ball falls and a blue ball moves left")] == ["falls", "left"]
+    assert [o[3] for o in _objs("a red ball falls and a blue ball rises, they both bounce off the floor")] == ["floor"] * 2
+    assert [o[2] for o in _objs("a red ball and a blue square which falls")] == [None, "falls"]
+
+
+def test_negations_are_never_applied():
+    for text in ("a red ball with no bar", "a red ball without a bar", "there is no occluder", "a ball not behind a bar"):
+        assert parse_prompt(text).occluder is False, text
+    for text in ("gravity off", "gravity: off", "turn off gravity", "no-gravity", "not under gravity", "gravity is not on"):
+        assert parse_prompt(text).gravity is False, text
+    for text in ("low gravity", "anti-gravity"):
+        spec = parse_prompt(text)
+        assert spec.gravity is None and any("gravity" in n for n in spec.notes), text
+    for text in ("a red ball does not fall", "a red ball doesn't fall", "a red ball never falls"):
+        spec = parse_prompt(text)
+        assert _objs(text) == [("red", "ball", None, None)] and any("fall" in n for n in spec.notes), text
+    spec = parse_prompt("a ball that is not red")
+    assert _objs("a ball that is not red") == [(None, "ball", None, None)] and any("not red" in n for n in spec.notes)
+    assert parse_prompt("a red ball does not move").objects[0].motion == "still"  # a caption phrase: still
+
+
+def test_a_place_is_not_a_motion_and_a_second_motion_is_noted():
+    spec = parse_prompt("a red ball on the left moves right")
+    assert _objs("a red ball on the left moves right") == [("red", "ball", "right", None)] and spec.notes
+    spec = parse_prompt("a red ball on the right")
+    assert spec.objects[0].motion is None and any("on the right" in n for n in spec.notes)
+    assert _objs("a red ball to the left of a blue ball") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("a ball rolls to the left side") == [(None, "ball", "left", None)]
+    spec = parse_prompt("a red ball moves up then falls")
+    assert spec.objects[0].motion == "up" and any("'falls' ignored" in n for n in spec.notes)
+    # after a hit, a new heading is what the hit did, not a second motion (the captions say it so)
+    assert not parse_prompt("a red ball moves right, then hits the blue ball and heads to the left").notes
+
+
+def test_counted_objects_take_the_colours_said_after_them():
+    assert _objs("two balls, one red and one blue, roll left") == [("red", "ball", "left", None), ("blue", "ball", "left", None)]
+    assert _objs("three balls: red, green and blue") == [(c, "ball", None, None) for c in ("red", "green", "blue")]
+    assert _objs("red and blue balls") == _objs("a red and a blue ball") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("A red ball. The ball bounces off the floor.") == [("red", "ball", None, "floor")]
+    assert len(parse_prompt("A red ball and a blue ball. The ball falls.").objects) == 3  # which ball: not merged
+
+
+def test_more_ways_to_hit_a_wall():
+    for verb in ("crashes into", "bumps into", "collides with", "bounces against"):
+        for wall, name in (("left", "the left wall"), ("right", "the right wall"), ("ceiling", "the ceiling")):
+            spec = parse_prompt(f"a red ball {verb} {name}")
+            assert spec.objects[0].hits == wall and not spec.unknown_words, (verb, name)
+    spec = parse_prompt("a red ball bounces off the left and right walls")
+    assert spec.objects[0].hits == "left" and any("one wall" in n for n in spec.notes)
+
+
+def test_a_close_up_outside_a_cut_is_no_motion_up():
+    spec = parse_prompt("a close-up of a red ball falling")
+    assert _objs("a close-up of a red ball falling") == [("red", "ball", "falls", None)] and spec.notes
+    assert _objs("a closeup of a blue square") == [("blue", "square", None, None)]
+
+
+def test_contradictions_are_noted():
+    spec = parse_prompt("a red ball moves up then falls")
+    assert spec.objects[0].motion == "up" and any("falls" in n and "one motion" in n for n in spec.notes)
+    spec = parse_prompt("a red blue ball")
+    assert _objs("a red blue ball") == [("red", "ball", None, None)] and spec.notes
+    spec = parse_prompt("a big small ball")
+    assert [o.size for o in spec.objects] == ["large"] and spec.notes
+
+
+def test_odd_counts_bytes_and_width():
+    for text in ("11 balls", "a dozen balls", "100 balls", "9" * 40 + " balls"):
+        spec = parse_prompt(text)
+        assert len(spec.objects) == 3 and any("at most 3" in n for n in spec.notes), text
+    assert len(parse_prompt("a pair of balls").objects) == len(parse_prompt("a couple of squares").objects) == 2
+    assert parse_prompt(b"a red ball") == parse_prompt("a red ball")
+    assert parse_prompt(b"\xff red ball").objects[0].colour == "red"  # not UTF-8: replaced, never raised
+    assert parse_prompt("ａ ｒｅｄ ｂａｌｌ") == parse_prompt("a red ball")  # full-width letters
+    spec = parse_prompt("a ball on a white background on a " + "x" * 500 + " black background")
+    assert all(len(n) < 250 for n in spec.notes) and spec.notes
+
+
+def test_expand_prompt_keeps_the_wall_and_shows_the_object():
+    for seed in range(30):
+        assert "left wall" in expand_prompt("a red ball bounces off the left wall", seed=seed), seed
+    for seed in range(30):
+        assert "stays behind" not in expand_prompt("two red balls fall on black", seed=seed), seed

@@ -517,3 +517,34 @@ def test_prompt_words_the_world_does_not_know_are_reported(tmp_path):
     assert agg["with_unknown_words"] == 2 and agg["with_notes"] == 1 and agg["unknown_words"]["purple"] == 1
     page = write_report(result, tmp_path).read_text()
     assert "does not know: purple, dog" in page and "with words the world does not know: 2 of 3" in page
+
+
+def test_a_pan_the_bar_cannot_measure_is_noted_not_passed():
+    # zero_g_scene has no bar: the frame alone cannot tell a pan, so the camera is not judged, and says so
+    s, _ = scores(clip_of(zero_g_scene()).frames, "a red ball moves to the right, the camera pans left")
+    assert "camera not judged: no bar in view to measure it" in s.metrics["motion"].notes
+    s, _ = scores(clip_of(zero_g_scene()).frames, "a red ball moves to the right")  # no camera asked: nothing to say
+    assert not any("camera" in n for n in s.metrics["motion"].notes)
+
+
+def test_a_folder_scores_the_caption_asked_for_or_says_which_it_used(tmp_path, caplog):
+    from spacetime.eval import evaluate
+    from spacetime.eval.evaluate import load_folder
+
+    clip = make_clip(3, num_frames=9, height=32, width=32)
+    write_video(clip.frames, tmp_path / "a.mp4", fps=FPS)
+    rows = [
+        {"path": "a.mp4", "captions": {"detailed": clip.captions["detailed"]}},  # no short one
+        {"path": "a.mp4", "captions": {"short": "", "medium": clip.captions["medium"]}},  # an empty short one
+        {"path": "a.mp4", "captions": {"short": " "}},  # nothing to score against
+        {"path": "a.mp4", "captions": {"short": clip.captions["short"]}},
+    ]
+    (tmp_path / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = list(load_folder(tmp_path, caption="short"))
+    assert [(s.caption, s.prompt) for s in samples] == [
+        ("detailed", clip.captions["detailed"]), ("medium", clip.captions["medium"]), ("short", clip.captions["short"])
+    ]
+    assert "no non-empty 'short' caption; scoring its 'detailed' caption" in caplog.text
+    assert "scoring its 'medium' caption" in caplog.text and "skipped" in caplog.text
+    data = evaluate(samples[:1], progress=False).to_json()
+    assert data["clips"][0]["caption"] == "detailed"

@@ -387,3 +387,10 @@ def test_detect_cuts_sees_reverse_angles_fast_exits_and_edge_parts(tmp_path):
     write_video(clip.frames, path, fps=clip.fps, crf=18, pix_fmt="yuv444p")  # as `spacetime world` writes
     frames, fps = read_video(path)
     assert detect_cuts(track(frames, fps)) == [9]
+
+
+def test_cuts_to_reads_like_cut_to():
+    spec = parse_prompt("a red ball bounces, then cuts to a close-up of the red ball")
+    assert spec.shots == [ShotSpec("wide"), ShotSpec("close-up", "red", "ball")]
+    assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball")] and not spec.unknown_words and not spec.notes
+    assert parse_shots("a ball, then cuts back to the wide shot") == []  # a cut to the same shot: dropped, as "cut"

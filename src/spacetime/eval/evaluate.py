@@ -45,6 +45,7 @@ class Sample:
     prompt: str
     frames: np.ndarray  # uint8 (T, H, W, 3)
     fps: float
+    caption: str | None = None  # which caption of a captions file is the prompt ("detailed", ...)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class EvalResult:
     references: list[ClipScore]  # the simulator's rendition of each prompt, tracked the same way
     settings: dict
     kept_frames: dict[int, np.ndarray] = field(default_factory=dict)  # clip index -> frames, for the report
+    captions: dict[int, str] = field(default_factory=dict)  # clip index -> caption key used, for folders
 
     def aggregate(self) -> dict:
         out: dict = {}
@@ -95,6 +97,7 @@ class EvalResult:
                     "prompt_notes": s.prompt_notes,
                     "metrics": {m: r.to_dict() for m, r in s.metrics.items()},
                     "measured": s.measured,
+                    **({"caption": self.captions[i]} if i in self.captions else {}),
                 }
                 for i, (name, s) in enumerate(zip(self.names, self.scores))
             ],
@@ -197,7 +200,7 @@ def evaluate(
     prompts to reuse them). Frames of the first `keep` clips are kept for the report."""
     from tqdm import tqdm
 
-    names, scores, refs, kept = [], [], [], {}
+    names, scores, refs, kept, caption_keys = [], [], [], {}, {}
     for i, s in enumerate(tqdm(samples, desc="eval", unit="clip", disable=not progress)):
         t, h, w, _ = s.frames.shape
         scores.append(score_clip(s.frames, s.fps, s.prompt))
@@ -209,6 +212,8 @@ def evaluate(
             )
             refs.append(score_clip(ref.frames, s.fps, s.prompt))
         names.append(s.name)
+        if s.caption is not None:
+            caption_keys[i] = s.caption
         if i < keep:
             kept[i] = s.frames
     info = {**(settings or {}), "clips_scored": len(scores)}  # settings' num_clips is what was asked for
@@ -220,7 +225,7 @@ def evaluate(
             unknown,
             len(scores),
         )
-    return EvalResult(names, scores, refs, info, kept)
+    return EvalResult(names, scores, refs, info, kept, caption_keys)
 
 
 def split_prompts(
@@ -324,8 +329,9 @@ def load_folder(
 ) -> Iterator[Sample]:
     """Samples from a folder of videos with a captions file (the `spacetime world` / users' folder
     format, docs/data.md). The prompt is the entry's `caption` length when it has one, else its
-    only (or first) caption. A listed file that is missing or does not decode is an error naming
-    it."""
+    "caption" entry (a one-caption file), else its first non-empty caption with a logged warning;
+    an empty caption is none, and an entry with none is skipped with a warning. Each sample records
+    the caption key used. A listed file that is missing or does not decode is an error naming it."""
     from spacetime.data.folder import load_captions
     from spacetime.data.video import read_video
 
@@ -340,11 +346,28 @@ def load_folder(
             len(entries),
             len(entries),
         )
+    warned: set[str] = set()
     for e in entries[:num_clips]:
-        caps = e["captions"]
-        prompt = caps.get(caption) or caps.get("caption") or next(iter(caps.values()))
+        name = os.path.relpath(e["path"], Path(directory).resolve())
+        # an empty caption asks for nothing: it is no prompt
+        caps = {k: v for k, v in e["captions"].items() if isinstance(v, str) and v.strip()}
+        key = caption if caption in caps else "caption" if "caption" in caps else next(iter(caps), None)
+        if key is None:
+            listed = ", ".join(map(repr, e["captions"])) or "none"
+            log.warning("%s: no non-empty caption (%s); skipped", name, listed)
+            continue
+        # another length than asked for: said once per length used (each clip's record names it)
+        if key not in (caption, "caption") and key not in warned:
+            warned.add(key)
+            log.warning(
+                "%s: no non-empty %r caption; scoring its %r caption instead (each clip's "
+                '"caption" in metrics.json names the one used)',
+                name,
+                caption,
+                key,
+            )
         frames, fps = read_video(e["path"])
-        yield Sample(os.path.relpath(e["path"], Path(directory).resolve()), prompt, frames, float(fps))
+        yield Sample(name, caps[key], frames, float(fps), key)
 
 
 def write_json(result: EvalResult, path: str | os.PathLike) -> dict:

@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from spacetime.world import vocab
-from spacetime.world.captions import SEEN, parse_prompt
+from spacetime.world.captions import parse_prompt, shows_prompt
 from spacetime.world.clip import Clip, make_clip, render_shots
 from spacetime.world.physics import simulate
 from spacetime.world.render import render
@@ -64,26 +64,10 @@ def simulate_prompt(prompt: str, *, num_frames: int, height: int, width: int, fp
     for attempt in range(50):
         s = seed if attempt == 0 else derived_seed(seed, attempt)
         clip = make_clip(s, num_frames=num_frames, height=height, width=width, fps=fps, spec=spec)
-        seen = clip.visible.size == 0 or clip.visible.max(0).min() >= SEEN
-        hit = all(
-            any(
-                e.kind == "wall" and e.object == i and e.other == o.hits and _seen(clip, i, e.t)
-                for e in clip.trajectory.events
-            )
-            for i, o in enumerate(spec.objects)
-            if o.hits
-        )
-        if seen and (hit or num_frames == 1):
+        if shows_prompt(spec, clip.trajectory, clip.visible):
             break
     assert clip is not None
     return clip
-
-
-def _seen(clip: Clip, i: int, t: float) -> bool:
-    """Is object i in view at a frame next to time t (the captions' rule for an event shown)?"""
-    times = clip.trajectory.times
-    k = int(np.searchsorted(times, t, side="right"))
-    return 0 < t <= times[-1] and clip.visible[max(k - 1, 0) : k + 1, i].max() >= SEEN
 
 
 def simulator(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:

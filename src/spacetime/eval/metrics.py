@@ -376,6 +376,8 @@ def _motion(clip: _Clip) -> MetricResult:
                 lo <= cam <= hi,
                 f"the bar shows a {said} camera ({cam:+.2f} units/s), the prompt says {spec.camera}",
             )
+        elif spec.camera:  # the frame alone cannot tell a pan from the objects' motion: said, not scored
+            mo.notes.append("camera not judged: no bar in view to measure it")
 
     return mo.result()
 

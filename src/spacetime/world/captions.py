@@ -12,6 +12,7 @@ The grammar and every phrase are listed in docs/captions.md.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 
@@ -281,10 +282,14 @@ def caption_clip(scene: Scene, traj: Trajectory, visible: np.ndarray, rng: np.ra
 STOPWORDS = frozenset(
     "a an the of to is are was be being with on in at it its as from into onto by this these there here "
     "scene video clip shows showing another also again back against s over across around along very "
-    "slowly quickly fast slow gently some we see where now just each other both".split()
+    "slowly quickly fast slow gently some we see where now just each other".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
 NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {str(n): n for n in range(11)}
+NUMBERS |= {"eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20, "hundred": 100, "pair": 2, "couple": 2}  # "a pair of"
+# words that deny the phrase after them ("does not fall", "without a bar"); "doesn't" is "doesn t"
+NEGATIONS = ("not", "no", "never", "without", "cannot", "does not", "do not", "did not", "doesn t", "don t", "didn t",
+             "isn t", "aren t", "won t", "can t", "will not")
 MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longer text is not read
 FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
 USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
@@ -317,8 +322,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
                  f"{v} {d} and then {other}", f"{v} {d} then {other}"], ("camera", f"pan-{d}", "both"))
     for bg in vocab.BACKGROUNDS:
         add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
-    add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder",))
-    add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder",))
+    add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder", True))
+    add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder", True))
     add(["zero gravity", "no gravity", "without gravity", "weightless", "weightlessness", "in space", "zero g", "microgravity"], ("gravity", False))
     add(["under gravity", "with gravity", "gravity", "gravity is on", "gravity pulls everything down"], ("gravity", True))
     for d in ("left", "right"):
@@ -333,6 +338,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
             words |= {f"{v} {h}ward", f"{v} and {h}", f"{h} and {v}", f"to the {h} and {v}", f"diagonally {v} {h}"}
         else:
             words |= {f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}"}
+            if motion in ("left", "right"):
+                words.add(f"to the {motion} side")  # "rolls to the left side": a motion; "on the left side" is a place
         for p in sorted(words):
             add(p, ("motion", motion, None))
             for v in MOVE_VERBS + USER_VERBS:
@@ -351,9 +358,14 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     add(["bounces", "bouncing", "bounce", "bouncy"], ("bounces",))
     for wall in vocab.WALLS:
         name = "the floor" if wall == "floor" else "the ceiling" if wall == "ceiling" else f"the {wall} wall"
-        for v in ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching"):
+        for v in ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching",
+                  "crashes into", "crashing into", "crash into", "bumps into", "bumping into", "bump into", "collides with",
+                  "colliding with", "collide with", "bounces against", "bouncing against", "bounce against", "rebounds off"):
             for times in FLOOR_TIMES:
                 add([f"{v} {name}{times}", f"{v} {name.replace('the ', '')}{times}"], ("hits", wall))
+            if wall in ("left", "right"):  # an object's spec holds one wall: the first, noted
+                other = "right" if wall == "left" else "left"
+                add([f"{v} the {wall} and {other} walls", f"{v} the {wall} and the {other} wall"], ("hits", wall, other))
         add(name.replace("the ", ""), ("noop",))  # "along the floor", "near the left wall"
     add(HIT_VERBS + ("hitting", "hit", "colliding with", "collide with", "bumping into", "bump into", "collides", "crashes into",
         "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets"), ("reference",))
@@ -365,6 +377,25 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
         + tuple(VIEW_PHRASES.values()) + ("leaves the view", "out of view", "into view", "comes back into view", "comes back")
         + ("stands in the scene", "standing in the scene", "runs from floor to ceiling", "tall", "vertical", "in front of",
            "there is", "everything", "empty", "twice", "several times", "diagonally", "camera", "view", "frame"), ("noop",))
+    # user phrasings the captions never use
+    add(["no bar", "no bars", "without a bar", "without the bar", "without bar", "no occluder", "without an occluder",
+         "without occluder", "no pillar", "without a pillar", "not behind a bar", "not behind the bar"], ("occluder", False))
+    add(["gravity off", "gravity : off", "gravity is off", "turn off gravity", "turns off gravity", "turn gravity off",
+         "gravity turned off", "gravity switched off"], ("gravity", False))
+    add(["gravity on", "gravity : on", "gravity turned on"], ("gravity", True))
+    add(["gravity is not on", "gravity isn t on"], ("gravity", False))
+    add(["low gravity", "weak gravity", "reduced gravity", "light gravity", "moon gravity", "anti gravity", "antigravity",
+         "reverse gravity", "reversed gravity", "inverted gravity"], ("note", "the world's gravity is on or off"))
+    add(["doesn t move", "don t move", "isn t moving", "never moves"], ("motion", "still", None))
+    add(["camera does not pan", "camera doesn t pan", "camera doesn t move"], ("camera", "static"))
+    for d in ("left", "right"):  # a place, not a motion: the world places objects itself
+        add([f"{p} the {d}" for p in ("on", "at", "in")] + [f"{p} the {d} side" for p in ("on", "at", "in")]
+            + [f"{d} side", f"to the {d} of", f"on the {d} of", f"on the {d} hand side"], ("note", "objects are placed by the world"))
+    add(["in the middle", "in the center", "in the centre", "at the top", "at the bottom"], ("note", "objects are placed by the world"))
+    add(["close up", "closeup", "close up shot", "close up view"],
+        ("note", "a clip opens on the wide shot; ask for 'then cut to a close-up of the red ball'"))
+    add(NEGATIONS, ("negation",))
+    add(["they", "both", "all", "all of them", "both of them"], ("group",))
     return lex
 
 
@@ -373,21 +404,40 @@ _MAX_PHRASE = max(len(w) for w in _LEXICON)
 
 
 def _tokens(text: str) -> list[str]:
-    # unicode words, so that "café" comes back as an unknown word rather than vanishing
-    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]", text.lower().replace("-", " "))  # "1.5" is one token
+    # unicode words, so that "café" comes back as an unknown word rather than vanishing; NFKC first,
+    # so that full-width "ｒｅｄ" is "red"
+    text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
+    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]", text)  # "1.5" is one token
     return ["gray" if t == "grey" else t for t in toks]
+
+
+def _quote(said: str) -> str:
+    """A phrase of the prompt as a note quotes it: at most ~80 characters."""
+    return repr(said if len(said) <= 80 else said[:77] + "...")
+
+
+def _name(o: dict) -> str:
+    return " ".join(w for w in (o.get("colour"), o.get("shape") or "object") if w)
+
+
+def _does(motion: str) -> str:
+    """A motion label as a note says it: "falls", "stays still", "moves up-left", "bounces-left"."""
+    return {"falls": "falls", "still": "stays still"}.get(motion, motion if motion.startswith("bounces") else f"moves {motion}")
 
 
 def parse_prompt(text: str) -> SceneSpec:
     """A prompt to a partial `SceneSpec`; never raises. Words it could not place are listed in
     `unknown_words` (once each, in order); changes it made to fit the world (too many objects, a
-    repeated colour, falling without gravity) are explained in `notes`.
+    repeated colour, falling without gravity) and phrases it read but could not keep (a negation, a
+    place, a second motion) are explained in `notes`.
 
     >>> spec = parse_prompt("a big red ball bounces off the left wall on a white background")
     >>> spec.objects, spec.background
     ([ObjectSpec(colour='red', shape='ball', size='large', motion=None, hits='left')], 'white')
     """
     notes: list[str] = []
+    if isinstance(text, (bytes, bytearray)):  # bytes are UTF-8 text, not "b'...'"
+        text = bytes(text).decode("utf-8", "replace")
     text = "" if text is None else text if isinstance(text, str) else str(text)
     if len(text) > MAX_CHARS:
         notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
@@ -395,10 +445,11 @@ def parse_prompt(text: str) -> SceneSpec:
     toks, shots, shot_error, unread = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
     if shot_error:
         notes.append(shot_error)
-    objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing
+    objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing, "_hit" one hit
     subject: list[dict] = []  # the objects the next motion or event phrase is about
-    mention: dict | None = None  # {"attrs", "count", "ref"} still taking adjectives and a noun
+    mention: dict | None = None  # {"attrs", "count", "ref", "the"} still taking adjectives and a noun
     last_ref: dict | None = None
+    last_new: list[dict] = []  # the objects of the last mention: what "which" means without a reference
     scene: dict = {"background": None, "gravity": None, "camera": None, "occluder": None}
     scene_said: dict[str, str] = {}  # the words that set a scene attribute, to name in a conflict note
     implied_gravity: bool | None = None  # from "floats" or a bare "bounces"; an explicit word wins
@@ -406,9 +457,34 @@ def parse_prompt(text: str) -> SceneSpec:
     count: int | None = None  # "two" before a mention: that many objects of it
     count_word = ""
     referencing = False  # after "hits" / "until": the next mention names another object
+    pending: list[tuple[str, str, str]] = []  # (kind, value, words) said before its object: "a falling red ball"
+    fill: list[dict] = []  # a counted mention's objects, open to colours said next: "two balls, one red and one blue"
+    shapeless: list[dict] = []  # colour-only mentions joined by "and" / ",", for the next shape: "red and blue balls"
+    sentence: list[dict] = []  # objects named since the last ".", "!" or "?": what "they" and "both" mean
+    sep: str | None = None  # the separator since the previous phrase
+    negated: str | None = None  # "not", "without", ... right before the next phrase
+    extra = 0  # objects asked beyond those made ("11 balls" makes 4: enough to keep 3 and say so)
+
+    def apply(objs: list[dict], kind: str, value: str, said: str) -> None:
+        """A motion or wall phrase to objects. Each keeps its first; a second motion is noted unless
+        a collision came between ("hits the blue ball and heads to the left" is after the hit). A
+        second wall is not: a caption tells every wall hit, and a wall that does not fit the motion
+        ("falls and bounces off the left wall") is true of a clip whose collision was not seen."""
+        for o in objs:
+            if kind == "hits":
+                o.setdefault("hits", value)
+            elif o.get("motion") in (None, value):
+                o["motion"] = value
+            elif not o.get("_hit"):
+                notes.append(f"{_quote(said)} ignored: the {_name(o)} already {_does(o['motion'])}; an object has one motion")
+
+    def take_pending(objs: list[dict]) -> None:
+        for kind, value, said in pending:
+            apply(objs, kind, value, said)
+        pending.clear()
 
     def close() -> None:
-        nonlocal mention, subject, last_ref
+        nonlocal mention, subject, last_ref, last_new, fill, shapeless, extra
         if mention is None:
             return
         attrs, m = mention["attrs"], mention
@@ -422,22 +498,50 @@ def parse_prompt(text: str) -> SceneSpec:
             else:
                 last_ref = {**attrs, "_ref": True}
                 objects.append(last_ref)
+            last_ref["_hit"] = True
+            take_pending([last_ref])
+            sentence.append(last_ref)
             return
         if m["count"] == 0:  # "zero balls": nothing to add, and what follows is about nothing
-            notes.append(f"{' '.join([m['count_word'], *m['words']])!r} asks for no object; none added")
+            notes.append(f"{_quote(' '.join([m['count_word'], *m['words']]))} asks for no object; none added")
             subject, last_ref = [{}], None
+            pending.clear()
             return
-        new = [dict(attrs) for _ in range(1 if m["count"] is None else m["count"])]
-        if len(new) > 1 and "colour" in attrs:
-            notes.append(f"{len(new)} {attrs['colour']} objects asked; objects need distinct colours, only the first is {attrs['colour']}")
+        open_ = [o for o in fill if "colour" not in o]
+        if "shape" not in attrs and "colour" in attrs and m["count"] in (None, 1) and open_:
+            open_[0].update(attrs)  # "two balls, one red and one blue": a colour of the counted ones
+            take_pending(open_[:1])
+            return
+        same = [o for o in objects if all(o.get(k) == v for k, v in attrs.items())]
+        if m["the"] and m["count"] is None and len(same) == 1:  # "A red ball. The ball bounces": that ball
+            subject, last_ref, last_new = same, None, same
+            take_pending(same)
+            sentence.append(same[0])
+            return
+        n = 1 if m["count"] is None else m["count"]
+        new = [dict(attrs) for _ in range(min(n, vocab.MAX_OBJECTS + 1))]
+        extra += n - len(new)
+        if n > 1 and "colour" in attrs:
+            notes.append(f"{n} {attrs['colour']} objects asked; objects need distinct colours, only the first is {attrs['colour']}")
             for o in new[1:]:
                 o.pop("colour")
         named = [o for o in objects if o.get("_ref") and "colour" in attrs and o.get("colour") == attrs["colour"]]
         for o in named:  # named in passing before it was described: one object, placed here
             objects.remove(o)
-            new[0].update({k: v for k, v in o.items() if k not in new[0] and k != "_ref"})
+            new[0].update({k: v for k, v in o.items() if k not in new[0] and not k.startswith("_")})
+        chained = sep in ("and", ",")
+        if "shape" in attrs and chained:  # "red and blue balls": the colours said before take the shape
+            for o in shapeless:
+                o.setdefault("shape", attrs["shape"])
+        shapeless = (shapeless if chained else []) + new if "shape" not in attrs and n == 1 else []
+        fill = new if n > 1 else []
         objects.extend(new)
-        subject, last_ref = new, None
+        # "a red ball and a blue ball fall": objects joined by "and" that have done nothing yet share
+        # what follows; "a red ball falls and a blue ball moves left" starts a new subject
+        grow = chained and all("motion" not in o and "hits" not in o for o in subject)
+        subject, last_ref, last_new = (subject + new if grow else new), None, new
+        take_pending(new)
+        sentence.extend(new)
 
     i = 0
     while i < len(toks):
@@ -452,12 +556,43 @@ def parse_prompt(text: str) -> SceneSpec:
                 action = ("unread",)
             elif re.fullmatch(r"\d+\.\d+", tok):  # "1.5 balls"
                 action = ("number", float(tok))
+            elif re.fullmatch(r"\d+", tok):  # "11 balls"; a huge one is still more than the world holds
+                action = ("number", int(tok) if len(tok) <= 9 else 10**9)
         i += n
-        kind = action[0]
+        kind, said = action[0], " ".join(toks[i - n : i])
+        if negated is not None and kind not in ("stop", "negation"):
+            if kind in ("occluder", "gravity"):  # "without a bar", "not under gravity": the other value
+                action = (kind, not action[1])
+            elif kind in ("colour", "shape", "size", "motion", "hits", "bounces", "background", "camera", "note"):
+                # a spec has no "not": the phrase is left out, and said; a negated object is all its words
+                while kind in ("colour", "shape", "size") and i < len(toks) and _object_word(toks[i]):
+                    said, i = f"{said} {toks[i]}", i + 1
+                notes.append(f"{_quote(negated + ' ' + said)} not read: a spec cannot say what is not so")
+                negated = None
+                close()
+                continue
+            negated = None
+        if kind == "hits" and len(action) > 2:  # "bounces off the left and right walls"
+            notes.append(f"an object bounces off one wall in a spec; {_quote(said)} read as the {action[1]} wall")
+        if kind == "motion" and action[-1] is not None and implied_gravity is None:
+            implied_gravity = action[-1]
+        if kind in ("motion", "hits") and action[1] is not None:
+            # said before its object ("a falling red ball", "a red falling ball", "and a still box"):
+            # it waits for the next mention, so that no object nobody named is made
+            before = toks[i - n - 1] if i > n else ""
+            opening = mention is not None and "shape" not in mention["attrs"] and i < len(toks) and _object_word(toks[i])
+            if opening or (mention is None and (not subject or before in ("a", "an", "the"))):
+                pending.append((kind, action[1], said))
+                continue
         if kind in ("colour", "shape", "size"):
+            if mention is not None and kind in mention["attrs"] and "shape" not in mention["attrs"]:
+                # "a red blue ball": one object, the first word kept
+                notes.append(f"{_quote(' '.join(mention['words'] + [said]))}: two {kind}s for one object; kept {mention['attrs'][kind]}")
+                continue
             if mention is None or kind in mention["attrs"] or "shape" in mention["attrs"]:
                 close()
-                mention = {"attrs": {}, "count": count, "count_word": count_word, "words": [], "ref": referencing}
+                mention = {"attrs": {}, "count": count, "count_word": count_word, "words": [], "ref": referencing,
+                           "the": toks[i - n - 1] == "the" if i > n else False}
                 count, referencing = None, False
             mention["attrs"][kind] = action[1]
             mention["words"].extend(toks[i - n : i])
@@ -465,55 +600,67 @@ def parse_prompt(text: str) -> SceneSpec:
         if kind == "stop":
             continue
         close()
+        if kind != "sep":
+            shapeless = []
+        if kind not in ("sep", "count", "number"):
+            fill = []
         if kind == "unknown":
             if toks[i - 1] not in unknown:
                 unknown.append(toks[i - 1])
         elif kind == "unread":
             for w in unread.pop(0):
-                if w not in STOPWORDS and w not in SEPARATORS and w != "cut" and w not in unknown:
+                if w not in STOPWORDS and w not in SEPARATORS and w not in ("cut", "cuts") and w not in unknown:
                     unknown.append(w)
+        elif kind == "sep" and said in (".", "!", "?"):
+            sentence = []
+        elif kind == "negation":
+            negated = said
         elif kind == "count":
             count, count_word = action[1], toks[i - 1]
         elif kind == "number":
             value = action[1]
-            if value.is_integer() and int(value) in NUMBERS.values():
+            if float(value).is_integer():
                 count, count_word = int(value), toks[i - 1]
             else:
                 notes.append(f"{toks[i - 1]!r} is not a whole number of objects; read as one")
         elif kind == "reference":
             referencing = True
-        elif kind == "relative":
-            if last_ref is not None:  # "hits a blue square which falls": now about the square
-                subject = [last_ref]
+            for o in subject:  # what it does next may be because of the hit ("... and heads left")
+                o["_hit"] = True
+        elif kind == "relative":  # "hits a blue square which falls", "a red ball and a blue box that falls"
+            subject = [last_ref] if last_ref is not None else last_new or subject
+        elif kind == "group":  # "they", "both": every object of the sentence
+            group = list({id(o): o for o in sentence}.values())
+            subject = group if len(group) > 1 else subject
         elif kind in ("motion", "hits"):
-            if action[-1] is not None and kind == "motion" and implied_gravity is None:
-                implied_gravity = action[-1]
             if action[1] is not None:
-                if not subject:  # "falling on a white background": an object nobody named
-                    subject = [{}]
-                    objects.append(subject[0])
-                for o in subject:
-                    o.setdefault("motion" if kind == "motion" else "hits", action[1])
+                apply(subject, kind, action[1], said)
         elif kind == "bounces":
             implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
-        elif kind in ("background", "camera", "gravity"):
-            said = " ".join(toks[i - n : i])
+        elif kind == "note":
+            notes.append(f"{_quote(said)} not read: {action[1]}")
+        elif kind in ("background", "camera", "gravity", "occluder"):
             if len(action) > 2:  # "pans left and right"
-                notes.append(f"the camera pans one way in a clip; {said!r} read as {action[1].replace('-', 's ')}")
+                notes.append(f"the camera pans one way in a clip; {_quote(said)} read as {action[1].replace('-', 's ')}")
             if scene[kind] is None:
                 scene[kind], scene_said[kind] = action[1], said
             elif scene[kind] != action[1]:
-                notes.append(f"{kind} said twice, {scene_said[kind]!r} and {said!r}; kept the first, {scene[kind]}")
-        elif kind == "occluder":
-            scene["occluder"] = True
-        if kind not in ("count", "number", "reference", "unknown"):  # "hits a shiny ball": still a reference
+                notes.append(f"{kind} said twice, {_quote(scene_said[kind])} and {_quote(said)}; kept the first, {scene[kind]}")
+        if kind not in ("count", "number", "reference", "unknown", "negation"):  # "hits a shiny ball": still a reference
             count, referencing = None, False
+        sep = said if kind == "sep" else None
     close()
+    if pending:  # "falling on a white background": an object nobody named
+        objects.append({})
+        take_pending(objects[-1:])
+    if negated is not None:
+        notes.append(f"{_quote(negated)} at the end denies nothing; not read")
 
     for o in objects:
-        o.pop("_ref", None)
-    if len(objects) > vocab.MAX_OBJECTS:
-        notes.append(f"{len(objects)} objects asked; the world holds at most {vocab.MAX_OBJECTS}, kept the first {vocab.MAX_OBJECTS}")
+        for k in [k for k in o if k.startswith("_")]:
+            o.pop(k)
+    if len(objects) + extra > vocab.MAX_OBJECTS:
+        notes.append(f"{len(objects) + extra} objects asked; the world holds at most {vocab.MAX_OBJECTS}, kept the first {vocab.MAX_OBJECTS}")
         objects = objects[: vocab.MAX_OBJECTS]
     seen: set[str] = set()
     for o in objects:
@@ -576,11 +723,31 @@ def parse_shots(text: str) -> list[ShotSpec]:
     return fit_shots(shots, notes)
 
 
+def shows_prompt(spec: SceneSpec, traj: Trajectory, visible: np.ndarray) -> bool:
+    """Does a simulated draw show what `spec` names: every object in view (visible fraction >= SEEN
+    on some frame, so not behind the bar or out of frame throughout), and each wall an object
+    should bounce off reached where the video shows it (the captions' rule for an event)? An image
+    shows no bounce. `expand_prompt` and the eval's simulator (`simulate_prompt`) redraw until it does."""
+    if visible.size and visible.max(0).min() < SEEN:
+        return False
+    times = traj.times
+
+    def shown(i: int, t: float) -> bool:
+        k = int(np.searchsorted(times, t, side="right"))
+        return 0 < t <= times[-1] and visible[max(k - 1, 0) : k + 1, i].max() >= SEEN
+
+    return len(times) == 1 or all(
+        any(e.kind == "wall" and e.object == i and e.other == o.hits and shown(i, e.t) for e in traj.events)
+        for i, o in enumerate(spec.objects)
+        if o.hits
+    )
+
+
 def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
     """A short prompt in the detailed caption style: what it leaves open is drawn at random (seeded),
     then a scene that fits is simulated and captioned, so the expansion is something the world can
     show. What the prompt says (colours, shapes, sizes, motions, walls, background, gravity, camera,
-    occluder) is kept.
+    occluder) is kept: a draw that does not show it (`shows_prompt`) is drawn again.
 
     >>> expand_prompt("a red ball falls", seed=0)  # doctest: +SKIP
     'A large red ball falls, then bounces on the floor twice. Under gravity on a gray background; the camera is static.'
@@ -597,16 +764,18 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
 
         return make_clip(seed, num_frames=num_frames, height=64, width=max(1, round(64 * aspect)), fps=fps, spec=spec).captions["detailed"]
     times = np.arange(num_frames) / fps
-    for attempt in range(20):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
-        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])  # hides an object
+    tries = 50  # as the eval's simulator: a caption that drops a wall the user asked for is a worse one
+    for attempt in range(tries):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])  # does not show the prompt
         scene = sample_scene(rng, duration=max(float(times[-1]), 1 / fps), aspect=aspect, spec=spec)
         try:
             traj = simulate(scene, times)
         except JamError:
-            if attempt == 19:
+            if attempt == tries - 1:
                 raise
             continue
         visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
-        if visible.max(0).min() >= OUT or attempt == 19:
+        # and, stricter than the eval, no object is behind the bar in every frame: "stays behind the bar" hides it
+        if (shows_prompt(spec, traj, visible) and visible.max(0).min() >= HIDDEN) or attempt == tries - 1:
             return caption_clip(scene, traj, visible, rng)["detailed"]
     raise AssertionError("unreachable")

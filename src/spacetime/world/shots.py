@@ -311,7 +311,7 @@ def close_up_conflict(shot: ShotSpec, objects: list[tuple[str | None, str | None
 def split_shot_phrases(
     tokens: list[str], word: Callable[[str], tuple | None]
 ) -> tuple[list[str], list[ShotSpec], str | None, list[list[str]]]:
-    """Take the shot phrases out of a token list: each runs from "cut" to the next separator.
+    """Take the shot phrases out of a token list: each runs from "cut" (or "cuts") to the next separator.
     Returns (the other tokens, with `UNREAD` where a phrase was not understood; the shots after the
     first; an error naming the first phrase not understood; the phrases not understood, as token
     lists — they say nothing about the scene).
@@ -322,7 +322,7 @@ def split_shot_phrases(
     error = None
     i = 0
     while i < len(tokens):
-        if tokens[i] != "cut":
+        if tokens[i] not in ("cut", "cuts"):  # "then cut to ...", "then cuts to ..."
             rest.append(tokens[i])
             i += 1
             continue
@@ -332,7 +332,9 @@ def split_shot_phrases(
         phrase = tokens[i:j]
         shot = _read_shot(phrase, word)
         if shot is None:  # its words are not read as scene words ("close up" is no motion up)
-            error = error or f"could not understand the shot phrase {' '.join(phrase)!r}; the world knows {KNOWN}"
+            said = " ".join(phrase)
+            said = said if len(said) <= 80 else said[:77] + "..."  # the error names the phrase, not a page of it
+            error = error or f"could not understand the shot phrase {said!r}; the world knows {KNOWN}"
             rest.append(UNREAD)
             unread.append(phrase)
         else:
