@@ -5,7 +5,7 @@ trained on) make the model follow the prompt better?
 
 Prompts: the short and medium captions of held-out world clips (what a user types). Each prompt is
 generated twice with the same seed: conditioned on the prompt as typed, and on its expansion
-(`spacetime.world.captions.expand_prompt`, seeded as `spacetime generate --expand-prompt` does);
+(`spacetime.world.prompts.expand_prompt`, seeded as `spacetime generate --expand-prompt` does);
 both videos are scored by the eval against the prompt as typed — what the user asked for, not what
 the expansion added. 17 frames, 64x64, 8 fps, 25 steps, guidance 5.
 """
@@ -23,7 +23,7 @@ from spacetime.eval import evaluate
 from spacetime.eval.evaluate import Sample, split_prompts
 from spacetime.eval.generators import derived_seed
 from spacetime.pipeline import SpacetimePipeline
-from spacetime.world.captions import expand_prompt
+from spacetime.world.prompts import expand_prompt
 
 METRICS = ("adherence", "motion", "permanence", "physics", "smoothness")
 

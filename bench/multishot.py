@@ -27,7 +27,7 @@ from machine import cpu_name  # bench/machine.py
 from spacetime.eval import EvalResult, generate_samples, score_clip, split_prompts
 from spacetime.eval.generators import MULTISHOT_BASELINES, pipeline_generator
 from spacetime.eval.multishot import MULTISHOT_METRICS
-from spacetime.world.captions import parse_prompt
+from spacetime.world.prompts import parse_prompt
 
 GEOMETRY = dict(num_frames=17, height=64, width=64, fps=8.0)
 

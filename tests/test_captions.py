@@ -8,8 +8,8 @@ import pytest
 
 from spacetime.world import captions as C
 from spacetime.world import vocab
-from spacetime.world.captions import expand_prompt, parse_prompt
 from spacetime.world.clip import make_clip, stream_seed
+from spacetime.world.prompts import expand_prompt, parse_prompt
 from spacetime.world.scene import Occluder, Scene, WorldObject
 
 SIZES = [(32, 32), (32, 48), (48, 32), (32, 64)]  # (height, width): scenes depend on the aspect only

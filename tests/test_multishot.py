@@ -14,8 +14,8 @@ from spacetime.eval.metrics import METRICS, score_clip
 from spacetime.eval.multishot import MULTISHOT_METRICS, detect_cuts
 from spacetime.eval.track import track
 from spacetime.world import WorldDataset, make_clip, parse_prompt
-from spacetime.world.captions import expand_prompt, parse_shots
 from spacetime.world.clip import render_shots
+from spacetime.world.prompts import expand_prompt, parse_shots
 from spacetime.world.render import render
 from spacetime.world.scene import ObjectSpec, Scene, WorldObject
 from spacetime.world.shots import CLOSE_UP_ZOOM, HELDOUT_CLOSE_UPS, Shot, ShotSpec, cut_frames

@@ -330,7 +330,7 @@ def test_too_narrow_sizes_are_refused_up_front(tmp_path, height, width):
 
 
 def test_the_narrowest_size_renders_every_scene():
-    from spacetime.world.captions import parse_prompt
+    from spacetime.world.prompts import parse_prompt
 
     specs = [None, parse_prompt("a big red ball falls"), parse_prompt("a large blue square bounces off the left wall"),
              parse_prompt("a big green triangle stays still under gravity"), parse_prompt("two big balls moving right")]

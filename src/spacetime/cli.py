@@ -360,7 +360,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 "fast: pass --fps to choose", args.video, source_fps, fps, fps / source_fps)
     prompt = args.prompt
     if args.expand_prompt:
-        from spacetime.world.captions import expand_prompt
+        from spacetime.world.prompts import expand_prompt
 
         aspect = width / height if width and height else d.get("width", 64) / d.get("height", 64)
         prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17), fps=fps,

@@ -28,8 +28,8 @@ from spacetime.eval.kinematics import FEATURE_NAMES
 from spacetime.eval.metrics import GRAVITY_TOL, METRICS, ClipScore, expected_gravity, score_clip
 from spacetime.eval.multishot import MULTISHOT_METRICS, multishot_summary
 from spacetime.world import vocab
-from spacetime.world.captions import parse_prompt
 from spacetime.world.clip import make_clip, stream_seed
+from spacetime.world.prompts import parse_prompt
 
 log = logging.getLogger(__name__)
 

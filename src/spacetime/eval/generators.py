@@ -31,9 +31,9 @@ from typing import Protocol
 import numpy as np
 
 from spacetime.world import vocab
-from spacetime.world.captions import parse_prompt, shows_prompt
 from spacetime.world.clip import Clip, make_clip, render_shots
 from spacetime.world.physics import simulate
+from spacetime.world.prompts import parse_prompt, shows_prompt
 from spacetime.world.render import render
 
 

@@ -37,7 +37,7 @@ from spacetime.eval.kinematics import (
 )
 from spacetime.eval.track import ClipTrack, box_gap, track
 from spacetime.world import vocab
-from spacetime.world.captions import parse_prompt
+from spacetime.world.prompts import parse_prompt
 from spacetime.world.scene import ObjectSpec, SceneSpec
 
 METRICS = ("adherence", "motion", "permanence", "physics", "smoothness")

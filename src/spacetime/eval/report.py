@@ -23,7 +23,7 @@ from spacetime.atomic import atomic_path, atomic_write_text
 from spacetime.eval.evaluate import EvalResult
 from spacetime.eval.metrics import GRAVITY_TOL, METRICS, expected_gravity
 from spacetime.world import vocab
-from spacetime.world.captions import parse_prompt
+from spacetime.world.prompts import parse_prompt
 
 log = logging.getLogger(__name__)
 

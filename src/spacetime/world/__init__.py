@@ -5,10 +5,11 @@
     clip = make_clip(0, spec=parse_prompt("a red ball bounces off the left wall"))
 """
 
-from spacetime.world.captions import caption_clip, expand_prompt, parse_prompt
+from spacetime.world.captions import caption_clip
 from spacetime.world.clip import Clip, make_clip, stream_seed
 from spacetime.world.dataset import WorldDataset, write_world
 from spacetime.world.physics import Event, Trajectory, simulate
+from spacetime.world.prompts import expand_prompt, parse_prompt
 from spacetime.world.render import render, visible_fraction
 from spacetime.world.scene import (
     HELDOUT_TRIPLES,

@@ -1,0 +1,543 @@
+"""Prompts back to scenes: `parse_prompt` reads the whole caption vocabulary (captions.py), and
+common user phrasings, into a `SceneSpec`, naming the words it could not understand and noting
+what it ignored; `expand_prompt` turns a short prompt into the detailed caption style by simulating
+a scene that fits it (the re-captioning analogue). The grammar and every phrase are listed in
+docs/captions.md.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+
+from spacetime.world import vocab
+from spacetime.world.captions import (
+    BOUNCE_PHRASES,
+    DIRECTION_PHRASES,
+    FALL_PHRASES,
+    FLOOR_TIMES,
+    HIDDEN,
+    HIT_IT,
+    HIT_VERBS,
+    MOVE_VERBS,
+    REST_PHRASES,
+    RESTING_PHRASES,
+    SEEN,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    STILL_PHRASES,
+    THROW_PHRASES,
+    VIEW_PHRASES,
+    caption_clip,
+)
+from spacetime.world.physics import JamError, Trajectory, simulate
+from spacetime.world.render import visible_fraction
+from spacetime.world.scene import ObjectSpec, SceneSpec, check_aspect, sample_scene
+from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots, split_shot_phrases
+
+# A prompt is read left to right, always taking the longest phrase the lexicon knows. Size, colour
+# and shape words build an object mention ("a big red ball"); every other phrase applies to the
+# objects last mentioned ("... falls"), or sets a scene attribute ("on a white background").
+
+STOPWORDS = frozenset(
+    "a an the of to is are was be being with on in at it its as from into onto by this these there here "
+    "scene video clip shows showing another also again back against s over across around along very "
+    "slowly quickly fast slow gently some we see where now just each other".split()
+)
+SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
+NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {str(n): n for n in range(11)}
+NUMBERS |= {"eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20, "hundred": 100, "pair": 2, "couple": 2}  # "a pair of"
+# words that deny the phrase after them ("does not fall", "without a bar"); "doesn't" is "doesn t"
+NEGATIONS = ("not", "no", "never", "without", "cannot", "does not", "do not", "did not", "doesn t", "don t", "didn t",
+             "isn t", "aren t", "won t", "can t", "will not")
+MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longer text is not read
+FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
+USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
+              "rolls", "rolling", "slides", "sliding", "move", "moved", "heads", "heading", "runs", "running",
+              "shoots", "speeds", "drift", "glide", "travel", "roll", "slide") + FLOAT_VERBS + ("moves off",)
+
+
+def _lexicon() -> dict[tuple[str, ...], tuple]:
+    """Phrase (as a word tuple) -> action. The first entry for a phrase wins."""
+    lex: dict[tuple[str, ...], tuple] = {}
+
+    def add(phrases, action: tuple) -> None:
+        for p in [phrases] if isinstance(phrases, str) else phrases:
+            lex.setdefault(tuple(p.split()), action)
+
+    for c in vocab.COLOURS:
+        add(c, ("colour", c))
+    extra_shapes = {"ball": ("sphere", "orb", "dot"), "square": ("cube", "rectangle"), "triangle": ("pyramid",)}
+    for shape in vocab.SHAPES:
+        for w in SHAPE_WORDS[shape] + extra_shapes[shape]:
+            add([w, w + ("es" if w.endswith("x") else "s")], ("shape", shape))
+    extra_sizes = {"small": ("tiny", "smaller", "smallest", "mini"), "large": ("huge", "bigger", "biggest", "larger", "giant")}
+    for size in vocab.SIZES:
+        add(SIZE_WORDS[size] + extra_sizes[size], ("size", size))
+    for w, n in NUMBERS.items():
+        add(w, ("count", n))
+    for d, other in (("left", "right"), ("right", "left")):  # one pan per clip: the first direction, noted
+        for v in ("camera pans", "camera moves", "camera panning", "view pans", "pans", "panning", "pan"):
+            add([f"{v} {d} and {other}", f"{v} to the {d} and {other}", f"{v} to the {d} and to the {other}",
+                 f"{v} {d} and then {other}", f"{v} {d} then {other}"], ("camera", f"pan-{d}", "both"))
+    for bg in vocab.BACKGROUNDS:
+        add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
+    add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder", True))
+    add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder", True))
+    add(["zero gravity", "no gravity", "without gravity", "weightless", "weightlessness", "in space", "zero g", "microgravity"], ("gravity", False))
+    add(["under gravity", "with gravity", "gravity", "gravity is on", "gravity pulls everything down"], ("gravity", True))
+    for d in ("left", "right"):
+        for v in ("camera pans", "camera moves", "camera panning", "view pans", "pans", "panning", "pan"):
+            add([f"{v} {d}", f"{v} to the {d}"], ("camera", f"pan-{d}"))
+    add(["camera is static", "static camera", "camera is still", "still camera", "fixed camera", "camera does not move",
+         "camera stays still", "camera holds still", "camera is fixed"], ("camera", "static"))
+    for motion, phrases in DIRECTION_PHRASES.items():
+        words = set(phrases) | {motion, motion.replace("-", " "), motion.replace("-", " and ")}
+        if "-" in motion:
+            v, h = motion.split("-")
+            words |= {f"{v} {h}ward", f"{v} and {h}", f"{h} and {v}", f"to the {h} and {v}", f"diagonally {v} {h}"}
+        else:
+            words |= {f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}"}
+            if motion in ("left", "right"):
+                words.add(f"to the {motion} side")  # "rolls to the left side": a motion; "on the left side" is a place
+        for p in sorted(words):
+            add(p, ("motion", motion, None))
+            for v in MOVE_VERBS + USER_VERBS:
+                add(f"{v} {p}", ("motion", motion, False if v in FLOAT_VERBS else None))
+    add(FLOAT_VERBS, ("motion", None, False))
+    add(MOVE_VERBS + USER_VERBS, ("noop",))
+    add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
+        "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
+        "resting on the floor", "lying on the floor", "lies still"), ("motion", "still", None))
+    add(FALL_PHRASES + ("falling", "dropping", "dropped", "fall", "drop", "falls to the floor", "is dropped", "falling down",
+        "drops down", "drops to the floor"), ("motion", "falls", None))
+    for d in ("left", "right"):
+        phrases = BOUNCE_PHRASES + THROW_PHRASES + ("bouncing to the {d}", "bounces {d}", "bouncing {d}", "bounce to the {d}",
+                                                     "thrown to the {d}", "thrown {d}", "tossed to the {d}", "is thrown {d}")
+        add([p.format(d=d) for p in phrases], ("motion", f"bounces-{d}", None))
+    add(["bounces", "bouncing", "bounce", "bouncy"], ("bounces",))
+    for wall in vocab.WALLS:
+        name = "the floor" if wall == "floor" else "the ceiling" if wall == "ceiling" else f"the {wall} wall"
+        for v in ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching",
+                  "crashes into", "crashing into", "crash into", "bumps into", "bumping into", "bump into", "collides with",
+                  "colliding with", "collide with", "bounces against", "bouncing against", "bounce against", "rebounds off"):
+            for times in FLOOR_TIMES:
+                add([f"{v} {name}{times}", f"{v} {name.replace('the ', '')}{times}"], ("hits", wall))
+            if wall in ("left", "right"):  # an object's spec holds one wall: the first, noted
+                other = "right" if wall == "left" else "left"
+                add([f"{v} the {wall} and {other} walls", f"{v} the {wall} and the {other} wall"], ("hits", wall, other))
+        add(name.replace("the ", ""), ("noop",))  # "along the floor", "near the left wall"
+    add(HIT_VERBS + ("hitting", "hit", "colliding with", "collide with", "bumping into", "bump into", "collides", "crashes into",
+        "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets"), ("reference",))
+    add(["which", "that", "who"], ("relative",))
+    add(HIT_IT + ("knocks it", "is knocked", "is hit", "something", "comes to a stop", "stops", "stop")
+        + REST_PHRASES + ("comes to rest", "comes to a rest", "lands", "lands on the floor")
+        + ("passes behind", "disappears behind", "starts behind", "stays behind", "comes out", "behind", "hidden behind",
+           "partly hidden behind", "hidden", "passes", "disappears")
+        + tuple(VIEW_PHRASES.values()) + ("leaves the view", "out of view", "into view", "comes back into view", "comes back")
+        + ("stands in the scene", "standing in the scene", "runs from floor to ceiling", "tall", "vertical", "in front of",
+           "there is", "everything", "empty", "twice", "several times", "diagonally", "camera", "view", "frame"), ("noop",))
+    # user phrasings the captions never use
+    add(["no bar", "no bars", "without a bar", "without the bar", "without bar", "no occluder", "without an occluder",
+         "without occluder", "no pillar", "without a pillar", "not behind a bar", "not behind the bar"], ("occluder", False))
+    add(["gravity off", "gravity : off", "gravity is off", "turn off gravity", "turns off gravity", "turn gravity off",
+         "gravity turned off", "gravity switched off"], ("gravity", False))
+    add(["gravity on", "gravity : on", "gravity turned on"], ("gravity", True))
+    add(["gravity is not on", "gravity isn t on"], ("gravity", False))
+    add(["low gravity", "weak gravity", "reduced gravity", "light gravity", "moon gravity", "anti gravity", "antigravity",
+         "reverse gravity", "reversed gravity", "inverted gravity"], ("note", "the world's gravity is on or off"))
+    add(["doesn t move", "don t move", "isn t moving", "never moves"], ("motion", "still", None))
+    add(["camera does not pan", "camera doesn t pan", "camera doesn t move"], ("camera", "static"))
+    for d in ("left", "right"):  # a place, not a motion: the world places objects itself
+        add([f"{p} the {d}" for p in ("on", "at", "in")] + [f"{p} the {d} side" for p in ("on", "at", "in")]
+            + [f"{d} side", f"to the {d} of", f"on the {d} of", f"on the {d} hand side"], ("note", "objects are placed by the world"))
+    add(["in the middle", "in the center", "in the centre", "at the top", "at the bottom"], ("note", "objects are placed by the world"))
+    add(["close up", "closeup", "close up shot", "close up view"],
+        ("note", "a clip opens on the wide shot; ask for 'then cut to a close-up of the red ball'"))
+    add(NEGATIONS, ("negation",))
+    add(["they", "both", "all", "all of them", "both of them"], ("group",))
+    return lex
+
+
+_LEXICON = _lexicon()
+_MAX_PHRASE = max(len(w) for w in _LEXICON)
+
+
+def _tokens(text: str) -> list[str]:
+    # unicode words, so that "café" comes back as an unknown word rather than vanishing; NFKC first,
+    # so that full-width "ｒｅｄ" is "red"
+    text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
+    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]", text)  # "1.5" is one token
+    return ["gray" if t == "grey" else t for t in toks]
+
+
+def _quote(said: str) -> str:
+    """A phrase of the prompt as a note quotes it: at most ~80 characters."""
+    return repr(said if len(said) <= 80 else said[:77] + "...")
+
+
+def _name(o: dict) -> str:
+    return " ".join(w for w in (o.get("colour"), o.get("shape") or "object") if w)
+
+
+def _does(motion: str) -> str:
+    """A motion label as a note says it: "falls", "stays still", "moves up-left", "bounces-left"."""
+    return {"falls": "falls", "still": "stays still"}.get(motion, motion if motion.startswith("bounces") else f"moves {motion}")
+
+
+def parse_prompt(text: str) -> SceneSpec:
+    """A prompt to a partial `SceneSpec`; never raises. Words it could not place are listed in
+    `unknown_words` (once each, in order); changes it made to fit the world (too many objects, a
+    repeated colour, falling without gravity) and phrases it read but could not keep (a negation, a
+    place, a second motion) are explained in `notes`.
+
+    >>> spec = parse_prompt("a big red ball bounces off the left wall on a white background")
+    >>> spec.objects, spec.background
+    ([ObjectSpec(colour='red', shape='ball', size='large', motion=None, hits='left')], 'white')
+    """
+    notes: list[str] = []
+    if isinstance(text, (bytes, bytearray)):  # bytes are UTF-8 text, not "b'...'"
+        text = bytes(text).decode("utf-8", "replace")
+    text = "" if text is None else text if isinstance(text, str) else str(text)
+    if len(text) > MAX_CHARS:
+        notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
+        text = text[:MAX_CHARS]
+    toks, shots, shot_error, unread = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
+    if shot_error:
+        notes.append(shot_error)
+    objects: list[dict] = []  # attribute dicts; "_ref" marks an object only named in passing, "_hit" one hit
+    subject: list[dict] = []  # the objects the next motion or event phrase is about
+    mention: dict | None = None  # {"attrs", "count", "ref", "the"} still taking adjectives and a noun
+    last_ref: dict | None = None
+    last_new: list[dict] = []  # the objects of the last mention: what "which" means without a reference
+    scene: dict = {"background": None, "gravity": None, "camera": None, "occluder": None}
+    scene_said: dict[str, str] = {}  # the words that set a scene attribute, to name in a conflict note
+    implied_gravity: bool | None = None  # from "floats" or a bare "bounces"; an explicit word wins
+    unknown: list[str] = []
+    count: int | None = None  # "two" before a mention: that many objects of it
+    count_word = ""
+    referencing = False  # after "hits" / "until": the next mention names another object
+    pending: list[tuple[str, str, str]] = []  # (kind, value, words) said before its object: "a falling red ball"
+    fill: list[dict] = []  # a counted mention's objects, open to colours said next: "two balls, one red and one blue"
+    shapeless: list[dict] = []  # colour-only mentions joined by "and" / ",", for the next shape: "red and blue balls"
+    sentence: list[dict] = []  # objects named since the last ".", "!" or "?": what "they" and "both" mean
+    sep: str | None = None  # the separator since the previous phrase
+    negated: str | None = None  # "not", "without", ... right before the next phrase
+    extra = 0  # objects asked beyond those made ("11 balls" makes 4: enough to keep 3 and say so)
+
+    def apply(objs: list[dict], kind: str, value: str, said: str) -> None:
+        """A motion or wall phrase to objects. Each keeps its first; a second motion is noted unless
+        a collision came between ("hits the blue ball and heads to the left" is after the hit). A
+        second wall is not: a caption tells every wall hit, and a wall that does not fit the motion
+        ("falls and bounces off the left wall") is true of a clip whose collision was not seen."""
+        for o in objs:
+            if kind == "hits":
+                o.setdefault("hits", value)
+            elif o.get("motion") in (None, value):
+                o["motion"] = value
+            elif not o.get("_hit"):
+                notes.append(f"{_quote(said)} ignored: the {_name(o)} already {_does(o['motion'])}; an object has one motion")
+
+    def take_pending(objs: list[dict]) -> None:
+        for kind, value, said in pending:
+            apply(objs, kind, value, said)
+        pending.clear()
+
+    def close() -> None:
+        nonlocal mention, subject, last_ref, last_new, fill, shapeless, extra
+        if mention is None:
+            return
+        attrs, m = mention["attrs"], mention
+        mention = None
+        if m["ref"]:  # "hits the blue ball": an object already there (not the hitter), or one to add
+            key = "colour" if "colour" in attrs else "shape"
+            same = [o for o in objects if o not in subject and key in attrs and o.get(key) == attrs[key]]
+            if same:
+                last_ref = same[-1]
+                last_ref.update({**attrs, **last_ref})  # fill in, never overwrite
+            else:
+                last_ref = {**attrs, "_ref": True}
+                objects.append(last_ref)
+            last_ref["_hit"] = True
+            take_pending([last_ref])
+            sentence.append(last_ref)
+            return
+        if m["count"] == 0:  # "zero balls": nothing to add, and what follows is about nothing
+            notes.append(f"{_quote(' '.join([m['count_word'], *m['words']]))} asks for no object; none added")
+            subject, last_ref = [{}], None
+            pending.clear()
+            return
+        open_ = [o for o in fill if "colour" not in o]
+        if "shape" not in attrs and "colour" in attrs and m["count"] in (None, 1) and open_:
+            open_[0].update(attrs)  # "two balls, one red and one blue": a colour of the counted ones
+            take_pending(open_[:1])
+            return
+        same = [o for o in objects if all(o.get(k) == v for k, v in attrs.items())]
+        if m["the"] and m["count"] is None and len(same) == 1:  # "A red ball. The ball bounces": that ball
+            subject, last_ref, last_new = same, None, same
+            take_pending(same)
+            sentence.append(same[0])
+            return
+        n = 1 if m["count"] is None else m["count"]
+        new = [dict(attrs) for _ in range(min(n, vocab.MAX_OBJECTS + 1))]
+        extra += n - len(new)
+        if n > 1 and "colour" in attrs:
+            notes.append(f"{n} {attrs['colour']} objects asked; objects need distinct colours, only the first is {attrs['colour']}")
+            for o in new[1:]:
+                o.pop("colour")
+        named = [o for o in objects if o.get("_ref") and "colour" in attrs and o.get("colour") == attrs["colour"]]
+        for o in named:  # named in passing before it was described: one object, placed here
+            objects.remove(o)
+            new[0].update({k: v for k, v in o.items() if k not in new[0] and not k.startswith("_")})
+        chained = sep in ("and", ",")
+        if "shape" in attrs and chained:  # "red and blue balls": the colours said before take the shape
+            for o in shapeless:
+                o.setdefault("shape", attrs["shape"])
+        shapeless = (shapeless if chained else []) + new if "shape" not in attrs and n == 1 else []
+        fill = new if n > 1 else []
+        objects.extend(new)
+        # "a red ball and a blue ball fall": objects joined by "and" that have done nothing yet share
+        # what follows; "a red ball falls and a blue ball moves left" starts a new subject
+        grow = chained and all("motion" not in o and "hits" not in o for o in subject)
+        subject, last_ref, last_new = (subject + new if grow else new), None, new
+        take_pending(new)
+        sentence.extend(new)
+
+    i = 0
+    while i < len(toks):
+        for n in range(min(_MAX_PHRASE, len(toks) - i), 0, -1):
+            action = _LEXICON.get(tuple(toks[i : i + n]))
+            if action is not None:
+                break
+        else:
+            tok, n = toks[i], 1
+            action = ("sep",) if tok in SEPARATORS else ("stop",) if tok in STOPWORDS else ("unknown",)
+            if tok == UNREAD:  # a shot phrase not understood: its words are unknown, none is a scene word
+                action = ("unread",)
+            elif re.fullmatch(r"\d+\.\d+", tok):  # "1.5 balls"
+                action = ("number", float(tok))
+            elif re.fullmatch(r"\d+", tok):  # "11 balls"; a huge one is still more than the world holds
+                action = ("number", int(tok) if len(tok) <= 9 else 10**9)
+        i += n
+        kind, said = action[0], " ".join(toks[i - n : i])
+        if negated is not None and kind not in ("stop", "negation"):
+            if kind in ("occluder", "gravity"):  # "without a bar", "not under gravity": the other value
+                action = (kind, not action[1])
+            elif kind in ("colour", "shape", "size", "motion", "hits", "bounces", "background", "camera", "note"):
+                # a spec has no "not": the phrase is left out, and said; a negated object is all its words
+                while kind in ("colour", "shape", "size") and i < len(toks) and _object_word(toks[i]):
+                    said, i = f"{said} {toks[i]}", i + 1
+                notes.append(f"{_quote(negated + ' ' + said)} not read: a spec cannot say what is not so")
+                negated = None
+                close()
+                continue
+            negated = None
+        if kind == "hits" and len(action) > 2:  # "bounces off the left and right walls"
+            notes.append(f"an object bounces off one wall in a spec; {_quote(said)} read as the {action[1]} wall")
+        if kind == "motion" and action[-1] is not None and implied_gravity is None:
+            implied_gravity = action[-1]
+        if kind in ("motion", "hits") and action[1] is not None:
+            # said before its object ("a falling red ball", "a red falling ball", "and a still box"):
+            # it waits for the next mention, so that no object nobody named is made
+            before = toks[i - n - 1] if i > n else ""
+            opening = mention is not None and "shape" not in mention["attrs"] and i < len(toks) and _object_word(toks[i])
+            if opening or (mention is None and (not subject or before in ("a", "an", "the"))):
+                pending.append((kind, action[1], said))
+                continue
+        if kind in ("colour", "shape", "size"):
+            if mention is not None and kind in mention["attrs"] and "shape" not in mention["attrs"]:
+                # "a red blue ball": one object, the first word kept
+                notes.append(f"{_quote(' '.join(mention['words'] + [said]))}: two {kind}s for one object; kept {mention['attrs'][kind]}")
+                continue
+            if mention is None or kind in mention["attrs"] or "shape" in mention["attrs"]:
+                close()
+                mention = {"attrs": {}, "count": count, "count_word": count_word, "words": [], "ref": referencing,
+                           "the": toks[i - n - 1] == "the" if i > n else False}
+                count, referencing = None, False
+            mention["attrs"][kind] = action[1]
+            mention["words"].extend(toks[i - n : i])
+            continue
+        if kind == "stop":
+            continue
+        close()
+        if kind != "sep":
+            shapeless = []
+        if kind not in ("sep", "count", "number"):
+            fill = []
+        if kind == "unknown":
+            if toks[i - 1] not in unknown:
+                unknown.append(toks[i - 1])
+        elif kind == "unread":
+            for w in unread.pop(0):
+                if w not in STOPWORDS and w not in SEPARATORS and w not in ("cut", "cuts") and w not in unknown:
+                    unknown.append(w)
+        elif kind == "sep" and said in (".", "!", "?"):
+            sentence = []
+        elif kind == "negation":
+            negated = said
+        elif kind == "count":
+            count, count_word = action[1], toks[i - 1]
+        elif kind == "number":
+            value = action[1]
+            if float(value).is_integer():
+                count, count_word = int(value), toks[i - 1]
+            else:
+                notes.append(f"{toks[i - 1]!r} is not a whole number of objects; read as one")
+        elif kind == "reference":
+            referencing = True
+            for o in subject:  # what it does next may be because of the hit ("... and heads left")
+                o["_hit"] = True
+        elif kind == "relative":  # "hits a blue square which falls", "a red ball and a blue box that falls"
+            subject = [last_ref] if last_ref is not None else last_new or subject
+        elif kind == "group":  # "they", "both": every object of the sentence
+            group = list({id(o): o for o in sentence}.values())
+            subject = group if len(group) > 1 else subject
+        elif kind in ("motion", "hits"):
+            if action[1] is not None:
+                apply(subject, kind, action[1], said)
+        elif kind == "bounces":
+            implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
+        elif kind == "note":
+            notes.append(f"{_quote(said)} not read: {action[1]}")
+        elif kind in ("background", "camera", "gravity", "occluder"):
+            if len(action) > 2:  # "pans left and right"
+                notes.append(f"the camera pans one way in a clip; {_quote(said)} read as {action[1].replace('-', 's ')}")
+            if scene[kind] is None:
+                scene[kind], scene_said[kind] = action[1], said
+            elif scene[kind] != action[1]:
+                notes.append(f"{kind} said twice, {_quote(scene_said[kind])} and {_quote(said)}; kept the first, {scene[kind]}")
+        if kind not in ("count", "number", "reference", "unknown", "negation"):  # "hits a shiny ball": still a reference
+            count, referencing = None, False
+        sep = said if kind == "sep" else None
+    close()
+    if pending:  # "falling on a white background": an object nobody named
+        objects.append({})
+        take_pending(objects[-1:])
+    if negated is not None:
+        notes.append(f"{_quote(negated)} at the end denies nothing; not read")
+
+    for o in objects:
+        for k in [k for k in o if k.startswith("_")]:
+            o.pop(k)
+    if len(objects) + extra > vocab.MAX_OBJECTS:
+        notes.append(f"{len(objects) + extra} objects asked; the world holds at most {vocab.MAX_OBJECTS}, kept the first {vocab.MAX_OBJECTS}")
+        objects = objects[: vocab.MAX_OBJECTS]
+    seen: set[str] = set()
+    for o in objects:
+        if o.get("colour") in seen:
+            notes.append(f"colour {o['colour']!r} named twice; objects need distinct colours, the second gets another")
+            o.pop("colour")
+        elif o.get("colour"):
+            seen.add(o["colour"])
+    shots = fit_shots(shots, notes)
+    for sh in shots:  # a close-up of an object the scene part did not name: it is in the scene
+        _place_close_up(sh, objects, notes)
+    if scene["gravity"] is None:
+        scene["gravity"] = implied_gravity
+    if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
+        scene["gravity"] = True
+        notes.append("falling and bouncing need gravity; gravity turned on")
+    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene)
+
+
+def _place_close_up(shot: ShotSpec, objects: list[dict], notes: list[str]) -> None:
+    """Make the scene hold the object a close-up asks for: the object named with its colour (given
+    the shape if open); else a new object if there is room; else an object whose colour or shape is
+    still open. What cannot be (the red object is a ball, the close-up asks for the red square) is
+    said in `notes`; rendering such a spec raises."""
+    if shot.kind != "close-up" or (shot.colour is None and shot.shape is None):
+        return
+    want = {k: v for k, v in (("colour", shot.colour), ("shape", shot.shape)) if v is not None}
+    owner = next((o for o in objects if shot.colour is not None and o.get("colour") == shot.colour), None)
+    if owner is None and shot.colour is None:
+        owner = next((o for o in objects if o.get("shape") == shot.shape), None)
+    if owner is None and len(objects) < vocab.MAX_OBJECTS:
+        objects.append(dict(want))
+        return
+    if owner is None:  # no room: an object still open may be it
+        colours = {o.get("colour") for o in objects}
+        owner = next((o for o in objects if all(o.get(k) in (None, v) for k, v in want.items())
+                      and not (o.get("colour") is None and shot.colour in colours)), None)
+    if owner is not None and all(owner.get(k) in (None, v) for k, v in want.items()):
+        for k, v in want.items():
+            owner.setdefault(k, v)
+        return
+    problem = close_up_conflict(shot, [(o.get("colour"), o.get("shape")) for o in objects])
+    if problem:
+        notes.append(problem)
+
+
+def _object_word(token: str) -> tuple | None:
+    """("colour" | "shape" | "size", value) for a one-word object word, else None."""
+    action = _LEXICON.get((token,))
+    return action if action is not None and action[0] in ("colour", "shape", "size") else None
+
+
+def parse_shots(text: str) -> list[ShotSpec]:
+    """The shots a prompt asks for, in order (the wide view first; empty for one shot). Unlike
+    `parse_prompt` it raises: a ValueError naming the shot phrase it could not understand."""
+    notes: list[str] = []
+    _, shots, error, _ = split_shot_phrases(_tokens("" if text is None else str(text)[:MAX_CHARS]), _object_word)
+    if error:
+        raise ValueError(error)
+    return fit_shots(shots, notes)
+
+
+def shows_prompt(spec: SceneSpec, traj: Trajectory, visible: np.ndarray) -> bool:
+    """Does a simulated draw show what `spec` names: every object in view (visible fraction >= SEEN
+    on some frame, so not behind the bar or out of frame throughout), and each wall an object
+    should bounce off reached where the video shows it (the captions' rule for an event)? An image
+    shows no bounce. `expand_prompt` and the eval's simulator (`simulate_prompt`) redraw until it does."""
+    if visible.size and visible.max(0).min() < SEEN:
+        return False
+    times = traj.times
+
+    def shown(i: int, t: float) -> bool:
+        k = int(np.searchsorted(times, t, side="right"))
+        return 0 < t <= times[-1] and visible[max(k - 1, 0) : k + 1, i].max() >= SEEN
+
+    return len(times) == 1 or all(
+        any(e.kind == "wall" and e.object == i and e.other == o.hits and shown(i, e.t) for e in traj.events)
+        for i, o in enumerate(spec.objects)
+        if o.hits
+    )
+
+
+def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
+    """A short prompt in the detailed caption style: what it leaves open is drawn at random (seeded),
+    then a scene that fits is simulated and captioned, so the expansion is something the world can
+    show. What the prompt says (colours, shapes, sizes, motions, walls, background, gravity, camera,
+    occluder) is kept: a draw that does not show it (`shows_prompt`) is drawn again.
+
+    >>> expand_prompt("a red ball falls", seed=0)  # doctest: +SKIP
+    'A large red ball falls, then bounces on the floor twice. Under gravity on a gray background; the camera is static.'
+    """
+    from spacetime.world.clip import check_clip_args  # here: clip.py imports this module
+
+    check_clip_args(num_frames, 64, 64, fps)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_aspect(aspect)
+    spec = parse_prompt(text)
+    if parse_shots(text):  # the user's shot list is kept: make_clip draws the scene and the cuts
+        from spacetime.world.clip import make_clip
+
+        return make_clip(seed, num_frames=num_frames, height=64, width=max(1, round(64 * aspect)), fps=fps, spec=spec).captions["detailed"]
+    times = np.arange(num_frames) / fps
+    tries = 50  # as the eval's simulator: a caption that drops a wall the user asked for is a worse one
+    for attempt in range(tries):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])  # does not show the prompt
+        scene = sample_scene(rng, duration=max(float(times[-1]), 1 / fps), aspect=aspect, spec=spec)
+        try:
+            traj = simulate(scene, times)
+        except JamError:
+            if attempt == tries - 1:
+                raise
+            continue
+        visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
+        # and, stricter than the eval, no object is behind the bar in every frame: "stays behind the bar" hides it
+        if (shows_prompt(spec, traj, visible) and visible.max(0).min() >= HIDDEN) or attempt == tries - 1:
+            return caption_clip(scene, traj, visible, rng)["detailed"]
+    raise AssertionError("unreachable")
