@@ -35,6 +35,26 @@ def test_config_yaml_and_overrides(tmp_path):
         load_config(TrainVAEConfig, None, ["--data.source", "folder"])
 
 
+def test_a_full_disk_while_saving_is_a_message_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    import spacetime.checkpoint as checkpoint
+
+    run = tmp_path / "r"
+    assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "1"]) == 0
+    real = checkpoint.save_file
+
+    def full(tensors, path, *a, **kw):  # what safetensors raises when the disk fills
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              '"No space left on device" })')
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "2"]) == 1  # was a traceback
+    assert "cannot write the checkpoint" in capsys.readouterr().err
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000001"]  # no half-written one left
+
+
 def test_nested_overrides_keep_the_parents_defaults(tmp_path):
     """One optim key given must not reset the others to OptimConfig's own defaults: the DiT's
     default lr is 3e-4 (OptimConfig's 1e-3 trained it 3x too fast, silently)."""

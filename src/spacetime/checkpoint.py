@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -138,6 +139,9 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+    except SafetensorError as e:  # its writer's I/O failures (a full disk) are not OSErrors
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"{final}: cannot write the checkpoint ({e}); the previous checkpoints are kept") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -258,6 +262,9 @@ def save_model(directory: str | Path, config: dict, model: nn.Module | dict, sub
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(directory)
+    except SafetensorError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"{directory}: cannot write the model ({e}); what was there is kept") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
+    except (ValueError, OSError) as e:  # bad input, and I/O failures (a full disk): a message, not a traceback
         print(f"spacetime {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
