@@ -247,7 +247,21 @@ def _add_ingredients(builder, ingredients, labels: dict, mimes: dict):
     return None
 
 
-def _summary(active: dict) -> dict:
+def _ingredient(i: dict, store: dict) -> dict:
+    """An ingredient, and what its own manifest (carried in the store) claims: a spacetime output
+    another tool opened and re-signed keeps our claim there, as the ingredient's."""
+    out = {k: i.get(k) for k in ("title", "relationship", "format")}
+    own = store.get("manifests", {}).get(i.get("active_manifest") or "")
+    if own:
+        claims = _summary(own, store)
+        failures = (i.get("validation_results") or {}).get("activeManifest", {}).get("failure", [])
+        out["manifest"] = {"ai_generated": claims["ai_generated"], "generator": claims["generator"],
+                           "signer": claims["signer"].get("common_name"),
+                           "valid": not [f for f in failures if not str(f.get("code")).startswith("signingCredential.untrusted")]}
+    return out
+
+
+def _summary(active: dict, store: dict | None = None) -> dict:
     actions = [a for asr in active.get("assertions", []) if asr.get("label", "").startswith("c2pa.actions")
                for a in asr.get("data", {}).get("actions", [])]
     created = next((a for a in actions if a.get("action") == "c2pa.created"), None)
@@ -261,7 +275,7 @@ def _summary(active: dict) -> dict:
         "generator": " ".join(str(agent.get(k)) for k in ("name", "version") if agent.get(k)) or None,
         "title": active.get("title"),
         "actions": [{k: a[k] for k in ("action", "description") if k in a} for a in actions],
-        "ingredients": [{k: i.get(k) for k in ("title", "relationship", "format")} for i in active.get("ingredients", [])],
+        "ingredients": [_ingredient(i, store or {}) for i in active.get("ingredients", [])],
         "generation": generation,
         "signer": {k: active.get("signature_info", {}).get(k) for k in ("issuer", "common_name", "alg", "time")},
     }
@@ -334,6 +348,6 @@ def read_credentials(path: str | os.PathLike, trust_anchors_pem: str = "") -> di
     failures = [{"code": f.get("code"), "explanation": f.get("explanation")} for f in results.get("failure", [])]
     integrity = [f for f in failures if not f["code"].startswith("signingCredential.untrusted")]
     active = store.get("manifests", {}).get(store.get("active_manifest"), {})
-    out.update(present=True, state=state, failures=failures, claims=_summary(active) if active else None,
+    out.update(present=True, state=state, failures=failures, claims=_summary(active, store) if active else None,
                valid=state in ("Valid", "Trusted") and not integrity, trusted=state == "Trusted")
     return out
