@@ -319,7 +319,10 @@ def test_a_damaged_file_without_credentials_is_not_called_tampered(tmp_path, cfg
     write_output(_clip(4), signed, 8.0, Provenance(_claims(), config_dir=cfg))
     cut_signed = tmp_path / "cut-signed.mp4"
     cut_signed.write_bytes(signed.read_bytes()[: signed.stat().st_size // 2])
-    for f, code in ((garbage, 1), (cut_plain, 1), (cut_signed, 2)):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    # nothing decodes and no manifest: not checked (3), not "no mark" (1), which claims a check
+    for f, code in ((garbage, 3), (empty, 3), (cut_plain, 3), (cut_signed, 2)):  # cut-plain: its index is gone
         capsys.readouterr()
         assert main(["verify", "--json", str(f)]) == code, f.name
         report = json.loads(capsys.readouterr().out)[0]
