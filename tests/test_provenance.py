@@ -147,6 +147,20 @@ def test_signed_output_reads_back_with_the_right_claims(tmp_path, cfg):
     assert rep["watermark"]["detected"]  # and its pixels carry the still mark
 
 
+def test_an_output_whose_mark_cannot_be_found_says_so(tmp_path, cfg, caplog):
+    """Noise-like frames (an untrained model's) or a 5-frame clip carry no detectable mark: the
+    sidecar record and the log say so instead of implying a watermark `verify` cannot find."""
+    record = write_output(_clip(0), tmp_path / "ok.mp4", 8.0, Provenance(_claims(), config_dir=cfg))
+    assert record["watermark"] and record["watermark_detectable"] is True
+    noise = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING", logger="spacetime.provenance.output"):
+        record = write_output(noise, tmp_path / "noise.mp4", 8.0, Provenance(_claims(), config_dir=cfg))
+        short = write_output(_clip(1)[:5], tmp_path / "short.mp4", 8.0, Provenance(_claims(), config_dir=cfg))
+    assert record["watermark_detectable"] is False and short["watermark_detectable"] is False
+    assert "noise.mp4: the pixel watermark cannot be detected in this content" in caplog.text
+    assert "short.mp4: the pixel watermark cannot be detected in this clip (2-7 frames are not judged)" in caplog.text
+
+
 def test_signing_leaves_every_frame_as_it_was(tmp_path, cfg):
     src, dest = tmp_path / "plain.mp4", tmp_path / "signed.mp4"
     write_video(_clip(2), src)

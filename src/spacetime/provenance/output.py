@@ -7,6 +7,7 @@ signed file, so a missing or unusable signing key leaves no half-written output.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -16,7 +17,9 @@ from typing import Any
 
 from spacetime.provenance.credentials import Ingredient, sign_file
 from spacetime.provenance.identity import SigningIdentity, resolve_identity
-from spacetime.provenance.watermark import DEFAULT_KEY, watermark
+from spacetime.provenance.watermark import DEFAULT_KEY, detect_watermark, watermark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,11 +46,21 @@ def write_output(frames: Any, path: str | os.PathLike, fps: float, provenance: P
         identity = resolve_identity(directory=provenance.config_dir)  # before any writing: fail early
     arr = to_uint8_frames(frames)
     t0 = time.perf_counter()
+    found = None
     if provenance.watermark_key is not None:
         arr = watermark(arr, provenance.watermark_key)
+        # the mark is as strong as the content allows: on noise-like frames (an untrained model's)
+        # or a clip of 2-7 frames it cannot be found, and the file must not be said to carry one
+        found = detect_watermark(arr[:240], provenance.watermark_key)  # what `verify` reads; milliseconds
+        if not found.detected:
+            log.warning("%s: the pixel watermark cannot be detected in this %s (score %s, threshold %s); `spacetime "
+                        "verify` will rely on the Content Credentials alone", path,
+                        "clip (2-7 frames are not judged)" if found.score is None else "content", found.score,
+                        found.threshold)
     t1 = time.perf_counter()
     record = {
         "watermark": provenance.watermark_key is not None,
+        "watermark_detectable": None if found is None else found.detected,
         "c2pa": False,
         "seconds": {"watermark": round(t1 - t0, 4)},
     }
