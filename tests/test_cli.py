@@ -123,3 +123,22 @@ def test_eval_refuses_a_geometry_the_model_cannot_make_before_loading(tiny_model
         assert main(["eval", "--model", str(tiny_model_dir), "--num-clips", "1", flag, value, "--out", str(out),
                      "--no-report"]) == 1
         assert msg in capsys.readouterr().err and not out.exists()
+
+
+def test_help_shows_each_flags_default(capsys):
+    for command, flag, default in (("generate", "--num-inference-steps", "25"), ("generate", "--guidance-scale", "5.0"),
+                                   ("generate", "--seed", "0"), ("world", "--fps", "8.0"), ("serve", "--max-frames", "241")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        after = text.split(f" {flag} ", 1)[1]
+        assert after.split(" --", 1)[0].rstrip().endswith(f"(default: {default})"), (command, flag, after[:120])
+
+
+def test_a_vae_folder_that_is_not_there_is_named_so():
+    from spacetime.vae import VideoVAE
+
+    with pytest.raises(ValueError, match="nope: no such model directory"):  # was "no COMPLETE marker"
+        VideoVAE.from_pretrained("nope")
+    with pytest.raises(ValueError, match="configs say vae: shipped"):
+        VideoVAE.from_pretrained("shipped")

@@ -339,6 +339,16 @@ def test_generator_interface_and_bad_output():
 # --- the command -------------------------------------------------------------------------------
 
 
+def test_cli_summary_names_the_multishot_metrics_when_prompts_have_cuts(tmp_path, capsys):
+    world, out = tmp_path / "w", tmp_path / "e"
+    assert main(["world", "--out", str(world), "--num-clips", "2", "--num-frames", "17", "--multishot", "1"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--videos", str(world), "--out", str(out), "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    for m in ("cuts", "identity", "continuity"):  # were in metrics.json only
+        assert any(line.startswith(f"{m} ") for line in printed.splitlines()), (m, printed)
+
+
 def test_cli_scores_a_world_folder_and_writes_a_report(tmp_path, capsys):
     world, out = tmp_path / "w", tmp_path / "e"
     assert (

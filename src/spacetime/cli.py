@@ -103,13 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train-vae", help="train the video VAE (resumes from the newest checkpoint in run_dir)",
                        description="Train the VAE. Any config key can follow as --key value, nested keys with dots: "
-                                   "--max_steps 100 --optim.lr 3e-4 --data.source folder --data.path DIR")
+                                   "--max_steps 100 --optim.lr 3e-4 --data.source folder --data.path DIR. The keys "
+                                   "are TrainVAEConfig's fields (docs/vae.md; an unknown key's error lists them).")
     t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
     t.set_defaults(func=_cmd_train_vae, overrides=True)
 
     t = sub.add_parser("train", help="train the text-to-video DiT on a trained VAE's latents (resumes from run_dir)",
                        description="Train the DiT. Any config key can follow as --key value, nested keys with dots: "
-                                   "--max_steps 100 --optim.lr 3e-4 --vae runs/vae-world/model --model.depth 4")
+                                   "--max_steps 100 --optim.lr 3e-4 --vae runs/vae-world/model --model.depth 4. The "
+                                   "keys are TrainDiTConfig's fields (docs/dit.md; an unknown key's error lists them).")
     t.add_argument("--config", type=Path, default=None, help="YAML config (default: the built-in defaults)")
     t.set_defaults(func=_cmd_train, overrides=True)
 
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Text to video with a trained model; writes the video and a JSON sidecar "
                                    "(same name, .json) with every parameter and the seed.")
     g.add_argument("prompt", help="what the video shows")
-    g.add_argument("--output", "-o", required=True, type=Path, help="the video to write (.mp4)")
+    g.add_argument("--output", "-o", required=True, type=Path, help="the video to write (.mp4; .png for one frame, --num-frames 1)")
     g.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the model shipped with spacetime)")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=None,
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("serve", help="serve the HTTP API (OpenAI's Videos API shape) and the web page",
                        description="One process serves POST/GET/DELETE /v1/videos and a web page at / (see docs/serving.md). "
-                                   "Needs the serve extra: pip install 'spacetime[serve]'.")
+                                   "Needs the serve extra: pip install -e '.[serve]' in the checkout.")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=_int_in("--port", 0, 65535), default=7860, help="port (default 7860; 0 picks a free one)")
     v.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the model shipped with spacetime)")
@@ -219,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trust-anchors", type=Path, action="append", default=[], metavar="PEM",
                    help="root certificates the credentials checks also trust (repeatable), as verify's flag")
     v.set_defaults(func=_cmd_serve)
+    for command in (*sub.choices.values(), *dsub.choices.values()):
+        for action in command._actions:  # each flag's help ends with its default, unless it says it
+            text = action.help or ""
+            if action.option_strings and "default" not in text and not any(action.default is x for x in (None, False, argparse.SUPPRESS)):
+                action.help = f"{text} (default: %(default)s)".strip()
     return parser
 
 
@@ -477,7 +484,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from spacetime.serve import Limits, OutputMarks, create_app, serve
     except ImportError as e:
-        raise ValueError(f"serving needs the serve extra ({e.name} is missing): pip install 'spacetime[serve]'") from None
+        raise ValueError(f"serving needs the serve extra ({e.name} is missing): pip install -e '.[serve]' in the spacetime "
+                         "checkout (the PyPI project named spacetime is another one)") from None
     from spacetime import pipeline
     from spacetime.pipeline import SpacetimePipeline
 

@@ -246,6 +246,9 @@ class VideoVAE(nn.Module):
         from safetensors.torch import load_file
 
         path = Path(path)
+        if not path.is_dir():  # "not complete" would send the user looking for a marker in a folder that is not there
+            raise ValueError(f"{path}: no such model directory" + (" (the packaged VAE is spacetime.pipeline.DEFAULT_MODEL "
+                             "/ 'vae'; configs say vae: shipped)" if str(path) == "shipped" else ""))
         if not (path / "COMPLETE").is_file():
             raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker)")
         config = json.loads((path / "config.json").read_text())

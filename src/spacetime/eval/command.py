@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from spacetime.eval.multishot import MULTISHOT_METRICS
 from spacetime.eval.report import FIGURES  # report imports matplotlib only when it draws
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def run_eval(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise ValueError(
-                "the report needs matplotlib: pip install 'spacetime[eval]', or pass --no-report"
+                "the report needs matplotlib: pip install -e '.[eval]' in the spacetime checkout (or pip install matplotlib), or pass --no-report"
             ) from None
     if args.videos is not None:
         if not args.videos.is_dir():
@@ -217,7 +218,8 @@ def run_eval(args: argparse.Namespace) -> int:
         f"scored {len(result.scores)} clips"
         + ("" if asked in (None, len(result.scores)) else f" ({asked} asked for)")
     )
-    for name in ("adherence", "motion", "permanence", "physics", "smoothness"):
+    # the multi-shot metrics where some prompt has cuts (aggregate() leaves them out otherwise)
+    for name in ("adherence", "motion", "permanence", "physics", "smoothness", *(m for m in MULTISHOT_METRICS if m in agg)):
         a = agg[name]
         mean = "n/a" if a["mean"] is None else f"{a['mean']:.3f}"
         print(f"{name:11s} {mean}  ({a['clips']} clips judged, pass rate {a['pass_rate']})")

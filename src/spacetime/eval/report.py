@@ -33,7 +33,7 @@ def _plt():
         import matplotlib
     except ImportError:
         raise ImportError(
-            "the evaluation report needs matplotlib: pip install 'spacetime[eval]' (or pip install matplotlib)"
+            "the evaluation report needs matplotlib: pip install -e '.[eval]' in the spacetime checkout (or pip install matplotlib)"
         ) from None
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt

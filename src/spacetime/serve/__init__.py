@@ -7,7 +7,7 @@
     marks = OutputMarks.resolve(model)  # outputs are watermarked and signed, as `spacetime generate`'s
     serve(create_app(SpacetimePipeline.from_pretrained(model), "outputs", marks=marks), port=7860)
 
-FastAPI and uvicorn come with the `serve` extra: pip install 'spacetime[serve]'.
+FastAPI and uvicorn come with the `serve` extra: pip install -e '.[serve]' in the checkout.
 """
 
 from spacetime.serve.app import ServerThread, create_app, serve
