@@ -96,6 +96,9 @@ def test_command_line_values_as_people_type_them(tmp_path):
         load_config(TrainVAEConfig, path, ["--max_steps", "1"])
     with pytest.raises(ValueError, match="is a directory; give a YAML file"):
         load_config(TrainVAEConfig, tmp_path)
+    path.write_text("max_steps: 10\noptim:\n  lr: 1.0e-4\n  warmup_steps: 5\n  lr: 1.0e-3\n")
+    with pytest.raises(ValueError, match=r"(?s)not valid YAML .*the key 'lr' is given twice.*line 5"):
+        load_config(TrainVAEConfig, path)  # YAML kept the last lr, silently
 
 
 def test_cli_reports_bad_config_keys(tmp_path, capsys):
