@@ -219,7 +219,8 @@ def save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> 
         except (OSError, Image.DecompressionBombError, ValueError) as e:
             if isinstance(e, InvalidRequest):
                 raise
-            raise InvalidRequest(name, f"not a readable image ({type(e).__name__}: {e})") from None
+            # the class name only: the exception's text can carry internals (`<_io.BytesIO object at 0x...>`)
+            raise InvalidRequest(name, f"not a readable image ({type(e).__name__})") from None
         export_to_video(frame[None], folder / input_name(name, data))  # re-encoded: only pixels come through
         return None
     from spacetime.data.decode import VideoReadError, decode
