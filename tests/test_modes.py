@@ -160,6 +160,18 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     path = tmp_path / "clip.mp4"
     write_video(clip(7), path, fps=8)
     assert run(pipe, video=str(path), num_frames=9)[0].shape == (9 + 8, 32, 32, 3)  # a file works too
+    # a file of another size is scaled as it is decoded (its full-size frames never all held)
+    big = tmp_path / "big.mp4"
+    write_video(make_clip(8, num_frames=9, height=64, width=48).frames, big, fps=8)
+    seen = []
+    real = pipeline_module.SpacetimePipeline._load_media
+    pipeline_module.SpacetimePipeline._load_media = staticmethod(lambda x, name, size=None: seen.append(size) or real(x, name, size))
+    try:
+        with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+            out = run(pipe, video=str(big), num_frames=9, height=32, width=32)[0]
+    finally:
+        pipeline_module.SpacetimePipeline._load_media = staticmethod(real)
+    assert out.shape == (9 + 8, 32, 32, 3) and seen == [(32, 32)] and "video is 48x64 (WxH); resized to 32x32" in caplog.text
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -354,6 +354,53 @@ def test_rotation_metadata_is_applied(tmp_path):
             out.mux(stream.encode(None))
         frames, _ = read_video(path)
         assert np.abs(frames[0].astype(int) - np.rot90(img, degrees // 90)).max() < 8, degrees
+        # scaled as decoded: upright at the size asked, the marker still in its corner
+        upright = np.rot90(img, degrees // 90)
+        small, _ = read_video(path, size=(upright.shape[0] // 2, upright.shape[1] // 2))
+        assert small.shape[1:3] == (upright.shape[0] // 2, upright.shape[1] // 2), degrees
+        assert np.abs(small[0].astype(int) - upright[::2, ::2]).mean() < 8, degrees
+
+
+def test_frames_are_scaled_as_decoded_and_oversized_ones_refused_unread(tmp_path):
+    """A file's frames scaled to the size wanted as they are decoded (its full-size frames are never
+    all held: a 14 KB 2048x2048 upload took a server to 1.6 GB), and frames over a side limit
+    refused from the header, before decoding (an 8000x8000 GIF screen took 15 s and 520 MB)."""
+    import tracemalloc
+
+    from spacetime.data.decode import VideoReadError, decode
+
+    path = tmp_path / "big.mp4"
+    write_video(np.zeros((24, 512, 512, 3), np.uint8), path, fps=8)
+    tracemalloc.start()
+    frames, _ = read_video(path, size=(32, 32))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert frames.shape == (24, 32, 32, 3) and peak < 4 * 2**20  # the full frames would be 18.9 MB
+    gif = tmp_path / "screen.gif"
+    tiny = [Image.new("P", (1, 1)) for _ in range(3)]
+    tiny[0].save(gif, save_all=True, append_images=tiny[1:])
+    data = bytearray(gif.read_bytes())
+    data[6:10] = (4000).to_bytes(2, "little") * 2  # the logical screen: 4000x4000
+    gif.write_bytes(bytes(data))
+    with pytest.raises(VideoReadError, match="4000x4000 frames are over 2048 pixels a side"):
+        decode(gif, rgb=False, max_side=2048)
+    with pytest.raises(VideoReadError, match="512x512 frames are over 256 pixels a side"):
+        decode(path, max_side=256)
+
+
+def test_playlists_and_scripts_are_not_opened(tmp_path):
+    """An ffconcat script that lists itself made FFmpeg open it until the file handles ran out;
+    playlists (HLS) would fetch URLs. Only video and image demuxers read, local files only."""
+    from spacetime.data.decode import VideoReadError, decode
+
+    script = tmp_path / "x.mp4"
+    script.write_text("ffconcat version 1.0\nfile x.mp4\n")
+    with pytest.raises(VideoReadError, match="not a video or image format spacetime reads"):
+        decode(script)
+    playlist = tmp_path / "p.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.1:9/seg.ts\n#EXT-X-ENDLIST\n")
+    with pytest.raises(VideoReadError):
+        decode(playlist)
 
 
 def test_an_image_file_reads_as_one_frame(tmp_path):

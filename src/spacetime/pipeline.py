@@ -188,9 +188,11 @@ class SpacetimePipeline:
     # --- inputs for the prompting modes --------------------------------------------------------
 
     @staticmethod
-    def _load_media(x, name: str) -> np.ndarray:
-        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3)."""
-        from spacetime.data.video import read_video, to_uint8_frames
+    def _load_media(x, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3).
+        `size` (height, width): a video file's frames are scaled to it as they are decoded (with the
+        warning `_fit_media` gives), so a long 4K input costs the memory of the frames made."""
+        from spacetime.data.video import to_uint8_frames
 
         if isinstance(x, (bytes, bytearray, memoryview)):
             raise ValueError(f"{name}: give a file path, a PIL image, an array or a tensor, not the file's bytes "
@@ -219,7 +221,14 @@ class SpacetimePipeline:
                     raise ValueError(f"{name}: cannot read image {str(path)!r}: {e}") from None
             if frames is None:
                 try:  # an image's first frame is all it uses
-                    frames, _ = read_video(path, max_frames=1 if name == "image" else None)
+                    from spacetime.data.decode import decode
+
+                    d = decode(path, max_frames=1 if name == "image" else None, size=size)
+                    if d.damage:
+                        log.warning("%s: damaged, %d frames decoded (%s)", path, len(d.frames), d.damage)
+                    if size is not None and (d.height, d.width) != tuple(size):
+                        log.warning("%s is %dx%d (WxH); resized to %dx%d", name, d.width, d.height, size[1], size[0])
+                    frames = np.stack(d.frames)
                 except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
                     what, why = ("image", not_image) if not_image else ("video", e)
                     raise ValueError(f"{name}: cannot read {what} {str(path)!r}: {why}") from None
@@ -385,11 +394,14 @@ class SpacetimePipeline:
         mode = self._mode(image, video, video2, extend, strength, loop)
         if strength is not None:
             strength = float(strength)
-        # each input read once; without a size the output takes the first input's
-        media = {name: self._load_media(x, name) for name, x in (("image", image), ("video", video), ("video2", video2))
-                 if x is not None}
-        if height is None and width is None and media:
-            height, width = next(iter(media.values())).shape[1:3]
+        # each input read once; without a size the output takes the first input's (read whole), and
+        # the others are scaled to it as they are decoded
+        inputs = {name: x for name, x in (("image", image), ("video", video), ("video2", video2)) if x is not None}
+        media = {}
+        if height is None and width is None and inputs:
+            first = next(iter(inputs))
+            media[first] = self._load_media(inputs[first], first)
+            height, width = media[first].shape[1:3]
         if mode == "edit" and num_frames is not None:
             log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
             num_frames = None
@@ -398,6 +410,7 @@ class SpacetimePipeline:
         width = self.defaults.get("width", 64) if width is None else width
         num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
+        media.update({name: self._load_media(x, name, (height, width)) for name, x in inputs.items() if name not in media})
         media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
         t0 = time.perf_counter()

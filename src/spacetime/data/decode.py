@@ -59,23 +59,29 @@ def decode(
     max_frames: int | None = None,
     rgb: bool = True,
     pad: bool = False,
+    max_side: int | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Decoded:
     """The decoder behind `read_video` and the probe; `rgb=False` decodes without keeping pixels.
     `pad` also keeps the frame before `start` and the first at or after `end`: the frame nearest
-    any time in [start, end] is then among those kept, however uneven the frame rate."""
+    any time in [start, end] is then among those kept, however uneven the frame rate.
+    `max_side`: a VideoReadError for frames larger than that a side, from the header, before any
+    decoding. `size` (height, width): each frame is scaled to it as it is decoded (upright), so
+    memory follows the size wanted, not the file's (`height`/`width` stay the file's)."""
     if not (math.isfinite(start) and start >= 0) or (end is not None and not end > start):
         raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
     path = Path(path)
     seek = start > 0
-    d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True)
+    d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True, max_side=max_side, size=size)
     if seek and (not d.times or d.times[0] > start + (1e-4 if pad else 1.5 / d.fps)):
         seek = False  # the container cannot seek (or seeks past the point): decode from the beginning
-        d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True)
+        d = _decode(path, start, end, max_frames, rgb, seek, pad, threads=True, max_side=max_side, size=size)
     if d.damage:  # frame threading can drop the frames around damage: once more, one frame at a time
         d = max(
-            d, _decode(path, start, end, max_frames, rgb, seek, pad, threads=False), key=lambda x: len(x.times)
+            d, _decode(path, start, end, max_frames, rgb, seek, pad, threads=False, max_side=max_side,
+                    size=size), key=lambda x: len(x.times)
         )
     if not d.times:
         why = f" ({d.damage})" if d.damage else ""
@@ -83,8 +89,23 @@ def decode(
     return d
 
 
-def _open(path: Path):
-    """(container, its main video stream), or VideoReadError saying why not."""
+# The demuxers a video or image file is read with. Not FFmpeg's whole set: playlists and scripts
+# (concat, hls, dash, sdp) open other files or URLs named inside the file — a 30-byte "video" that
+# lists itself exhausted the server's file handles — and only local files are read (protocol).
+_IMAGE_PIPES = ("bmp dds dpx exr gif hdr j2k jpeg jpegls jpegxl pam pbm pcx pfm pgm pgmyuv phm png ppm psd qoi sgi "
+                "sunrast tiff webp xbm xpm xwd").split()
+FORMATS = ",".join(["mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "gif", "apng", "mpegts",
+                    "flv", "live_flv", "mjpeg", "mpjpeg", "h264", "hevc", "h263", "m4v", "ivf", "av1", "obu", "ogg",
+                    "asf", "mpeg", "mpegvideo", "yuv4mpegpipe", "nut", "mxf", "dv", "rm", "vc1", "image2",
+                    "image2pipe", *(f"{p}_pipe" for p in _IMAGE_PIPES),
+                    # audio and subtitles: read, so that such a file is named as having no video stream
+                    "wav", "w64", "aiff", "mp3", "aac", "flac", "ac3", "amr", "srt", "ass", "webvtt"])
+_OPEN_OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "file"}
+
+
+def _open(path: Path, max_side: int | None = None):
+    """(container, its main video stream), or VideoReadError saying why not; `max_side`: refuse
+    frames larger than that a side from the stream's header, before anything is decoded."""
     import av
 
     if not path.exists():
@@ -96,8 +117,11 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise VideoReadError(f"{path}: empty file (0 bytes)")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", options=_OPEN_OPTIONS)
     except Exception as e:  # noqa: BLE001 — whatever FFmpeg makes of a user's file, it is a read error
+        if type(e).__name__ == "ArgumentError":  # what FFmpeg says of a format outside FORMATS
+            raise VideoReadError(f"{path}: not a video or image format spacetime reads (playlists and scripts such "
+                                 f"as ffconcat or HLS are refused) ({_why(e)})") from None
         raise VideoReadError(
             f"{path}: not a readable video: truncated, corrupt or not a video ({_why(e)})"
         ) from None
@@ -106,7 +130,12 @@ def _open(path: Path):
         raise VideoReadError(f"{path}: no video stream")
     # FFmpeg's own choice (as its player makes): a cover picture or thumbnail track that comes
     # first is passed over for the stream with the most frames and pixels
-    return container, container.streams.best("video") or container.streams.video[0]
+    stream = container.streams.best("video") or container.streams.video[0]
+    w, h = stream.codec_context.width, stream.codec_context.height
+    if max_side is not None and max(w, h) > max_side:  # a GIF's 8000x8000 screen of 1x1 frames: refused unread
+        container.close()
+        raise VideoReadError(f"{path}: {w}x{h} frames are over {max_side} pixels a side")
+    return container, stream
 
 
 def _decode(
@@ -118,8 +147,10 @@ def _decode(
     seek: bool,
     pad: bool,
     threads: bool,
+    max_side: int | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Decoded:
-    container, stream = _open(path)
+    container, stream = _open(path, max_side)
     with container:
         stream.thread_type = "AUTO" if threads else "NONE"
         tb = stream.time_base or Fraction(1, 1)
@@ -164,14 +195,14 @@ def _decode(
                     before = (frame, t) if pad else None
                     continue
                 if before is not None:  # the frame shown at `start`
-                    if not _keep(d, *before, rgb, path):
+                    if not _keep(d, *before, rgb, path, max_side, size):
                         return d
                     before = None
                 if end is not None and t >= end - 1e-4:
                     if pad:
-                        _keep(d, frame, t, rgb, path)
+                        _keep(d, frame, t, rgb, path, max_side, size)
                     return d
-                if not _keep(d, frame, t, rgb, path):
+                if not _keep(d, frame, t, rgb, path, max_side, size):
                     return d
                 if max_frames is not None and len(d.times) >= max_frames:
                     return d
@@ -182,10 +213,21 @@ def _decode(
         return d
 
 
-def _keep(d: Decoded, frame, t: float, rgb: bool, path: Path) -> bool:
-    """Add `frame`, shown at `t`, to `d`; False when the frame size changed (the frames before are kept)."""
+def _keep(d: Decoded, frame, t: float, rgb: bool, path: Path, max_side: int | None = None,
+          size: tuple[int, int] | None = None) -> bool:
+    """Add `frame`, shown at `t`, to `d` (scaled to `size`, upright); False when the frame size
+    changed (the frames before are kept)."""
     turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0  # counter-clockwise
     h, w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+    if max_side is not None and max(h, w) > max_side:  # a stream whose header understated its size
+        raise VideoReadError(f"{path}: {w}x{h} frames are over {max_side} pixels a side")
+    if size is not None and rgb and (h, w) != tuple(size):
+        # scaled before it becomes RGB: the file's full-size frames are never all held (turned
+        # frames are scaled to the turned size, so they come out `size` once upright)
+        th, tw = (size[1], size[0]) if turns % 2 else size
+        fmt = frame.format
+        alpha = fmt.has_palette or any(c.is_alpha for c in fmt.components)
+        frame = frame.reformat(width=tw, height=th, format="rgba" if alpha else "rgb24", interpolation="AREA")
     if d.times and (h, w) != (d.height, d.width):
         d.problems.append(f"frame size changes from {d.width}x{d.height} to {w}x{h} (WxH) at {t:.3f} s; the "
                           "frames from there on are not read")

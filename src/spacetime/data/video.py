@@ -45,7 +45,8 @@ PIX_FMTS = ("yuv420p", "yuv444p")
 
 
 def read_video(
-    path: str | os.PathLike, max_frames: int | None = None, *, start: float = 0.0, end: float | None = None
+    path: str | os.PathLike, max_frames: int | None = None, *, start: float = 0.0, end: float | None = None,
+    size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode the main video stream of `path` to uint8 (T, H, W, 3) RGB and its frame rate.
 
@@ -53,9 +54,10 @@ def read_video(
     Rotation metadata (phone videos) is applied, as players do; transparency is composited over
     black (a cover picture track is not the video). A damaged file (truncated,
     corrupt packets) yields the frames FFmpeg decodes, with a logged warning; a file with none
-    raises `VideoReadError` naming the file and the reason.
+    raises `VideoReadError` naming the file and the reason. `size` (height, width): each frame
+    scaled to it as it is decoded, so a long 4K file costs the memory of its small frames.
     """
-    d = decode(path, start=start, end=end, max_frames=max_frames)
+    d = decode(path, start=start, end=end, max_frames=max_frames, size=size)
     if d.damage:
         log.warning("%s: damaged, %d frames decoded (%s)", path, len(d.frames), d.damage)
     return np.stack(d.frames), d.fps
