@@ -524,6 +524,30 @@ def _sawtooth_pan(num_frames: int = 40) -> np.ndarray:
     return np.stack([(xx + 0.5 * yy + 4 * t) % 256 for t in range(num_frames)]).astype(np.uint8)[..., None].repeat(3, -1)
 
 
+def test_large_frames_are_scaled_as_decoded_and_still_verify(tmp_path, monkeypatch):
+    """Frames over DECODE_SIDE are scaled by a whole factor as they are decoded (the detector's own
+    block mean, done early: a 4K upload cost the server a full-size frame per frame read), and
+    frames over MAX_SIDE are not decoded at all: 'not checked', not a 6 GB decode."""
+    import torch
+    import torch.nn.functional as F
+
+    import spacetime.provenance.verify as verify
+
+    marked = watermark(_clip(3))
+    big = F.interpolate(torch.from_numpy(marked).permute(0, 3, 1, 2).float(), size=(2100, 2100), mode="bilinear")
+    path = tmp_path / "big.mp4"
+    write_video(big.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy(), path, fps=8)
+    seen = []
+    real = verify.detect_watermark_stream
+    monkeypatch.setattr(verify, "detect_watermark_stream",
+                        lambda frames, key: real((seen.append(f.shape) or f for f in frames), key))
+    report = verify_file(path, config_dir=tmp_path / "c")
+    assert report["exit_code"] == 0 and report["watermark"]["detected"] and seen[0] == (1050, 1050, 3)
+    monkeypatch.setattr(verify, "MAX_SIDE", 2000)
+    report = verify_file(path, config_dir=tmp_path / "c")
+    assert report["exit_code"] == 3 and "2100x2100 frames are over 2000 pixels a side" in report["watermark"]["note"]
+
+
 def test_smooth_content_does_not_imitate_the_mark(tmp_path):
     # the public key's chips are unbalanced over stretches of steps (the constant cosine's +1 in 11 of
     # the first 12): a grey sawtooth panning, through H.264, scored 5.5 and was called spacetime's

@@ -18,6 +18,10 @@ from spacetime.provenance.identity import trust_anchors
 from spacetime.provenance.watermark import DEFAULT_KEY, THRESHOLD, detect_watermark_stream
 
 MAX_FRAMES = 240  # the watermark is judged on the first frames; more add nothing but time
+MAX_SIDE = 8192  # larger frames are not decoded for the watermark (one 16000x16000 frame is 768 MB)
+PIXEL_BUDGET = 500_000_000  # pixels decoded per file: 240 frames of 1080p; fewer, larger frames for 4K
+DECODE_SIDE = 2048  # larger frames (4K, 8K) are scaled under it by a whole factor as they are decoded (the
+# detector block-averages to 256 anyway); up to 2048 the frames are read as they are
 
 VERIFIED, NOT_FOUND, TAMPERED, UNCHECKED = 0, 1, 2, 3
 
@@ -28,9 +32,12 @@ def _frames(path: Path, limit: int):
     packets are skipped as there; one thread, since frame threads drop frames around damage."""
     from spacetime.data.decode import MAX_BAD_PACKETS, VideoReadError, _open
 
-    container, stream = _open(path)  # VideoReadError naming the file
+    container, stream = _open(path, MAX_SIDE)  # VideoReadError naming the file
     with container:
         stream.thread_type = "NONE"
+        w, h = stream.codec_context.width or 1, stream.codec_context.height or 1
+        limit = min(limit, max(16, PIXEL_BUDGET // (w * h)))  # a 4K file: 60 frames, not 240
+        shrink = -(-max(w, h) // DECODE_SIDE)  # a whole factor: the detector's block mean, done early
         n, bad, packets = 0, 0, container.demux(stream)
         while n < limit and bad < MAX_BAD_PACKETS:
             try:
@@ -42,6 +49,9 @@ def _frames(path: Path, limit: int):
                 continue
             for frame in frames[: limit - n]:
                 turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0
+                if shrink > 1:
+                    frame = frame.reformat(width=max(1, frame.width // shrink), height=max(1, frame.height // shrink),
+                                           format="rgb24", interpolation="AREA")
                 yield np.rot90(frame.to_ndarray(format="rgb24"), turns)
                 n += 1
     if n == 0:
