@@ -944,3 +944,242 @@ def test_verify_upload_reports_a_cut_signed_file_as_tampered_as_the_cli_does(tmp
     assert report["exit_code"] == 2 and report["c2pa"]["present"] and not report["c2pa"]["valid"]
     (tmp_path / "cut.mp4").write_bytes(cut)
     assert main(["verify", str(tmp_path / "cut.mp4")]) == 2
+
+
+def test_extend_and_connect_uploads_are_checked_for_the_result_and_the_pipelines_needs(server, tmp_path):
+    """POST /v1/videos with a video: the result (the video, video2, and the window's new frames) is
+    held to the limits, and a video the pipeline cannot extend backward from or connect to is a
+    400 naming it, not a job that fails later (found by a security hunt: 1204 frames made against
+    a limit of 241)."""
+    _, client, out = server
+    before = job_dirs(out)
+
+    def clip(n: int) -> bytes:
+        frames = np.zeros((n, 32, 32, 3), np.uint8)
+        frames[:, :, : 16] = 200
+        return write_video(frames, tmp_path / f"c{n}.mp4", fps=8).read_bytes()
+
+    def post(data: dict, **videos: bytes):
+        return client.post("/v1/videos", data={"prompt": "a", "size": "32x32", "steps": "1", **data},
+                           files={k: ("v.mp4", v, "video/mp4") for k, v in videos.items()})
+
+    long, two, one = clip(25), clip(2), clip(1)
+    most = min(LIMITS.max_frames, LIMITS.max_voxels // (32 * 32))  # 33
+    for data, videos, param in (
+            # 25 + 17 - 5 held as context = 37; 25 - 8 + 17 = 34: over 33 frames, the window's fault
+            ({"mode": "extend-forward", "num_frames": "17"}, {"video": long}, "num_frames"),
+            ({"mode": "extend-backward", "num_frames": "17"}, {"video": long}, "num_frames"),
+            ({"mode": "extend-backward", "seconds": "2"}, {"video": long}, "seconds"),
+            # 25 + 25 + 9 - 5 = 54: the two videos alone pass the limit
+            ({"mode": "connect", "num_frames": "9"}, {"video": long, "video2": long}, "video"),
+            # what the pipeline cannot use: 4 frames (one latent frame) to extend backward from or to end in
+            ({"mode": "extend-backward", "num_frames": "9"}, {"video": two}, "video"),
+            ({"mode": "connect", "num_frames": "9"}, {"video": long, "video2": one}, "video2")):
+        r = post(data, **videos)
+        assert r.status_code == 400, (data, r.text)
+        error = r.json()["error"]
+        assert (error["param"], error["code"]) == (param, "invalid_value") and error["message"].startswith(param), r.text
+    assert job_dirs(out) == before
+    r = post({"mode": "extend-backward", "num_frames": "9"}, video=two)
+    assert "extending backward needs at least 4" in r.json()["error"]["message"]
+    # at the limit exactly: 14 + 15 + 9 - 5 = 33 frames, accepted, and made that long
+    r = post({"mode": "connect", "num_frames": "9"}, video=clip(14), video2=clip(15))
+    assert r.status_code == 200, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "completed" and job["num_frames"] == most == 33, job
+    assert read_video(out / job["id"] / "video.mp4")[0].shape[0] == 33
+    # and extending backward from 5 frames with a 9-frame window: 5 + 9 - 4 = 10, as predicted
+    r = post({"mode": "extend-backward", "num_frames": "9"}, video=clip(5))
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "completed" and job["num_frames"] == 10, job
+
+
+def test_other_sites_cannot_reach_a_loopback_server_through_a_browser(server):
+    """DNS rebinding (a site's name pointed at 127.0.0.1: the Host is that name) and cross-site
+    posts (a form on another site: its Origin) are refused; the SDKs and curl send no Origin."""
+    running, client, out = server
+    port = running.url.rsplit(":", 1)[1]
+    before = job_dirs(out)
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.nip.io", "0.0.0.0", "192.168.1.2"):
+        r = client.get("/healthz", headers={"Host": host})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host", (host, r.text)
+        r = client.post("/v1/videos", json={"prompt": "a"}, headers={"Host": host})
+        assert r.status_code == 400, host
+    for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}", f"[::1]:{port}", "127.0.0.2"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    evil = {"Origin": "https://attacker.example"}
+    r = client.post("/v1/videos", data={"prompt": "a"}, files={"x": ("", b"", "text/plain")}, headers=evil)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "cross_origin", r.text
+    for origin in ("https://attacker.example", "null", f"http://localhost:{port}", "http://127.0.0.1:1"):
+        assert client.post("/v1/videos", json={"prompt": "a"}, headers={"Origin": origin}).status_code == 403, origin
+        assert client.delete(f"/v1/videos/video_{'0' * 32}", headers={"Origin": origin}).status_code == 403, origin
+    assert job_dirs(out) == before
+    # the page itself is same-origin: its posts pass on to the usual checks (here a blank prompt's 400)
+    r = client.post("/v1/videos", json={"prompt": " "}, headers={"Origin": running.url})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    assert client.get("/v1/config", headers=evil).status_code == 200  # reads: the browser keeps them from the site
+    from spacetime.serve.app import _host_name, _is_loopback, _same_origin
+
+    assert [_is_loopback(h) for h in ("localhost", "127.9.9.9", "[::1]", "::1", "example.com", "10.0.0.1")] == [
+        True, True, True, True, False, False]
+    assert [_host_name(h) for h in ("a:1", "[::1]:80", "A.Example", "::1")] == ["a", "[::1]", "a.example", "::1"]
+    assert _same_origin("https://a.example", "a.example") and _same_origin("http://a.example:80", "a.example")
+    assert not _same_origin("http://a.example:81", "a.example") and not _same_origin("null", "a.example")
+
+
+def test_failed_and_cancelled_jobs_keep_only_their_record(tmp_path):
+    """A failed or cancelled job's uploads are deleted (up to the body limit each, and up to 1000
+    records were kept with theirs); job.json stays."""
+    from spacetime.serve.jobs import JobQueue
+    from spacetime.serve.schema import JobSpec
+
+    started, release = threading.Event(), threading.Event()
+
+    def run(job, progress):
+        if job.spec.prompt == "fail":
+            (job.dir / "video.mp4.part").write_bytes(b"half")
+            raise RuntimeError("out of memory")
+        started.set()
+        while True:  # until cancelled: progress raises Cancelled then
+            release.wait(0.01)
+            progress(1, 10)
+
+    queue = JobQueue(run, tmp_path, queue_size=4)
+    queue.start()
+
+    def job(prompt: str):
+        spec = JobSpec(prompt=prompt, negative_prompt=None, num_frames=5, height=32, width=32, fps=8.0, steps=1,
+                       guidance_scale=1.0, seed=0, mode="extend-forward", strength=None, loop=False)
+        j = queue.new_job(spec)
+        (j.dir / "input-video.mp4").write_bytes(b"x" * 1000)
+        (j.dir / "input-video2").write_bytes(b"y" * 1000)
+        return queue.submit(j)
+
+    try:
+        failed = job("fail")
+        end = time.monotonic() + 10
+        while failed.status != "failed" or not (failed.dir / "job.json").is_file():
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        running = job("run")
+        assert started.wait(10)
+        queued, left = job("queued"), job("left queued")
+        queue.cancel(queued)
+        queue.cancel(running)
+        end = time.monotonic() + 10
+        while running.status != "failed":
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        time.sleep(0.1)
+    finally:
+        release.set()
+        queue.stop()  # `left` runs now, or still waits: cancelled by the shutdown either way
+    for j, code in ((failed, "generation_failed"), (queued, "cancelled"), (running, "cancelled"), (left, "cancelled")):
+        assert json.loads((j.dir / "job.json").read_text())["error"]["code"] == code
+        end = time.monotonic() + 5
+        while {p.name for p in j.dir.iterdir()} != {"job.json"}:
+            assert time.monotonic() < end, (j.spec.prompt, sorted(p.name for p in j.dir.iterdir()))
+            time.sleep(0.02)
+
+
+def test_slow_clients_cannot_hold_connections(pipe, marks, tmp_path, monkeypatch):
+    """Slowloris: connections that never finish their headers are closed after HEADER_TIMEOUT_S,
+    and past LIMIT_CONCURRENCY connections the server answers 503 at once instead of running out
+    of file descriptors."""
+    import socket
+
+    from spacetime.serve import app as app_module
+
+    monkeypatch.setattr(app_module, "HEADER_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(app_module, "LIMIT_CONCURRENCY", 4, raising=False)
+    running = ServerThread.start(create_app(pipe, tmp_path / "o", marks=marks, limits=LIMITS))
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    slow = []
+    try:
+        for _ in range(4):  # headers begun, never finished
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            slow.append(s)
+        time.sleep(0.1)
+        assert httpx.get(running.url + "/healthz", timeout=5).status_code == 503  # over the limit: refused, not hung
+        more = [socket.create_connection((host, int(port)), timeout=5) for _ in range(6)]
+        # past twice the limit, connections are answered and closed as they come: no descriptors held
+        answer = b""
+        while chunk := more[-1].recv(1000):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 503")
+        slow += more
+        t0 = time.monotonic()
+        for s in slow:
+            while s.recv(100):  # closed by the server (a 503 first, for those over the cap)
+                pass
+        assert time.monotonic() - t0 < 3
+        time.sleep(0.1)
+        with httpx.Client(base_url=running.url, timeout=5) as client:
+            assert client.get("/healthz").status_code == 200
+            time.sleep(0.7)  # an idle keep-alive connection is closed too; the client reconnects
+            assert client.get("/healthz").status_code == 200
+    finally:
+        for s in slow:
+            s.close()
+        running.stop()
+
+
+def test_json_bodies_are_capped_at_a_mebibyte_and_big_ones_parse_off_the_event_loop(server):
+    """JSON is parsed in memory (a 32 MB body took 400 MB and 2 s on the event loop): it may have
+    1 MiB, whatever the body limit for uploads (here 2 MiB), by Content-Length or as it streams."""
+    _, client, out = server
+    before = job_dirs(out)
+    big = json.dumps({"prompt": "a", "negative_prompt": "x" * (3 * 2**19)})  # 1.5 MiB
+    r = client.post("/v1/videos", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert error["code"] == "body_too_large" and str(LIMITS.max_json_bytes) in error["message"]
+
+    def chunks():  # no Content-Length
+        yield big.encode()
+
+    assert client.post("/v1/videos", content=chunks(), headers={"content-type": "application/json"}).status_code == 413
+    # under the cap but large (padding): parsed on a worker thread, then checked as usual
+    padded = '{"prompt": " "' + " " * 500_000 + "}"
+    r = client.post("/v1/videos", content=padded, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text
+    assert job_dirs(out) == before
+    assert client.get("/v1/config").json()["limits"]["max_json_bytes"] == 2**20
+
+
+def test_with_a_token_only_liveness_and_the_pages_needs_are_open(pipe, marks, tmp_path):
+    """/healthz answers {"ok": true} to anyone, its job and queue counts only with the token, as
+    /v1/config's; the page, its assets, /v1/config and /openapi.json are open (docs/serving.md)."""
+    running = ServerThread.start(create_app(pipe, tmp_path / "o", marks=marks, limits=LIMITS, token="s3cret"))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            assert client.get("/healthz").json() == {"ok": True}
+            assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).json() == {"ok": True}
+            health = client.get("/healthz", headers={"Authorization": "Bearer s3cret"}).json()
+            assert health["ok"] and health["jobs"] == 0 and health["queue_size"] == 8
+            assert "queue" not in client.get("/v1/config").json()
+            assert client.get("/v1/config", headers={"Authorization": "Bearer s3cret"}).json()["queue"]["jobs"] == 0
+            for path in ("/", "/static/app.js", "/v1/config", "/openapi.json"):
+                assert client.get(path).status_code == 200, path
+    finally:
+        running.stop()
+
+
+def test_an_upload_whose_frames_are_too_large_is_refused_from_its_header(server, tmp_path):
+    """A 4000x4000 GIF screen of 1x1 frames (a few hundred bytes) was decoded whole before its size
+    was checked: 15 s and 520 MB a request. Now refused from the header, naming the limit."""
+    from PIL import Image
+
+    _, client, _ = server
+    gif = tmp_path / "screen.gif"
+    tiny = [Image.new("P", (1, 1)) for _ in range(3)]
+    tiny[0].save(gif, save_all=True, append_images=tiny[1:])
+    data = bytearray(gif.read_bytes())
+    data[6:10] = (4000).to_bytes(2, "little") * 2  # the logical screen
+    start = time.monotonic()
+    r = client.post("/v1/videos", data={"prompt": "a", "mode": "edit", "strength": "0.5"},
+                    files={"video": ("s.gif", bytes(data), "image/gif")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "video", r.text
+    assert "4000x4000 frames are over 2048 pixels a side" in r.json()["error"]["message"]
+    assert time.monotonic() - start < 5

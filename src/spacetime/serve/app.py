@@ -13,17 +13,20 @@ under uvicorn.
     DELETE /v1/videos/{id}             cancel it and delete it, files too
     POST   /v1/verify                  multipart `file` (MP4 or PNG) -> the same check of any file
     GET    /v1/config                  defaults, presets and limits (the page reads them)
-    GET    /openapi.json, /healthz, /  the schema, a liveness check, the page (assets under /static)
+    GET    /openapi.json, /healthz, /  the schema, a liveness check (counts with the token), the page (assets under /static)
 
 Errors are `{"error": {"message", "type", "param", "code"}}` as OpenAI's, with 400 (malformed, or a
 field out of bounds: `param` names it; OpenAI's status for both, so its SDK raises `BadRequestError`),
-401 (token), 404 (no such job), 409 (no content yet, or a source video not completed), 413 (body too
-large), 415 (content type) and 429 (queue full, with Retry-After).
+401 (token), 400/403 (a request another site made through a browser: a Host not this server's on
+loopback, a POST or DELETE from another Origin), 404 (no such job), 409 (no content yet, or a
+source video not completed), 413 (body too large), 415 (content type) and 429 (queue full, with
+Retry-After).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import secrets
@@ -34,6 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -78,6 +82,7 @@ from spacetime.serve.schema import (
     presets,
     request_model,
     resolve,
+    video_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,41 @@ def _size_multiple(pipe) -> tuple[int, int]:
     _, ph, pw = pipe.dit.config.patch
     fs = pipe.vae.config.spatial_factor
     return fs * ph, fs * pw
+
+
+def _is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1), bracketed or not."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(value: str) -> str:
+    """The name in a Host header's value (`name`, `name:port`, `[v6]:port`), the port dropped."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether an Origin header names the origin of a request to `host` (the Host header): the
+    same host and port (default ports as left out; the scheme is not compared, as a TLS proxy in
+    front makes https of the server's http)."""
+    try:
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False
+        default = ":443" if parts.scheme == "https" else ":80"
+        return parts.netloc.lower().removesuffix(default) == host.strip().lower().removesuffix(default)
+    except ValueError:
+        return False
 
 
 def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limits = Limits(), queue_size: int = 8,
@@ -122,11 +162,38 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                   description="Text (and image or video) to video, in the shape of OpenAI's Videos API.",
                   docs_url=None, redoc_url=None)  # the interactive docs load their assets from a CDN
     app.state.queue, app.state.limits = queue, limits
+    # whether the server listens on loopback only: `serve` and `ServerThread.start` say; served
+    # otherwise, the address each connection came in on decides
+    app.state.local_only = None
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    def cross_site(request: Request) -> ApiError | None:
+        """Requests other websites could make through a browser on this machine: to a server on
+        loopback, a Host that is not a loopback name (DNS rebinding: a site's name pointed at
+        127.0.0.1); to any server, a POST or DELETE whose Origin is another site (a cross-site
+        form). Browsers send Origin on these; curl and the SDKs send none."""
+        host = request.headers.get("host")
+        local = request.app.state.local_only
+        if local is None:
+            server = request.scope.get("server")
+            local = bool(server) and _is_loopback(str(server[0]))
+        if local and host is not None and not _is_loopback(_host_name(host)):
+            return ApiError(400, "invalid_host", f"Host {host[:100]!r} is not this server's: it listens on loopback "
+                                                 "and answers only localhost, 127.0.0.1 and [::1]")
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and origin is not None and not (
+                host is not None and _same_origin(origin, host)):
+            return ApiError(403, "cross_origin", f"Origin {origin[:100]!r} is another site than this server "
+                                                 f"({(host or '')[:100]}); requests from other pages are refused")
+        return None
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
-        response = await call_next(request)
+        refused = cross_site(request)
+        if refused is None:
+            response = await call_next(request)
+        else:
+            response = error_response(refused.status, refused.code, refused.message)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Content-Security-Policy", CSP)
         return response
@@ -193,12 +260,12 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             raise ApiError(400, "invalid_value", str(e), "size") from None
 
     async def admit(spec: JobSpec, files: dict[str, UploadFile], *, source: Job | None = None,
-                    source_param: str = "video", settle: Callable[[int], JobSpec] | None = None,
+                    source_param: str = "video", settle: Callable[[dict], JobSpec] | None = None,
                     remixed_from: str | None = None) -> dict:
         """Make the job's folder, store its inputs there under the server's names (the uploads, or
         a copy of `source`'s video, the request field `source_param` named), let `settle(frames of
-        the input video)` finish the spec where the length follows from that video, and queue the
-        job. Any refusal leaves nothing behind."""
+        each input video, by field)` check the uploads the pipeline needs and finish the spec where
+        the length follows from them, and queue the job. Any refusal leaves nothing behind."""
         job = queue.new_job(spec, remixed_from=remixed_from)
         try:
             frames: dict[str, int | None] = {}
@@ -211,7 +278,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                 frames["video"] = await run_in_threadpool(copy_source, source, job.dir, source_param)
             if settle is not None:
                 try:
-                    job.spec = settle(frames["video"])
+                    job.spec = settle(frames)
                 except InvalidRequest as e:
                     raise ApiError(400, "invalid_value", str(e), e.param) from None
             queue.submit(job)
@@ -236,11 +303,17 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             for upload in files.values():
                 await upload.close()
             raise
-        if spec.mode != "edit":
+        if "video" not in files:
             return await admit(spec, files)
-        # an edit makes as many frames as its video has (the window does not set it): known, and
-        # checked against the limits, once the upload is counted
-        return await admit(spec, files, settle=lambda n: edit_spec(spec, n, ft, limits, "video"))
+        if spec.mode == "edit":
+            # an edit makes as many frames as its video has (the window does not set it): known, and
+            # checked against the limits, once the upload is counted
+            return await admit(spec, files, settle=lambda n: edit_spec(spec, n["video"], ft, limits, "video"))
+        # extending and connecting add the window's new frames to the video (and video2): the result
+        # is checked against the limits, and the videos against what the pipeline needs, once counted
+        length_param = "seconds" if "seconds" in fields else "num_frames"
+        return await admit(spec, files, settle=lambda n: video_spec(spec, n["video"], n.get("video2"), ft, limits,
+                                                                    length_param))
 
     # --- remix, edits, extensions: new jobs from a video (OpenAI's names; our modes edit and
     # extend-forward). A source given by id lends its job's settings as defaults; its finished
@@ -328,10 +401,10 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                 await upload.close()
             raise
 
-        def settle(frames_in: int) -> JobSpec:  # once the video's frames are counted
+        def settle(frames: dict) -> JobSpec:  # once the video's frames are counted
             if kind == "edit":
-                return edit_spec(spec, frames_in, ft, limits, "video")
-            return extension_spec(spec, frames_in, seconds, ft, limits)
+                return edit_spec(spec, frames["video"], ft, limits, "video")
+            return extension_spec(spec, frames["video"], seconds, ft, limits)
 
         return await admit(spec, files, source=source, settle=settle)
 
@@ -369,7 +442,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                          **({"negative_prompt": s.negative_prompt} if s.negative_prompt is not None else {})})
         spec = spec_of(req, {"video"}, frames_later=True)
         return await admit(spec, {}, source=source, source_param="video_id", remixed_from=source.id,
-                           settle=lambda n: edit_spec(spec, n, ft, limits, "video_id"))
+                           settle=lambda n: edit_spec(spec, n["video"], ft, limits, "video_id"))
 
     @app.get("/v1/videos", dependencies=auth, summary="List video jobs")
     def list_videos(limit: int = Query(20, ge=1, le=100), after: str | None = Query(None, max_length=64),
@@ -447,18 +520,29 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         queue.delete(job_or_404(video_id))
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
+    def counts_for(request: Request) -> dict:
+        """The queue's counts, for a client the token admits (anyone, without a token)."""
+        try:
+            authorized(request)
+        except ApiError:
+            return {}
+        return queue.counts()
+
     @app.get("/v1/config", summary="Defaults, presets and limits")
-    def config() -> dict:
+    def config(request: Request) -> dict:
         d = pipe.defaults
+        counts = counts_for(request)
         return {"model": model_name, "auth": token is not None,
                 "defaults": {"size": f"{d.get('width', 64)}x{d.get('height', 64)}",
                              "num_frames": d.get("num_frames", 17), "fps": float(d.get("fps", 8.0)),
                              "steps": default_steps, "guidance_scale": 5.0},
-                **presets(d, _size_multiple(pipe), limits), "limits": asdict(limits), "queue": queue.counts()}
+                **presets(d, _size_multiple(pipe), limits), "limits": asdict(limits),
+                **({"queue": counts} if counts else {})}
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
-        return {"ok": True, **queue.counts()}
+    def healthz(request: Request) -> dict:
+        # liveness is open; the job and queue counts need the token where there is one
+        return {"ok": True, **counts_for(request)}
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index():
@@ -489,21 +573,82 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: FastAPI, log_level: str):
+# slow clients: requests beyond LIMIT_CONCURRENCY open connections or running requests get 503
+# (uvicorn's limit), and connections beyond twice that are answered 503 and closed as they are
+# accepted, so file descriptors stay bounded; an idle keep-alive connection is closed after
+# KEEP_ALIVE_S, and one that has not sent a request's whole headers HEADER_TIMEOUT_S after it
+# opened or after its last response (uvicorn has no such timeout of its own)
+LIMIT_CONCURRENCY = 64
+KEEP_ALIVE_S = 5
+HEADER_TIMEOUT_S = 10.0
+
+
+def _protocol():
+    """uvicorn's h11 protocol with a deadline for each request's headers and a cap on open
+    connections, so a client that opens connections and never finishes a request (slowloris)
+    cannot hold them, and file descriptors, for ever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if self.limit_concurrency is not None and len(self.connections) > 2 * self.limit_concurrency:
+                transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                                b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable")
+                transport.close()
+                return
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._late)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _late(self) -> None:
+            self._deadline = None
+            waiting = self.cycle is None or self.cycle.response_complete  # no request under way
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadline
+
+
+def _server(app: FastAPI, log_level: str, limit_concurrency: int | None = None):
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5, access_log=False))
+    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5, access_log=False,
+                                         http=_protocol(), limit_concurrency=limit_concurrency or LIMIT_CONCURRENCY,
+                                         timeout_keep_alive=KEEP_ALIVE_S))
 
 
 LISTENING = "spacetime serve: listening on "  # then the URL: the line printed once the socket listens
 
 
-def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info") -> None:
-    """Run `app` until interrupted; prints the address (the real port when `port` is 0)."""
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info",
+          limit_concurrency: int | None = None) -> None:
+    """Run `app` until interrupted; prints the address (the real port when `port` is 0). On a
+    loopback `host` only loopback Host names are answered (no DNS rebinding); past
+    `limit_concurrency` connections or requests at once (default `LIMIT_CONCURRENCY`), 503."""
     sock = _bind(host, port)
+    app.state.local_only = _is_loopback(host)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
     print(f"{LISTENING}{url}", flush=True)
-    _server(app, log_level).run(sockets=[sock])
+    _server(app, log_level, limit_concurrency).run(sockets=[sock])
 
 
 def listening_url(lines: Iterable[str]) -> str | None:
@@ -526,6 +671,7 @@ class ServerThread:
     @classmethod
     def start(cls, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> ServerThread:
         sock = _bind(host, port)
+        app.state.local_only = _is_loopback(host)
         server = _server(app, log_level)
         thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
         thread.start()

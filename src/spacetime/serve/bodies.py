@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -157,14 +158,36 @@ def verify_upload(data: bytes, filename: str | None, check) -> dict:
     return report
 
 
+JSON_ON_LOOP = 64 * 2**10  # JSON bodies under this many bytes parse on the event loop (well under a millisecond)
+
+
+async def _json_bytes(request: Request, most: int) -> bytes:
+    """A JSON body, refused with 413 past `most` bytes: by Content-Length, or as it streams in."""
+    def too_large() -> ApiError:
+        return ApiError(413, "body_too_large", f"a JSON body may have at most {most} bytes ({most / 2**20:g} MiB); "
+                                              "uploads go in a multipart form")
+
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > most:
+        raise too_large()
+    chunks, seen = [], 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > most:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, UploadFile]]:
     """JSON or multipart form -> (fields, uploads by field name). Empty form fields count as left
     out, as a browser form sends them."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        raw = await request.body()
+        raw = await _json_bytes(request, limits.max_json_bytes)
         try:
-            fields = json.loads(raw)
+            # a body of some size parses on a worker thread: the event loop keeps answering meanwhile
+            fields = json.loads(raw) if len(raw) < JSON_ON_LOOP else await run_in_threadpool(json.loads, raw)
         except RecursionError:  # nesting deeper than the decoder's stack
             raise ApiError(400, "invalid_json", "the body is not valid JSON: nested too deeply") from None
         except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers over 4,300 digits
@@ -228,10 +251,13 @@ def save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> 
     path = folder / input_name(name, data)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
-    try:
-        d = decode(path, rgb=False, max_frames=limits.max_input_frames + 1)  # counts frames, keeps no pixels
+    try:  # counts frames, keeps no pixels; frames over the side limit refused from the header, undecoded
+        d = decode(path, rgb=False, max_frames=limits.max_input_frames + 1, max_side=limits.max_input_side)
     except VideoReadError as e:
-        raise InvalidRequest(name, f"not a readable video ({str(e).replace(str(path), 'the upload')})") from None
+        why = str(e).replace(f"{path}: ", "").replace(str(path), "the upload")
+        if "pixels a side" in why:
+            raise InvalidRequest(name, why) from None
+        raise InvalidRequest(name, f"not a readable video ({why})") from None
     if not d.times:
         raise InvalidRequest(name, "the video has no frames")
     if len(d.times) > limits.max_input_frames:

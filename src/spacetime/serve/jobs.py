@@ -4,7 +4,8 @@ pipeline, and each job's files in its own folder under the server's output direc
 A job is `queued`, `in_progress`, `completed` or `failed` (as OpenAI's Videos API); cancelling
 makes it `failed` with error code `cancelled`. Memory stays bounded: at most `queue_size` jobs wait,
 frames live only while their job runs, and at most `max_jobs` records are kept (the oldest finished
-ones are deleted, files too, past that).
+ones are deleted, files too, past that). A job that fails or is cancelled keeps only its record
+(`job.json`): its uploads (and anything it wrote) are deleted then.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class JobQueue:
             for job in list(self._queue):
                 self._fail(job, "cancelled", "the server is shutting down")
                 self._write_record(job)  # jobs are not reloaded: the file must not say queued forever
+                self._clear_files(job)
             self._queue.clear()
             for job in self._jobs.values():
                 job.cancel.set()
@@ -149,6 +151,8 @@ class JobQueue:
                 self._write_record(job)
                 if job.deleted:  # deleted while it ran: its files go now that nothing writes them
                     shutil.rmtree(job.dir, ignore_errors=True)
+                elif job.status == "failed":  # nothing will read its inputs again: only the record stays
+                    self._clear_files(job)
 
     def _progress(self, job: Job, step: int, total: int) -> None:
         if job.cancel.is_set():
@@ -157,6 +161,25 @@ class JobQueue:
 
     def _fail(self, job: Job, code: str, message: str) -> None:
         job.status, job.error, job.completed_at = "failed", {"code": code, "message": message}, int(time.time())
+
+    @staticmethod
+    def _clear_files(job: Job) -> None:
+        """Everything in a failed or cancelled job's folder but its record: its uploads (up to the
+        body limit each), and whatever it wrote before it stopped."""
+        try:
+            entries = list(job.dir.iterdir())
+        except OSError:  # deleted meanwhile
+            return
+        for path in entries:
+            if path.name == "job.json":
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def _write_record(self, job: Job) -> None:
         if not job.deleted and job.dir.is_dir():
@@ -202,6 +225,7 @@ class JobQueue:
                 self._queue.remove(job)
                 self._fail(job, "cancelled", "cancelled by the client")
                 self._write_record(job)
+                self._clear_files(job)
         return job
 
     def delete(self, job: Job) -> None:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spacetime.data.video import MIN_FPS
-from spacetime.pipeline import least_frames
+from spacetime.pipeline import CONNECT_CONTEXT, least_frames
 
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
@@ -50,6 +50,7 @@ class Limits:
     # activations grow with it
     max_voxels: int = 97 * 256 * 256
     max_body_bytes: int = 32 * 2**20  # the whole request, uploads included
+    max_json_bytes: int = 2**20  # a JSON body (no uploads): parsed in memory, so kept small
     max_input_side: int = 2048  # uploaded images and videos, before they are resized
     max_input_frames: int = 600
 
@@ -210,6 +211,43 @@ def edit_spec(spec: JobSpec, frames_in: int, ft: int, limits: Limits, param: str
         raise InvalidRequest(param, f"the video has {frames_in} frames; its edit would have {n}, and a "
                                     f"{spec.width}x{spec.height} video may have at most {most}")
     return replace(spec, num_frames=n)
+
+
+def video_spec(spec: JobSpec, frames_in: int, frames_in2: int | None, ft: int, limits: Limits,
+               length_param: str) -> JobSpec:
+    """`POST /v1/videos` with an uploaded video in mode extend-forward, extend-backward or connect,
+    once the uploads' frames are counted (`frames_in`, and `frames_in2` of video2): the inputs the
+    pipeline cannot use are refused, and so is a result longer than the limits allow. The result
+    is the video (and video2) with the window's new frames: the window (`spec.num_frames`) less
+    the video frames it holds as context, as `SpacetimePipeline` counts them. The spec is returned
+    as it is: its num_frames stays the window until the job has made the video."""
+    n, t = spec.num_frames, 1 + (spec.num_frames - 1) // ft
+    if spec.mode == "extend-forward":
+        context = 1 + ft * (max(1, min(1 + (frames_in - 1) // ft, t // 2)) - 1)
+        inputs = frames_in
+    elif spec.mode == "extend-backward":
+        if frames_in < ft:
+            raise InvalidRequest("video", f"the video has {frames_in} frames; extending backward needs at least {ft}")
+        context = ft * min(frames_in // ft, t // 2)
+        inputs = frames_in
+    elif spec.mode == "connect":
+        if frames_in2 is None or frames_in2 < ft:
+            raise InvalidRequest("video2", f"the video to connect to has {frames_in2 or 0} frames; it needs at least {ft}")
+        n1 = max(1, min(1 + (frames_in - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
+        n2 = min(frames_in2 // ft, t - 1 - n1, CONNECT_CONTEXT)
+        context = 1 + ft * (n1 - 1) + ft * n2
+        inputs = frames_in + frames_in2
+    else:
+        return spec
+    total, most = inputs + n - context, most_frames(spec.height, spec.width, limits)
+    if total > most:
+        given = f"{frames_in} + {frames_in2} frames" if spec.mode == "connect" else f"{frames_in} frames"
+        # the video(s) alone leave no room for even one latent frame's new frames: the video is at fault
+        param = ("video" if inputs + ft > most else length_param)
+        raise InvalidRequest(param, f"the video has {given}; with the {n - context} new frames of a {n}-frame "
+                                    f"window the result would have {total}, and a {spec.width}x{spec.height} video "
+                                    f"may have at most {most}")
+    return spec
 
 
 def extension_spec(spec: JobSpec, frames_in: int, seconds: float, ft: int, limits: Limits) -> JobSpec:
