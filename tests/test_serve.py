@@ -1183,3 +1183,22 @@ def test_an_upload_whose_frames_are_too_large_is_refused_from_its_header(server,
     assert r.status_code == 400 and r.json()["error"]["param"] == "video", r.text
     assert "4000x4000 frames are over 2048 pixels a side" in r.json()["error"]["message"]
     assert time.monotonic() - start < 5
+
+
+def test_a_stalled_body_is_dropped_not_waited_on(server, monkeypatch):
+    """Headers complete, then a body that stops coming (a trickling client): 408 after
+    BODY_CHUNK_TIMEOUT_S instead of a connection held for ever."""
+    import socket
+
+    from spacetime.serve import bodies
+
+    monkeypatch.setattr(bodies, "BODY_CHUNK_TIMEOUT_S", 0.5)
+    running, _, _ = server
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n{\"prompt\": ")
+        start, answer = time.monotonic(), b""
+        while b"\r\n\r\n" not in answer and (chunk := s.recv(1000)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - start < 5, answer[:200]

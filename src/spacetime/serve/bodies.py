@@ -8,6 +8,7 @@ of every request as they stream in.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import shutil
@@ -45,11 +46,18 @@ def first_error(errors: list[dict], skip: int = 0) -> tuple[str | None, str]:
     return param, f"{param or 'body'}: {e.get('msg', 'invalid')}"
 
 
+BODY_CHUNK_TIMEOUT_S = 30.0  # a body that sends nothing for this long is dropped (408), not waited on
+
+
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, by Content-Length or as they stream in,
-    before anything parses them."""
+    before anything parses them; and bodies that stall (nothing for BODY_CHUNK_TIMEOUT_S) with
+    408, so a client trickling a body cannot hold a connection for ever."""
 
     class TooLarge(Exception):
+        pass
+
+    class TooSlow(Exception):
         pass
 
     def __init__(self, app, max_bytes: int):
@@ -65,7 +73,10 @@ class BodyLimit:
 
         async def counted_receive():
             nonlocal seen
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_S)
+            except TimeoutError:
+                raise BodyLimit.TooSlow from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
@@ -82,6 +93,11 @@ class BodyLimit:
         except BodyLimit.TooLarge:
             if not started:
                 await self._refuse(scope, receive, send)
+        except BodyLimit.TooSlow:
+            if not started:
+                response = error_response(408, "request_timeout", f"the request body stalled: nothing for "
+                                                                  f"{BODY_CHUNK_TIMEOUT_S:g} s")
+                await response(scope, receive, send)
 
     async def _refuse(self, scope, receive, send):
         response = error_response(413, "body_too_large", f"the request body is over {self.max_bytes} bytes")
