@@ -465,8 +465,11 @@ def test_a_verb_after_objects_joined_by_and_is_all_of_theirs():
 def test_negations_are_never_applied():
     for text in ("a red ball with no bar", "a red ball without a bar", "there is no occluder", "a ball not behind a bar"):
         assert parse_prompt(text).occluder is False, text
-    for text in ("gravity off", "gravity: off", "turn off gravity", "no-gravity", "not under gravity", "gravity is not on"):
-        assert parse_prompt(text).gravity is False, text
+    for text in ("gravity off", "gravity: off", "turn off gravity", "no-gravity", "not under gravity", "gravity is not on",
+                 "a ball moves right with gravity off", "with gravity turned off, a ball moves right"):  # "with gravity" won
+        spec = parse_prompt(text)
+        assert spec.gravity is False and not spec.unknown_words, text
+    assert parse_prompt("a red ball with gravity on a gray background").gravity is True
     for text in ("low gravity", "anti-gravity"):
         spec = parse_prompt(text)
         assert spec.gravity is None and any("gravity" in n for n in spec.notes), text

@@ -143,7 +143,10 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     add(["no bar", "no bars", "without a bar", "without the bar", "without bar", "no occluder", "without an occluder",
          "without occluder", "no pillar", "without a pillar", "not behind a bar", "not behind the bar"], ("occluder", False))
     add(["gravity off", "gravity : off", "gravity is off", "turn off gravity", "turns off gravity", "turn gravity off",
-         "gravity turned off", "gravity switched off"], ("gravity", False))
+         "gravity turned off", "gravity switched off",
+         # longer than "with gravity" (on), which the longest match would otherwise take first
+         "with gravity off", "with gravity turned off", "with gravity switched off", "with the gravity off"],
+        ("gravity", False))
     add(["gravity on", "gravity : on", "gravity turned on"], ("gravity", True))
     add(["gravity is not on", "gravity isn t on"], ("gravity", False))
     add(["low gravity", "weak gravity", "reduced gravity", "light gravity", "moon gravity", "anti gravity", "antigravity",
