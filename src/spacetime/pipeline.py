@@ -308,9 +308,15 @@ class SpacetimePipeline:
         outputs stay float32), nothing at float32."""
         import contextlib
 
-        if self.dtype == torch.float32:
+        # the DiT's or the VAE's weights, either cast (by `to`, or by hand: `pipe.dit.to(torch.bfloat16)`)
+        low = next((p.dtype for m in (self.dit, self.vae) for p in m.parameters() if p.dtype != torch.float32), None)
+        if low is None:
             return contextlib.nullcontext()
-        return torch.autocast(self._device.type, dtype=self.dtype)
+        for model in (self.dit, self.vae):  # norms in float32, as `to` keeps them (CPU refuses mixed norms)
+            for m in model.modules():
+                if "Norm" in type(m).__name__:
+                    m.float()
+        return torch.autocast(self._device.type, dtype=low)
 
     # --- generation ---------------------------------------------------------------------------
 
