@@ -231,7 +231,6 @@ def _keep(d: Decoded, frame, t: float, rgb: bool, path: Path, max_side: int | No
     if d.times and (h, w) != (d.height, d.width):
         d.problems.append(f"frame size changes from {d.width}x{d.height} to {w}x{h} (WxH) at {t:.3f} s; the "
                           "frames from there on are not read")
-        log.warning("%s: frame size changes at %.3f s; keeping the frames before", path, t)
         return False
     if rgb:  # (H, W, 3), turned upright as players show it
         try:
