@@ -1018,9 +1018,9 @@ def test_other_sites_cannot_reach_a_loopback_server_through_a_browser(server):
     r = client.post("/v1/videos", json={"prompt": " "}, headers={"Origin": running.url})
     assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
     assert client.get("/v1/config", headers=evil).status_code == 200  # reads: the browser keeps them from the site
-    from spacetime.serve.app import _host_name, _is_loopback, _same_origin
+    from spacetime.serve.app import _host_name, _same_origin, is_loopback
 
-    assert [_is_loopback(h) for h in ("localhost", "127.9.9.9", "[::1]", "::1", "example.com", "10.0.0.1")] == [
+    assert [is_loopback(h) for h in ("localhost", "127.9.9.9", "[::1]", "::1", "example.com", "10.0.0.1")] == [
         True, True, True, True, False, False]
     assert [_host_name(h) for h in ("a:1", "[::1]:80", "A.Example", "::1")] == ["a", "[::1]", "a.example", "::1"]
     assert _same_origin("https://a.example", "a.example") and _same_origin("http://a.example:80", "a.example")

@@ -479,10 +479,9 @@ def _served_name(model: Path | None) -> str:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import ipaddress
-
     try:
         from spacetime.serve import Limits, OutputMarks, create_app, serve
+        from spacetime.serve.app import is_loopback
     except ImportError as e:
         raise ValueError(f"serving needs the serve extra ({e.name} is missing): pip install -e '.[serve]' in the spacetime "
                          "checkout (the PyPI project named spacetime is another one)") from None
@@ -498,11 +497,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise ValueError(f"--token-file {args.token_file}: the file is empty")
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise ValueError(f"--output-dir {args.output_dir} exists and is not a directory")
-    try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if not loopback and token is None:
+    if not is_loopback(args.host) and token is None:
         logging.getLogger("spacetime.serve").warning("listening on %s without --token-file: anyone who can reach it "
                                                      "can generate and delete videos", args.host)
     from spacetime.provenance import SigningKeyError, trust_anchors

@@ -296,12 +296,18 @@ class SpacetimePipeline:
             if hasattr(self.text_encoder, "model"):
                 self.text_encoder.model.to(device)
         if dtype is not None:
-            for model in (self.dit, self.vae):
-                model.to(dtype)
-                for m in model.modules():  # norms stay float32, as diffusers keeps them: their inputs are
-                    if "Norm" in type(m).__name__:  # float32 here (text, RoPE'd q/k), and CPU refuses mixed
-                        m.float()
+            self.dit.to(dtype)
+            self.vae.to(dtype)
+            self._norms_float32()
         return self
+
+    def _norms_float32(self) -> None:
+        """Norm layers back in float32, as diffusers keeps them: their inputs are float32 here (text,
+        RoPE'd q/k), and CPU refuses a norm whose weights and input differ in dtype."""
+        for model in (self.dit, self.vae):
+            for m in model.modules():
+                if "Norm" in type(m).__name__:
+                    m.float()
 
     def _autocast(self):
         """Generation in the weights' dtype: autocast below float32 (inputs, sampler state and
@@ -312,10 +318,7 @@ class SpacetimePipeline:
         low = next((p.dtype for m in (self.dit, self.vae) for p in m.parameters() if p.dtype != torch.float32), None)
         if low is None:
             return contextlib.nullcontext()
-        for model in (self.dit, self.vae):  # norms in float32, as `to` keeps them (CPU refuses mixed norms)
-            for m in model.modules():
-                if "Norm" in type(m).__name__:
-                    m.float()
+        self._norms_float32()  # a component cast by hand has its norms cast too
         return torch.autocast(self._device.type, dtype=low)
 
     # --- generation ---------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _size_multiple(pipe) -> tuple[int, int]:
     return fs * ph, fs * pw
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """`localhost` or a loopback address (127.0.0.0/8, ::1), bracketed or not."""
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
@@ -176,8 +176,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         local = request.app.state.local_only
         if local is None:
             server = request.scope.get("server")
-            local = bool(server) and _is_loopback(str(server[0]))
-        if local and host is not None and not _is_loopback(_host_name(host)):
+            local = bool(server) and is_loopback(str(server[0]))
+        if local and host is not None and not is_loopback(_host_name(host)):
             return ApiError(400, "invalid_host", f"Host {host[:100]!r} is not this server's: it listens on loopback "
                                                  "and answers only localhost, 127.0.0.1 and [::1]")
         origin = request.headers.get("origin")
@@ -645,7 +645,7 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7860, log_level: st
     loopback `host` only loopback Host names are answered (no DNS rebinding); past
     `limit_concurrency` connections or requests at once (default `LIMIT_CONCURRENCY`), 503."""
     sock = _bind(host, port)
-    app.state.local_only = _is_loopback(host)
+    app.state.local_only = is_loopback(host)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
     print(f"{LISTENING}{url}", flush=True)
     _server(app, log_level, limit_concurrency).run(sockets=[sock])
@@ -671,7 +671,7 @@ class ServerThread:
     @classmethod
     def start(cls, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> ServerThread:
         sock = _bind(host, port)
-        app.state.local_only = _is_loopback(host)
+        app.state.local_only = is_loopback(host)
         server = _server(app, log_level)
         thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
         thread.start()
