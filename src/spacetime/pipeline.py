@@ -221,11 +221,9 @@ class SpacetimePipeline:
                     raise ValueError(f"{name}: cannot read image {str(path)!r}: {e}") from None
             if frames is None:
                 try:  # an image's first frame is all it uses
-                    from spacetime.data.decode import decode
+                    from spacetime.data.video import decode_video
 
-                    d = decode(path, max_frames=1 if name == "image" else None, size=size)
-                    if d.damage:
-                        log.warning("%s: damaged, %d frames decoded (%s)", path, len(d.frames), d.damage)
+                    d = decode_video(path, max_frames=1 if name == "image" else None, size=size)
                     if size is not None and (d.height, d.width) != tuple(size):
                         log.warning("%s is %dx%d (WxH); resized to %dx%d", name, d.width, d.height, size[1], size[0])
                     frames = np.stack(d.frames)

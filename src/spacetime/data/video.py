@@ -57,10 +57,20 @@ def read_video(
     raises `VideoReadError` naming the file and the reason. `size` (height, width): each frame
     scaled to it as it is decoded, so a long 4K file costs the memory of its small frames.
     """
+    d = decode_video(path, max_frames, start=start, end=end, size=size)
+    return np.stack(d.frames), d.fps
+
+
+def decode_video(
+    path: str | os.PathLike, max_frames: int | None = None, *, start: float = 0.0, end: float | None = None,
+    size: tuple[int, int] | None = None,
+):
+    """`read_video` as the decoder's `Decoded` (frames, fps, and the file's own height and width
+    even when `size` scaled the frames), damage warned of as there."""
     d = decode(path, start=start, end=end, max_frames=max_frames, size=size)
     if d.damage:
         log.warning("%s: damaged, %d frames decoded (%s)", path, len(d.frames), d.damage)
-    return np.stack(d.frames), d.fps
+    return d
 
 
 def _pil_to_rgb(im: Any) -> np.ndarray:
