@@ -54,6 +54,25 @@ def least_frames(mode: str, temporal_factor: int, loop: bool = False) -> int:
     return 1 + temporal_factor * (latents - 1)
 
 
+def extension_context(extend: str, video_frames: int, t: int, ft: int) -> tuple[int, int]:
+    """The latent frames of a given video that a window of `t` latent frames holds when extending
+    it "forward" (its last ones, begun by a lone frame: 1 + ft(n - 1) video frames) or "backward"
+    (its first ft * n frames), at most half the window; and that count of video frames."""
+    if extend == "forward":
+        n = max(1, min(1 + (video_frames - 1) // ft, t // 2))
+        return n, 1 + ft * (n - 1)
+    n = min(video_frames // ft, t // 2)
+    return n, ft * n
+
+
+def connect_context(frames1: int, frames2: int, t: int, ft: int) -> tuple[int, int]:
+    """The latent frames of the first video's end and of the second's start that a connecting
+    window of `t` latent frames holds: up to CONNECT_CONTEXT each (where it is and how it moves);
+    the rest of the window is the transition, so the window sets its length."""
+    n1 = max(1, min(1 + (frames1 - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
+    return n1, min(frames2 // ft, t - 1 - n1, CONNECT_CONTEXT)
+
+
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu",
                       cache_dir: str | Path | None = None):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
@@ -518,10 +537,7 @@ class SpacetimePipeline:
             if t < 3:
                 raise ValueError(f"connecting needs a window of at least {least_frames('connect', ft)} frames "
                                  f"(3 latent frames), got {num_frames}")
-            # context: up to CONNECT_CONTEXT latent frames of each video (where it is and how it
-            # moves); the rest of the window is the transition, so num_frames sets its length
-            n1 = max(1, min(1 + (len(befores[0]) - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
-            n2 = min(len(afters[0]) // ft, t - 1 - n1, CONNECT_CONTEXT)
+            n1, n2 = connect_context(len(befores[0]), len(afters[0]), t, ft)
             if n2 < 1:
                 raise ValueError(f"the video to connect to has {len(afters[0])} frames; it needs at least {ft}")
             heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
@@ -548,19 +564,18 @@ class SpacetimePipeline:
             if t < 2:
                 raise ValueError(f"extending needs a window of at least {least_frames('extend', ft)} frames "
                                  f"(2 latent frames), got {num_frames}")
+            n, _ = extension_context(extend, len(src), t, ft)
             if extend == "forward":
-                head, k = self._head_latents(src, max(1, min(1 + (len(src) - 1) // ft, t // 2)))
+                head, k = self._head_latents(src, n)
                 frames = [np.concatenate([src, v[k:]]) for v in denoise([(0, head)])]
             else:
-                n = min(len(src) // ft, t // 2)
                 if n < 1:
                     raise ValueError(f"video has {len(src)} frames; extending backward needs at least {ft}")
                 tail, k = self._tail_latents(src, n)
                 frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
             # new frames: num_frames less the context one window of num_frames would hold, so the
             # length does not depend on window_frames
-            n_whole = max(1, min(1 + (len(src) - 1) // ft, t_whole // 2)) if extend == "forward" else min(len(src) // ft, t_whole // 2)
-            num_frames += len(src) - (1 + ft * (n_whole - 1) if extend == "forward" else ft * n_whole)
+            num_frames += len(src) - extension_context(extend, len(src), t_whole, ft)[1]
         else:  # connect
             a, z = media["video"], media["video2"]
             frames = [np.concatenate([a, m, z]) for m in connect([a], [z])]

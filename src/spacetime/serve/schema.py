@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spacetime.data.video import MIN_FPS
-from spacetime.pipeline import CONNECT_CONTEXT, least_frames
+from spacetime.pipeline import connect_context, extension_context, least_frames
 
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
@@ -219,22 +219,21 @@ def video_spec(spec: JobSpec, frames_in: int, frames_in2: int | None, ft: int, l
     once the uploads' frames are counted (`frames_in`, and `frames_in2` of video2): the inputs the
     pipeline cannot use are refused, and so is a result longer than the limits allow. The result
     is the video (and video2) with the window's new frames: the window (`spec.num_frames`) less
-    the video frames it holds as context, as `SpacetimePipeline` counts them. The spec is returned
+    the video frames it holds as context, counted by the pipeline's own extension_context and connect_context. The spec is returned
     as it is: its num_frames stays the window until the job has made the video."""
     n, t = spec.num_frames, 1 + (spec.num_frames - 1) // ft
     if spec.mode == "extend-forward":
-        context = 1 + ft * (max(1, min(1 + (frames_in - 1) // ft, t // 2)) - 1)
+        context = extension_context("forward", frames_in, t, ft)[1]
         inputs = frames_in
     elif spec.mode == "extend-backward":
         if frames_in < ft:
             raise InvalidRequest("video", f"the video has {frames_in} frames; extending backward needs at least {ft}")
-        context = ft * min(frames_in // ft, t // 2)
+        context = extension_context("backward", frames_in, t, ft)[1]
         inputs = frames_in
     elif spec.mode == "connect":
         if frames_in2 is None or frames_in2 < ft:
             raise InvalidRequest("video2", f"the video to connect to has {frames_in2 or 0} frames; it needs at least {ft}")
-        n1 = max(1, min(1 + (frames_in - 1) // ft, (t - 1) // 2, CONNECT_CONTEXT))
-        n2 = min(frames_in2 // ft, t - 1 - n1, CONNECT_CONTEXT)
+        n1, n2 = connect_context(frames_in, frames_in2, t, ft)
         context = 1 + ft * (n1 - 1) + ft * n2
         inputs = frames_in + frames_in2
     else:
