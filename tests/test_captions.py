@@ -356,8 +356,8 @@ def test_parse_user_phrasings():
 
 
 def test_parse_names_unknown_words_and_never_raises():
-    spec = parse_prompt("a purple dragon breathes fire on a red ball")
-    assert spec.unknown_words == ["purple", "dragon", "breathes", "fire"]
+    spec = parse_prompt("a brown dragon breathes fire on a red ball")
+    assert spec.unknown_words == ["brown", "dragon", "breathes", "fire"]
     assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball")]
     assert parse_prompt("un café rouge ☃").unknown_words == ["un", "café", "rouge"]
     rng = np.random.default_rng(0)
@@ -543,3 +543,23 @@ def test_expand_prompt_keeps_the_wall_and_shows_the_object():
         assert "left wall" in expand_prompt("a red ball bounces off the left wall", seed=seed), seed
     for seed in range(30):
         assert "stays behind" not in expand_prompt("two red balls fall on black", seed=seed), seed
+
+
+def test_one_stands_for_the_shape_named_before():
+    assert _objs("a red ball and a blue one") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("red squares and blue ones")[1] == ("blue", "square", None, None)
+    assert _objs("a red triangle moves left and a green one falls") == [
+        ("red", "triangle", "left", None), ("green", "triangle", "falls", None)]
+    assert _objs("two balls, one red and one blue") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("a red one") == [("red", None, None, None)]  # nothing named before: no shape, no unknown word
+    assert parse_prompt("a red one").unknown_words == []
+    spec = parse_prompt("a red ball, but no blue ones")
+    assert _objs("a red ball, but no blue ones") == [("red", "ball", None, None)] and spec.unknown_words == []
+
+
+def test_colours_the_world_lacks_are_read_as_the_nearest_and_said():
+    spec = parse_prompt("a purple ball falls and a violet square moves left")
+    assert [o.colour for o in spec.objects] == ["magenta", None]  # both magenta: objects need distinct colours
+    assert any("'purple' read as magenta" in n for n in spec.notes)
+    assert _objs("a turquoise triangle")[0][0] == "cyan" and _objs("a crimson ball")[0][0] == "red"
+    assert parse_prompt("no purple balls").objects == []  # a negated object is not made

@@ -47,6 +47,11 @@ STOPWORDS = frozenset(
     "slowly quickly fast slow gently some we see where now just each other".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
+# Colour words the world has no colour for, to the nearest world colour (RGB distance); a note says so.
+COLOUR_SYNONYMS = {"purple": "magenta", "violet": "magenta", "pink": "magenta", "fuchsia": "magenta",
+                   "turquoise": "cyan", "aqua": "cyan", "teal": "cyan", "crimson": "red", "scarlet": "red",
+                   "lime": "green", "gold": "yellow", "golden": "yellow", "amber": "orange"}
+ONE_WORDS = ("one", "ones")  # "a blue one": a pronoun for the shape named before
 NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {str(n): n for n in range(11)}
 NUMBERS |= {"eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20, "hundred": 100, "pair": 2, "couple": 2}  # "a pair of"
 # words that deny the phrase after them ("does not fall", "without a bar"); "doesn't" is "doesn t"
@@ -69,6 +74,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
 
     for c in vocab.COLOURS:
         add(c, ("colour", c))
+    for word, c in COLOUR_SYNONYMS.items():  # a colour the world lacks, read as its nearest, and said
+        add(word, ("colour", c, word))
     extra_shapes = {"ball": ("sphere", "orb", "dot"), "square": ("cube", "rectangle"), "triangle": ("pyramid",)}
     for shape in vocab.SHAPES:
         for w in SHAPE_WORDS[shape] + extra_shapes[shape]:
@@ -330,7 +337,7 @@ def parse_prompt(text: str) -> SceneSpec:
                 action = (kind, not action[1])
             elif kind in ("colour", "shape", "size", "motion", "hits", "bounces", "background", "camera", "note"):
                 # a spec has no "not": the phrase is left out, and said; a negated object is all its words
-                while kind in ("colour", "shape", "size") and i < len(toks) and _object_word(toks[i]):
+                while kind in ("colour", "shape", "size") and i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS):
                     said, i = f"{said} {toks[i]}", i + 1
                 notes.append(f"{_quote(negated + ' ' + said)} not read: a spec cannot say what is not so")
                 negated = None
@@ -349,6 +356,15 @@ def parse_prompt(text: str) -> SceneSpec:
             if opening or (mention is None and (not subject or before in ("a", "an", "the"))):
                 pending.append((kind, action[1], said))
                 continue
+        if said in ONE_WORDS and mention is not None and "shape" not in mention["attrs"]:
+            # "a red ball and a blue one": the shape of the object named last
+            shape = next((o["shape"] for o in reversed(objects) if "shape" in o), None)
+            if shape is not None:
+                mention["attrs"]["shape"] = shape
+            mention["words"].append(said)
+            continue
+        if kind == "colour" and len(action) > 2 and not any(n.startswith(f"{action[2]!r} read as") for n in notes):
+            notes.append(f"{action[2]!r} read as {action[1]}: the world's nearest colour ({', '.join(vocab.COLOURS)})")
         if kind in ("colour", "shape", "size"):
             if mention is not None and kind in mention["attrs"] and "shape" not in mention["attrs"]:
                 # "a red blue ball": one object, the first word kept
