@@ -103,7 +103,7 @@ FORMATS = ",".join(["mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm"
 _OPEN_OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "file"}
 
 
-def _open(path: Path, max_side: int | None = None):
+def open_video(path: Path, max_side: int | None = None):
     """(container, its main video stream), or VideoReadError saying why not; `max_side`: refuse
     frames larger than that a side from the stream's header, before anything is decoded."""
     import av
@@ -150,7 +150,7 @@ def _decode(
     max_side: int | None = None,
     size: tuple[int, int] | None = None,
 ) -> Decoded:
-    container, stream = _open(path, max_side)
+    container, stream = open_video(path, max_side)
     with container:
         stream.thread_type = "AUTO" if threads else "NONE"
         tb = stream.time_base or Fraction(1, 1)
@@ -167,50 +167,56 @@ def _decode(
         shift = 0.0  # added to times after they restart (joined files), so they keep rising
         first = last = None  # the first and the previous frame's times
         before = None  # with `pad`: the last frame before `start`
-        packets = container.demux(stream)
-        while len(d.errors) < MAX_BAD_PACKETS:
-            try:
-                frames = next(packets).decode()
-            except StopIteration:
-                break
-            except Exception as e:  # noqa: BLE001 — a damaged packet: note it, go on to the next
-                d.errors.append(_why(e))
-                continue
-            for frame in frames:
-                # without timestamps the frame rate places the frame; after a seek nothing can
-                t = frame.time - t0 if frame.time is not None else (None if seek else n / d.fps)
-                n += 1
-                if t is None:
-                    return Decoded(fps=d.fps)
-                if last is not None and t + shift < last - 1e-4:
-                    if t + shift > first + 1e-4:  # out of order: damage
-                        d.dropped += 1
-                        continue
-                    # back to the start: files joined end to end (cat a.ts b.ts), played one after the other
-                    d.problems.append(f"timestamps restart at {last + 1 / d.fps:.3f} s (joined files?)")
-                    shift = last + 1 / d.fps - t
-                t = last = t + shift
-                first = t if first is None else first
-                if t < start - 1e-4:
-                    before = (frame, t) if pad else None
+        for frame in decoded_frames(container, stream, d.errors):
+            # without timestamps the frame rate places the frame; after a seek nothing can
+            t = frame.time - t0 if frame.time is not None else (None if seek else n / d.fps)
+            n += 1
+            if t is None:
+                return Decoded(fps=d.fps)
+            if last is not None and t + shift < last - 1e-4:
+                if t + shift > first + 1e-4:  # out of order: damage
+                    d.dropped += 1
                     continue
-                if before is not None:  # the frame shown at `start`
-                    if not _keep(d, *before, rgb, path, max_side, size):
-                        return d
-                    before = None
-                if end is not None and t >= end - 1e-4:
-                    if pad:
-                        _keep(d, frame, t, rgb, path, max_side, size)
+                # back to the start: files joined end to end (cat a.ts b.ts), played one after the other
+                d.problems.append(f"timestamps restart at {last + 1 / d.fps:.3f} s (joined files?)")
+                shift = last + 1 / d.fps - t
+            t = last = t + shift
+            first = t if first is None else first
+            if t < start - 1e-4:
+                before = (frame, t) if pad else None
+                continue
+            if before is not None:  # the frame shown at `start`
+                if not _keep(d, *before, rgb, path, max_side, size):
                     return d
-                if not _keep(d, frame, t, rgb, path, max_side, size):
-                    return d
-                if max_frames is not None and len(d.times) >= max_frames:
-                    return d
+                before = None
+            if end is not None and t >= end - 1e-4:
+                if pad:
+                    _keep(d, frame, t, rgb, path, max_side, size)
+                return d
+            if not _keep(d, frame, t, rgb, path, max_side, size):
+                return d
+            if max_frames is not None and len(d.times) >= max_frames:
+                return d
         if not seek and end is None:  # the whole stream: frames the container lists may be missing
             d.listed, d.decoded = stream.frames, n
             if not stream.frames and d.times:  # MKV, WebM, TS list no count: the timestamps tell
                 _check_times(d, _stream_duration(container, stream))
         return d
+
+
+def decoded_frames(container, stream, errors: list[str]):
+    """The stream's frames in order, as FFmpeg decodes them; a damaged packet is noted in `errors`
+    and skipped, and after MAX_BAD_PACKETS of them the file is given up on."""
+    packets = container.demux(stream)
+    while len(errors) < MAX_BAD_PACKETS:
+        try:
+            frames = next(packets).decode()
+        except StopIteration:
+            return
+        except Exception as e:  # noqa: BLE001 — a damaged packet: note it, go on to the next
+            errors.append(_why(e))
+            continue
+        yield from frames
 
 
 def _keep(d: Decoded, frame, t: float, rgb: bool, path: Path, max_side: int | None = None,
@@ -296,7 +302,7 @@ def video_info(path: str | os.PathLike) -> dict:
     """What the container says, without decoding: `duration` (s, None when it does not say),
     `fps`, `frames` (0 when it does not say), `still` (one picture: an image file or a 1-frame
     video, whose fps means nothing). Cheap; used to pick a clip's start before decoding."""
-    container, stream = _open(Path(path))
+    container, stream = open_video(Path(path))
     with container:
         fps = _stream_fps(stream)
         if stream.duration and stream.time_base:

@@ -30,30 +30,24 @@ def _frames(path: Path, limit: int):
     """Up to `limit` RGB frames of the file's first video stream, one at a time, upright as players
     show them. Not `read_video`, which holds every frame: 240 frames of 4K RGB are 6 GB. Damaged
     packets are skipped as there; one thread, since frame threads drop frames around damage."""
-    from spacetime.data.decode import MAX_BAD_PACKETS, VideoReadError, _open
+    from spacetime.data.decode import VideoReadError, decoded_frames, open_video
 
-    container, stream = _open(path, MAX_SIDE)  # VideoReadError naming the file
+    container, stream = open_video(path, MAX_SIDE)  # VideoReadError naming the file
     with container:
         stream.thread_type = "NONE"
         w, h = stream.codec_context.width or 1, stream.codec_context.height or 1
         limit = min(limit, max(16, PIXEL_BUDGET // (w * h)))  # a 4K file: 60 frames, not 240
         shrink = -(-max(w, h) // DECODE_SIDE)  # a whole factor: the detector's block mean, done early
-        n, bad, packets = 0, 0, container.demux(stream)
-        while n < limit and bad < MAX_BAD_PACKETS:
-            try:
-                frames = next(packets).decode()
-            except StopIteration:
+        n = 0
+        for frame in decoded_frames(container, stream, []):
+            turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0
+            if shrink > 1:
+                frame = frame.reformat(width=max(1, frame.width // shrink), height=max(1, frame.height // shrink),
+                                       format="rgb24", interpolation="AREA")
+            yield np.rot90(frame.to_ndarray(format="rgb24"), turns)
+            n += 1
+            if n >= limit:
                 break
-            except Exception:  # noqa: BLE001 — a damaged packet: on to the next
-                bad += 1
-                continue
-            for frame in frames[: limit - n]:
-                turns = frame.rotation // 90 if frame.rotation % 90 == 0 else 0
-                if shrink > 1:
-                    frame = frame.reformat(width=max(1, frame.width // shrink), height=max(1, frame.height // shrink),
-                                           format="rgb24", interpolation="AREA")
-                yield np.rot90(frame.to_ndarray(format="rgb24"), turns)
-                n += 1
     if n == 0:
         raise VideoReadError(f"{path}: no decodable frames")
 
