@@ -359,7 +359,9 @@ def test_parse_names_unknown_words_and_never_raises():
     spec = parse_prompt("a brown dragon breathes fire on a red ball")
     assert spec.unknown_words == ["brown", "dragon", "breathes", "fire"]
     assert [(o.colour, o.shape) for o in spec.objects] == [("red", "ball")]
-    assert parse_prompt("un café rouge ☃").unknown_words == ["un", "café", "rouge"]
+    assert parse_prompt("un café rouge ☃").unknown_words == ["un", "café", "rouge", "☃"]
+    assert parse_prompt("a red ball 🎈 falls").unknown_words == ["🎈"]  # a pictograph names something
+    assert parse_prompt("a red ball + a blue one = two").unknown_words == []  # other marks are not words
     rng = np.random.default_rng(0)
     alphabet = list("abcdefghijklmnopqrstuvwxyz ,.-;'\"!?0123456789éß☃\n\t") + ["red ", "ball ", "and ", "hits ", "two "]
     for _ in range(300):

@@ -179,8 +179,9 @@ def _tokens(text: str) -> list[str]:
     # unicode words, so that "café" comes back as an unknown word rather than vanishing; NFKC first,
     # so that full-width "ｒｅｄ" is "red"
     text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
-    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]", text)  # "1.5" is one token
-    return ["gray" if t == "grey" else t for t in toks]
+    toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]|[^\w\s]", text)  # "1.5" is one token
+    # of the other marks, pictographs are words ("a 🎈 falls" names something); the rest are dropped
+    return ["gray" if t == "grey" else t for t in toks if t[0].isalnum() or t in ".,;:!?" or unicodedata.category(t) == "So"]
 
 
 def _quote(said: str) -> str:
