@@ -1,6 +1,7 @@
 """The prompting modes on a tiny random model: every mode is clean latent frames held by the
 sampler, so the checks are about what is given, where it lands, and what comes out."""
 
+import json
 import logging
 
 import numpy as np
@@ -122,13 +123,19 @@ def test_loop_ties_the_last_latent_frame_to_the_first(pipe, recorded):
     assert [f.shape[0] for f in two] == [16, 16] and not np.array_equal(two[0], two[1])
 
 
-def test_loop_of_an_image_starts_and_ends_on_it(pipe, recorded):
+def test_loop_of_an_image_starts_on_it_and_flows_back_into_it(pipe, recorded):
     image = clip(1)[0]
     frames = run(pipe, image=image, loop=True, num_frames=9)
     assert frames[0].shape == (8, 32, 32, 3)
+    # the image held at 0 and at one latent frame past the window, whose frames are cut: held in
+    # the window's own last latent frame it decoded as 4 frames of the image, a still before the seam
     mask, given = recorded[-1]["cond_mask"], recorded[-1]["cond_latents"]
-    assert mask.tolist() == [[True, False, True]] and torch.equal(given[:, :, 0], given[:, :, -1])
-    assert torch.equal(recorded[-1]["out"][:, :, 0], recorded[-1]["out"][:, :, -1])
+    assert mask.tolist() == [[True, False, False, True]] and torch.equal(given[:, :, 0], given[:, :, -1])
+    z = recorded[-1]["out"]
+    assert torch.equal(z[:, :, 0], z[:, :, -1]) and not torch.equal(z[:, :, 0], z[:, :, -2])
+    # the user's starting noise is the window's (B C t h w), as for an image -> video
+    noise = torch.randn(1, *pipe.vae.latent_shape(9, 32, 32))
+    assert run(pipe, image=image, loop=True, num_frames=9, latents=noise)[0].shape == (8, 32, 32, 3)
 
 
 def test_a_long_loop_ends_with_a_transition_back_to_the_start(pipe, recorded):
@@ -314,12 +321,17 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
 
     assert main([*base, "--num-frames", "1", "--output", str(tmp_path / "t.png")]) == 0
     assert np.asarray(Image.open(tmp_path / "t.png")).shape == (32, 32, 3)
+    # a .png output asks for an image: one frame without --num-frames (17 were made, then refused)
+    assert main([*base, "--output", str(tmp_path / "t2.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "t2.png")).shape == (32, 32, 3)
+    assert json.loads((tmp_path / "t2.json").read_text())["mode"] == "text-to-image"
+    assert main([*base, "--image", str(image), "--output", str(tmp_path / "i2.png")]) == 0
+    assert json.loads((tmp_path / "i2.json").read_text())["mode"] == "image-to-image"  # was "image-to-video"
     assert main([*base, "--image", str(image), "--output", str(tmp_path / "i.mp4")]) == 0
     assert read_video(tmp_path / "i.mp4")[0].shape == (9, 32, 32, 3)
     assert main([*base, "--video", str(video), "--mode", "extend-backward", "--output", str(tmp_path / "b.mp4")]) == 0
     assert read_video(tmp_path / "b.mp4")[0].shape[0] == 5 + 9
     assert main([*base, "--video", str(video), "--mode", "edit", "--strength", "0.3", "--output", str(tmp_path / "e.mp4")]) == 0
-    import json
 
     sidecar = json.loads((tmp_path / "e.json").read_text())
     assert sidecar["mode"] == "edit" and sidecar["strength"] == 0.3 and sidecar["num_frames"] == 9
@@ -348,7 +360,8 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
                      (["--video2", str(video)], "--video2 goes with --mode connect"),
                      (["--mode", "connect"], "needs --video"),
                      (["--video", str(tmp_path / "nope.mp4")], "no such file"),
-                     (["--output", str(tmp_path / "v.png")], "PNG holds one image"),
+                     (["--output", str(tmp_path / "v.png"), "--num-frames", "9"], "PNG holds one image"),
+                     (["--mode", "extend-backward", "--video", str(tmp_path / "t.png")], "t.png has 1 frame; extending"),
                      (["--output", str(tmp_path / "adir.mp4")], "is a directory"),
                      ([b"caf\xe9".decode("utf-8", "surrogateescape")], "prompt is not valid UTF-8")):
         args = [*base, "--output", str(tmp_path / "x.mp4"), *bad]
@@ -474,3 +487,31 @@ def test_cli_input_files_stills_and_directories(pipe, tmp_path, capsys, caplog):
         assert main([*base, "--video", str(tmp_path / "still.png"), "--num-frames", "5",
                      "--output", str(tmp_path / "s.mp4")]) == 0
     assert "fps" not in caplog.text
+
+
+def test_cli_generate_stopped_by_sigterm_leaves_nothing_half_written(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """SIGTERM (timeout, docker stop) ends `generate` as Ctrl-C does: temporary files removed, exit
+    143. Its default action ended the process mid-write, leaving the unsigned temp files."""
+    import os
+    import signal
+    import time
+
+    import spacetime.provenance.output as output
+    from spacetime.cli import main
+
+    def sign_file(*args, **kwargs):  # the encoded temp file is on disk now
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM was not turned into an interrupt")
+
+    monkeypatch.setattr(output, "sign_file", sign_file)
+    out = tmp_path / "out"
+    out.mkdir()
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["generate", "a red ball", "--model", str(tiny_model_dir), "--num-inference-steps", "1",
+                 "--output", str(out / "x.mp4")]) == 143
+    assert list(out.iterdir()) == [] and "terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler was only for the command
+    with pytest.raises(SystemExit) as e:  # the parser's range is (0, 1]: a usage error, before any loading
+        main(["generate", "a red ball", "--mode", "edit", "--video", "x.mp4", "--strength", "0", "--output", "y.mp4"])
+    assert e.value.code == 2 and "--strength must be in (0, 1]" in capsys.readouterr().err

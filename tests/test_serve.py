@@ -1038,7 +1038,7 @@ def test_failed_and_cancelled_jobs_keep_only_their_record(tmp_path):
     def run(job, progress):
         if job.spec.prompt == "fail":
             (job.dir / "video.mp4.part").write_bytes(b"half")
-            raise RuntimeError("out of memory")
+            raise RuntimeError(f"out of memory reading {job.dir / 'input-video.mp4'}")
         started.set()
         while True:  # until cancelled: progress raises Cancelled then
             release.wait(0.01)
@@ -1074,6 +1074,8 @@ def test_failed_and_cancelled_jobs_keep_only_their_record(tmp_path):
     finally:
         release.set()
         queue.stop()  # `left` runs now, or still waits: cancelled by the shutdown either way
+    # the client reads its files' names, not the server's folders
+    assert json.loads((failed.dir / "job.json").read_text())["error"]["message"] == "RuntimeError: out of memory reading input-video.mp4"
     for j, code in ((failed, "generation_failed"), (queued, "cancelled"), (running, "cancelled"), (left, "cancelled")):
         assert json.loads((j.dir / "job.json").read_text())["error"]["code"] == code
         end = time.monotonic() + 5

@@ -17,6 +17,7 @@ working exits with status 1. Heavy imports happen inside the subcommands so `--h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -55,14 +56,15 @@ def _int_in(name: str, lo: int, hi: int):
     return parse
 
 
-def _float_in(name: str, lo: float, hi: float):
+def _float_in(name: str, lo: float, hi: float, open_low: bool = False):
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(v) and lo <= v <= hi):
-            raise argparse.ArgumentTypeError(f"{name} must be in {lo:g}..{hi:g}, got {text!r}")
+        if not (math.isfinite(v) and (lo < v if open_low else lo <= v) and v <= hi):
+            span = f"({lo:g}, {hi:g}]" if open_low else f"{lo:g}..{hi:g}"
+            raise argparse.ArgumentTypeError(f"{name} must be in {span}, got {text!r}")
         return v
 
     return parse
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Text to video with a trained model; writes the video and a JSON sidecar "
                                    "(same name, .json) with every parameter and the seed.")
     g.add_argument("prompt", help="what the video shows")
-    g.add_argument("--output", "-o", required=True, type=Path, help="the video to write (.mp4; .png for one frame, --num-frames 1)")
+    g.add_argument("--output", "-o", required=True, type=Path, help="the video to write (.mp4), or the image (.png: one frame, text -> image or image -> image)")
     g.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the model shipped with spacetime)")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=None,
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mode", choices=["extend-forward", "extend-backward", "edit", "connect"], default=None,
                    help="what to do with --video (default: extend-forward)")
     g.add_argument("--video2", type=Path, default=None, help="--mode connect: the video to end in")
-    g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0), default=None,
+    g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0, open_low=True), default=None,
                    help="--mode edit: in (0, 1], how far from --video the result may go")
     g.add_argument("--loop", action="store_true",
                    help="make the last frame flow into the first (a loop of NUM_FRAMES - 1 frames: the next would be the first again)")
@@ -321,7 +323,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.output.is_dir():
         raise ValueError(f"--output {args.output}: is a directory; name the file to write")
     if args.output.suffix.lower() == ".png" and (args.video is not None or args.loop
-                                                  or (args.num_frames or 1) != 1 or args.seconds is not None):
+                                                  or args.num_frames not in (None, 1) or args.seconds is not None):
         raise ValueError(f"--output {args.output}: PNG holds one image; use --num-frames 1 without --video, "
                          "--seconds or --loop, or name the output .mp4")
     model = args.model or pipeline.DEFAULT_MODEL  # looked up now: tests point it elsewhere
@@ -346,6 +348,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         num_frames = 1 + 4 * max(0, round(args.seconds * fps / 4))
     if mode == "edit":  # an edit keeps its video's length; the pipeline warns if one was given
         num_frames = num_frames or None
+    elif args.output.suffix.lower() == ".png":  # an image asked for by its file name
+        num_frames = 1
     else:
         num_frames = num_frames or d.get("num_frames", 17)
     width, height = args.size if args.size else (args.width, args.height)
@@ -385,7 +389,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() == ".png" and num_frames != 1:  # checked before generating; kept as a guard
         raise ValueError(f"--output {args.output}: PNG holds one image, but {num_frames} frames were made")
     kind = "image" if num_frames == 1 else "video"
-    made_as = mode or ("image-to-video" if args.image is not None else f"text-to-{kind}")
+    made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
               "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
@@ -533,6 +537,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `docker stop`, a service manager) as an interrupt, so that temporary files
+    are removed as after Ctrl-C; the default action ends the process where it stands."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt(enabled: bool = True):
+    import signal
+    import threading
+
+    if not enabled or threading.current_thread() is not threading.main_thread():  # signals go to the main thread
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 VERIFY_UNCHECKED = 3  # `spacetime verify`: a file or setting could not be checked (2 means tampered there)
 
 
@@ -551,13 +579,19 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt(args.command not in ("serve", "train", "train-vae")):  # those stop on their own
+            return int(args.func(args) or 0)
+    except Terminated:
+        print(f"spacetime {args.command}: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
     except (ValueError, OSError) as e:  # bad input, and I/O failures (a full disk): a message, not a traceback
         print(f"spacetime {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"spacetime {args.command}: interrupted; run the same command again to resume (training: from the "
-              "last checkpoint)", file=sys.stderr)
+        # only world (complete clips are kept) and training (checkpoints) pick up where they stopped
+        again = {"world": "to resume (complete clips are kept)", "train": "to resume from the last checkpoint",
+                 "train-vae": "to resume from the last checkpoint"}.get(args.command, "to start over")
+        print(f"spacetime {args.command}: interrupted; run the same command again {again}", file=sys.stderr)
         return 130
     except Exception as e:
         from spacetime.train import TrainingStopped

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ def size_multiples(vae_config, patch) -> tuple[int, int, int]:
     — frames are 1 + step*k, sides multiples of the VAE's downsampling times the patch."""
     pt, ph, pw = patch
     return vae_config.temporal_factor * pt, vae_config.spatial_factor * ph, vae_config.spatial_factor * pw
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def least_frames(mode: str, temporal_factor: int, loop: bool = False) -> int:
@@ -423,6 +428,7 @@ class SpacetimePipeline:
         # each input read once; without a size the output takes the first input's (read whole), and
         # the others are scaled to it as they are decoded
         inputs = {name: x for name, x in (("image", image), ("video", video), ("video2", video2)) if x is not None}
+        said = {name: f"{name} {x}" if isinstance(x, (str, os.PathLike)) else name for name, x in inputs.items()}
         media = {}
         if height is None and width is None and inputs:
             first = next(iter(inputs))
@@ -497,6 +503,8 @@ class SpacetimePipeline:
             shift = flow.resolution_shift(frames * h * w // (pt * ph * pw))
             if first_noise:
                 noise = first_noise.pop()
+                if noise.shape[2] < frames:  # an image loop's extra latent frame: held clean, its noise unused
+                    noise = torch.cat([noise, noise.new_zeros(*noise.shape[:2], frames - noise.shape[2], *noise.shape[3:])], 2)
             else:
                 noise = draw_noise((b, c, frames, h, w), generator, self._device)
             if tie:
@@ -539,7 +547,7 @@ class SpacetimePipeline:
                                  f"(3 latent frames), got {num_frames}")
             n1, n2 = connect_context(len(befores[0]), len(afters[0]), t, ft)
             if n2 < 1:
-                raise ValueError(f"the video to connect to has {len(afters[0])} frames; it needs at least {ft}")
+                raise ValueError(f"{said['video2']} (the video to connect to) has {_frames(len(afters[0]))}; it needs at least {ft}")
             heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
             k1, k2 = heads[0][1], tails[0][1]
             windows = denoise([(0, torch.cat([z for z, _ in heads])), (t - n2, torch.cat([z for z, _ in tails]))])
@@ -550,8 +558,13 @@ class SpacetimePipeline:
             frames = denoise(tie=tie)
         elif mode == "image":
             z = self._encode(media["image"][:1])
-            # a looping animation of an image starts and ends on it: both ends held at its latent
-            frames = denoise([(0, z), (t - 1, z)] if tie else [(0, z)])
+            if tie:
+                # a looping animation of an image starts on it and flows back into it: one latent frame
+                # more, held at the image, whose frames are cut at the seam. (Held in the last latent
+                # frame of the window itself, the image would stand for its 4 frames: a still.)
+                frames = [v[:num_frames] for v in denoise([(0, z), (t, z)], frames=t + 1)]
+            else:
+                frames = denoise([(0, z)])
         elif mode == "edit":
             src = media["video"]
             n = 1 + ft * ((len(src) - 1) // ft)
@@ -570,7 +583,7 @@ class SpacetimePipeline:
                 frames = [np.concatenate([src, v[k:]]) for v in denoise([(0, head)])]
             else:
                 if n < 1:
-                    raise ValueError(f"video has {len(src)} frames; extending backward needs at least {ft}")
+                    raise ValueError(f"{said['video']} has {_frames(len(src))}; extending backward needs at least {ft}")
                 tail, k = self._tail_latents(src, n)
                 frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
             # new frames: num_frames less the context one window of num_frames would hold, so the

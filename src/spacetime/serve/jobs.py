@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import threading
@@ -136,7 +137,8 @@ class JobQueue:
             except Exception as e:  # noqa: BLE001 - any failure is the job's, reported to its client
                 log.exception("job %s failed", job.id)
                 with self._cond:
-                    self._fail(job, "generation_failed", f"{type(e).__name__}: {e}")
+                    # the job's files by their names: the server's folders are not the client's business
+                    self._fail(job, "generation_failed", f"{type(e).__name__}: {e}".replace(f"{job.dir}{os.sep}", ""))
             else:
                 with self._cond:
                     if job.cancel.is_set():  # cancelled after its last step: honour it
