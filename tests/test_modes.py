@@ -43,7 +43,8 @@ def recorded(monkeypatch):
 
     def spy(*args, **kwargs):
         out = original(*args, **kwargs)
-        calls.append({"cond_latents": kwargs.get("cond_latents"), "cond_mask": kwargs.get("cond_mask"), "out": out})
+        calls.append({"cond_latents": kwargs.get("cond_latents"), "cond_mask": kwargs.get("cond_mask"), "out": out,
+                      "guidance_interval": kwargs.get("guidance_interval")})
         return out
 
     monkeypatch.setattr(pipeline_module.sampling, "sample", spy)
@@ -341,6 +342,9 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     assert len(sidecar["expanded_prompt"]) > len("a red ball") + 20
     capsys.readouterr()
     assert sidecar["mode"] == "text-to-video" and sidecar["requested_frames"] == 9 and sidecar["window_frames"] is None
+    assert sidecar["guidance_interval"] == [0.0, 1.0]
+    assert main([*base, "--guidance-interval", "0.3", "1", "--output", str(tmp_path / "gi.mp4")]) == 0
+    assert json.loads((tmp_path / "gi.json").read_text())["guidance_interval"] == [0.3, 1.0]
     # without a size, the output takes the input's (48x64 here), as the pipeline does
     wide = tmp_path / "wide.png"
     Image.fromarray(np.asarray(Image.fromarray(clip(1)[0]).resize((48, 64)))).save(wide)
@@ -515,3 +519,14 @@ def test_cli_generate_stopped_by_sigterm_leaves_nothing_half_written(tiny_model_
     with pytest.raises(SystemExit) as e:  # the parser's range is (0, 1]: a usage error, before any loading
         main(["generate", "a red ball", "--mode", "edit", "--video", "x.mp4", "--strength", "0", "--output", "y.mp4"])
     assert e.value.code == 2 and "--strength must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_guidance_interval_is_the_models_default_unless_given(pipe, recorded, monkeypatch):
+    run(pipe)
+    assert recorded[-1]["guidance_interval"] == (0.0, 1.0)  # no default in the model: everywhere
+    a = run(pipe, guidance_interval=(0.3, 1.0), num_inference_steps=4)[0]  # t = 0.25 unguided
+    assert recorded[-1]["guidance_interval"] == (0.3, 1.0) and not np.array_equal(a, run(pipe, num_inference_steps=4)[0])
+    monkeypatch.setitem(pipe.defaults, "guidance_interval", [0.3, 1.0])  # config.json's "defaults"
+    assert np.array_equal(run(pipe, num_inference_steps=4)[0], a) and recorded[-1]["guidance_interval"] == (0.3, 1.0)
+    with pytest.raises(ValueError, match="guidance_interval must be"):
+        run(pipe, guidance_interval=(0.9, 0.1))

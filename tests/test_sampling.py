@@ -102,6 +102,26 @@ def test_guidance_formula_in_one_batched_call():
     assert call["mask"][:2].all() and call["mask"][2:, :3].all() and not call["mask"][2:, 3:].any()  # padded, masked
 
 
+def test_guidance_interval_guides_only_those_noise_levels():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    text = torch.zeros(2, 5, 8)
+    text[:, 0, 0] = torch.tensor([2.0, -1.0])  # v_c
+    neg = torch.zeros(1, 3, 8)
+    neg[:, 0, 0] = 0.5  # v_u
+    model = Recorder(text_velocity)
+    out = sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=4, guidance_scale=5.0,
+                          guidance_interval=(0.4, 1.0), negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool))
+    # t = 1, 0.75, 0.5 guided (both rows in one call); t = 0.25 the conditional rows alone
+    assert [c["x"].shape[0] for c in model.calls] == [4, 4, 4, 2]
+    v_c = torch.tensor([2.0, -1.0])
+    v = 0.75 * (0.5 + 5.0 * (v_c - 0.5)) + 0.25 * v_c  # three guided quarter steps, one plain
+    torch.testing.assert_close(out, noise - v.view(2, 1, 1, 1, 1))
+    for bad in ((0.5, 0.2), (-0.1, 1.0), (0.0, 1.5), (0.3,), "ab", None):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), guidance_scale=5.0,
+                            guidance_interval=bad, negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool))
+
+
 def test_guidance_one_is_the_conditional_prediction():
     noise = torch.randn(SHAPE, generator=gen(1))
     text, mask = prompts()

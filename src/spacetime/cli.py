@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=parse_fps, default=None, help="frames per second of the file (default: the model's)")
     g.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=25)
     g.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=5.0)
+    g.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"),
+                   default=None, help="apply guidance only at noise levels in [LO, HI] (1 = pure noise), the prompt "
+                                      "alone elsewhere (default: the model's own, else 0 1)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
@@ -379,6 +382,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"expanded prompt: {prompt}")
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+               guidance_interval=args.guidance_interval,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=args.strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
@@ -392,6 +396,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+              "guidance_interval": list(args.guidance_interval or pipe.defaults.get("guidance_interval", (0.0, 1.0))),
               "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
@@ -414,6 +419,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+               "guidance_interval": params["guidance_interval"],
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")

@@ -9,7 +9,7 @@ diffusers shape, so users know it.
 
 A pipeline directory: `config.json` ({"format": "spacetime-pipeline", "dit": DiTConfig,
 "text_encoder": "minilm" | a local path | "hash", "text_max_length", "defaults": {num_frames,
-height, width, fps}}), `model.safetensors` (the DiT's EMA weights), `vae/` (a VAE model
+height, width, fps, and optionally guidance_interval}}), `model.safetensors` (the DiT's EMA weights), `vae/` (a VAE model
 directory) and `COMPLETE`, written last.
 """
 
@@ -357,6 +357,7 @@ class SpacetimePipeline:
         guidance_scale: float = 5.0,
         generator: torch.Generator | None = None,
         solver: str = "euler",
+        guidance_interval: tuple[float, float] | None = None,
         progress: bool = False,
         image=None,
         video=None,
@@ -394,7 +395,9 @@ class SpacetimePipeline:
         what it would be alone with its own generator), on any device. `guidance_scale` ≥ 0: 1 is
         the conditional model alone (one pass, the negative prompt unused); below 1 the prompt
         weighs less, and 0 ignores it (unconditional samples; diffusers instead turns guidance off
-        at ≤ 1). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        at ≤ 1). `guidance_interval` (lo, hi): guidance only at noise levels t in [lo, hi], the
+        conditional model alone elsewhere (one pass); default: the model's own (`defaults` in its
+        config.json), else (0, 1), everywhere. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
@@ -409,6 +412,9 @@ class SpacetimePipeline:
             raise ValueError(f"guidance_scale must be a number in [0, 100] (1: the prompt alone, no guidance), "
                              f"got {guidance_scale!r}")
         guidance_scale = float(guidance_scale)
+        if guidance_interval is None:
+            guidance_interval = self.defaults.get("guidance_interval", (0.0, 1.0))
+        guidance_interval = sampling.check_guidance_interval(guidance_interval)
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):
@@ -518,7 +524,8 @@ class SpacetimePipeline:
                     cond_mask[:, pos : pos + z.shape[2]] = True
             with self._autocast():
                 latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
-                                          guidance_scale=guidance_scale, negative_text=neg_text, negative_mask=neg_mask,
+                                          guidance_scale=guidance_scale, guidance_interval=guidance_interval,
+                                          negative_text=neg_text, negative_mask=neg_mask,
                                           solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
                                           cond_mask=cond_mask,
                                           start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
