@@ -207,3 +207,58 @@ def test_probe_says_a_captioned_path_is_a_directory(tmp_path):
     (d / "captions.jsonl").write_text('{"path": "clips.mp4", "caption": "a folder"}\n')
     (row,) = probe_folder(d, progress=False)
     assert not row["ok"] and row["error"] == "named in captions.jsonl line 1 but is a directory"
+
+
+def test_native_size_stream_with_a_too_small_video_resumes_exactly(tmp_path, caplog):
+    """A video under one latent patch was skipped without a stand-in: the rank read one sample more
+    than the position counts, and a resumed run (which had not met it yet) read other samples. A
+    neighbour stands in now, as for a broken video: sample i is the same from any start."""
+    import logging
+
+    from spacetime.data.streams import DataConfig, dit_items
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(np.zeros((5, 10, 12, 3), np.uint8), d / "tiny.mp4", fps=8)
+    for name, grey in (("a", 100), ("b", 200)):
+        write_video(np.full((5, 32, 48, 3), grey, np.uint8), d / f"{name}.mp4", fps=8)
+    (d / "captions.jsonl").write_text("".join(json.dumps({"path": f"{n}.mp4", "caption": n}) + "\n"
+                                              for n in ("a", "tiny", "b")))
+    data = DataConfig(source="folder", path=str(d), num_frames=5, native_size=True)
+    # sample i is entry perm_e[i % 3] of epoch e, "tiny" (entry 1) filled by its neighbour "b"
+    expected = ["atb"[int(k)].replace("t", "b") for e in range(3) for k in np.random.default_rng([0, e]).permutation(3)]
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.streams"):
+        items = dit_items(data, 0, None)
+        assert [next(items)["caption"] for _ in range(9)] == expected
+    assert caplog.text.count("under one 16x16 latent patch") == 1
+    for start in range(1, 9):
+        items = dit_items(data, start, None)
+        assert [next(items)["caption"] for _ in range(9 - start)] == expected[start:], start
+
+
+def test_captions_files_warn_of_repeated_paths_and_empty_captions(tmp_path, capsys, caplog, monkeypatch):
+    """A video named twice is two samples (two windows, two cache entries); an empty caption trains
+    as the unconditional prompt. Both were silent: load_captions warns (on rank 0 only: every rank
+    reads the same file), and the probe reports them without failing."""
+    import logging
+
+    from spacetime.data.probe import main_probe
+
+    d = ramp_folder(tmp_path, 10, 10)
+    (d / "captions.jsonl").write_text('{"path": "ramp.mp4", "caption": "a ramp"}\n{"path": "./ramp.mp4", "caption": ""}\n'
+                                      '{"path": "ramp.mp4", "captions": {"short": "ramp", "long": "  "}}\n')
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
+        assert len(load_captions(d)) == 3
+    assert "1 videos are named by more than one entry" in caplog.text and "'ramp.mp4' (lines 1, 2, 3)" in caplog.text
+    assert "2 entries have an empty caption" in caplog.text and "(line 2), 'ramp.mp4' (line 3)" in caplog.text
+    assert main_probe(d, None) == 0
+    out = capsys.readouterr().out
+    assert "1 videos are named by more than one entry (each entry is a sample of its own): ramp.mp4 (lines 1, 2, 3)" in out
+    assert "2 entries have an empty caption (trained as the unconditional prompt): ramp.mp4 (line 2)" in out
+    # another rank: the same file, the same warnings: debug there
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="spacetime.data.folder"):
+        load_captions(d)
+    assert "empty caption" in caplog.text and all(r.levelno == logging.DEBUG for r in caplog.records)

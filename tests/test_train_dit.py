@@ -467,3 +467,77 @@ def test_folder_run_resumed_mid_epoch_with_accumulation_is_bit_identical(vae_dir
     losses = [[json.loads(line)["loss"] for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
               for r in ("a", "b")]
     assert losses[0] == losses[1]
+
+
+def test_a_video_named_twice_is_two_samples_with_the_latent_cache_or_without(vae_dir, tmp_path, caplog):
+    """Two captions entries for one video draw two clip windows; the cache keyed both by the video
+    alone, so one entry trained on the other's latents (and ranks raced to write the one file)."""
+    from spacetime.data.streams import DataConfig
+    from spacetime.world.dataset import write_world
+
+    root = write_world(tmp_path / "data", 2, num_frames=17, height=32, width=32, progress=False)
+    paths = [json.loads(line)["path"] for line in (root / "captions.jsonl").read_text().splitlines()]
+    (root / "captions.jsonl").write_text("".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in
+                                                 ((paths[0], "first"), (paths[1], "second"), (paths[0], "third"))))
+    data = DataConfig(source="folder", path=str(root), num_frames=5, height=32, width=32)
+    vae = VideoVAE.from_pretrained(vae_dir)
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
+        plain = dit_items(data, 0, None)
+    assert "1 videos are named by more than one entry" in caplog.text and "lines 1, 3" in caplog.text
+    expected = {}
+    for _ in range(3):  # one epoch, decoded and encoded here
+        it = next(plain)
+        expected[it["caption"]] = encode_videos(vae, [it["video"]])[0]
+    assert not torch.equal(expected["first"], expected["third"])  # two windows of one video
+    for _ in range(2):  # the first stream writes the cache, the second reads it back
+        cached = dit_items(data, 0, vae, vae_dir=vae_dir, cache_dir=tmp_path / "cache")
+        for _ in range(3):
+            it = next(cached)
+            assert torch.equal(it["latents"], expected[it["caption"]]), it["caption"]
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 3
+
+
+def test_a_resume_with_another_vae_or_text_encoder_is_refused_or_named(vae_dir, tmp_path, caplog, capsys):
+    """Resuming with another --vae, --text_encoder or --text_max_length went on in silence. Another
+    VAE's weights are another latent space: refused, before anything is written. The same weights
+    elsewhere are fine; other text settings are named in a warning."""
+    import shutil
+
+    run = tmp_path / "r"
+    args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(run)]
+    assert main([*args, "--max_steps", "1"]) == 0
+    config = (run / "config.json").read_text()
+    torch.manual_seed(1)
+    other = VideoVAE(PRESETS["tiny"])
+    other_dir = save_model(tmp_path / "other", {"model": other.config.to_dict()}, other)
+    assert main([*args, "--max_steps", "2", "--vae", str(other_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "was trained on another VAE" in err and str(vae_dir) in err and str(other_dir) in err
+    assert (run / "config.json").read_text() == config and len(list((run / "checkpoints").iterdir())) == 1
+    shutil.copytree(vae_dir, tmp_path / "moved")  # the same weights elsewhere: the same latent space
+    with caplog.at_level(logging.WARNING, logger="spacetime.train"):
+        assert main([*args, "--max_steps", "2", "--vae", str(tmp_path / "moved")]) == 0
+    assert "another" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="spacetime.train"):
+        assert main([*args, "--max_steps", "3", "--vae", str(tmp_path / "moved"), "--text_max_length", "8",
+                     "--text_encoder", "hash:032"]) == 0  # (as another encoder of this width would be)
+    assert "text_encoder 'hash:32' -> 'hash:032'" in caplog.text and "text_max_length 16 -> 8" in caplog.text
+
+
+def test_a_failed_start_leaves_no_run_directory_and_keeps_the_config(vae_dir, tmp_path, capsys):
+    """A start that failed its checks (VAE, text encoder width, init_from, captions file) rewrote
+    config.json (an existing run's then named the missing VAE) or left a directory with only it."""
+    run = tmp_path / "r"
+    args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(run)]
+    assert main([*args, "--max_steps", "1"]) == 0
+    config = (run / "config.json").read_text()
+    assert main([*args, "--max_steps", "10", "--vae", str(tmp_path / "nope")]) == 1
+    assert (run / "config.json").read_text() == config
+    fresh = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(tmp_path / "fresh")]
+    (tmp_path / "empty").mkdir()
+    for extra, message in ((["--vae", str(tmp_path / "nope")], "nope"),
+                           (["--model.text_dim", "16"], "text_dim is 16"),
+                           (["--init_from", str(tmp_path / "nope")], "init_from"),
+                           (["--data.source", "folder", "--data.path", str(tmp_path / "empty")], "no captions file")):
+        assert main([*fresh, *extra]) == 1
+        assert message in capsys.readouterr().err and not (tmp_path / "fresh").exists(), extra

@@ -269,3 +269,69 @@ def test_a_metrics_line_cut_short_by_a_kill_does_not_stop_the_restart(tmp_path):
     assert main([*args[:-4], "--max_steps", "3", "--run_dir", str(tmp_path / "r")]) == 0
     steps = [json.loads(line)["step"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+
+
+def test_world_batches_with_loader_workers_are_the_stream_in_order(tmp_path):
+    """Each loader worker built whole batches from its own shard: a run read samples [0,2] [1,3]
+    [4,6], and one resumed at 2 read [2,4] [3,5] (skipping and repeating). Batch k is samples
+    start + 2k, start + 2k + 1 now, with workers or without; a resumed run equals a straight one."""
+    from spacetime.data.streams import DataConfig, video_batches
+    from spacetime.world.dataset import WorldDataset
+
+    ds = WorldDataset(0, "train", 5, 16, 16, 8.0)
+    clips = [ds.sample(i)["video"] for i in range(8)]
+    for workers, start in ((0, 0), (2, 0), (2, 2), (2, 3)):
+        batches = video_batches(DataConfig(num_frames=5, height=16, width=16, num_workers=workers), 2, start)
+        for k in range(start, 7, 2):
+            assert torch.equal(next(batches), torch.stack(clips[k : k + 2])), (workers, start, k)
+    args = [*TINY, "--save_every", "2", "--data.num_workers", "2"]
+    train_vae(load_config(TrainVAEConfig, None, [*args, "--max_steps", "4", "--run_dir", str(tmp_path / "a")]),
+              progress=False)
+    train_vae(load_config(TrainVAEConfig, None, [*args, "--max_steps", "2", "--run_dir", str(tmp_path / "b")]),
+              progress=False)
+    train_vae(load_config(TrainVAEConfig, None, [*args, "--max_steps", "4", "--run_dir", str(tmp_path / "b")]),
+              progress=False)
+    train_vae(load_config(TrainVAEConfig, None, [*args[:-2], "--max_steps", "4", "--run_dir", str(tmp_path / "c")]),
+              progress=False)  # no workers
+    weights = [VideoVAE.from_pretrained(tmp_path / r / "model").state_dict() for r in "abc"]
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]) and torch.equal(weights[0][k], weights[2][k]), k
+
+
+def test_folder_batches_draw_other_clip_windows_each_epoch(tmp_path):
+    """The VAE's folder stream never moved the dataset to the next epoch: the same window of each
+    video, every epoch. Sample i is video perm_e[i % n]'s window of epoch e = i // n."""
+    import numpy as np
+
+    from spacetime.data.folder import FolderVideoDataset
+    from spacetime.data.streams import DataConfig, video_batches
+    from spacetime.world.dataset import write_world
+
+    root = write_world(tmp_path / "videos", 3, num_frames=17, height=16, width=16, progress=False)
+    batches = video_batches(DataConfig(source="folder", path=str(root), num_frames=5, height=16, width=16), 1, 0)
+    ds = FolderVideoDataset(root, 5, 8.0, (16, 16), seed=0)
+    seen = {}
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        for index in np.random.default_rng([0, epoch]).permutation(3):
+            seen[epoch, int(index)] = next(batches)[0]
+            assert torch.equal(seen[epoch, int(index)], ds[int(index)]["video"]), (epoch, index)
+    assert all(not torch.equal(seen[0, i], seen[1, i]) for i in range(3))  # other windows in epoch 1
+
+
+def test_a_failed_start_leaves_the_run_as_it_was(tmp_path, capsys):
+    """A start that fails its checks wrote config.json first (an existing run's then said what the
+    failed command asked for) and left a new run directory holding only that file."""
+    fresh = tmp_path / "fresh"
+    assert main(["train-vae", *TINY, "--run_dir", str(fresh), "--init_from", str(tmp_path / "nope")]) == 1
+    assert not fresh.exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["train-vae", *TINY, "--run_dir", str(fresh), "--data.source", "folder", "--data.path",
+                 str(tmp_path / "empty")]) == 1
+    assert "no captions file" in capsys.readouterr().err and not fresh.exists()
+    run = tmp_path / "r"
+    assert main(["train-vae", *TINY, "--max_steps", "1", "--run_dir", str(run)]) == 0
+    config = (run / "config.json").read_text()
+    assert main(["train-vae", *TINY, "--max_steps", "10", "--run_dir", str(run), "--init_from",
+                 str(tmp_path / "nope")]) == 1
+    assert (run / "config.json").read_text() == config

@@ -162,11 +162,17 @@ def _share_like_files(root: Path) -> None:
 
 def remove_partial_saves(run_dir: str | Path) -> list[Path]:
     """Delete what saves a killed run left half-written in `run_dir` (checkpoints/.tmp-step-*,
-    .tmp-model-*, .old-model); they are never read, only take space. Returns what was removed."""
+    .tmp-model-*, .old-model, and the latent and text caches' atomic-write temporaries,
+    cache/*/.*.tmp.safetensors); they are never read, only take space. Returns what was removed.
+    Called before any rank writes: a temporary being written now would go too."""
     run_dir = Path(run_dir)
-    found = [*(run_dir / "checkpoints").glob(".tmp-step-*"), *run_dir.glob(".tmp-model-*"), *run_dir.glob(".old-model")]
+    found = [*(run_dir / "checkpoints").glob(".tmp-step-*"), *run_dir.glob(".tmp-model-*"), *run_dir.glob(".old-model"),
+             *(run_dir / "cache").glob("*/.*.tmp.safetensors")]
     for p in found:
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return found
 
 

@@ -265,6 +265,33 @@ def _finished(run_dir: Path, step: int, max_steps: int, main_rank: bool) -> bool
     return done
 
 
+def _start_run(run_dir: Path, config: dict, main_rank: bool, world: int) -> None:
+    """Once every check of a start has passed: make the run's directory, write its config.json and
+    sweep what killed runs left half-written. A start that fails its checks thus leaves an
+    existing run's config.json as it was, and no new directory behind."""
+    import torch.distributed as dist
+
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        for p in remove_partial_saves(run_dir):
+            log.info("removed %s, half-written by a run that was killed", p)
+    if world > 1:  # no rank writes into run_dir (a cache entry) while rank 0 sweeps it
+        dist.barrier()
+
+
+def _note_world_change(state: dict, was: int | None, now: int, world: int, main_rank: bool) -> None:
+    """A resumed run on another number of ranks (or with another batch): a warning when the global
+    batch `was` (per optimizer step) is now `now`, else a note of the new world size."""
+    if not main_rank:
+        return
+    if was is not None and was != now:
+        log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",
+                    state.get("world_size", 1), world, now, was)
+    elif state.get("world_size", 1) != world:
+        log.info("resuming a run saved on %d rank(s) on %d (global batch %d)", state.get("world_size", 1), world, now)
+
+
 class StopFlag:
     """SIGTERM (preemption, `kill`) and Ctrl-C (SIGINT) set a flag; the loop checkpoints at the next
     step boundary and stops, instead of dying mid-step (a KeyboardInterrupt between the optimizer's
@@ -404,13 +431,8 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     rank, world, device = init_distributed(cfg.device)  # torchrun: DDP, one full checkpoint from rank 0
     main_rank = rank == 0
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
     ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict)  # checked before config.json is rewritten
-    if main_rank:
-        (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-        for p in remove_partial_saves(run_dir):
-            log.info("removed %s, half-written by a run that was killed", p)
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
@@ -433,12 +455,16 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
             return run_dir / "model"
         if main_rank:
             log.info("resumed from %s (step %d)", ckpt, step)
+        # checkpoints from before global_batch was saved: their batch_size was this one (or the note errs)
+        _note_world_change(state, state.get("global_batch", state.get("world_size", 1) * cfg.batch_size),
+                           world * cfg.batch_size, world, main_rank)
+    batches = video_batches(cfg.data, cfg.batch_size, position)  # this rank's share of the stream
+    _start_run(run_dir, config_dict, main_rank, world)
     if main_rank:
         log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
     train_model = _ddp(model, device) if world > 1 else model
     logger = _Logger(run_dir, step) if main_rank else None
-    batches = video_batches(cfg.data, cfg.batch_size, position)  # this rank's share of the stream
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train-vae", unit="step", disable=not (progress and main_rank))
     model.train()
     t0 = time.perf_counter()
@@ -448,7 +474,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
         if main_rank:
             save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, keep=cfg.keep_checkpoints,
                             state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
-                                   "world_size": world})
+                                   "world_size": world, "global_batch": world * cfg.batch_size})
         if world > 1:
             dist.barrier()
 
@@ -698,12 +724,34 @@ def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, h
     (out_dir / "prompts.json").write_text(json.dumps(prompts, indent=1))
 
 
+def check_resumed_encoders(ckpt: Path, cfg: TrainDiTConfig, vae_digest: str, main_rank: bool) -> None:
+    """A resumed run's VAE and text encoder against the checkpoint's. Another VAE's weights are
+    another latent space, which the DiT never learned to denoise: refused, as another model config
+    is (init_from starts a new run from trained weights, on purpose). Another text encoder or
+    max_length changes what the model is conditioned on, which may be meant: a warning naming it.
+    Checkpoints saved before the VAE's digest was kept are compared by the VAE's path."""
+    saved = json.loads((ckpt / "config.json").read_text())
+    was = json.loads((ckpt / "state.json").read_text()).get("vae_sha256")
+    if was is not None and was != vae_digest:
+        raise ValueError(f"checkpoint {ckpt} was trained on another VAE ({saved.get('vae')!r}, weights sha256 "
+                         f"{was[:12]}; now {cfg.vae!r}, {vae_digest[:12]}): its latents are another space. Resume "
+                         "with that VAE, or start a new run_dir (init_from: this run's model) to move to this one")
+    changed = [f"{key} {saved.get(key)!r} -> {getattr(cfg, key)!r}" for key in ("text_encoder", "text_max_length")
+               if saved.get(key) != getattr(cfg, key)]
+    if was is None and saved.get("vae") != cfg.vae:
+        changed.append(f"vae {saved.get('vae')!r} -> {cfg.vae!r} (the checkpoint keeps no digest of its weights to compare)")
+    if changed and main_rank:
+        log.warning("resuming %s with another %s: the model was trained on the old one; go on only if that is meant",
+                    ckpt, "; another ".join(changed))
+
+
 def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     """Train (or resume) a text-to-video DiT on a frozen VAE's latents; returns the pipeline
     directory (`run_dir/model`: DiT EMA weights, its VAE in `vae/`, the text encoder's name)."""
     import torch.distributed as dist
     from tqdm import tqdm
 
+    from spacetime.data.cache import file_digest
     from spacetime.pipeline import SpacetimePipeline, load_text_encoder, read_pipeline_dit
 
     if cfg.threads:
@@ -711,14 +759,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     rank, world, device = init_distributed(cfg.device)
     main_rank = rank == 0
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = to_dict(cfg)
-    # checked before config.json is rewritten
+    # every check comes before config.json is rewritten (_start_run)
     ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, ema=True)
-    if main_rank:
-        (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2))
-        for p in remove_partial_saves(run_dir):
-            log.info("removed %s, half-written by a run that was killed", p)
     vae_dir = vae_path(cfg.vae)
     vae = VideoVAE.from_pretrained(vae_dir).to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
@@ -732,6 +775,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     if text.dim != cfg.model.text_dim:
         raise ValueError(f"model.text_dim is {cfg.model.text_dim} but the text encoder {cfg.text_encoder!r} "
                          f"makes {text.dim}-d embeddings")
+    vae_digest = file_digest(Path(vae_dir) / "model.safetensors")
+    if ckpt is not None:
+        check_resumed_encoders(ckpt, cfg, vae_digest, main_rank)
     torch.manual_seed(cfg.seed)
     model = DiT(cfg.model).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -747,13 +793,11 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                              f"{cfg.model.to_dict()}")
         # the weights fit any VAE and encoder of these widths, but learned another latent space or
         # another text embedding: allowed (a deliberate transfer), never silent
-        from spacetime.data.cache import file_digest
-
         changed = [f"{what} {was!r} -> {now!r}" for what, was, now in (
             ("text_encoder", start_config.get("text_encoder"), cfg.text_encoder),
             ("text_max_length", start_config.get("text_max_length"), cfg.text_max_length),
             ("VAE (weights sha256)", file_digest(start_dir / "vae" / "model.safetensors")[:12],
-             file_digest(Path(vae_dir) / "model.safetensors")[:12])) if was != now
+             vae_digest[:12])) if was != now
             and not (what == "text_encoder" and was == "text_encoder")]
         if changed and main_rank:
             log.warning("init_from %s was trained with another %s; fine-tuning from it anyway", cfg.init_from,
@@ -769,12 +813,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             return run_dir / "model"
         if main_rank:
             log.info("resumed from %s (step %d)", ckpt, step)
-        was, now = state.get("global_batch"), world * cfg.batch_size * cfg.grad_accum
-        if was is not None and was != now and main_rank:
-            log.warning("resuming a run saved on %d rank(s) on %d: the global batch is now %d (was %d)",
-                        state.get("world_size", 1), world, now, was)
-        elif state.get("world_size", 1) != world and main_rank:
-            log.info("resuming a run saved on %d rank(s) on %d (global batch %d)", state.get("world_size", 1), world, now)
+        _note_world_change(state, state.get("global_batch"), world * cfg.batch_size * cfg.grad_accum, world, main_rank)
     if main_rank:
         log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -812,10 +851,11 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                        "text_max_length": cfg.text_max_length,
                        "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
                                     "width": cfg.data.width, "fps": cfg.data.fps}}
-    logger = _Logger(run_dir, step) if main_rank else None
     # each rank reads samples position + rank, + rank + world, ... of the stream (world data
     # shards so by itself; folder data in dit_items): a global batch is world x batch_size
     items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=vae_dir, cache_dir=run_dir / "cache" / "latents")
+    _start_run(run_dir, config_dict, main_rank, world)
+    logger = _Logger(run_dir, step) if main_rank else None
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not (progress and main_rank))
     model.train()
     t0 = time.perf_counter()
@@ -833,7 +873,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             save_checkpoint(run_dir, step, config=config_dict, model=states[0], optimizer=states[2], ema=states[1],
                             keep=cfg.keep_checkpoints, rank_rngs=rngs,
                             state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
-                                   "world_size": world, "global_batch": world * cfg.batch_size * cfg.grad_accum})
+                                   "world_size": world, "global_batch": world * cfg.batch_size * cfg.grad_accum,
+                                   "vae_sha256": vae_digest})
         if world > 1:
             dist.barrier()
         return states

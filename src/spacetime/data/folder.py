@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import numbers
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,18 +45,49 @@ def read_caption_rows(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     return _read_jsonl(src) if src.suffix == ".jsonl" else _read_csv(src)
 
 
+def caption_notes(rows: list[tuple[int, str, dict[str, str]]]) -> tuple[dict[str, list[int]], list[tuple[str, int]]]:
+    """What a captions file's rows may hold by mistake, legal but worth saying: paths named on more
+    than one line (path -> lines; each entry is a sample of its own, with its own clip window and
+    caption) and entries with an empty caption ((path, line); one trains as the unconditional
+    prompt, which prompt dropout already provides)."""
+    lines: dict[str, list[int]] = {}
+    empty = []
+    for line, rel, captions in rows:
+        rel = Path(os.path.normpath(rel)).as_posix()
+        lines.setdefault(rel, []).append(line)
+        if any(not c.strip() for c in captions.values()):
+            empty.append((rel, line))
+    return {rel: ls for rel, ls in lines.items() if len(ls) > 1}, empty
+
+
+def _main_rank() -> bool:
+    # a warning about the whole folder is the same on every rank: rank 0 says it, the others at DEBUG
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     """Entries {path (absolute), captions: {name: text}, line} of `directory`'s captions file.
 
     Entries naming missing files are skipped with a warning that counts them (or raise
-    FileNotFoundError naming the file and line, with `strict`).
+    FileNotFoundError naming the file and line, with `strict`). Paths named more than once and
+    empty captions are kept, with a warning (`caption_notes`).
     """
     directory = Path(directory)
     src = find_captions_file(directory)
     if src is None:
         raise FileNotFoundError(f"{directory}: no captions file; expected one of {', '.join(CAPTION_FILES)}")
+    rows = read_caption_rows(src)
+    level = logging.WARNING if _main_rank() else logging.DEBUG
+    repeated, empty = caption_notes(rows)
+    if repeated:
+        log.log(level, "%s: %d videos are named by more than one entry (each entry is a sample of its own): %s", src,
+                len(repeated), ", ".join(f"{rel!r} (lines {', '.join(map(str, ls))})" for rel, ls in list(repeated.items())[:5]))
+    if empty:
+        log.log(level, "%s: %d entries have an empty caption, which trains as the unconditional prompt: %s", src,
+                len(empty), ", ".join(f"{rel!r} (line {line})" for rel, line in empty[:5]))
     entries, missing = [], []
-    for line, rel, captions in read_caption_rows(src):
+    for line, rel, captions in rows:
         path = (directory / rel).resolve()
         if not path.is_file():
             if strict:
@@ -64,9 +96,7 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
             continue
         entries.append({"path": path, "captions": captions, "line": line})
     if missing:
-        log.warning(
-            "%s: skipped %d entries naming missing files: %s", src, len(missing), ", ".join(missing[:5])
-        )
+        log.log(level, "%s: skipped %d entries naming missing files: %s", src, len(missing), ", ".join(missing[:5]))
     return entries
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spacetime.atomic import atomic_write_text
 from spacetime.data.decode import VideoReadError, decode
-from spacetime.data.folder import find_captions_file, read_caption_rows
+from spacetime.data.folder import caption_notes, find_captions_file, read_caption_rows
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -111,11 +111,20 @@ def probe_folder(
     return rows
 
 
+def _caption_notes(directory: Path) -> tuple[dict[str, list[int]], list[tuple[str, int]]]:
+    src = find_captions_file(directory)
+    try:
+        return caption_notes(read_caption_rows(src)) if src is not None else ({}, [])
+    except ValueError:  # malformed: its row says so already
+        return {}, []
+
+
 def main_probe(directory: Path, out: Path | None) -> int:
     """`spacetime data probe DIR [--out PATH]`: probe, print a summary, write the manifest to `out`
     when given. Exit status 0 when there are videos and every one decodes cleanly; 1 when any is
     broken or damaged, the captions file is malformed or names a missing file, or there are no
-    videos at all. Videos without a caption are reported but do not fail the check."""
+    videos at all. Videos without a caption, videos named by more than one entry and empty captions
+    are reported but do not fail the check."""
     rows = probe_folder(directory, out)
     bad = [r for r in rows if not r["ok"]]
     uncaptioned = [r["path"] for r in rows if r["ok"] and not r["captioned"]]
@@ -126,6 +135,13 @@ def main_probe(directory: Path, out: Path | None) -> int:
         print("  no captions file (captions.jsonl or captions.csv): FolderVideoDataset needs one")
     elif uncaptioned:
         print(f"  {len(uncaptioned)} videos have no caption: {', '.join(uncaptioned[:5])}")
+    repeated, empty = _caption_notes(directory)
+    if repeated:
+        print(f"  {len(repeated)} videos are named by more than one entry (each entry is a sample of its own): "
+              + ", ".join(f"{rel} (lines {', '.join(map(str, ls))})" for rel, ls in list(repeated.items())[:5]))
+    if empty:
+        print(f"  {len(empty)} entries have an empty caption (trained as the unconditional prompt): "
+              + ", ".join(f"{rel} (line {line})" for rel, line in empty[:5]))
     if not rows:
         print("  no videos found")
     if out is not None:

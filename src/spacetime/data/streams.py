@@ -66,34 +66,51 @@ class DataConfig:
 
 
 def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[torch.Tensor]:
-    """Batches (B, 3, T, H, W) in [-1, 1], from sample index `start` of the run's data stream."""
+    """Batches (B, 3, T, H, W) in [-1, 1], from sample index `start` of the run's data stream: this
+    rank's next `batch_size` samples in stream order, however many loader workers render them. A
+    folder that cannot be read (no captions file, no video) is an error here, not at the first batch."""
     if data.source == "world":
         from spacetime.world.dataset import WorldDataset
 
         ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start,
                           multishot=data.multishot)
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=data.num_workers)
-        for batch in loader:
-            yield batch["video"]
-        return
-    from spacetime.data.folder import FolderVideoDataset
+        videos = (item["video"] for item in _world_items(ds, data.num_workers))
+    else:
+        from spacetime.data.folder import FolderVideoDataset
 
-    ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
-                            max_bad_fraction=data.max_bad_fraction)
+        ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
+                                max_bad_fraction=data.max_bad_fraction)
+        videos = _folder_videos(ds, data.seed, start)
+    # stacked here, not by a batching loader: each worker would build whole batches from its own
+    # shard, and the samples consumed would be the stream's order only every num_workers batches
+    return (torch.stack(list(itertools.islice(videos, batch_size))) for _ in itertools.count())
+
+
+def _world_items(ds, num_workers: int) -> Iterator[dict]:
+    """A WorldDataset's items in this rank's stream order, rendered here or by loader workers."""
+    if num_workers == 0:
+        yield from iter(ds)
+        return
+    # workers render chunks of the stream round-robin and the loader reads them in turn: the
+    # same order as one process, one shared-memory buffer per chunk
+    from spacetime.world.dataset import WorldChunks, unchunk
+
+    loader = torch.utils.data.DataLoader(WorldChunks(ds), batch_size=None, num_workers=num_workers, prefetch_factor=4)
+    for chunk in loader:
+        yield from unchunk(chunk)
+
+
+def _folder_videos(ds, seed: int, start: int) -> Iterator[torch.Tensor]:
+    # sample i of the stream is item perm_e[i % n] of epoch e = i // n, the epoch's window of it:
+    # resumable at any i; rank r reads samples r, r + world, ...
     n = len(ds)
     rank, world = rank_and_world()
-
-    # sample i of the stream is item perm_e[i % n] of epoch e = i // n: resumable at any i; rank r
-    # reads samples r, r + world, ...
-    def items(i: int):
-        while True:
-            epoch, k = divmod(i, n)
-            yield ds[int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])]["video"]
-            i += world
-
-    it = items(start + rank)
+    i = start + rank
     while True:
-        yield torch.stack(list(itertools.islice(it, batch_size)))
+        epoch, k = divmod(i, n)
+        ds.set_epoch(epoch)  # another clip window of each video every epoch, as dit_items draws them
+        yield ds[int(np.random.default_rng([seed, epoch]).permutation(n)[k])]["video"]
+        i += world
 
 
 def dit_items(
@@ -107,25 +124,15 @@ def dit_items(
 ) -> Iterator[dict]:
     """Training items from sample index `start` of the run's stream: {video (3, T, H, W), caption}
     or, from the latent cache in `cache_dir` (folder data), {latents (C, t, h, w), caption}.
-    `sizes`: world clips drawn among these (frames, height, width)."""
+    `sizes`: world clips drawn among these (frames, height, width). A folder that cannot be read
+    (no captions file, no video) is an error here, not at the first item."""
     if data.source == "world":
         from spacetime.world.dataset import WorldDataset
 
         sizes = [tuple(s) for s in sizes or []] or None
         ds = WorldDataset(data.seed, data.split, data.num_frames, data.height, data.width, data.fps, start=start, sizes=sizes,
                           multishot=data.multishot)
-        if data.num_workers == 0:
-            yield from iter(ds)
-            return
-        # workers render chunks of the stream round-robin and the loader reads them in turn: the
-        # same order as one process, one shared-memory buffer per chunk
-        from spacetime.world.dataset import WorldChunks, unchunk
-
-        loader = torch.utils.data.DataLoader(WorldChunks(ds), batch_size=None, num_workers=data.num_workers,
-                                             prefetch_factor=4)
-        for chunk in loader:
-            yield from unchunk(chunk)
-        return
+        return _world_items(ds, data.num_workers)
     from spacetime.data.cache import LatentCache
     from spacetime.data.folder import FolderVideoDataset
 
@@ -136,6 +143,10 @@ def dit_items(
     if data.cache_latents and cache_dir is not None and vae_dir is not None:
         settings = {"num_frames": data.num_frames, "fps": data.fps, "size": size, "seed": data.seed}
         cache = LatentCache(cache_dir, vae_dir, settings)
+    return _folder_items(ds, data, start, vae, cache)
+
+
+def _folder_items(ds, data: DataConfig, start: int, vae: VideoVAE, cache) -> Iterator[dict]:
     rank, world = rank_and_world()
     n, i = len(ds), start + rank  # this rank's share: stream samples rank, rank + world, ...
     while True:
@@ -143,8 +154,8 @@ def dit_items(
         index = int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])
         i += world
         variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
-        try:
-            z = None if cache is None else cache.get(ds.entries[index]["path"], variant)
+        try:  # keyed by the entry too: a video named twice is two samples, with two windows
+            z = None if cache is None else cache.get(ds.entries[index]["path"], index, variant)
         except OSError:  # gone or unreadable since the run began: the loader below skips it as broken
             z = None
         if z is not None:
@@ -152,12 +163,15 @@ def dit_items(
             continue
         ds.set_epoch(variant)
         item = ds[index]  # a broken video's neighbour stands in for it: its own caption goes with it
-        caption = caption_of(ds, data.seed, epoch, item["index"])
-        h, w = item["video"].shape[-2:]
-        if h < 16 or w < 16:  # (native size) under one latent patch: nothing to train on
+        while min(item["video"].shape[-2:]) < 16:  # (native size) under one latent patch: nothing to train on
+            # so a neighbour stands in, as for a broken video: every sample fills its slot of the
+            # stream, and a resumed run (which has not met this video yet) reads what a straight one does
+            h, w = item["video"].shape[-2:]
             ds.broken[item["path"]] = f"{item['path']}: {w}x{h} (native size, cropped) is under one 16x16 latent patch"
             log.warning("skipping a video too small to train on: %s", ds.broken[item["path"]])
-            continue
+            item = ds[index]
+        caption = caption_of(ds, data.seed, epoch, item["index"])
+        h, w = item["video"].shape[-2:]
         top, left = (h % 16) // 2, (w % 16) // 2
         video = item["video"][..., top : top + h - h % 16, left : left + w - w % 16]  # the latent patch grid
         if cache is None:
@@ -165,7 +179,7 @@ def dit_items(
             continue
         z = encode_videos(vae, [video])[0]
         if item["index"] == index:  # not a stand-in for a broken video
-            cache.put(item["path"], variant, z)
+            cache.put(item["path"], index, variant, z)
         yield {"latents": z, "caption": caption}
 
 
