@@ -209,6 +209,21 @@ def test_probe_says_a_captioned_path_is_a_directory(tmp_path):
     assert not row["ok"] and row["error"] == "named in captions.jsonl line 1 but is a directory"
 
 
+def test_probe_reports_a_link_to_nothing(tmp_path):
+    """A dangling symlink was skipped without a row: the probe said every file was fine."""
+    from spacetime.data.probe import main_probe, probe_folder
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (d / "named.mp4").symlink_to(tmp_path / "nowhere2.mp4")
+    (d / "captions.jsonl").write_text('{"path": "named.mp4", "caption": "x"}\n')
+    rows = {r["path"]: r for r in probe_folder(d, progress=False)}
+    assert not rows["gone.mp4"]["ok"] and "nowhere.mp4, which does not exist" in rows["gone.mp4"]["error"]
+    assert rows["named.mp4"]["error"].startswith("named in captions.jsonl line 1 but a link to")
+    assert main_probe(d, None) == 1
+
+
 def test_native_size_stream_with_a_too_small_video_resumes_exactly(tmp_path, caplog):
     """A video under one latent patch was skipped without a stand-in: the rank read one sample more
     than the position counts, and a resumed run (which had not met it yet) read other samples. A

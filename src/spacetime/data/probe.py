@@ -62,7 +62,7 @@ def _videos_under(directory: Path) -> set[str]:
         p.relative_to(directory).as_posix()
         for p in directory.rglob("*")
         if p.suffix.lower() in VIDEO_EXTENSIONS
-        and p.is_file()
+        and (p.is_file() or p.is_symlink())  # a link to nothing is a video that is not there: reported
         and not any(part.startswith(".") for part in p.relative_to(directory).parts)
     }
 
@@ -95,11 +95,12 @@ def probe_folder(
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
         if not path.is_file():
-            why = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "missing"
+            why = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                   else f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "missing")
             row = {
                 **dict.fromkeys(FIELDS),
                 "ok": False,
-                "error": f"named in {src.name} line {named[rel]} but {why}",
+                "error": f"named in {src.name} line {named[rel]} but {why}" if rel in named else why,
             }
         else:
             row = probe_video(path)
