@@ -297,6 +297,35 @@ def test_frechet_distance_is_zero_for_equal_sets_and_grows_with_a_shift():
     assert same == pytest.approx(0.0, abs=1e-3) and other < 0.3 and shifted == pytest.approx(4.0, rel=0.05)
 
 
+def test_frechet_distance_does_not_read_an_unmeasured_acceleration_as_zero():
+    """An acceleration not measured was the value 0 ("no gravity"), and a reference whose objects
+    all agree (-4.00 +- 0.01) scaled a difference by 1/0.01: the simulator's own clips at 47x33
+    were 6862 from their references."""
+    from spacetime.eval.kinematics import FEATURE_NAMES, Motion, trajectory_features
+
+    a = FEATURE_NAMES.index("accel_y")
+    xy = np.c_[np.linspace(0.2, 0.8, T), np.full(T, 0.5)]
+    m = Motion("red", xy, np.ones(T, bool), 4.0, None, 0, None, np.zeros(T - 1, bool), [])
+    f = trajectory_features(m, FPS, H)
+    assert np.isnan(f[a]) and f[0] == 1.0 and f[5] == pytest.approx(0.6 / (T - 1) * FPS)
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(8, len(FEATURE_NAMES))) * 0.2 + 1.0
+    ref[:, a] = -4.0 + rng.normal(size=8) * 0.01  # every reference object falls at g
+    gen = ref.copy()
+    gen[::2, a] = np.nan  # half of them not measured: no evidence either way
+    assert distribution_distance(gen, ref)["frechet_distance"] == pytest.approx(0.0, abs=0.05)
+    gen[1::2, a] = -4.1  # 0.1 off g, 10 reference spreads: well inside the physics tolerance
+    d = distribution_distance(gen, ref)
+    assert d["frechet_distance"] < 0.1 and d["generated_mean"][a] == pytest.approx(-4.1)
+    gen[:, a] = np.nan  # nothing measured: the mean is None, not 0 or NaN (metrics.json is JSON)
+    assert distribution_distance(gen, ref)["generated_mean"][a] is None
+    # end to end: the simulator's clips at an odd size against its own renditions
+    r = evaluate_generator(
+        BASELINES["simulator"], split="train", num_clips=2, num_frames=T, height=33, width=47, progress=False
+    )
+    assert r.aggregate()["distribution"]["frechet_distance"] < 50
+
+
 # --- baselines and the generator interface -------------------------------------------------------
 
 
@@ -433,6 +462,30 @@ def test_report_draws_multishot_clips(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000, name
 
 
+def test_report_shows_the_multishot_metrics_and_their_reasons(tmp_path):
+    """index.html and metrics.png showed the five single-shot metrics only: a clip failing its cuts
+    looked all 1.00. A single-shot clip among cut ones shows "–" for them."""
+    from spacetime.eval import Sample, evaluate
+    from spacetime.eval.report import write_report
+
+    clip = clip_of(zero_g_scene())
+    cut = clip.captions["detailed"] + " Then cut to the reverse angle."  # asked, never shown
+    result = evaluate(
+        [Sample("one", clip.captions["detailed"], clip.frames, FPS), Sample("cut", cut, clip.frames, FPS)],
+        progress=False,
+    )
+    assert result.scores[1].metrics["cuts"].score < 1.0  # no cut seen, one asked
+    page = write_report(result, tmp_path, strict=True).read_text()
+    for m in ("cuts", "identity", "continuity"):
+        assert f"<th>{m}</th>" in page and f"<tr><td>{m}</td>" in page, m
+    rows = page.split("<tr><td>")
+    single = next(r for r in rows if r.startswith("0</td>"))
+    assert single.count("<td>–</td>") == 3  # no cuts asked: not a 1.00
+    multi = next(r for r in rows if r.startswith("1</td>"))
+    assert f"<td>{result.scores[1].metrics['cuts'].score:.2f}</td>" in multi
+    assert "cuts: 1 cut(s) asked, 0 seen" in multi
+
+
 def test_report_keeps_the_rest_when_a_figure_fails(tmp_path, monkeypatch, caplog):
     from spacetime.eval import report
     from spacetime.eval.evaluate import Sample, evaluate
@@ -518,15 +571,15 @@ def test_prompt_words_the_world_does_not_know_are_reported(tmp_path):
     from spacetime.eval.report import write_report
 
     clip = clip_of(zero_g_scene())
-    prompts = ["a purple dog runs", clip.captions["detailed"], "a red ball falls, then cut to a dolly zoom"]
+    prompts = ["a plaid dog runs", clip.captions["detailed"], "a red ball falls, then cut to a dolly zoom"]
     result = evaluate([Sample(f"{i}", p, clip.frames, FPS) for i, p in enumerate(prompts)], progress=False)
     data = result.to_json()
-    assert data["clips"][0]["unknown_words"] == ["purple", "dog"] and data["clips"][1]["unknown_words"] == []
+    assert data["clips"][0]["unknown_words"] == ["plaid", "dog"] and data["clips"][1]["unknown_words"] == []
     assert "dolly zoom" in data["clips"][2]["prompt_notes"][0]
     agg = data["aggregate"]["prompts"]
-    assert agg["with_unknown_words"] == 2 and agg["with_notes"] == 1 and agg["unknown_words"]["purple"] == 1
+    assert agg["with_unknown_words"] == 2 and agg["with_notes"] == 1 and agg["unknown_words"]["plaid"] == 1
     page = write_report(result, tmp_path).read_text()
-    assert "does not know: purple, dog" in page and "with words the world does not know: 2 of 3" in page
+    assert "does not know: plaid, dog" in page and "with words the world does not know: 2 of 3" in page
 
 
 def test_a_pan_the_bar_cannot_measure_is_noted_not_passed():
@@ -558,3 +611,63 @@ def test_a_folder_scores_the_caption_asked_for_or_says_which_it_used(tmp_path, c
     assert "scoring its 'medium' caption" in caplog.text and "skipped" in caplog.text
     data = evaluate(samples[:1], progress=False).to_json()
     assert data["clips"][0]["caption"] == "detailed"
+
+
+def test_cli_refuses_a_folder_with_no_clip_to_score(tmp_path, eval_cli, capsys):
+    """Every caption empty: exit 0 with an empty metrics.json."""
+    clip = make_clip(3, num_frames=9, height=32, width=32)
+    write_video(clip.frames, tmp_path / "a.mp4", fps=FPS)
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"path": "a.mp4", "captions": {"short": " ", "detailed": ""}}) + "\n")
+    assert eval_cli("--videos", tmp_path, "--out", tmp_path / "e", "--no-report") == 1
+    assert "no clip to score" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # nothing written
+
+
+def test_cli_refuses_an_out_under_a_file_before_scoring(tmp_path, eval_cli, monkeypatch, capsys):
+    """--out afile/sub failed after all the scoring, with an errno message not naming --out."""
+    import spacetime.eval as ev
+
+    world = tmp_path / "w"
+    assert main(["world", "--out", str(world), "--num-clips", "1", "--num-frames", "9", "--size", "32x32"]) == 0
+    (tmp_path / "afile").write_text("a file")
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("scored before checking --out"))
+    capsys.readouterr()
+    assert eval_cli("--videos", world, "--out", tmp_path / "afile" / "sub" / "deeper") == 1
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'afile' / 'sub' / 'deeper'}: {tmp_path / 'afile'} is a file" in err, err
+
+
+def test_an_interrupted_eval_says_to_start_over(tmp_path, eval_cli, monkeypatch, capsys):
+    """It said "run the same command again to resume (training: ...)"; eval does not resume."""
+    import spacetime.eval as ev
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "evaluate", interrupted)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "captions.jsonl").write_text("")
+    assert eval_cli("--videos", tmp_path / "v", "--out", tmp_path / "e", "--no-report") == 130
+    err = capsys.readouterr().err
+    assert "spacetime eval: interrupted; run the same command again to start over" in err and "resume" not in err
+
+
+def test_a_model_run_scores_the_videos_it_saves(tmp_path, eval_cli, monkeypatch):
+    """--model scored the raw frames but saved H.264 crf 18: re-scoring the saved videos with
+    --videos gave other numbers. Now both score the saved (crf 0) videos: the same numbers."""
+    import spacetime.eval as ev
+
+    def grainy(prompt, **kw):  # fine noise, which crf 18 smooths away
+        frames = BASELINES["simulator"](prompt, **kw).astype(int)
+        noise = np.random.default_rng(kw["seed"]).integers(-40, 41, frames.shape)
+        return np.clip(frames + noise, 0, 255).astype(np.uint8)
+
+    monkeypatch.setattr(ev, "pipeline_generator", lambda path: grainy)
+    (tmp_path / "model").mkdir()
+    small = ("--num-frames", "9", "--size", "32x32", "--num-clips", "2", "--no-report")
+    assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", *small) == 0
+    assert eval_cli("--videos", tmp_path / "m" / "videos", "--out", tmp_path / "v", "--no-report") == 0
+    model, videos = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("m", "v"))
+    assert model["aggregate"] == videos["aggregate"]
+    for a, b in zip(model["clips"], videos["clips"]):
+        assert a["metrics"] == b["metrics"] and a["measured"] == b["measured"]

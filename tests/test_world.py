@@ -399,3 +399,32 @@ def test_world_json_records_the_pix_fmt_written(tmp_path):
     assert json.loads((out / "world.json").read_text())["settings"]["pix_fmt"] == "yuv444p"
     even = write_world(tmp_path / "even", 1, num_frames=5, height=32, width=32, pix_fmt="yuv420p", progress=False)
     assert json.loads((even / "world.json").read_text())["settings"]["pix_fmt"] == "yuv420p"
+
+
+def test_multishot_with_clips_too_short_for_a_cut_is_refused(tmp_path, capsys):
+    """--multishot 1.0 --num-frames 5 made every clip single-shot without a word."""
+    from spacetime.cli import main
+    from spacetime.world.dataset import write_world
+
+    with pytest.raises(ValueError, match=r"--multishot 1 asks for cuts, but --num-frames 8 .* --num-frames 9 or more"):
+        write_world(tmp_path / "a", 1, num_frames=8, height=32, width=32, multishot=1.0, progress=False)
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    assert main(["world", "--out", str(tmp_path / "b"), "--num-clips", "1", "--num-frames", "5", "--multishot", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "--multishot 0.5" in err and "--num-frames 5" in err
+    _write(tmp_path / "c", 1, multishot=1.0)  # 9 frames: one cut fits
+    assert json.loads((tmp_path / "c" / "clips" / "000000.json").read_text())["shots"][1]["start"] == 5
+
+
+def test_a_shorter_run_removes_the_clips_past_its_count(tmp_path, caplog):
+    """--num-clips 6, then 3, left clips 3-5 in clips/: uncaptioned videos of the folder."""
+    out = _write(tmp_path / "w", 6)
+    (out / "clips" / "notes.txt").write_text("mine")  # not the world's naming: kept
+    (out / "clips" / "0000070.mp4").write_bytes(b"")  # nor this (7 digits)
+    with caplog.at_level("INFO", logger="spacetime.world.dataset"):
+        _write(tmp_path / "w", 3)
+    assert sorted(p.name for p in (out / "clips").iterdir()) == sorted(
+        ["0000070.mp4", "notes.txt", *(f"00000{k}.{ext}" for k in range(3) for ext in ("json", "mp4"))]
+    )
+    assert "removed 6 file(s) of clips past --num-clips 3" in caplog.text and "kept 3 clips" in caplog.text
+    assert len((out / "captions.jsonl").read_text().splitlines()) == 3

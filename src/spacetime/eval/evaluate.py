@@ -24,7 +24,7 @@ import numpy as np
 
 from spacetime.atomic import atomic_write_text
 from spacetime.eval.generators import Generator, derived_seed, simulate_prompt
-from spacetime.eval.kinematics import FEATURE_NAMES
+from spacetime.eval.kinematics import FEATURE_NAMES, FEATURE_SCALE_FLOOR
 from spacetime.eval.metrics import GRAVITY_TOL, METRICS, ClipScore, expected_gravity, score_clip
 from spacetime.eval.multishot import MULTISHOT_METRICS, multishot_summary
 from spacetime.world import vocab
@@ -159,11 +159,30 @@ def _sqrt_psd(a: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
+def _impute(gen: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features not measured (NaN: an acceleration with too little free flight) take the mean of
+    the reference's measured ones (else the generated set's, else 0), in both sets: an object whose
+    acceleration cannot be measured neither counts for nor against the video."""
+    gen, ref = gen.copy(), ref.copy()
+    for j in range(gen.shape[1]):
+        known = [a[~np.isnan(a[:, j]), j] for a in (ref, gen)]
+        fill = next((float(k.mean()) for k in known if k.size), 0.0)
+        for a in (gen, ref):
+            a[np.isnan(a[:, j]), j] = fill
+    return gen, ref
+
+
+def _measured_mean(a: np.ndarray) -> list:
+    """Per feature, the mean over the objects where it was measured (None: nowhere)."""
+    return [None if np.isnan(c).all() else round(float(np.nanmean(c)), 4) for c in a.T]
+
+
 def distribution_distance(gen: np.ndarray, ref: np.ndarray) -> dict:
     """Fréchet distance between Gaussians fitted to per-object trajectory features (n, F) of the
     generated and the simulated clips (FID's formula on `kinematics.FEATURE_NAMES`), each feature
-    scaled by the reference's spread so that all count alike and the figure has no unit. Like FID
-    it shrinks with more samples: compare runs only at equal clip counts."""
+    scaled by the reference's spread (at least `FEATURE_SCALE_FLOOR`) so that all count alike and
+    the figure has no unit. A feature not measured (NaN) is imputed (`_impute`). Like FID it
+    shrinks with more samples: compare runs only at equal clip counts."""
     out: dict = {
         "features": list(FEATURE_NAMES),
         "objects": int(len(gen)),
@@ -172,8 +191,9 @@ def distribution_distance(gen: np.ndarray, ref: np.ndarray) -> dict:
     if len(gen) < 2 or len(ref) < 2:
         out["frechet_distance"] = None
         return out
-    mu, sd = ref.mean(0), ref.std(0)
-    sd = np.where(sd > 1e-6, sd, 1.0)
+    means = {"generated_mean": _measured_mean(gen), "reference_mean": _measured_mean(ref)}
+    gen, ref = _impute(gen, ref)
+    mu, sd = ref.mean(0), np.maximum(ref.std(0), FEATURE_SCALE_FLOOR)
     g, r = (gen - mu) / sd, (ref - mu) / sd  # (n, F), (m, F)
     eps = 1e-6 * np.eye(g.shape[1])
     cg, cr = np.cov(g, rowvar=False) + eps, np.cov(r, rowvar=False) + eps
@@ -181,8 +201,7 @@ def distribution_distance(gen: np.ndarray, ref: np.ndarray) -> dict:
     cross = np.trace(_sqrt_psd(root @ cg @ root))
     fd = float(((g.mean(0) - r.mean(0)) ** 2).sum() + np.trace(cg) + np.trace(cr) - 2 * cross)
     out["frechet_distance"] = round(max(fd, 0.0), 4)
-    out["generated_mean"] = np.round(gen.mean(0), 4).tolist()
-    out["reference_mean"] = np.round(ref.mean(0), 4).tolist()
+    out.update(means)
     return out
 
 

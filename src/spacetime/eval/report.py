@@ -22,6 +22,7 @@ import numpy as np
 from spacetime.atomic import atomic_path, atomic_write_text
 from spacetime.eval.evaluate import EvalResult
 from spacetime.eval.metrics import GRAVITY_TOL, METRICS, expected_gravity
+from spacetime.eval.multishot import MULTISHOT_METRICS
 from spacetime.world import vocab
 from spacetime.world.prompts import parse_prompt
 
@@ -50,16 +51,23 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
+def shown_metrics(agg: dict) -> tuple[str, ...]:
+    """The metrics the report shows: the five single-shot ones, and the multi-shot ones where some
+    prompt has cuts (`EvalResult.aggregate` has them then), as `spacetime eval` prints them."""
+    return (*METRICS, *(m for m in MULTISHOT_METRICS if m in agg))
+
+
 def plot_metrics(result: EvalResult, path: Path) -> None:
     plt = _plt()
     agg = result.aggregate()
-    means = [agg[m]["mean"] or 0.0 for m in METRICS]
-    passes = [agg[m]["pass_rate"] or 0.0 for m in METRICS]
-    x = np.arange(len(METRICS))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = shown_metrics(agg)
+    means = [agg[m]["mean"] or 0.0 for m in names]
+    passes = [agg[m]["pass_rate"] or 0.0 for m in names]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7 + 0.9 * (len(names) - len(METRICS)), 3.2))
     ax.bar(x - 0.2, means, 0.4, label="mean score", color="#4477aa")
     ax.bar(x + 0.2, passes, 0.4, label="clips passing every check", color="#aaccee")
-    for xi, m in zip(x, METRICS):
+    for xi, m in zip(x, names):
         ax.text(
             xi - 0.2,
             (agg[m]["mean"] or 0) + 0.02,
@@ -67,7 +75,7 @@ def plot_metrics(result: EvalResult, path: Path) -> None:
             ha="center",
             fontsize=8,
         )
-    ax.set_xticks(x, [f"{m}\n({agg[m]['clips']} clips)" for m in METRICS], fontsize=8)
+    ax.set_xticks(x, [f"{m}\n({agg[m]['clips']} clips)" for m in names], fontsize=8)
     ax.set_ylim(0, 1.15)
     fd = agg["distribution"]["frechet_distance"]
     ax.set_title(
@@ -206,19 +214,21 @@ def write_report(result: EvalResult, out: str | os.PathLike, *, strict: bool = F
         return f'<img src="{name}">'
 
     agg = result.aggregate()
+    names = shown_metrics(agg)
     e = html.escape
     rows = "".join(
         f"<tr><td>{m}</td><td>{'n/a' if agg[m]['mean'] is None else format(agg[m]['mean'], '.3f')}</td>"
         f"<td>{'n/a' if agg[m]['pass_rate'] is None else format(agg[m]['pass_rate'], '.3f')}</td><td>{agg[m]['clips']}</td></tr>"
-        for m in METRICS
+        for m in names
     )
     fd = agg["distribution"]["frechet_distance"]
     g = agg["gravity"]
     clips = []
     for i, (name, s) in enumerate(zip(result.names, result.scores)):
+        # "–": not judged, or a metric this clip does not have (a single-shot prompt among cut ones)
         cells = "".join(
-            f"<td>{'–' if s.metrics[m].score is None else format(s.metrics[m].score, '.2f')}</td>"
-            for m in METRICS
+            f"<td>{'–' if m not in s.metrics or s.metrics[m].score is None else format(s.metrics[m].score, '.2f')}</td>"
+            for m in names
         )
         # what the prompt asked that the world does not know first, so a low score is read right
         said = (
@@ -228,7 +238,7 @@ def write_report(result: EvalResult, out: str | os.PathLike, *, strict: bool = F
         )
         said += [f"prompt: {n}" for n in s.prompt_notes]
         why = "<br>".join(
-            [f"<i>{e(x)}</i>" for x in said] + [e(f"{m}: {r}") for m in METRICS for r in s.metrics[m].reasons]
+            [f"<i>{e(x)}</i>" for x in said] + [e(f"{m}: {r}") for m in names if m in s.metrics for r in s.metrics[m].reasons]
         )
         clips.append(
             f"<tr><td>{i}</td><td>{e(name)}</td>{cells}<td class=p>{e(s.prompt)}</td><td class=p>{why}</td></tr>"
@@ -261,7 +271,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-widt
 {img("metrics.png")}<h2>Sample frames (tracked centres ringed)</h2>{img("frames.png")}
 <h2>Trajectories</h2>{img("trajectories.png")}<h2>Gravity</h2>{img("gravity.png")}
 <h2>Clips</h2>
-<table><tr><th>#</th><th>video</th>{"".join(f"<th>{m}</th>" for m in METRICS)}<th>prompt</th><th>why checks failed</th></tr>
+<table><tr><th>#</th><th>video</th>{"".join(f"<th>{m}</th>" for m in names)}<th>prompt</th><th>why checks failed</th></tr>
 {"".join(clips)}</table>
 </body></html>
 """

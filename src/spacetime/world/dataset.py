@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ CAPTION_LENGTHS = ("short", "medium", "detailed")
 # Training draws among the three caption lengths (Sora's re-captioning): mostly the long ones, so
 # the model learns the detailed style that `expand_prompt` produces at sampling time.
 CAPTION_WEIGHTS = (0.2, 0.3, 0.5)
+CLIP_FILE = re.compile(r"(\d{6})\.(mp4|json)")  # how write_world names a clip's files
 
 
 def pick_caption(captions: dict[str, str], rng: np.random.Generator, mode: str = "random") -> str:
@@ -214,8 +216,10 @@ def write_world(
     Videos are 4:4:4 H.264 by default: training data keeps full colour resolution (see
     `spacetime.data.video.PIX_FMTS`); pass pix_fmt="yuv420p" for files every player shows.
     `multishot`: the share of clips cut into shots, as in `WorldDataset`.
-    Interrupted runs resume: clips already complete in `out` are kept. A folder written with other
-    settings, or a non-empty folder that is not a world folder, is refused unless `overwrite`.
+    Interrupted runs resume: clips already complete in `out` are kept; clips past `num_clips` that
+    an earlier run wrote are removed. A folder written with other settings, or a non-empty folder
+    that is not a world folder, is refused unless `overwrite`. `multishot` > 0 with clips too short
+    for a cut is refused.
     """
     from tqdm import tqdm
 
@@ -242,6 +246,13 @@ def write_world(
     if multishot:  # only then, so that single-shot folders keep their settings (and resume)
         settings["multishot"] = float(multishot)
     stream = WorldDataset(seed, split, num_frames, height, width, fps, multishot=multishot)
+    if multishot > 0 and not can_cut(num_frames):  # the stream would make every clip single-shot
+        least = next(n for n in itertools.count(num_frames) if can_cut(n))
+        raise ValueError(
+            f"--multishot {multishot:g} asks for cuts, but --num-frames {num_frames} leaves no room for one "
+            f"(a cut falls on a frame 1 + 4k and every shot lasts at least 4 frames): use --num-frames "
+            f"{least} or more, or --multishot 0"
+        )
     meta_path = out / "world.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
@@ -290,4 +301,14 @@ def write_world(
     atomic_write_text(out / "captions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     if kept:
         log.info("kept %d clips already complete in %s", kept, out)
+    # clips an earlier, longer run left past this one's count: listed nowhere now, they would pass
+    # for uncaptioned videos of the folder. Only files of the world's own naming go.
+    stale = sorted(
+        p for p in clips_dir.iterdir()
+        if (m := CLIP_FILE.fullmatch(p.name)) and int(m[1]) >= num_clips and p.is_file()
+    )
+    for p in stale:
+        p.unlink()
+    if stale:
+        log.info("removed %d file(s) of clips past --num-clips %d from %s (an earlier run's)", len(stale), num_clips, clips_dir)
     return out
