@@ -19,6 +19,9 @@ from safetensors.torch import load_file, save_file
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "spacetime" / "models" / "world"
 
 
+SHIPPED_GUIDANCE_INTERVAL = [0.3, 1.0]
+
+
 def to_bf16(model_dir: Path) -> None:
     for f in model_dir.rglob("model.safetensors"):
         t = load_file(f)
@@ -34,6 +37,9 @@ def ship(model: Path, dest: Path) -> Path:
     shutil.copytree(model, tmp)
     config = json.loads((tmp / "config.json").read_text())
     config["text_encoder"] = "minilm"
+    # guidance above noise level 0.3 only: on 200 held-out prompts, adherence +0.013, permanence
+    # +0.025 and the trajectories nearer the simulator's than guidance at every step (docs/model-card.md)
+    config.setdefault("defaults", {}).setdefault("guidance_interval", SHIPPED_GUIDANCE_INTERVAL)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     to_bf16(tmp)
     old = dest.with_name(f".old-{dest.name}")

@@ -129,6 +129,26 @@ def test_a_model_generator_refuses_a_size_it_would_round(tiny_model_dir):
     assert generate("a red ball falls", num_frames=5, height=32, width=48, fps=8, seed=0).shape == (5, 32, 48, 3)
 
 
+def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, tiny_model_dir, eval_cli, monkeypatch):
+    import spacetime.eval as ev
+    from spacetime.eval.generators import pipeline_generator
+
+    kw = {"num_frames": 5, "height": 32, "width": 32, "fps": 8, "seed": 0}
+    one, two = pipeline_generator(tiny_model_dir), pipeline_generator(tiny_model_dir, num_inference_steps=2)
+    assert not np.array_equal(one("a red ball", **kw), two("a red ball", **kw))  # 25 steps against 2
+    assert np.array_equal(two("a red ball", **kw),
+                          pipeline_generator(tiny_model_dir, num_inference_steps=2, guidance_scale=None)("a red ball", **kw))
+    seen = []
+    monkeypatch.setattr(ev, "pipeline_generator", lambda path, **sampling: seen.append(sampling) or BASELINES["simulator"])
+    (tmp_path / "model").mkdir()
+    assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", "--num-frames", "9", "--size", "32x32",
+                    "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8") == 0
+    assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0]}]
+    settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
+    assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
+    assert "guidance_scale" not in settings  # the pipeline's default, not recorded as chosen
+
+
 @pytest.mark.parametrize("fps", [0, -8, float("nan"), float("inf"), True, "8", None])
 def test_the_frame_rate_is_checked(fps):
     frames = np.zeros((5, 32, 32, 3), np.uint8)
@@ -531,7 +551,7 @@ def test_cli_removes_an_earlier_runs_outputs_and_refuses_other_folders(
     # --model over an earlier 3-clip run, now 1 clip: videos/ holds this run's only
     import spacetime.eval as ev
 
-    monkeypatch.setattr(ev, "pipeline_generator", lambda path: BASELINES["simulator"])
+    monkeypatch.setattr(ev, "pipeline_generator", lambda path, **sampling: BASELINES["simulator"])
     model = tmp_path / "model"
     model.mkdir()
     small = ("--num-frames", "9", "--size", "32x32", "--no-report")
@@ -662,7 +682,7 @@ def test_a_model_run_scores_the_videos_it_saves(tmp_path, eval_cli, monkeypatch)
         noise = np.random.default_rng(kw["seed"]).integers(-40, 41, frames.shape)
         return np.clip(frames + noise, 0, 255).astype(np.uint8)
 
-    monkeypatch.setattr(ev, "pipeline_generator", lambda path: grainy)
+    monkeypatch.setattr(ev, "pipeline_generator", lambda path, **sampling: grainy)
     (tmp_path / "model").mkdir()
     small = ("--num-frames", "9", "--size", "32x32", "--num-clips", "2", "--no-report")
     assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", *small) == 0

@@ -29,7 +29,8 @@ from spacetime import __version__
 
 MAX_SIDE = 4096
 MAX_FRAMES = 100_000
-EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0}  # eval flags for --model, defaults
+EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
+                   "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -190,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=EVAL_MODEL_ONLY["num_frames"], help="--model only")
     e.add_argument("--size", type=parse_size, default=EVAL_MODEL_ONLY["size"], metavar="WxH", help="--model only: frame size (default 64x64)")
     e.add_argument("--fps", type=parse_fps, default=EVAL_MODEL_ONLY["fps"], help="--model only")
+    e.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=None,
+                   help="--model only (default: the pipeline's, 25)")
+    e.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=None,
+                   help="--model only (default: the pipeline's, 5.0)")
+    e.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"),
+                   default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
     e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")

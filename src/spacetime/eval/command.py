@@ -189,8 +189,10 @@ def run_eval(args: argparse.Namespace) -> int:
         if not args.model.is_dir():
             raise ValueError(f"--model {args.model} is not a directory")
         check_geometry(args)  # frames and size the model makes, before loading it
+        sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+                    "guidance_interval": args.guidance_interval}  # None: the pipeline's (and model's) defaults
         try:
-            generate = pipeline_generator(args.model)
+            generate = pipeline_generator(args.model, **sampling)
         except ModelUnavailableError as e:
             print(f"spacetime eval: error: {e}", file=sys.stderr)
             return 1
@@ -209,6 +211,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "caption": args.caption,
             **geometry,
+            **{k: v for k, v in sampling.items() if v is not None},
         }
     result = evaluate(samples, seed=args.seed, settings=settings)
     if not result.scores:  # an empty metrics.json and exit 0 would read as a run that passed

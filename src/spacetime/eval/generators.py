@@ -180,9 +180,11 @@ MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def pipeline_generator(model_dir: str | os.PathLike) -> Generator:
+def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
-    only here, so evaluation without a model never imports it)."""
+    only here, so evaluation without a model never imports it). `sampling`: pipeline arguments
+    (num_inference_steps, guidance_scale, guidance_interval); those left out or None are the
+    pipeline's defaults."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
     except ImportError as e:
@@ -208,6 +210,7 @@ def pipeline_generator(model_dir: str | os.PathLike) -> Generator:
             height=height,
             width=width,
             generator=torch.Generator().manual_seed(seed),
+            **{k: v for k, v in sampling.items() if v is not None},
         )
         return to_uint8_frames(out.frames[0])
 
