@@ -6,9 +6,10 @@ of each kept checkpoint's EMA weights against the training step), and the denois
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
     python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
+    python bench/default_model.py guidance --intervals 0,1 0.3,1 0.5,1 0,0.7 --num-clips 100 --json out/guidance-interval.json
 
 Prompts are the held-out split's detailed captions (the same stream as `spacetime eval`), 17x64x64
-at 8 fps, guidance 5, one seed per clip. `geometry` scores the same model away from that default:
+at 8 fps, guidance 5 (above noise level 0.3: the shipped model's own interval), one seed per clip. `geometry` scores the same model away from that default:
 other frame counts, sizes and aspect ratios, and the shorter caption styles a user types, each row
 beside the simulator's score at the same setting (the eval's ceiling there).
 """
@@ -59,15 +60,15 @@ def summary(agg: dict) -> dict:
     return row
 
 
-def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, **setting) -> dict:
+def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, interval=None, **setting) -> dict:
     """Eval metrics of `pipe` on held-out prompts; `setting` is passed to `evaluate_generator`
-    (num_frames, height, width, caption)."""
+    (num_frames, height, width, caption); `interval`: the guidance interval (None: the model's)."""
     seconds = []
 
     def generate(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
         t0 = time.perf_counter()
         out = pipe(prompt, num_frames=num_frames, height=height, width=width, num_inference_steps=steps,
-                   guidance_scale=guidance, generator=torch.Generator().manual_seed(seed))
+                   guidance_scale=guidance, guidance_interval=interval, generator=torch.Generator().manual_seed(seed))
         seconds.append(time.perf_counter() - t0)
         return to_uint8_frames(out.frames[0])
 
@@ -183,7 +184,10 @@ def main() -> None:
     g.add_argument("--settings", nargs="+",
                    default=["17x64x64", "17x64x96", "17x96x64", "33x64x64", "17x64x64:medium", "17x64x64:short"],
                    help="FRAMESxHEIGHTxWIDTH[:caption] (caption: detailed, medium or short; default detailed)")
-    for p in (c, s, e, g):
+    gi = sub.add_parser("guidance", help="quality against the guidance interval (noise levels where guidance is applied)")
+    gi.add_argument("--model", type=Path, default=None)
+    gi.add_argument("--intervals", nargs="+", default=["0,1", "0.3,1", "0.5,1", "0,0.7"], help="LO,HI each")
+    for p in (c, s, e, g, gi):
         p.add_argument("--num-clips", type=int, default=50)
         p.add_argument("--guidance-scale", type=float, default=5.0)
         p.add_argument("--sampling-steps", type=int, default=25)
@@ -238,6 +242,17 @@ def main() -> None:
         sim = [{"setting": r["setting"], **r["simulator"], "seconds_per_clip": None} for r in rows]
         print("simulator, same prompts and settings:")
         print(table(sim, "setting"))
+    elif args.what == "guidance":
+        pipe = SpacetimePipeline.from_pretrained(args.model)
+        rows = []
+        for text in args.intervals:
+            lo, hi = (float(v) for v in text.split(","))
+            row = {"interval": f"[{lo:g}, {hi:g}]", **score(pipe, args.num_clips, args.sampling_steps,
+                                                            args.guidance_scale, (lo, hi))}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, guidance_curve=rows)
+        print(table(rows, "interval"))
     else:
         pipe = SpacetimePipeline.from_pretrained(args.model)
         rows = []
