@@ -308,6 +308,7 @@ def test_generate_signs_by_default_and_the_sidecar_says_when_it_does_not(tmp_pat
     assert "valid and trusted" in text and "watermark:" in text  # a random tiny model's frames: any score
     gen = verify_file(out)["c2pa"]["claims"]["generation"]
     assert gen["model"] == model_identity(tiny_model_dir) and gen["parameters"]["num_frames"] == 9
+    assert (gen["parameters"]["guidance_interval_low"], gen["parameters"]["guidance_interval_high"]) == (0.0, 1.0)
     bare = tmp_path / "bare.mp4"
     assert main([*base, "--no-provenance", "--output", str(bare)]) == 0
     side = json.loads(bare.with_suffix(".json").read_text())["provenance"]

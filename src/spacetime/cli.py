@@ -403,7 +403,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-              "guidance_interval": list(args.guidance_interval or pipe.defaults.get("guidance_interval", (0.0, 1.0))),
+              **guidance_interval_params(args.guidance_interval or pipe.defaults.get("guidance_interval", (0.0, 1.0))),
               "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
@@ -426,7 +426,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-               "guidance_interval": params["guidance_interval"],
+               "guidance_interval": [params["guidance_interval_low"], params["guidance_interval_high"]],
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
@@ -548,6 +548,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("spacetime serve: stopped", flush=True)
     return 0
+
+
+def guidance_interval_params(interval) -> dict:
+    """The interval as two numbers: Content Credentials keep a generation's numbers, not lists."""
+    lo, hi = (float(v) for v in interval)
+    return {"guidance_interval_low": lo, "guidance_interval_high": hi}
 
 
 class Terminated(KeyboardInterrupt):

@@ -289,6 +289,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
     def run(job: Job, progress: Callable[[int, int], None]) -> None:
         import torch
 
+        from spacetime.cli import guidance_interval_params
         from spacetime.provenance import Ingredient, Provenance, generation_claims, write_output
 
         s = job.spec
@@ -304,6 +305,8 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
             raise Cancelled
         params = {"num_frames": s.num_frames, "height": height, "width": width, "fps": s.fps,
                   "num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
+                  # the model's own (the server takes no interval): what made the video, in its credentials
+                  **guidance_interval_params(pipe.defaults.get("guidance_interval", (0.0, 1.0))),
                   "solver": "euler",  # the pipeline's default, the only one the server runs
                   "strength": s.strength, "loop": s.loop}
         claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
