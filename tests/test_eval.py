@@ -146,7 +146,10 @@ def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, 
     assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0]}]
     settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
     assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
-    assert "guidance_scale" not in settings  # the pipeline's default, not recorded as chosen
+    assert "guidance_scale" not in settings  # a stand-in generator: only what was asked is known
+    # a model's generator records what it uses, its defaults resolved (the model's own interval)
+    assert one.sampling == {"num_inference_steps": 25, "guidance_scale": 5.0, "guidance_interval": [0.0, 1.0]}
+    assert two.sampling["num_inference_steps"] == 2
 
 
 @pytest.mark.parametrize("fps", [0, -8, float("nan"), float("inf"), True, "8", None])

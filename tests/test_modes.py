@@ -516,6 +516,13 @@ def test_cli_generate_stopped_by_sigterm_leaves_nothing_half_written(tiny_model_
                  "--output", str(out / "x.mp4")]) == 143
     assert list(out.iterdir()) == [] and "terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before  # the handler was only for the command
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "a red ball", "--guidance-interval", "0.5", "0.2", "--output", "y.mp4"])
+    assert e.value.code == 2 and "LO must not be above HI" in capsys.readouterr().err
+    # 864,001 frames asked through --seconds: refused before generating (--num-frames had its cap, not --seconds)
+    assert main(["generate", "a ball", "--seconds", "3600", "--fps", "240", "--model", str(tiny_model_dir),
+                 "--output", str(out / "h.mp4")]) == 1
+    assert "--seconds 3600 at --fps 240 is 864001 frames" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:  # the parser's range is (0, 1]: a usage error, before any loading
         main(["generate", "a red ball", "--mode", "edit", "--video", "x.mp4", "--strength", "0", "--output", "y.mp4"])
     assert e.value.code == 2 and "--strength must be in (0, 1]" in capsys.readouterr().err

@@ -97,6 +97,17 @@ def test_stills_carry_their_own_mark():
     assert detect_watermark(_clip(0)[:3]).score is None
 
 
+def test_watermark_of_a_very_wide_strip_is_made_and_read():
+    """A 16-pixel-tall strip 2000 wide was block-averaged to 2 rows, which left the detector's
+    cosine basis singular: generate failed with "Singular matrix" after generating."""
+    rng = np.random.default_rng(0)
+    for h, w in ((16, 2000), (2000, 16)):
+        frames = rng.integers(0, 256, (9, h, w, 3), dtype=np.uint8)
+        marked = watermark(frames)
+        assert marked.shape == frames.shape and np.isfinite(watermark_score(marked))
+        assert np.isfinite(watermark_score(frames))
+
+
 def test_watermark_keeps_black_and_white_backgrounds_marked():
     for level in (0, 255):  # no room on one side: the embedder uses the other
         clip = np.full((17, 64, 64, 3), level, np.uint8)

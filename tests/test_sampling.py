@@ -116,7 +116,14 @@ def test_guidance_interval_guides_only_those_noise_levels():
     v_c = torch.tensor([2.0, -1.0])
     v = 0.75 * (0.5 + 5.0 * (v_c - 0.5)) + 0.25 * v_c  # three guided quarter steps, one plain
     torch.testing.assert_close(out, noise - v.view(2, 1, 1, 1, 1))
-    for bad in ((0.5, 0.2), (-0.1, 1.0), (0.0, 1.5), (0.3,), "ab", None):
+    # an edit (SDEdit) from t = 0.25: the interval is relative to its start, so its first steps
+    # are guided (with the absolute interval none would be, and guidance_scale would do nothing)
+    model.calls.clear()
+    sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=4, guidance_scale=5.0,
+                    guidance_interval=(0.4, 1.0), negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool),
+                    start_latents=torch.zeros(SHAPE), strength=0.25)
+    assert [c["x"].shape[0] for c in model.calls] == [4, 4, 4, 2]  # t = 0.25, 0.1875, 0.125 guided; 0.0625 not
+    for bad in ((0.5, 0.2), (-0.1, 1.0), (0.0, 1.5), (0.3,), "ab", "01", None):
         with pytest.raises(ValueError, match="guidance_interval"):
             sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), guidance_scale=5.0,
                             guidance_interval=bad, negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool))

@@ -128,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=None,
                         help="frames, 1 + 4k (default: the model's training length)")
     length.add_argument("--seconds", type=_float_in("--seconds", 0.001, 3600.0), default=None,
-                        help="duration; rounded to the nearest 1 + 4k frames at --fps")
+                        help="duration: the frames span it, (frames - 1) / fps, rounded to the nearest 1 + 4k frames at --fps")
     g.add_argument("--size", type=parse_size, default=None, metavar="WxH", help="frame size (or --height and --width)")
     g.add_argument("--height", type=_int_in("--height", 1, MAX_SIDE), default=None)
     g.add_argument("--width", type=_int_in("--width", 1, MAX_SIDE), default=None)
     g.add_argument("--fps", type=parse_fps, default=None, help="frames per second of the file (default: the model's)")
     g.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=25)
     g.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=5.0)
-    g.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"),
+    g.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="apply guidance only at noise levels in [LO, HI] (1 = pure noise), the prompt "
                                       "alone elsewhere (default: the model's own, else 0 1)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--model only (default: the pipeline's, 25)")
     e.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=None,
                    help="--model only (default: the pipeline's, 5.0)")
-    e.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"),
+    e.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
@@ -355,7 +355,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     fps = args.fps or d.get("fps", 8.0)
     num_frames = args.num_frames
     if args.seconds is not None:
-        num_frames = 1 + 4 * max(0, round(args.seconds * fps / 4))
+        num_frames = 1 + 4 * max(0, math.floor(args.seconds * fps / 4 + 0.5))  # (frames - 1) / fps ≈ seconds
+        if num_frames > MAX_FRAMES:
+            raise ValueError(f"--seconds {args.seconds:g} at --fps {fps:g} is {num_frames} frames; at most {MAX_FRAMES}")
     if mode == "edit":  # an edit keeps its video's length; the pipeline warns if one was given
         num_frames = num_frames or None
     elif args.output.suffix.lower() == ".png":  # an image asked for by its file name
@@ -554,6 +556,16 @@ def guidance_interval_params(interval) -> dict:
     """The interval as two numbers: Content Credentials keep a generation's numbers, not lists."""
     lo, hi = (float(v) for v in interval)
     return {"guidance_interval_low": lo, "guidance_interval_high": hi}
+
+
+class _Interval(argparse.Action):
+    """--guidance-interval LO HI, each in [0, 1] (its type), and LO <= HI: a usage error otherwise."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        lo, hi = values
+        if lo > hi:
+            parser.error(f"{option_string} LO HI: LO must not be above HI, got {lo:g} {hi:g}")
+        setattr(namespace, self.dest, [lo, hi])
 
 
 class Terminated(KeyboardInterrupt):

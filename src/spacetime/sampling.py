@@ -88,6 +88,8 @@ def guided_velocity(
 def check_guidance_interval(interval) -> tuple[float, float]:
     """(lo, hi) with 0 <= lo <= hi <= 1, or a ValueError naming guidance_interval."""
     try:
+        if isinstance(interval, (str, bytes)):  # "01" would be read as (0, 1)
+            raise TypeError
         lo, hi = (float(v) for v in interval)
     except (TypeError, ValueError):
         raise ValueError(f"guidance_interval must be two numbers (lo, hi), got {interval!r}") from None
@@ -128,7 +130,9 @@ def sample(
         required when guidance_scale != 1 (pass the encoding of "" for plain guidance).
     guidance_interval: (lo, hi), the noise levels t at which guidance is applied; elsewhere the
         conditional prediction alone, one pass (guidance in a limited interval, Kynkäänniemi et al.
-        2024: near the data it pushes samples off it for nothing, the layout being settled).
+        2024: near the data it pushes samples off it for nothing, the layout being settled). For
+        SDEdit it is relative to the start, strength: guidance at t in [lo, hi] * strength, so that
+        an edit from low noise is guided at its own start (not at no step at all).
     solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
     shift: the timestep shift used in training for this size (flow.resolution_shift).
     cond_latents, cond_mask: clean latents (B, C, T, H, W) and (B, T) bool; frames where the mask
@@ -186,6 +190,7 @@ def sample(
         raise ValueError(f"start_latents must have the noise's shape {tuple(noise.shape)}, "
                          f"got {tuple(start_latents.shape)}")
     ts = timesteps(num_steps, shift, start=strength).tolist()  # validates num_steps and shift
+    lo, hi = lo * strength, hi * strength
 
     frames = None if cond_mask is None else cond_mask[:, None, :, None, None]  # (B, 1, T, 1, 1)
 

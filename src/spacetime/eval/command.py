@@ -211,7 +211,8 @@ def run_eval(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "caption": args.caption,
             **geometry,
-            **{k: v for k, v in sampling.items() if v is not None},
+            # the values used (a model's generator resolves the defaults), else those asked
+            **getattr(generate, "sampling", {k: v for k, v in sampling.items() if v is not None}),
         }
     result = evaluate(samples, seed=args.seed, settings=settings)
     if not result.scores:  # an empty metrics.json and exit 0 would read as a run that passed

@@ -24,6 +24,7 @@ baseline must fail the metric its breakage is about.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable
 from typing import Protocol
@@ -197,6 +198,11 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
     from spacetime.data.video import to_uint8_frames
 
     pipe = SpacetimePipeline.from_pretrained(str(model_dir))
+    # what is used, the defaults resolved: the pipeline's own and the model's guidance interval
+    defaults = {k: p.default for k, p in inspect.signature(SpacetimePipeline.__call__).parameters.items()}
+    used = {k: defaults[k] if sampling.get(k) is None else sampling[k] for k in ("num_inference_steps", "guidance_scale")}
+    interval = sampling.get("guidance_interval") or pipe.defaults.get("guidance_interval", (0.0, 1.0))
+    used["guidance_interval"] = [float(v) for v in interval]
 
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
@@ -214,4 +220,5 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
         )
         return to_uint8_frames(out.frames[0])
 
+    generate.sampling = used
     return generate

@@ -240,6 +240,7 @@ def watermark(frames: np.ndarray, key: str = DEFAULT_KEY, gain: float | None = N
 def _luma(arr: np.ndarray) -> np.ndarray:
     y = arr.astype(np.float32) @ _LUMA  # (T, H, W)
     f = max(1, -(-max(y.shape[1:]) // _MAX_SIDE))
+    f = min(f, max(1, min(y.shape[1:]) // 8))  # a 2000x16 strip keeps 8 rows: 2 left the basis singular
     if f > 1:  # block mean: keeps the low frequencies the mark lives in, at a fraction of the cost
         t, h, w = y.shape
         y = y[:, : h // f * f, : w // f * f].reshape(t, h // f, f, w // f, f).mean((2, 4))

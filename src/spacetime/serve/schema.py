@@ -150,7 +150,7 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
         width = req.width or defaults.get("width", 64)
     fps = req.fps or float(defaults.get("fps", 8.0))
     if req.seconds is not None:
-        num_frames = 1 + 4 * max(0, round(req.seconds * fps / 4))  # as `spacetime generate --seconds`
+        num_frames = 1 + 4 * max(0, math.floor(req.seconds * fps / 4 + 0.5))  # as `spacetime generate --seconds`
         if num_frames > limits.max_frames:
             raise InvalidRequest("seconds", f"{req.seconds:g} s at {fps:g} fps is {num_frames} frames; at most "
                                             f"{limits.max_frames} are allowed")
