@@ -376,7 +376,7 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "v.png").exists()
 
 
-def test_long_videos_are_made_window_by_window(pipe, recorded):
+def test_long_videos_are_made_window_by_window(pipe, recorded, caplog):
     out = run(pipe, num_frames=41, window_frames=17)[0]
     assert out.shape == (41, 32, 32, 3)
     # a 17-frame window (5 latent frames), then windows holding 2 latent frames of context
@@ -386,6 +386,9 @@ def test_long_videos_are_made_window_by_window(pipe, recorded):
     assert len(recorded) == 1 + 2  # 17 + 2 x 12 new frames (5 of context each) = 41
     with pytest.raises(ValueError, match="window_frames must be at least 9"):
         run(pipe, num_frames=41, window_frames=5)
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):  # used as 17, silently
+        assert run(pipe, num_frames=41, window_frames=20)[0].shape == (41, 32, 32, 3)
+    assert "window_frames 20 is not 1 + 4k; windows of 17 frames are used" in caplog.text
 
 
 def test_long_extensions_are_made_window_by_window(pipe, recorded):

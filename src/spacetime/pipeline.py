@@ -466,6 +466,9 @@ class SpacetimePipeline:
         window = window_frames or 2 * (self.defaults.get("num_frames", 17) - 1) + 1
         if window < 1 + 2 * ft:
             raise ValueError(f"window_frames must be at least {1 + 2 * ft}, got {window}")
+        if (window - 1) % ft:  # a window holds whole latent frames
+            log.warning("window_frames %d is not 1 + %dk; windows of %d frames are used", window, ft,
+                        1 + ft * ((window - 1) // ft))
         long = mode in ("text", "image", "extend") and t > 1 + (window - 1) // ft
         t_whole = t  # the latent frames of all num_frames: what one window would hold
         if long:
