@@ -594,3 +594,22 @@ def test_manifest_bytes_are_found_by_their_box_at_the_ends_of_a_file(tmp_path, c
             f.write(signed.read_bytes()[:2000])
         assert _holds_manifest_bytes(sparse) is found, at
     sparse.unlink()
+
+
+def test_a_detector_that_cannot_judge_decoded_frames_is_not_called_undecodable(tmp_path, monkeypatch):
+    """A numpy LinAlgError (a ValueError) in the detector was reported as "cannot decode" and "not a
+    readable video", exit 3, for a video that decoded fine: now "not judged", still unchecked."""
+    import spacetime.provenance.verify as verify
+    from spacetime.data.video import export_to_video
+
+    plain = tmp_path / "plain.mp4"
+    export_to_video(np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8), plain, fps=8)
+
+    def broken(frames, key):
+        next(iter(frames))  # the frames decode
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(verify, "detect_watermark_stream", broken)
+    report = verify_file(plain)
+    assert report["exit_code"] == 3 and "detector could not judge" in report["verdict"]
+    assert report["watermark"]["note"] == "not judged: Singular matrix"

@@ -57,6 +57,8 @@ def _watermark(path: Path, key: str) -> dict:
 
     try:
         out = detect_watermark_stream(_frames(path, MAX_FRAMES), key).as_dict()
+    except np.linalg.LinAlgError as e:  # the frames decoded; the detector could not judge them
+        return {"detected": False, "score": None, "threshold": THRESHOLD, "frames": 0, "note": f"not judged: {e}"}
     except (VideoReadError, OSError, ValueError) as e:
         return {"detected": False, "score": None, "threshold": THRESHOLD, "frames": 0, "note": f"cannot decode: {e}"}
     if out["score"] is None:
@@ -88,6 +90,8 @@ def verify_file(path: str | os.PathLike, *, anchors: list[str | os.PathLike] = (
     elif not c2pa["present"] and str(wm.get("note", "")).startswith("cannot decode"):
         # "no mark" would claim a check that never happened: an empty, text or random file
         code, verdict = UNCHECKED, "not checked: no manifest, and no frame decodes (not a readable video or image)"
+    elif not c2pa["present"] and str(wm.get("note", "")).startswith("not judged"):
+        code, verdict = UNCHECKED, "not checked: no manifest, and the watermark detector could not judge the frames"
     else:
         code, verdict = NOT_FOUND, "no trusted spacetime manifest and no watermark found"
     if code == VERIFIED and c2pa["valid"] and not c2pa["trusted"]:
