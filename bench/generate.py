@@ -80,7 +80,7 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in timed) for k in timed[0]}
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
               "model": what, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
-              "guidance_interval": list(args.guidance_interval or pipe.defaults.get("guidance_interval", (0.0, 1.0))),
+              "guidance_interval": list(pipe.resolve_guidance_interval(args.guidance_interval)),
               "median_s": {k: round(v, 3) for k, v in med.items()}}
     print(json.dumps(result, indent=1))
     print("\n| stage | seconds | share |\n| --- | --- | --- |")

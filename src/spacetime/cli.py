@@ -305,6 +305,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         Provenance,
         ProvenanceError,
         generation_claims,
+        guidance_interval_parameters,
         model_identity,
         resolve_identity,
         write_output,
@@ -389,9 +390,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17), fps=fps,
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
+    interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-               guidance_interval=args.guidance_interval,
+               guidance_interval=interval,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=args.strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
@@ -405,7 +407,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-              **guidance_interval_params(args.guidance_interval or pipe.defaults.get("guidance_interval", (0.0, 1.0))),
+              **guidance_interval_parameters(interval),
               "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
@@ -428,7 +430,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-               "guidance_interval": [params["guidance_interval_low"], params["guidance_interval_high"]],
+               "guidance_interval": list(interval),
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
@@ -550,12 +552,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("spacetime serve: stopped", flush=True)
     return 0
-
-
-def guidance_interval_params(interval) -> dict:
-    """The interval as two numbers: Content Credentials keep a generation's numbers, not lists."""
-    lo, hi = (float(v) for v in interval)
-    return {"guidance_interval_low": lo, "guidance_interval_high": hi}
 
 
 class _Interval(argparse.Action):

@@ -345,6 +345,12 @@ class SpacetimePipeline:
 
     # --- generation ---------------------------------------------------------------------------
 
+    def resolve_guidance_interval(self, interval=None) -> tuple[float, float]:
+        """The guidance interval a call uses: `interval` (checked), else the model's own (`defaults`
+        in its config.json), else (0, 1), everywhere."""
+        return sampling.check_guidance_interval(self.defaults.get("guidance_interval", (0.0, 1.0))
+                                                if interval is None else interval)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -412,9 +418,7 @@ class SpacetimePipeline:
             raise ValueError(f"guidance_scale must be a number in [0, 100] (1: the prompt alone, no guidance), "
                              f"got {guidance_scale!r}")
         guidance_scale = float(guidance_scale)
-        if guidance_interval is None:
-            guidance_interval = self.defaults.get("guidance_interval", (0.0, 1.0))
-        guidance_interval = sampling.check_guidance_interval(guidance_interval)
+        guidance_interval = self.resolve_guidance_interval(guidance_interval)
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):

@@ -201,8 +201,7 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
     # what is used, the defaults resolved: the pipeline's own and the model's guidance interval
     defaults = {k: p.default for k, p in inspect.signature(SpacetimePipeline.__call__).parameters.items()}
     used = {k: defaults[k] if sampling.get(k) is None else sampling[k] for k in ("num_inference_steps", "guidance_scale")}
-    interval = sampling.get("guidance_interval") or pipe.defaults.get("guidance_interval", (0.0, 1.0))
-    used["guidance_interval"] = [float(v) for v in interval]
+    used["guidance_interval"] = list(pipe.resolve_guidance_interval(sampling.get("guidance_interval")))
 
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
@@ -216,7 +215,7 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
             height=height,
             width=width,
             generator=torch.Generator().manual_seed(seed),
-            **{k: v for k, v in sampling.items() if v is not None},
+            **used,
         )
         return to_uint8_frames(out.frames[0])
 

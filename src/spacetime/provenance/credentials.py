@@ -76,6 +76,13 @@ def model_identity(model_dir: str | os.PathLike, name: str | None = None) -> dic
     return {"name": name or model_dir.resolve().name, "sha256": h.hexdigest()}
 
 
+def guidance_interval_parameters(interval) -> dict:
+    """A guidance interval (lo, hi) as two generation parameters: a manifest's custom assertion
+    gives a list back empty, numbers as they were."""
+    lo, hi = (float(v) for v in interval)
+    return {"guidance_interval_low": lo, "guidance_interval_high": hi}
+
+
 def generation_claims(*, prompt: str, model: dict, parameters: dict, seed: int, mode: str,
                       embed_prompt: bool = False, negative_prompt: str | None = None) -> dict:
     """What a manifest says about how a video was made; the prompt only as a hash unless `embed_prompt`."""

@@ -289,8 +289,13 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
     def run(job: Job, progress: Callable[[int, int], None]) -> None:
         import torch
 
-        from spacetime.cli import guidance_interval_params
-        from spacetime.provenance import Ingredient, Provenance, generation_claims, write_output
+        from spacetime.provenance import (
+            Ingredient,
+            Provenance,
+            generation_claims,
+            guidance_interval_parameters,
+            write_output,
+        )
 
         s = job.spec
         media = inputs_of(job)  # paths in the job's own folder, written by the server
@@ -306,7 +311,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
         params = {"num_frames": s.num_frames, "height": height, "width": width, "fps": s.fps,
                   "num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
                   # the model's own (the server takes no interval): what made the video, in its credentials
-                  **guidance_interval_params(pipe.defaults.get("guidance_interval", (0.0, 1.0))),
+                  **guidance_interval_parameters(pipe.resolve_guidance_interval()),
                   "solver": "euler",  # the pipeline's default, the only one the server runs
                   "strength": s.strength, "loop": s.loop}
         claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
