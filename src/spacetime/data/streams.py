@@ -100,17 +100,22 @@ def _world_items(ds, num_workers: int) -> Iterator[dict]:
         yield from unchunk(chunk)
 
 
-def _folder_videos(ds, seed: int, start: int) -> Iterator[torch.Tensor]:
-    # sample i of the stream is item perm_e[i % n] of epoch e = i // n, the epoch's window of it:
-    # resumable at any i; rank r reads samples r, r + world, ...
-    n = len(ds)
+def _folder_stream(n: int, seed: int, start: int) -> Iterator[tuple[int, int]]:
+    """(epoch, item) of this rank's samples of a folder of n items, from stream sample `start`:
+    sample i is item perm_e[i % n] of epoch e = i // n (resumable at any i); rank r reads
+    samples r, r + world, ..."""
     rank, world = rank_and_world()
     i = start + rank
     while True:
         epoch, k = divmod(i, n)
-        ds.set_epoch(epoch)  # another clip window of each video every epoch, as dit_items draws them
-        yield ds[int(np.random.default_rng([seed, epoch]).permutation(n)[k])]["video"]
+        yield epoch, int(np.random.default_rng([seed, epoch]).permutation(n)[k])
         i += world
+
+
+def _folder_videos(ds, seed: int, start: int) -> Iterator[torch.Tensor]:
+    for epoch, index in _folder_stream(len(ds), seed, start):
+        ds.set_epoch(epoch)  # another clip window of each video every epoch, as dit_items draws them
+        yield ds[index]["video"]
 
 
 def dit_items(
@@ -147,12 +152,7 @@ def dit_items(
 
 
 def _folder_items(ds, data: DataConfig, start: int, vae: VideoVAE, cache) -> Iterator[dict]:
-    rank, world = rank_and_world()
-    n, i = len(ds), start + rank  # this rank's share: stream samples rank, rank + world, ...
-    while True:
-        epoch, k = divmod(i, n)
-        index = int(np.random.default_rng([data.seed, epoch]).permutation(n)[k])
-        i += world
+    for epoch, index in _folder_stream(len(ds), data.seed, start):
         variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
         try:  # keyed by the entry too: a video named twice is two samples, with two windows
             z = None if cache is None else cache.get(ds.entries[index]["path"], index, variant)
