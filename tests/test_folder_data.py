@@ -273,6 +273,7 @@ def test_captions_files_warn_of_repeated_paths_and_empty_captions(tmp_path, caps
     # another rank: the same file, the same warnings: debug there
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="spacetime.data.folder"):
         load_captions(d)

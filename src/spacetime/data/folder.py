@@ -60,12 +60,6 @@ def caption_notes(rows: list[tuple[int, str, dict[str, str]]]) -> tuple[dict[str
     return {rel: ls for rel, ls in lines.items() if len(ls) > 1}, empty
 
 
-def _main_rank() -> bool:
-    # a warning about the whole folder is the same on every rank: rank 0 says it, the others at DEBUG
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     """Entries {path (absolute), captions: {name: text}, line} of `directory`'s captions file.
 
@@ -77,8 +71,11 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     src = find_captions_file(directory)
     if src is None:
         raise FileNotFoundError(f"{directory}: no captions file; expected one of {', '.join(CAPTION_FILES)}")
+    from spacetime.world.dataset import rank_and_world
+
     rows = read_caption_rows(src)
-    level = logging.WARNING if _main_rank() else logging.DEBUG
+    # a warning about the whole folder is the same on every rank: rank 0 says it, the others at DEBUG
+    level = logging.WARNING if rank_and_world()[0] == 0 else logging.DEBUG
     repeated, empty = caption_notes(rows)
     if repeated:
         log.log(level, "%s: %d videos are named by more than one entry (each entry is a sample of its own): %s", src,
