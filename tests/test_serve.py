@@ -1205,3 +1205,73 @@ def test_a_stalled_body_is_dropped_not_waited_on(server, monkeypatch):
         while b"\r\n\r\n" not in answer and (chunk := s.recv(1000)):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - start < 5, answer[:200]
+
+
+def test_a_trickled_body_is_dropped_at_its_deadline(server, monkeypatch):
+    """A client that sends a byte now and then never stalls for BODY_CHUNK_TIMEOUT_S, but its
+    body is not whole BODY_TOTAL_TIMEOUT_S after the first read: 408, the connection freed."""
+    import socket
+
+    from spacetime.serve import bodies
+
+    monkeypatch.setattr(bodies, "BODY_CHUNK_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(bodies, "BODY_TOTAL_TIMEOUT_S", 1.5)
+    running, _, _ = server
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n{")
+        s.settimeout(0.2)
+        start, answer = time.monotonic(), b""
+        while b"\r\n\r\n" not in answer and time.monotonic() - start < 8:
+            try:
+                s.sendall(b" ")  # well inside the chunk timeout, every time
+            except OSError:  # the server has answered and closed
+                pass
+            try:
+                if not (chunk := s.recv(1000)):
+                    break
+                answer += chunk
+            except TimeoutError:
+                pass
+    took = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"not whole after 1.5 s" in answer or took < 8, answer
+    assert 1.0 < took < 5, took
+
+
+def test_the_body_deadlines_end_with_the_body(monkeypatch):
+    """The deadlines are for the body: once it is whole, the app may wait on the connection (as a
+    response listening for the client's disconnect does) past them, and answers, not 408."""
+    import asyncio
+
+    from spacetime.serve import bodies
+
+    monkeypatch.setattr(bodies, "BODY_CHUNK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(bodies, "BODY_TOTAL_TIMEOUT_S", 0.2, raising=False)
+
+    async def app(scope, receive, send):
+        assert (await receive())["body"] == b"{}"
+        await receive()  # the disconnect, which comes later than the deadlines
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run():
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}, {"type": "http.disconnect"}]
+
+        async def receive():
+            if len(messages) == 1:
+                await asyncio.sleep(0.5)
+            return messages.pop(0)
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"2")]}
+        await bodies.BodyLimit(app, max_bytes=100)(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(run())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok", sent

@@ -47,12 +47,16 @@ def first_error(errors: list[dict], skip: int = 0) -> tuple[str | None, str]:
 
 
 BODY_CHUNK_TIMEOUT_S = 30.0  # a body that sends nothing for this long is dropped (408), not waited on
+# and one not whole this long after its first read is too: a client trickling a byte every few
+# seconds never trips the chunk timeout, yet would hold one of the server's connections for ever
+BODY_TOTAL_TIMEOUT_S = 300.0
 
 
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, by Content-Length or as they stream in,
-    before anything parses them; and bodies that stall (nothing for BODY_CHUNK_TIMEOUT_S) with
-    408, so a client trickling a body cannot hold a connection for ever."""
+    before anything parses them; and bodies that stall (nothing for BODY_CHUNK_TIMEOUT_S) or take
+    too long in all (not whole BODY_TOTAL_TIMEOUT_S after the first read) with 408, so a client
+    trickling a body cannot hold a connection for ever."""
 
     class TooLarge(Exception):
         pass
@@ -69,18 +73,23 @@ class BodyLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             return await self._refuse(scope, receive, send)
-        seen, started = 0, False
+        seen, started, deadline, whole = 0, False, None, False
+        loop = asyncio.get_running_loop()
 
         async def counted_receive():
-            nonlocal seen
+            nonlocal seen, deadline, whole
+            if whole:  # after the body only the disconnect is left to wait for: no deadline
+                return await receive()
+            deadline = deadline or loop.time() + BODY_TOTAL_TIMEOUT_S
             try:
-                message = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_S)
+                message = await asyncio.wait_for(receive(), min(BODY_CHUNK_TIMEOUT_S, max(0.0, deadline - loop.time())))
             except TimeoutError:
                 raise BodyLimit.TooSlow from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise BodyLimit.TooLarge
+                whole = not message.get("more_body", False)
             return message
 
         async def tracked_send(message):
@@ -95,8 +104,9 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
         except BodyLimit.TooSlow:
             if not started:
-                response = error_response(408, "request_timeout", f"the request body stalled: nothing for "
-                                                                  f"{BODY_CHUNK_TIMEOUT_S:g} s")
+                response = error_response(408, "request_timeout", "the request body stalled or came too slowly: "
+                                          f"nothing for {BODY_CHUNK_TIMEOUT_S:g} s, or not whole after "
+                                          f"{BODY_TOTAL_TIMEOUT_S:g} s")
                 await response(scope, receive, send)
 
     async def _refuse(self, scope, receive, send):
