@@ -2,6 +2,9 @@
 starts and captions; the world's own folders load."""
 
 import json
+import logging
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -25,6 +28,49 @@ def ramp_folder(tmp_path, n, step, fps=24, size=(16, 16), captions=None):
     row = {"path": "ramp.mp4", **(captions or {"caption": "a ramp"})}
     (d / "captions.jsonl").write_text(json.dumps(row) + "\n")
     return d
+
+
+def clips_folder(d, names, broken=""):
+    """A folder of 16x16 videos, 10 frames at 8 fps, frame k of video j a flat grey of 20 j + 5 k,
+    each with a short and a long caption; those named in `broken` are not videos at all."""
+    d.mkdir()
+    for j, name in enumerate(names):
+        if name in broken:
+            (d / f"{name}.mp4").write_bytes(b"not a video at all")
+        else:
+            frames = np.stack([np.full((16, 16, 3), 20 * j + 5 * k, np.uint8) for k in range(10)])
+            write_video(frames, d / f"{name}.mp4", fps=8, pix_fmt="yuv444p")
+    (d / "captions.jsonl").write_text("".join(json.dumps({"path": f"{n}.mp4", "captions": {"short": n, "long": f"the {n}"}})
+                                              + "\n" for n in names))
+    return d
+
+
+@pytest.fixture
+def decoders(tmp_path, monkeypatch):
+    """A function giving the (process id, index) of each clip decoded since its last call: in this
+    process or, forked, in a loader worker."""
+    record = tmp_path / "decoded"
+    real = FolderVideoDataset.load
+
+    def load(self, index):
+        with open(record, "a") as f:
+            f.write(f"{os.getpid()} {index}\n")
+        return real(self, index)
+
+    def decoded():
+        rows = [tuple(map(int, line.split())) for line in record.read_text().splitlines()] if record.exists() else []
+        record.unlink(missing_ok=True)
+        return rows
+
+    monkeypatch.setattr(FolderVideoDataset, "load", load)
+    return decoded
+
+
+def same(items, others) -> bool:
+    """Training items are equal: the same captions, videos or latents."""
+    key = "latents" if "latents" in items[0] else "video"
+    return [it["caption"] for it in items] == [it["caption"] for it in others] and len(items) == len(others) and all(
+        torch.equal(a[key], b[key]) for a, b in zip(items, others))
 
 
 def test_sample_indices_pick_the_nearest_frame_in_time():
@@ -228,8 +274,6 @@ def test_native_size_stream_with_a_too_small_video_resumes_exactly(tmp_path, cap
     """A video under one latent patch was skipped without a stand-in: the rank read one sample more
     than the position counts, and a resumed run (which had not met it yet) read other samples. A
     neighbour stands in now, as for a broken video: sample i is the same from any start."""
-    import logging
-
     from spacetime.data.streams import DataConfig, dit_items
 
     d = tmp_path / "d"
@@ -239,24 +283,24 @@ def test_native_size_stream_with_a_too_small_video_resumes_exactly(tmp_path, cap
         write_video(np.full((5, 32, 48, 3), grey, np.uint8), d / f"{name}.mp4", fps=8)
     (d / "captions.jsonl").write_text("".join(json.dumps({"path": f"{n}.mp4", "caption": n}) + "\n"
                                               for n in ("a", "tiny", "b")))
-    data = DataConfig(source="folder", path=str(d), num_frames=5, native_size=True)
     # sample i is entry perm_e[i % 3] of epoch e, "tiny" (entry 1) filled by its neighbour "b"
     expected = ["atb"[int(k)].replace("t", "b") for e in range(3) for k in np.random.default_rng([0, e]).permutation(3)]
-    with caplog.at_level(logging.WARNING, logger="spacetime.data.streams"):
-        items = dit_items(data, 0, None)
-        assert [next(items)["caption"] for _ in range(9)] == expected
-    assert caplog.text.count("under one 16x16 latent patch") == 1
-    for start in range(1, 9):
-        items = dit_items(data, start, None)
-        assert [next(items)["caption"] for _ in range(9 - start)] == expected[start:], start
+    for workers in (0, 2):  # decoded in loader workers, which tell this process what they skipped
+        data = DataConfig(source="folder", path=str(d), num_frames=5, native_size=True, num_workers=workers)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="spacetime.data.streams"):
+            items = dit_items(data, 0, None)
+            assert [next(items)["caption"] for _ in range(9)] == expected
+        assert caplog.text.count("under one 16x16 latent patch") == 1
+        for start in range(1, 9) if workers == 0 else (2, 5):
+            items = dit_items(data, start, None)
+            assert [next(items)["caption"] for _ in range(9 - start)] == expected[start:], (workers, start)
 
 
 def test_captions_files_warn_of_repeated_paths_and_empty_captions(tmp_path, capsys, caplog, monkeypatch):
     """A video named twice is two samples (two windows, two cache entries); an empty caption trains
     as the unconditional prompt. Both were silent: load_captions warns (on rank 0 only: every rank
     reads the same file), and the probe reports them without failing."""
-    import logging
-
     from spacetime.data.probe import main_probe
 
     d = ramp_folder(tmp_path, 10, 10)
@@ -278,3 +322,109 @@ def test_captions_files_warn_of_repeated_paths_and_empty_captions(tmp_path, caps
     with caplog.at_level(logging.DEBUG, logger="spacetime.data.folder"):
         load_captions(d)
     assert "empty caption" in caplog.text and all(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_folder_streams_decode_in_loader_workers_in_stream_order(tmp_path, monkeypatch, decoders):
+    """data.num_workers was honoured for world data only: folder videos were all decoded in the
+    training process. Loader workers decode them now, and the samples are the stream's, in order
+    (videos, clip windows of each epoch, captions), from any start and on any rank."""
+    from spacetime.data.streams import DataConfig, dit_items, video_batches
+
+    d = clips_folder(tmp_path / "d", "abcd")
+
+    def samples(workers, start, n=9):
+        data = DataConfig(source="folder", path=str(d), num_frames=3, height=16, width=16, num_workers=workers)
+        batches, items = video_batches(data, 1, start), dit_items(data, start, None)
+        return [{"video": next(batches)[0], "caption": ""} for _ in range(n)], [next(items) for _ in range(n)]
+
+    for rank, start in ((0, 5), (1, 3)):  # resumed mid-epoch; then as rank 1 of 2
+        if rank:
+            monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+            monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+            monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+        vae, dit = samples(0, start)
+        assert {pid for pid, _ in decoders()} == {os.getpid()}
+        assert len({it["caption"] for it in dit}) > 4  # both caption lengths of several videos
+        vae_w, dit_w = samples(2, start)
+        assert same(vae_w, vae) and same(dit_w, dit), (rank, start)
+        pids = {pid for pid, _ in decoders()}
+        assert len(pids) == 4 and os.getpid() not in pids  # by the two workers of each stream alone
+
+
+def test_folder_loader_workers_report_broken_videos_as_the_training_process_would(tmp_path, caplog, decoders):
+    """A broken video a worker meets is one the training process must hear of: each warned of once,
+    counted, and max_bad_fraction stopping the run at the same sample with the same error."""
+    from spacetime.data.streams import DataConfig, dit_items, video_batches
+    from spacetime.data.video import VideoReadError
+
+    d = clips_folder(tmp_path / "d", "abcde", broken="bd")
+    runs, stops = {}, {}
+    for workers in (0, 2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
+            items = dit_items(DataConfig(source="folder", path=str(d), num_frames=3, height=16, width=16,
+                                         max_bad_fraction=0.5, num_workers=workers), 0, None)
+            got = [next(items) for _ in range(10)]
+        runs[workers] = got, [r.getMessage() for r in caplog.records if "broken video" in r.getMessage()]
+        batches = video_batches(DataConfig(source="folder", path=str(d), num_frames=3, height=16, width=16,
+                                           max_bad_fraction=0.25, num_workers=workers), 1, 0)
+        got = []
+        with pytest.raises(VideoReadError) as e:
+            for _ in range(20):  # the second broken video comes up well before
+                got.append({"video": next(batches)[0], "caption": ""})
+        stops[workers] = got, str(e.value)
+        assert (os.getpid() in {pid for pid, _ in decoders()}) == (workers == 0)
+    warnings = runs[0][1]
+    assert len(warnings) == 2 and "(1 so far)" in warnings[0] and "(2 so far)" in warnings[1]
+    assert {w.split("so far): ")[1].split(":")[0] for w in warnings} == {str((d / n).resolve()) for n in ("b.mp4", "d.mp4")}
+    assert same(runs[2][0], runs[0][0]) and runs[2][1] == warnings
+    message = stops[0][1]
+    assert message.startswith("2 of 5 videos are broken, more than max_bad_fraction=0.25; last: ") and ".mp4" in message
+    assert same(stops[2][0], stops[0][0]) and stops[2][1] == message
+
+
+def test_folder_latent_cache_with_loader_workers_decodes_only_the_misses(tmp_path, monkeypatch, decoders):
+    """With the latent cache, workers decode the clips not cached yet and nothing else: not the
+    hits, nor a clip that another sample still in flight is decoding (read from the cache in its
+    turn); the items are the stream's, in order, as without workers."""
+    import spacetime.data.streams as streams
+
+    # a stand-in for the VAE, deterministic and instant: what is tested is what gets decoded
+    monkeypatch.setattr(streams, "encode_videos", lambda vae, videos: [v[:, ::4, ::4, ::4].clone() for v in videos])
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "model.safetensors").write_bytes(b"weights")
+
+    def stream(d, workers, cache, start=0, n=9, **kw):
+        data = streams.DataConfig(source="folder", path=str(d), num_frames=5, height=16, width=16, cache_variants=1,
+                                  num_workers=workers, **kw)
+        items = streams.dit_items(data, start, None, vae_dir=tmp_path / "vae", cache_dir=tmp_path / cache)
+        got = [next(items) for _ in range(n)]
+        items.close()  # the workers are done: every decode is recorded
+        return got
+
+    d = clips_folder(tmp_path / "d", "abc")
+    expected = stream(d, 0, "plain")
+    decoders()
+    assert same(stream(d, 2, "workers"), expected)
+    decoded = decoders()
+    assert sorted(i for _, i in decoded) == [0, 1, 2] and os.getpid() not in {pid for pid, _ in decoded}
+    assert same(stream(d, 2, "workers", start=4, n=5), expected[4:]) and decoders() == []  # all hits
+    # a broken video's stand-in is not cached: a sample of it in flight behind another is decoded
+    # here in its turn
+    d = clips_folder(tmp_path / "e", "ab", broken="b")
+    expected = stream(d, 0, "broken0", max_bad_fraction=0.5, n=6)
+    decoders()
+    assert same(stream(d, 2, "broken", max_bad_fraction=0.5, n=6), expected)
+    assert os.getpid() in {pid for pid, _ in decoders()}
+
+
+def test_folder_loader_workers_end_when_the_stream_is_closed(tmp_path):
+    from spacetime.data.streams import DataConfig, dit_items, video_batches
+
+    d = clips_folder(tmp_path / "d", "ab")
+    data = DataConfig(source="folder", path=str(d), num_frames=3, height=16, width=16, num_workers=2)
+    for stream in (dit_items(data, 0, None), video_batches(data, 2, 0)):
+        next(stream)
+        assert len(multiprocessing.active_children()) == 2
+        stream.close()
+        assert multiprocessing.active_children() == []

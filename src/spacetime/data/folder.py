@@ -190,7 +190,8 @@ class FolderVideoDataset(torch.utils.data.Dataset):
     A video that fails to decode (after `retries` more tries) is skipped (the next index is used)
     and remembered in `broken` (path -> reason); `skipped` counts them. With `max_bad_fraction`,
     more broken videos than that share of the folder stop with a VideoReadError saying so. With
-    DataLoader workers each worker keeps its own.
+    DataLoader workers each worker keeps its own; a `quiet` copy only records (the training
+    streams read through one and tell the training process's dataset, which warns and stops).
     """
 
     def __init__(
@@ -229,6 +230,7 @@ class FolderVideoDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.broken: dict[str, str] = {}
         self.unreadable: set[str] = set()  # the paths in `broken` that failed to decode
+        self.quiet = False
 
     @property
     def skipped(self) -> int:
@@ -278,17 +280,29 @@ class FolderVideoDataset(torch.utils.data.Dataset):
                     return self.load(i)
                 except VideoReadError as e:
                     error = e
-            self.broken[str(self.entries[i]["path"])] = str(error)
-            self.unreadable.add(str(self.entries[i]["path"]))
-            log.warning("skipping a broken video (%d so far): %s", len(self.broken), error)
-            if self.max_bad_fraction is not None and len(self.broken) > self.max_bad_fraction * n:
-                raise VideoReadError(
-                    f"{len(self.broken)} of {n} videos are broken, more than max_bad_fraction={self.max_bad_fraction}; "
-                    f"last: {error}. Fix or drop them (spacetime data probe lists them), or raise the limit")
+            self.skip(str(self.entries[i]["path"]), str(error))
+        raise self.none_left()
+
+    def skip(self, path: str, reason: str) -> None:
+        """Remember `path` as broken (it is not read again) and say so; past `max_bad_fraction` of the
+        folder, stop with a VideoReadError. A `quiet` dataset only remembers."""
+        self.broken[path] = reason
+        self.unreadable.add(path)
+        if self.quiet:
+            return
+        log.warning("skipping a broken video (%d so far): %s", len(self.broken), reason)
+        n = len(self.entries)
+        if self.max_bad_fraction is not None and len(self.broken) > self.max_bad_fraction * n:
+            raise VideoReadError(
+                f"{len(self.broken)} of {n} videos are broken, more than max_bad_fraction={self.max_bad_fraction}; "
+                f"last: {reason}. Fix or drop them (spacetime data probe lists them), or raise the limit")
+
+    def none_left(self) -> VideoReadError:
+        """The error for a folder whose every video is in `broken`, with the reasons recorded."""
         # `broken` also holds videos others found unusable (DiT training: under one latent patch at native
         # size), which decode fine: the reasons say which is which
         reasons = "; ".join(list(self.broken.values())[:3]) + ("; ..." if len(self.broken) > 3 else "")
         if len(self.unreadable) == len(self.broken):
-            raise VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken): {reasons}")
-        raise VideoReadError(f"no video in the folder can be used ({len(self.unreadable)} broken, "
-                             f"{len(self.broken) - len(self.unreadable)} unusable): {reasons}")
+            return VideoReadError(f"no video in the folder could be decoded ({len(self.broken)} broken): {reasons}")
+        return VideoReadError(f"no video in the folder can be used ({len(self.unreadable)} broken, "
+                              f"{len(self.broken) - len(self.unreadable)} unusable): {reasons}")

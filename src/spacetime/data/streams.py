@@ -2,11 +2,14 @@
 
 `video_batches` feeds the VAE; `dit_items` feeds the DiT — world clips rendered on the fly (at
 several sizes for native-size training), or a folder of videos whose clips are encoded once and
-kept in a latent cache (`data.cache`).
+kept in a latent cache (`data.cache`). With `data.num_workers`, DataLoader workers render or
+decode the samples, and the stream is the same sample for sample.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
 import itertools
 import logging
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spacetime.data.decode import VideoReadError
 from spacetime.data.video import MIN_FPS
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import rank_and_world
@@ -80,7 +84,8 @@ def video_batches(data: DataConfig, batch_size: int, start: int) -> Iterator[tor
 
         ds = FolderVideoDataset(data.path, data.num_frames, data.fps, (data.height, data.width), seed=data.seed,
                                 max_bad_fraction=data.max_bad_fraction)
-        videos = _folder_videos(ds, data.seed, start)
+        stream = _folder_stream(len(ds), data.seed, start)  # (epoch, index): another clip window each epoch
+        videos = (item["video"] for item in _read(_FolderReader(ds), ds, stream, data.num_workers))
     # stacked here, not by a batching loader: each worker would build whole batches from its own
     # shard, and the samples consumed would be the stream's order only every num_workers batches
     return (torch.stack(list(itertools.islice(videos, batch_size))) for _ in itertools.count())
@@ -112,10 +117,65 @@ def _folder_stream(n: int, seed: int, start: int) -> Iterator[tuple[int, int]]:
         i += world
 
 
-def _folder_videos(ds, seed: int, start: int) -> Iterator[torch.Tensor]:
-    for epoch, index in _folder_stream(len(ds), seed, start):
-        ds.set_epoch(epoch)  # another clip window of each video every epoch, as dit_items draws them
-        yield ds[index]["video"]
+class _FolderReader(torch.utils.data.Dataset):
+    """Decodes clips of a folder for the training streams, here or in a loader worker: (window,
+    index) -> the FolderVideoDataset's item, with `passed`: the entries it skipped on the way, as
+    broken or (`min_side`) too small, a neighbour standing in. It reads a quiet copy of the dataset,
+    so each worker's own record of broken videos spares it decoding them again, and `_merge` tells
+    the training process's dataset, which warns and stops as if it had read the item itself."""
+
+    def __init__(self, ds, min_side: int = 0):
+        self.ds, self.min_side = copy.copy(ds), min_side
+        self.ds.broken, self.ds.unreadable, self.ds.quiet = {}, set(), True
+
+    def __getitem__(self, task: tuple[int, int] | None) -> dict | None:
+        if task is None:  # a sample read from the latent cache: nothing to decode
+            return None
+        window, index = task
+        ds, n = self.ds, len(self.ds)
+        ds.set_epoch(window)  # another clip window of each video every epoch
+        try:
+            item = ds[index]
+            while min(item["video"].shape[-2:]) < self.min_side:
+                h, w = item["video"].shape[-2:]
+                ds.broken[item["path"]] = f"{item['path']}: {w}x{h} (native size, cropped) is under one 16x16 latent patch"
+                item = ds[index]
+            end = index + (item["index"] - index) % n
+        except VideoReadError:  # none left: every entry was passed over
+            item, end = {"index": index}, index + n
+        paths = [str(ds.entries[i % n]["path"]) for i in range(index, end)]
+        item["passed"] = [(p, ds.broken[p], p in ds.unreadable) for p in paths]
+        return item
+
+
+def _read(reader: _FolderReader, ds, tasks: Iterator, num_workers: int) -> Iterator[dict | None]:
+    """The reader's items for `tasks`, in order, read here or by loader workers, merged into `ds`.
+    The loader hands the workers the tasks as it goes, at most 2 a worker ahead of the training
+    loop, and gives back their items in the tasks' order."""
+    if num_workers == 0:
+        items = map(reader.__getitem__, tasks)
+    else:
+        items = torch.utils.data.DataLoader(reader, batch_size=None, sampler=tasks, num_workers=num_workers,
+                                            prefetch_factor=2)
+    for item in items:
+        yield None if item is None else _merge(ds, item)
+
+
+def _merge(ds, item: dict) -> dict:
+    """Tells the training process's dataset of the videos a reader passed over for `item`: it warns
+    of each once and stops past max_bad_fraction, at the sample it would have reading it itself
+    (a reader's scan passes the same entries whoever reads, in the same order)."""
+    for path, reason, unreadable in item.pop("passed"):
+        if path in ds.broken:
+            continue
+        if unreadable:
+            ds.skip(path, reason)
+        else:
+            ds.broken[path] = reason
+            log.warning("skipping a video too small to train on: %s", reason)
+    if "video" not in item:
+        raise ds.none_left()
+    return item
 
 
 def dit_items(
@@ -152,24 +212,35 @@ def dit_items(
 
 
 def _folder_items(ds, data: DataConfig, start: int, vae: VideoVAE, cache) -> Iterator[dict]:
-    for epoch, index in _folder_stream(len(ds), data.seed, start):
-        variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
+    reader = _FolderReader(ds, min_side=16)  # (native size) under one latent patch: nothing to train on
+    # (epoch, index, window variant, cached latents, again) of the samples handed to the reader, in order
+    plan: collections.deque = collections.deque()
+
+    def cached(index: int, variant: int) -> torch.Tensor | None:
         try:  # keyed by the entry too: a video named twice is two samples, with two windows
-            z = None if cache is None else cache.get(ds.entries[index]["path"], index, variant)
-        except OSError:  # gone or unreadable since the run began: the loader below skips it as broken
-            z = None
+            return None if cache is None else cache.get(ds.entries[index]["path"], index, variant)
+        except OSError:  # gone or unreadable since the run began: the reader skips it as broken
+            return None
+
+    def tasks() -> Iterator[tuple[int, int] | None]:  # run by the loader, ahead of the loop below
+        for epoch, index in _folder_stream(len(ds), data.seed, start):
+            variant = epoch % max(1, data.cache_variants) if cache is not None else epoch
+            # a clip that a sample still in flight decodes is looked up again in its turn, when
+            # that one has cached it: read from the cache, as without workers, not decoded twice
+            again = cache is not None and any(p[1:3] == (index, variant) and p[3] is None for p in plan)
+            z = None if again else cached(index, variant)
+            plan.append((epoch, index, variant, z, again))
+            yield None if z is not None or again else (variant, index)
+
+    for item in _read(reader, ds, tasks(), data.num_workers):
+        epoch, index, variant, z, again = plan.popleft()
+        if again and (z := cached(index, variant)) is None:  # that one was a stand-in, not cached
+            item = _merge(ds, reader[variant, index])
         if z is not None:
             yield {"latents": z, "caption": caption_of(ds, data.seed, epoch, index)}
             continue
-        ds.set_epoch(variant)
-        item = ds[index]  # a broken video's neighbour stands in for it: its own caption goes with it
-        while min(item["video"].shape[-2:]) < 16:  # (native size) under one latent patch: nothing to train on
-            # so a neighbour stands in, as for a broken video: every sample fills its slot of the
-            # stream, and a resumed run (which has not met this video yet) reads what a straight one does
-            h, w = item["video"].shape[-2:]
-            ds.broken[item["path"]] = f"{item['path']}: {w}x{h} (native size, cropped) is under one 16x16 latent patch"
-            log.warning("skipping a video too small to train on: %s", ds.broken[item["path"]])
-            item = ds[index]
+        # a broken video's neighbour stands in for it: its own caption goes with it, and every
+        # sample fills its slot of the stream (a resumed run reads what a straight one does)
         caption = caption_of(ds, data.seed, epoch, item["index"])
         h, w = item["video"].shape[-2:]
         top, left = (h % 16) // 2, (w % 16) // 2
