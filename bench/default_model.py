@@ -173,6 +173,8 @@ def main() -> None:
     c.add_argument("--run", type=Path, required=True)
     c.add_argument("--every", type=int, default=1000, help="only checkpoints at multiples of this step (and the last)")
     c.add_argument("--plot", type=Path, default=None, help="a PNG of the curve")
+    c.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="guidance only at noise levels in [LO, HI] (default: every step, as a checkpoint has no interval of its own)")
     s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
     s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
     s.add_argument("--steps", type=int, nargs="+", default=[8, 12, 16, 25])
@@ -213,10 +215,12 @@ def main() -> None:
             step = int(p.name.split("-")[1])
             t0 = time.perf_counter()
             row = {"step": step, "train_loss": loss_near(args.run, step),
-                   **score(checkpoint_pipeline(p, vae, text), args.num_clips, args.sampling_steps, args.guidance_scale)}
+                   **score(checkpoint_pipeline(p, vae, text), args.num_clips, args.sampling_steps, args.guidance_scale,
+                           tuple(args.guidance_interval) if args.guidance_interval else None)}
             rows.append(row)
             print(json.dumps(row), f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        result.update(run=str(args.run), sampling_steps=args.sampling_steps, curve=rows)
+        result.update(run=str(args.run), sampling_steps=args.sampling_steps, guidance_interval=args.guidance_interval,
+                      curve=rows)
         print(table(rows, "step"))
         if args.plot:
             plot(rows, args.plot)
