@@ -1188,19 +1188,25 @@ def test_an_upload_whose_frames_are_too_large_is_refused_from_its_header(server,
     assert time.monotonic() - start < 5
 
 
+def _post_body_begun(running, first: bytes):
+    """A connection to the server that has sent a POST's whole headers (a 1000-byte body) and then
+    only `first` of its body."""
+    import socket
+
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n" + first)
+    return s
+
+
 def test_a_stalled_body_is_dropped_not_waited_on(server, monkeypatch):
     """Headers complete, then a body that stops coming (a trickling client): 408 after
     BODY_CHUNK_TIMEOUT_S instead of a connection held for ever."""
-    import socket
-
     from spacetime.serve import bodies
 
     monkeypatch.setattr(bodies, "BODY_CHUNK_TIMEOUT_S", 0.5)
-    running, _, _ = server
-    host, port = running.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{\"prompt\": ")
+    with _post_body_begun(server[0], b'{"prompt": ') as s:
         start, answer = time.monotonic(), b""
         while b"\r\n\r\n" not in answer and (chunk := s.recv(1000)):
             answer += chunk
@@ -1210,17 +1216,11 @@ def test_a_stalled_body_is_dropped_not_waited_on(server, monkeypatch):
 def test_a_trickled_body_is_dropped_at_its_deadline(server, monkeypatch):
     """A client that sends a byte now and then never stalls for BODY_CHUNK_TIMEOUT_S, but its
     body is not whole BODY_TOTAL_TIMEOUT_S after the first read: 408, the connection freed."""
-    import socket
-
     from spacetime.serve import bodies
 
     monkeypatch.setattr(bodies, "BODY_CHUNK_TIMEOUT_S", 1.0)
     monkeypatch.setattr(bodies, "BODY_TOTAL_TIMEOUT_S", 1.5)
-    running, _, _ = server
-    host, port = running.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{")
+    with _post_body_begun(server[0], b"{") as s:
         s.settimeout(0.2)
         start, answer = time.monotonic(), b""
         while b"\r\n\r\n" not in answer and time.monotonic() - start < 8:
@@ -1236,7 +1236,6 @@ def test_a_trickled_body_is_dropped_at_its_deadline(server, monkeypatch):
                 pass
     took = time.monotonic() - start
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert b"not whole after 1.5 s" in answer or took < 8, answer
     assert 1.0 < took < 5, took
 
 
