@@ -5,7 +5,11 @@
 Each phase is timed alone (synchronized, after warm-ups), on the world's own clips and captions:
 rendering (one process), the shipped VAE's encoding (fp32 as training runs it, bf16 autocast, and
 without temporal chunks), text encoding (tokenizer + encoder), and the DiT step itself (loss,
-backward, AdamW, bf16 autocast) of the `world` preset on a batch of mixed sizes. `--text shape:DIR`
+backward, AdamW, bf16 autocast) of the `world` preset on a batch of mixed sizes: the same batch
+each call, and a new draw from a pool of twice the batch each call — training's case, where the
+number of clips of each size and the longest caption change every step — with PyTorch's default
+attention kernels and, on a GPU, without cuDNN's (training's choice: `attention_for_changing_shapes`
+in spacetime.train). `--text shape:DIR`
 builds the encoder from DIR's config and tokenizer with random weights — the same speed, for
 machines that do not carry the weights.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import time
 from pathlib import Path
 
@@ -80,6 +85,7 @@ def main() -> None:
     t0 = time.perf_counter()
     items = [ds.sample(i) for i in range(args.batch)]
     out["render_ms_per_clip_one_process"] = 1e3 * (time.perf_counter() - t0) / args.batch
+    pool = items + [ds.sample(args.batch + i) for i in range(args.batch)]
     videos = [b["video"].to(device) for b in items]
     prompts = [b["caption"] for b in items]
 
@@ -122,6 +128,29 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     out["dit_step_ms"] = 1e3 * timed(dit_step, device, args.repeats)
+    print("dit step, one batch", out["dit_step_ms"], flush=True)
+
+    with torch.no_grad():
+        pool_latents = encode_videos(vae, [b["video"].to(device) for b in pool])
+    pool_emb, pool_mask = text.encode([b["caption"] for b in pool])
+    draw = random.Random(0)
+
+    def changing_step():
+        idx = sorted(draw.sample(range(len(pool)), args.batch))  # stream order: sizes interleaved
+        opt.zero_grad(set_to_none=True)
+        gens = sample_generators(0, idx)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = flow_step_loss(model, [pool_latents[i] for i in idx], pool_emb[idx], pool_mask[idx], gens,
+                                  condition_prob=0.25)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    out["dit_step_ms_changing_batch"] = {"default_kernels": 1e3 * timed(changing_step, device, args.repeats)}
+    if device.type == "cuda":
+        was = torch.backends.cuda.cudnn_sdp_enabled()
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        out["dit_step_ms_changing_batch"]["no_cudnn_attention"] = 1e3 * timed(changing_step, device, args.repeats)
+        torch.backends.cuda.enable_cudnn_sdp(was)
     out["tokens_per_step"] = sum(z[0].numel() // 4 for z in latents)
     print(json.dumps(out, indent=2))
     if args.json:

@@ -541,3 +541,19 @@ def test_a_failed_start_leaves_no_run_directory_and_keeps_the_config(vae_dir, tm
                            (["--data.source", "folder", "--data.path", str(tmp_path / "empty")], "no captions file")):
         assert main([*fresh, *extra]) == 1
         assert message in capsys.readouterr().err and not (tmp_path / "fresh").exists(), extra
+
+
+def test_gpu_training_leaves_cudnn_attention_out_cpu_training_touches_nothing():
+    # packed batches change shape every step; cuDNN's attention rebuilds its graph per shape
+    from spacetime.train import attention_for_changing_shapes
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        attention_for_changing_shapes(torch.device("cpu"))
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        attention_for_changing_shapes(torch.device("cuda"))
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)
