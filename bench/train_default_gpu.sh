@@ -19,12 +19,15 @@
 # DIT_INIT=DIR: the DiT starts from that pipeline's DiT (e.g. the shipped model, whose VAE it must
 # share: VAE=DIR/vae) instead of from zero, so GPU sessions add up rather than start over; it
 # trains at DIT_LR (default 3e-4 then, 5e-4 from zero) on a fresh stretch of the world's stream
-# (DIT_SEED, default 2: stage 1 saw seed 0, the CPU fine-tune seed 1).
+# (DIT_SEED, default 2: stage 1 saw seed 0, the CPU fine-tune seed 1; use a seed no stage used:
+# docs/model-card.md lists them), after DIT_WARMUP steps of warm-up (default 100 then, 300 from
+# zero; stage 4 spent 300 of its 359 steps warming up).
 # On a lent machine (64 MiB travel with each call) the shipped model (44 MiB, tracked) and MiniLM
-# (46 MiB in fp16) do not fit one call: send MiniLM first with the model untracked and copy it
-# out of the checkout (`cp -r .carry/minilm /tmp/`), then, with the model tracked again, call
-# within the machine's idle window with TEXT=/tmp/minilm and DIT_INIT=src/spacetime/models/world
-# VAE=src/spacetime/models/world/vae.
+# (46 MiB in fp16) do not fit one call. Stop 23 did it so that nothing changes here between the
+# two calls (the machine is given back 30 s after a call): copy the model to .carry/world-model and
+# move src/spacetime/models/world out of the checkout; call 1 carries .carry/minilm and copies it to
+# /tmp/minilm; call 2 carries .carry/world-model and runs this script with TEXT=/tmp/minilm
+# DIT_INIT=.carry/world-model VAE=.carry/world-model/vae; then move the model back.
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
@@ -41,6 +44,7 @@ MULTISHOT=${MULTISHOT:-0}
 DIT_INIT=${DIT_INIT:-}
 DIT_LR=${DIT_LR:-$([ -n "$DIT_INIT" ] && echo 3.0e-4 || echo 5.0e-4)}
 DIT_SEED=${DIT_SEED:-$([ -n "$DIT_INIT" ] && echo 2 || echo 0)}
+DIT_WARMUP=${DIT_WARMUP:-$([ -n "$DIT_INIT" ] && echo 100 || echo 300)}
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -106,12 +110,12 @@ fi
 # --- DiT (and the decoder): probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
 DIT=(python3 -m spacetime train --config configs/dit-world.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
   --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr "$DIT_LR"
-  --optim.warmup_steps 300 --data.seed "$DIT_SEED" ${DIT_INIT:+--init_from "$DIT_INIT"}
+  --optim.warmup_steps "$DIT_WARMUP" --data.seed "$DIT_SEED" ${DIT_INIT:+--init_from "$DIT_INIT"}
   --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT"
   --log_every 10 --save_every 1000000 --sample_every 0
   --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
 [ ${#DEC[@]} -gt 0 ] && { "${DEC[@]}" --max_steps $PROBE 2>>"$RUNS/vae-decoder.log" & }
-"${DIT[@]}" --max_steps $(( PROBE * 2 / 3 )) 2>>"$RUNS/dit.log"
+"${DIT[@]}" --max_steps $(( PROBE * 2 / 3 < DIT_WARMUP ? PROBE * 2 / 3 : DIT_WARMUP )) 2>>"$RUNS/dit.log"
 wait || echo "the decoder's probe failed; the DiT goes on alone"
 rm -rf "$RUNS/dit/model" "$RUNS/vae-decoder/model"  # the probes' models: only the full runs' may be packed
 finish() {  # name, command...: a run stopped by the time limit ends from its checkpoint, no more steps
