@@ -11,19 +11,10 @@
 # cumulative time; the profile is left in $OUT/prof.out (or /tmp/profout). Stop 23 found the
 # host inside scaled_dot_product_attention this way (docs/benchmarks.md).
 set -u
-export SHAPE=${1:-.carry/minilm-shape}
+SHAPE=${1:-.carry/minilm-shape}
 DEV=${DEV:-cuda}; B=${B:-128}; N=${N:-40}; W=${W:-10}; O=${OUT:-/tmp/profout}; mkdir -p $O
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
-python3 - <<'PY'
-from pathlib import Path
-from transformers import AutoConfig, AutoModel
-import os
-src, tmp = Path(os.environ["SHAPE"]), Path("/tmp/mlr"); tmp.mkdir(exist_ok=True)
-AutoModel.from_config(AutoConfig.from_pretrained(src)).save_pretrained(tmp)
-for f in src.iterdir():
-    if f.suffix in (".json", ".txt") and f.name != "config.json":
-        (tmp / f.name).write_bytes(f.read_bytes())
-PY
+PYTHONPATH=$PYTHONPATH:bench python3 -c "from pathlib import Path; from train_phases import random_weights_copy; random_weights_copy(Path('$SHAPE'), Path('/tmp/mlr'))"
 rm -rf /tmp/prof
 timeout 150 python3 -m cProfile -o $O/prof.out -m spacetime train --config configs/dit-world.yaml --device $DEV --run_dir /tmp/prof \
   --vae src/spacetime/models/world/vae --text_encoder /tmp/mlr --batch_size $B --threads 2 --data.num_workers $W \

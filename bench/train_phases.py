@@ -28,7 +28,7 @@ import torch
 from spacetime.data.streams import encode_videos
 from spacetime.dit import PRESETS, DiT
 from spacetime.pipeline import DEFAULT_MODEL, load_text_encoder
-from spacetime.train import flow_step_loss, sample_generators
+from spacetime.train import attention_for_changing_shapes, flow_step_loss, sample_generators
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import WorldDataset
 
@@ -52,19 +52,23 @@ def timed(fn, device: torch.device, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def random_weights_copy(src: Path, dest: Path) -> Path:
+    """dest: the model of src's config and tokenizer, at random weights (src's weights unread)."""
+    from transformers import AutoConfig, AutoModel
+
+    dest.mkdir(parents=True, exist_ok=True)
+    AutoModel.from_config(AutoConfig.from_pretrained(src)).save_pretrained(dest)
+    for f in src.iterdir():
+        if f.suffix in (".json", ".txt") and f.name != "config.json":
+            (dest / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
 def text_encoder(spec: str, max_length: int, device: torch.device):
     if spec.startswith("shape:"):  # the architecture and tokenizer of DIR, random weights
         import tempfile
 
-        from transformers import AutoConfig, AutoModel
-
-        src = Path(spec[len("shape:"):])
-        tmp = Path(tempfile.mkdtemp())
-        AutoModel.from_config(AutoConfig.from_pretrained(src)).save_pretrained(tmp)
-        for f in src.iterdir():
-            if f.suffix in (".json", ".txt") and f.name != "config.json":
-                (tmp / f.name).write_bytes(f.read_bytes())
-        spec = str(tmp)
+        spec = str(random_weights_copy(Path(spec[len("shape:"):]), Path(tempfile.mkdtemp())))
     return load_text_encoder(spec, max_length, device=device)
 
 
@@ -119,15 +123,16 @@ def main() -> None:
     model = DiT(PRESETS["world"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
-    def dit_step():
+    def dit_step(latents, emb, mask, indices):
         opt.zero_grad(set_to_none=True)
-        gens = sample_generators(0, list(range(len(latents))))
+        gens = sample_generators(0, indices)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             loss = flow_step_loss(model, latents, emb, mask, gens, condition_prob=0.25)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    out["dit_step_ms"] = 1e3 * timed(dit_step, device, args.repeats)
+    out["dit_step_ms"] = 1e3 * timed(lambda: dit_step(latents, emb, mask, list(range(len(latents)))), device,
+                                     args.repeats)
     print("dit step, one batch", out["dit_step_ms"], flush=True)
 
     with torch.no_grad():
@@ -137,18 +142,11 @@ def main() -> None:
 
     def changing_step():
         idx = sorted(draw.sample(range(len(pool)), args.batch))  # stream order: sizes interleaved
-        opt.zero_grad(set_to_none=True)
-        gens = sample_generators(0, idx)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = flow_step_loss(model, [pool_latents[i] for i in idx], pool_emb[idx], pool_mask[idx], gens,
-                                  condition_prob=0.25)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        dit_step([pool_latents[i] for i in idx], pool_emb[idx], pool_mask[idx], idx)
     out["dit_step_ms_changing_batch"] = {"default_kernels": 1e3 * timed(changing_step, device, args.repeats)}
     if device.type == "cuda":
         was = torch.backends.cuda.cudnn_sdp_enabled()
-        torch.backends.cuda.enable_cudnn_sdp(False)
+        attention_for_changing_shapes(device)  # what training does
         out["dit_step_ms_changing_batch"]["no_cudnn_attention"] = 1e3 * timed(changing_step, device, args.repeats)
         torch.backends.cuda.enable_cudnn_sdp(was)
     out["tokens_per_step"] = sum(z[0].numel() // 4 for z in latents)
