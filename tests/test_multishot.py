@@ -389,6 +389,18 @@ def test_detect_cuts_sees_reverse_angles_fast_exits_and_edge_parts(tmp_path):
     assert detect_cuts(track(frames, fps)) == [9]
 
 
+@pytest.mark.parametrize("seed, height, width", [(9, 64, 64), (42, 96, 64)])
+def test_detect_cuts_sees_no_cut_where_a_collision_moves_an_object(seed, height, width):
+    """Single-shot held-out clips the detector once cut: 9, a square knocked out of view at the
+    right edge by a ball and coming back two frames later with a sliver of it at the edge between
+    (a vanish and an appearance in mid-view, read as two cuts); 42 (portrait), a triangle launched
+    upward by a larger one bouncing off the floor under it, the gap between them under their two
+    steps (a jump, read as a cut)."""
+    clip = make_clip(seed, num_frames=17, height=height, width=width, split="heldout")
+    assert len(clip.shots) <= 1  # one shot: no cut
+    assert detect_cuts(track(clip.frames, clip.fps)) == []
+
+
 def test_cuts_to_reads_like_cut_to():
     spec = parse_prompt("a red ball bounces, then cuts to a close-up of the red ball")
     assert spec.shots == [ShotSpec("wide"), ShotSpec("close-up", "red", "ball")]

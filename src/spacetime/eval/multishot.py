@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spacetime.eval.track import TOUCH_PX, ClipTrack, box_gap
+from spacetime.eval.track import TOUCH_PX, ClipTrack, box_gap, min_area
 from spacetime.world import vocab
 from spacetime.world.scene import SceneSpec
 from spacetime.world.shots import CLOSE_UP_ZOOM, CUT_STRIDE, ShotSpec
@@ -75,10 +75,11 @@ def _jumps(ct: ClipTrack, tr, a: int, b: int, g_px: float) -> bool:
             for j in (a - 1, b) if 0 <= j and j + 1 < ct.num_frames and tr.whole[j] and tr.whole[j + 1]]
     if not near:
         return False
-    # another object within one of its (neighbouring) steps may have hit it between the frames
+    # another object within one of its (neighbouring) steps plus the other's own step may have hit
+    # it between the frames (both move: a heavy one bouncing off the floor launches one resting on it)
     reach = max(TOUCH_PX, max(near))
     touching = any(
-        (box_gap(tr.bbox[k], other.bbox[k]) <= reach).any()
+        (box_gap(tr.bbox[k], other.bbox[k]) <= reach + max(_step(other, a - 1, a, whole=True), _step(other, b, b + 1, whole=True))).any()
         for other in ct.tracks.values() if other is not tr for k in (a, b)
     )
     ratio = JUMP_RATIO if len(near) == 2 else 2 * JUMP_RATIO
@@ -123,24 +124,44 @@ def _off_edge(ct: ClipTrack, tr, k: int) -> bool:
 def _unhidden(ct: ClipTrack, tr, seen: int, gone: int) -> bool:
     """An object seen whole in mid-view at frame `seen` and absent at `gone` with nothing there that
     could hide it: not the bar, no other object (seen in both frames) within its size of where it was,
-    and not so fast that its step (the one beside `seen`, carried on to `gone`) takes it wholly out
-    of view."""
+    not so fast that its step (the one beside `seen`, carried on to `gone`) takes it out of view (all
+    but less than the tracker sees), and not near another object and an edge, where a collision
+    between the frames may knock it out of view."""
     if not _mid_view(ct, tr, seen):
         return False
     back = seen + (seen - gone)  # its step on the other side: where its motion takes it at `gone`
-    if 0 <= back < ct.num_frames and tr.present[back]:
+    own = _step(tr, back, seen)
+    if own:
         dx, dy = tr.centroid[seen] - tr.centroid[back]
         x0, y0, x1, y1 = tr.bbox[seen] + np.array([dx, dy, dx, dy])
-        if x1 <= 0 or y1 <= 0 or x0 >= ct.width or y0 >= ct.height:
-            return False  # fast enough to leave the view (or come in) whole in one frame
+        in_view = max(0.0, min(x1, ct.width) - max(x0, 0.0)) * max(0.0, min(y1, ct.height) - max(y0, 0.0))
+        if in_view < min_area(ct.height):
+            return False  # fast enough to leave the view (or come in) in one frame: what stays is too little to see
+    x0, y0, x1, y1 = tr.bbox[seen]
+    edge = min(x0, y0, ct.width - x1, ct.height - y1)
+    for other in ct.tracks.values():
+        if other is tr or not other.present[seen]:
+            continue
+        # the other's speed from its steps beside the two frames (across them a cut would count)
+        hit = max(_step(other, back, seen, whole=True), _step(other, gone, 2 * gone - seen, whole=True))
+        if box_gap(tr.bbox[seen], other.bbox[seen]) <= max(TOUCH_PX, own) + hit and edge <= own + 2 * hit:
+            return False  # a collision between the frames may have knocked it out of view (it gains up to twice the other's speed)
     size = float(tr.extent[seen]) * 2
-    x0, _, x1, _ = tr.bbox[seen]
     bar = ct.bar[gone]
     if not np.isnan(bar[0]) and x1 >= bar[0] - size and x0 <= bar[1] + size:
         return False  # it may have just come out from behind the bar
     # a hider is there on both sides (a colour that itself comes or goes at the cut hides nothing)
     return all(not (box_gap(tr.bbox[seen], other.bbox[gone]) <= size)
                for other in ct.tracks.values() if other is not tr and other.present[gone] and other.present[seen])
+
+
+def _step(tr, a: int, b: int, whole: bool = False) -> float:
+    """Pixels the object's centroid moves from frame a to frame b; 0 unless present (or, with
+    `whole`, seen whole: a part's centroid moves with what hides it) in both."""
+    seen = tr.whole if whole else tr.present
+    if not (0 <= min(a, b) and max(a, b) < len(seen) and seen[a] and seen[b]):
+        return 0.0
+    return float(np.hypot(*(tr.centroid[b] - tr.centroid[a])))
 
 
 def _mid_view(ct: ClipTrack, tr, k: int) -> bool:
