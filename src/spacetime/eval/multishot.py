@@ -78,10 +78,12 @@ def _jumps(ct: ClipTrack, tr, a: int, b: int, g_px: float) -> bool:
     # another object within one of its (neighbouring) steps plus the other's own step may have hit
     # it between the frames (both move: a heavy one bouncing off the floor launches one resting on it)
     reach = max(TOUCH_PX, max(near))
-    touching = any(
-        (box_gap(tr.bbox[k], other.bbox[k]) <= reach + max(_step(other, a - 1, a, whole=True), _step(other, b, b + 1, whole=True))).any()
-        for other in ct.tracks.values() if other is not tr for k in (a, b)
-    )
+    touching = False
+    for other in ct.tracks.values():
+        if other is not tr:
+            # its steps beside the two frames: across them a cut's displacement would count
+            other_step = max(_step(other, a - 1, a, whole=True), _step(other, b, b + 1, whole=True))
+            touching = touching or bool((box_gap(tr.bbox[[a, b]], other.bbox[[a, b]]) <= reach + other_step).any())
     ratio = JUMP_RATIO if len(near) == 2 else 2 * JUMP_RATIO
     return not touching and step > ratio * max(near) + g_px + JUMP_PX
 
