@@ -1,6 +1,6 @@
 """The cut detector against the world's ground truth: how often `detect_cuts` sees a cut in a
 single-shot simulator clip (false cuts) and how often it misses, adds or misplaces one in a
-multi-shot clip, at the training sizes. The figures in docs/multishot.md ("The cut detector on
+multi-shot clip, at five sizes the model trains or is evaluated at. The figures in docs/multishot.md ("The cut detector on
 the simulator's own clips") are this script's output.
 
     python bench/cut_detector.py [--seeds 0 200] [--json out/cut_detector.json]

@@ -78,12 +78,8 @@ def _jumps(ct: ClipTrack, tr, a: int, b: int, g_px: float) -> bool:
     # another object within one of its (neighbouring) steps plus the other's own step may have hit
     # it between the frames (both move: a heavy one bouncing off the floor launches one resting on it)
     reach = max(TOUCH_PX, max(near))
-    touching = False
-    for other in ct.tracks.values():
-        if other is not tr:
-            # its steps beside the two frames: across them a cut's displacement would count
-            other_step = max(_step(other, a - 1, a, whole=True), _step(other, b, b + 1, whole=True))
-            touching = touching or bool((box_gap(tr.bbox[[a, b]], other.bbox[[a, b]]) <= reach + other_step).any())
+    touching = any((box_gap(tr.bbox[[a, b]], other.bbox[[a, b]]) <= reach + _speed_beside(other, a, b)).any()
+                   for other in ct.tracks.values() if other is not tr)
     ratio = JUMP_RATIO if len(near) == 2 else 2 * JUMP_RATIO
     return not touching and step > ratio * max(near) + g_px + JUMP_PX
 
@@ -144,8 +140,7 @@ def _unhidden(ct: ClipTrack, tr, seen: int, gone: int) -> bool:
     for other in ct.tracks.values():
         if other is tr or not other.present[seen]:
             continue
-        # the other's speed from its steps beside the two frames (across them a cut would count)
-        hit = max(_step(other, back, seen, whole=True), _step(other, gone, 2 * gone - seen, whole=True))
+        hit = _speed_beside(other, min(seen, gone), max(seen, gone))
         if box_gap(tr.bbox[seen], other.bbox[seen]) <= max(TOUCH_PX, own) + hit and edge <= own + 2 * hit:
             return False  # a collision between the frames may have knocked it out of view (it gains up to twice the other's speed)
     size = float(tr.extent[seen]) * 2
@@ -164,6 +159,12 @@ def _step(tr, a: int, b: int, whole: bool = False) -> float:
     if not (0 <= min(a, b) and max(a, b) < len(seen) and seen[a] and seen[b]):
         return 0.0
     return float(np.hypot(*(tr.centroid[b] - tr.centroid[a])))
+
+
+def _speed_beside(tr, a: int, b: int) -> float:
+    """The object's step just before frame a and just after frame b = a + 1 (the larger), from
+    frames where it is whole: across a and b a cut's displacement would count as motion."""
+    return max(_step(tr, a - 1, a, whole=True), _step(tr, b, b + 1, whole=True))
 
 
 def _mid_view(ct: ClipTrack, tr, k: int) -> bool:
