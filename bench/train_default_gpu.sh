@@ -28,6 +28,9 @@
 # move src/spacetime/models/world out of the checkout; call 1 carries .carry/minilm and copies it to
 # /tmp/minilm; call 2 carries .carry/world-model and runs this script with TEXT=/tmp/minilm
 # DIT_INIT=.carry/world-model VAE=.carry/world-model/vae; then move the model back.
+# CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps them (with the
+# probe's and the time limit's), so
+# its EMA weights part-way come back with the result (bench/pack_default.py) for a learning curve.
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
@@ -45,6 +48,7 @@ DIT_INIT=${DIT_INIT:-}
 DIT_LR=${DIT_LR:-$([ -n "$DIT_INIT" ] && echo 3.0e-4 || echo 5.0e-4)}
 DIT_SEED=${DIT_SEED:-$([ -n "$DIT_INIT" ] && echo 2 || echo 0)}
 DIT_WARMUP=${DIT_WARMUP:-$([ -n "$DIT_INIT" ] && echo 100 || echo 300)}
+CURVE=${CURVE:-1}
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -134,6 +138,7 @@ if [ ${#DEC[@]} -gt 0 ] && [ -f "$RUNS/vae-decoder/metrics.jsonl" ]; then
 fi
 n=$(steps_that_fit "$RUNS/dit/metrics.jsonl" $(( TOTAL - 25 - $(elapsed) - 10 )))
 echo "dit: $n steps"
+[ "$CURVE" -gt 1 ] && DIT+=(--save_every $(( (n + CURVE - 1) / CURVE )) --keep_checkpoints $(( CURVE + 3 )))
 # a hard stop: on SIGINT training saves a checkpoint (EMA included) before it exits
 timeout -s INT $(( TOTAL - 20 - $(elapsed) )) "${DIT[@]}" --max_steps "$n" 2>>"$RUNS/dit.log" \
   || echo "DiT stopped by the time limit (a checkpoint was saved)"
