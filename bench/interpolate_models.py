@@ -1,0 +1,57 @@
+"""A pipeline whose DiT weights lie between two pipelines' (weight-space ensembling, WiSE-FT).
+
+    python bench/interpolate_models.py BASE TUNED --alpha 0.5 --out runs/soup-0.5
+
+The DiT's weights are (1 - alpha) * BASE + alpha * TUNED, computed in fp32; everything else
+(config, VAE) is TUNED's. Meaningful when TUNED was fine-tuned from BASE (the default model's
+stages are): the two lie in one basin, and points between them often keep what each does well —
+here, an earlier stage's motion and permanence and a later stage's adherence
+(docs/model-card.md). Both DiTs must have the same tensors and shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from spacetime.checkpoint import save_model
+
+
+def interpolate(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """(1 - alpha) * base + alpha * tuned, tensor by tensor, in fp32."""
+    if base.keys() != tuned.keys():
+        raise ValueError(f"the DiTs differ in tensors: {sorted(base.keys() ^ tuned.keys())[:5]}")
+    out = {}
+    for k, b in base.items():
+        t = tuned[k]
+        if b.shape != t.shape:
+            raise ValueError(f"{k}: shape {tuple(b.shape)} in BASE, {tuple(t.shape)} in TUNED")
+        out[k] = torch.lerp(b.float(), t.float(), alpha) if b.is_floating_point() else t
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("base", type=Path)
+    ap.add_argument("tuned", type=Path)
+    ap.add_argument("--alpha", type=float, required=True, help="0: BASE, 1: TUNED")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    if not 0.0 <= a.alpha <= 1.0:
+        raise SystemExit(f"--alpha must be in [0, 1], got {a.alpha}")
+    for p in (a.base, a.tuned):
+        if not (p / "COMPLETE").is_file():
+            raise SystemExit(f"{p} is not a complete pipeline directory")
+    weights = interpolate(load_file(a.base / "model.safetensors"), load_file(a.tuned / "model.safetensors"), a.alpha)
+    config = json.loads((a.tuned / "config.json").read_text())
+    subdirs = {d.name: d for d in a.tuned.iterdir() if d.is_dir()}
+    save_model(a.out, config, weights, subdirs=subdirs)
+    print(f"wrote {a.out}: {1 - a.alpha:g} x {a.base} + {a.alpha:g} x {a.tuned}")
+
+
+if __name__ == "__main__":
+    main()
