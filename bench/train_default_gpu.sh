@@ -28,9 +28,9 @@
 # move src/spacetime/models/world out of the checkout; call 1 carries .carry/minilm and copies it to
 # /tmp/minilm; call 2 carries .carry/world-model and runs this script with TEXT=/tmp/minilm
 # DIT_INIT=.carry/world-model VAE=.carry/world-model/vae; then move the model back.
-# CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps them (with the
-# probe's and the time limit's), so
-# its EMA weights part-way come back with the result (bench/pack_default.py) for a learning curve.
+# CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps
+# them beside the probe's and the time limit's; their EMA weights come back with the result
+# (bench/pack_default.py), for a learning curve (stage 7 in docs/model-card.md).
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 set -euo pipefail
 RUNS=${1:?runs folder}
