@@ -179,6 +179,25 @@ def test_main_probe_exit_status_and_summary(corpus, tmp_path, capsys):
         main_probe(tmp_path / "nope", None)
 
 
+def test_main_probe_reads_the_captions_file_once(tmp_path, monkeypatch, capsys):
+    """The summary's notes (repeated paths, empty captions) come from the rows the probe read:
+    the file was read twice before, once for the probe and once for the notes."""
+    import spacetime.data.probe as probe
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(moving_square(0, t=3), d / "a.mp4", fps=8)
+    (d / "captions.jsonl").write_text('{"path": "a.mp4", "caption": "one"}\n{"path": "a.mp4", "caption": ""}\n')
+    reads = []
+    real = probe.read_caption_rows
+    monkeypatch.setattr(probe, "read_caption_rows", lambda src: reads.append(src) or real(src))
+    assert main_probe(d, None) == 0
+    out = capsys.readouterr().out
+    assert len(reads) == 1
+    assert "1 videos are named by more than one entry" in out and "a.mp4 (lines 1, 2)" in out
+    assert "1 entries have an empty caption" in out and "a.mp4 (line 2)" in out
+
+
 def test_probe_reports_a_malformed_captions_file(tmp_path):
     d = tmp_path / "d"
     d.mkdir()

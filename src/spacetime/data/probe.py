@@ -75,6 +75,14 @@ def probe_folder(
     malformed captions file gets a row naming its line. With `manifest_path`, the rows are written
     there as JSONL (atomically). Returns the rows: the captions file's own when malformed, then one
     per file, sorted by path."""
+    return _probe(directory, manifest_path, progress)[0]
+
+
+def _probe(
+    directory: str | Path, manifest_path: str | Path | None, progress: bool
+) -> tuple[list[dict], list[tuple[int, str, dict[str, str]]]]:
+    """probe_folder's rows, and the captions file's rows as read (empty when absent or malformed),
+    so the summary's notes need not read the file again."""
     from tqdm import tqdm
 
     directory = Path(directory)
@@ -82,15 +90,17 @@ def probe_folder(
         raise NotADirectoryError(f"{directory}: not a directory")
     named: dict[str, int] = {}  # path named in the captions file -> its line
     rows = []
+    caption_rows: list[tuple[int, str, dict[str, str]]] = []
     src = find_captions_file(directory)
     if src is not None:
         try:
-            for line, rel, _ in read_caption_rows(src):
-                named.setdefault(Path(os.path.normpath(rel)).as_posix(), line)
+            caption_rows = list(read_caption_rows(src))
         except ValueError as e:
             rows.append(
                 {**dict.fromkeys(FIELDS), "path": src.name, "ok": False, "error": str(e), "captioned": False}
             )
+        for line, rel, _ in caption_rows:
+            named.setdefault(Path(os.path.normpath(rel)).as_posix(), line)
     files = _videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
@@ -109,15 +119,7 @@ def probe_folder(
         rows.append({"path": rel, **{k: row[k] for k in FIELDS[1:-1]}, "captioned": rel in named})
     if manifest_path is not None:
         atomic_write_text(manifest_path, "".join(json.dumps(r) + "\n" for r in rows))
-    return rows
-
-
-def _caption_notes(directory: Path) -> tuple[dict[str, list[int]], list[tuple[str, int]]]:
-    src = find_captions_file(directory)
-    try:
-        return caption_notes(read_caption_rows(src)) if src is not None else ({}, [])
-    except ValueError:  # malformed: its row says so already
-        return {}, []
+    return rows, caption_rows
 
 
 def main_probe(directory: Path, out: Path | None) -> int:
@@ -126,7 +128,7 @@ def main_probe(directory: Path, out: Path | None) -> int:
     broken or damaged, the captions file is malformed or names a missing file, or there are no
     videos at all. Videos without a caption, videos named by more than one entry and empty captions
     are reported but do not fail the check."""
-    rows = probe_folder(directory, out)
+    rows, caption_rows = _probe(directory, out, progress=True)
     bad = [r for r in rows if not r["ok"]]
     uncaptioned = [r["path"] for r in rows if r["ok"] and not r["captioned"]]
     print(f"{directory}: {len(rows) - len(bad)} of {len(rows)} files ok, {len(bad)} broken or missing")
@@ -136,7 +138,7 @@ def main_probe(directory: Path, out: Path | None) -> int:
         print("  no captions file (captions.jsonl or captions.csv): FolderVideoDataset needs one")
     elif uncaptioned:
         print(f"  {len(uncaptioned)} videos have no caption: {', '.join(uncaptioned[:5])}")
-    repeated, empty = _caption_notes(directory)
+    repeated, empty = caption_notes(caption_rows)  # a malformed file has no rows: its own row says why
     if repeated:
         print(f"  {len(repeated)} videos are named by more than one entry (each entry is a sample of its own): "
               + ", ".join(f"{rel} (lines {', '.join(map(str, ls))})" for rel, ls in list(repeated.items())[:5]))
