@@ -43,9 +43,9 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
-def kinds_per_run(path: Path, metric: str) -> Counter:
-    """How many clips of the run show each kind of failure of `metric` (a clip counts once per kind)."""
-    clips = json.loads((path / "metrics.json").read_text())["clips"]
+def kinds_per_run(clips: list[dict], metric: str) -> Counter:
+    """How many of a run's clips (metrics.json's) show each kind of failure of `metric` (a clip
+    counts once per kind)."""
     counts: Counter = Counter()
     for clip in clips:
         got = clip["metrics"].get(metric) or {}
@@ -53,13 +53,12 @@ def kinds_per_run(path: Path, metric: str) -> Counter:
     return counts
 
 
-def clips_with_cuts(path: Path) -> tuple[int, int]:
+def clips_with_cuts(path: Path, clips: list[dict]) -> tuple[int, int]:
     """(clips of the run whose saved video the cut detector cuts, clips) over its single-shot prompts."""
     from spacetime.data.video import read_video
     from spacetime.eval.multishot import detect_cuts
     from spacetime.eval.track import track
 
-    clips = json.loads((path / "metrics.json").read_text())["clips"]
     single = [c for c in clips if " cut to " not in c["prompt"].lower()]
     cut = 0
     for c in single:
@@ -78,20 +77,19 @@ def main() -> None:
     for path in a.runs:
         if not (path / "metrics.json").is_file():
             raise SystemExit(f"{path}: no metrics.json (run `spacetime eval ... --out {path}` first)")
+    clips = [json.loads((p / "metrics.json").read_text())["clips"] for p in a.runs]
     for metric in a.metric:
-        per_run = [kinds_per_run(p, metric) for p in a.runs]
+        per_run = [kinds_per_run(c, metric) for c in clips]
         total = sum(per_run, Counter())
         print(f"\n{metric}: clips showing each kind of failure\n")
         print("| kind | " + " | ".join(p.name for p in a.runs) + " |")
         print("| --- |" + " --- |" * len(a.runs))
         for kind, _ in total.most_common(a.top):
             print(f"| {kind} | " + " | ".join(str(c[kind]) for c in per_run) + " |")
-
-
     if a.cuts:
         print("\n| run | single-shot clips with a detected cut |\n| --- | --- |")
-        for p in a.runs:
-            n, total = clips_with_cuts(p)
+        for p, c in zip(a.runs, clips):
+            n, total = clips_with_cuts(p, c)
             print(f"| {p.name} | {n} of {total} |")
 
 
