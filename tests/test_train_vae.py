@@ -101,6 +101,48 @@ def test_command_line_values_as_people_type_them(tmp_path):
         load_config(TrainVAEConfig, path)  # YAML kept the last lr, silently
 
 
+def test_a_config_file_can_start_from_another(tmp_path):
+    from spacetime.train import TrainDiTConfig
+
+    (tmp_path / "parent.yaml").write_text("max_steps: 10\noptim:\n  lr: 1.0e-4\n  warmup_steps: 5\n"
+                                          "sizes:\n  - [17, 64, 64]\n  - [9, 64, 96]\n")
+    (tmp_path / "exp").mkdir()
+    child = tmp_path / "exp" / "child.yaml"
+    child.write_text("base: ../parent.yaml\noptim:\n  lr: 3.0e-5\nsizes:\n  - [1, 64, 64]\n")
+    cfg = load_config(TrainDiTConfig, child, ["--max_steps", "20"])
+    # the child's keys replace the parent's, mappings key by key, lists whole; the command line last
+    assert cfg.optim.lr == 3e-5 and cfg.optim.warmup_steps == 5 and cfg.max_steps == 20
+    assert [tuple(s) for s in cfg.sizes] == [(1, 64, 64)]
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: exp/child.yaml\nbatch_size: 3\n")
+    cfg = load_config(TrainDiTConfig, grandchild)
+    assert (cfg.batch_size, cfg.max_steps, cfg.optim.lr) == (3, 10, 3e-5)
+    (tmp_path / "parent.yaml").write_text("base: grandchild.yaml\n")
+    with pytest.raises(ValueError, match=r"in a loop: .*grandchild.yaml -> .*child.yaml -> .*parent.yaml -> .*grandchild.yaml"):
+        load_config(TrainDiTConfig, grandchild)
+    child.write_text("base: ../missing.yaml\n")
+    with pytest.raises(ValueError, match=r"missing.yaml \(the base of .*child.yaml\) does not exist"):
+        load_config(TrainDiTConfig, child)
+    child.write_text("base: [a.yaml]\n")
+    with pytest.raises(ValueError, match=r"child.yaml: base must be the path of another config file"):
+        load_config(TrainDiTConfig, child)
+
+
+def test_every_shipped_config_loads(tmp_path):
+    from pathlib import Path
+
+    from spacetime.train import TrainDiTConfig
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+    assert len(configs) >= 9
+    for path in configs:
+        cfg = load_config(TrainVAEConfig if path.name.startswith("vae-") else TrainDiTConfig, path)
+        assert cfg.run_dir.startswith("runs/"), path
+    # an experiment's file holds only its differences; what it inherits is its base's
+    stage6 = load_config(TrainDiTConfig, Path(__file__).parent.parent / "configs" / "dit-world-stage6.yaml")
+    assert (stage6.model.hidden, stage6.data.seed, stage6.grad_accum, stage6.optim.lr) == (384, 6, 8, 1.5e-4)
+
+
 def test_cli_reports_bad_config_keys(tmp_path, capsys):
     assert main(["train-vae", "--run_dir", str(tmp_path / "r"), "--bogus", "1"]) == 1
     assert "unknown config key bogus" in capsys.readouterr().err

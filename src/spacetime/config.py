@@ -4,6 +4,10 @@
 
 Keys are the dataclass fields; nested configs use dots. An unknown key or a value of the wrong
 type is a ValueError naming the key, the file and what was expected.
+
+A file may start from another: `base: dit-world.yaml` (a path relative to the file) reads that file
+first, then this file's keys replace its keys (mappings merged key by key, lists replaced whole),
+then the command line's. An experiment is then its differences from the run it varies.
 """
 
 from __future__ import annotations
@@ -154,20 +158,34 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A config file's keys, with its `base` file's (and that one's base's) beneath them."""
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a directory; give a YAML file")
+    if not path.is_file():
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise ValueError(f"config file {path}{where} does not exist")
+    if path.resolve() in chain:
+        raise ValueError(f"config files name each other as base in a loop: {' -> '.join(str(p) for p in chain + (path.resolve(),))}")
+    try:
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise ValueError(f"{path}: base must be the path of another config file, got {base!r}")
+    return _merge(_read_yaml(path.parent / base, chain + (path.resolve(),)), data)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"config file {path} is a directory; give a YAML file")
-        if not path.is_file():
-            raise ValueError(f"config file {path} does not exist")
-        try:
-            data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        data = _read_yaml(path)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
     try:
