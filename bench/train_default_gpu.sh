@@ -112,12 +112,10 @@ if [ -n "${VAE:-}" ] && [ -n "${DECODER:-}" ]; then
 fi
 
 # --- DiT (and the decoder): probe, then until T0 + TOTAL - 25 s (packing the result takes the rest)
-DIT=(python3 -m spacetime train --config configs/dit-world.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
+DIT=(python3 -m spacetime train --config configs/dit-world-gpu.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
   --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr "$DIT_LR"
   --optim.warmup_steps "$DIT_WARMUP" --data.seed "$DIT_SEED" ${DIT_INIT:+--init_from "$DIT_INIT"}
-  --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT"
-  --log_every 10 --save_every 1000000 --sample_every 0
-  --sizes '[[17,64,64],[17,64,64],[9,64,96],[17,96,64],[33,64,64],[17,64,48],[1,64,64]]')
+  --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT")
 [ ${#DEC[@]} -gt 0 ] && { "${DEC[@]}" --max_steps $PROBE 2>>"$RUNS/vae-decoder.log" & }
 "${DIT[@]}" --max_steps $(( PROBE * 2 / 3 < DIT_WARMUP ? PROBE * 2 / 3 : DIT_WARMUP )) 2>>"$RUNS/dit.log"
 wait || echo "the decoder's probe failed; the DiT goes on alone"

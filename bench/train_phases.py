@@ -25,14 +25,16 @@ from pathlib import Path
 
 import torch
 
+from spacetime.config import load_config
 from spacetime.data.streams import encode_videos
 from spacetime.dit import PRESETS, DiT
 from spacetime.pipeline import DEFAULT_MODEL, load_text_encoder
-from spacetime.train import attention_for_changing_shapes, flow_step_loss, sample_generators
+from spacetime.train import TrainDiTConfig, attention_for_changing_shapes, flow_step_loss, sample_generators
 from spacetime.vae import VideoVAE
 from spacetime.world.dataset import WorldDataset
 
-SIZES = [(17, 64, 64), (17, 64, 64), (9, 64, 96), (17, 96, 64), (33, 64, 64), (17, 64, 48), (1, 64, 64)]
+# the GPU runs' size mix, as bench/train_default_gpu.sh trains it
+SIZES = [tuple(s) for s in load_config(TrainDiTConfig, Path(__file__).parent.parent / "configs" / "dit-world-gpu.yaml").sizes]
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:
