@@ -3,6 +3,7 @@ trained, the long-video cost, and (--fidelity) each mode's fidelity with a train
 
     python bench/modes.py [--model DIR | --checkpoint DIR] [--clips 32] [--seconds 10,30,60] [--json out.json]
     python bench/modes.py --model DIR --fidelity --clips 32 --json out/modes.json
+    python bench/modes.py --model DIR --fidelity --seconds "" --only connect,connect_same_scene --connect-strength 0.6
 
 - image -> video: PSNR of the output's first frame against the given image, over held-out world
   first frames. The image is held as the first latent frame and the causal VAE decodes frame 0
@@ -29,7 +30,8 @@ trained, the long-video cost, and (--fidelity) each mode's fidelity with a train
   and how often the tracker sees the new colour and no longer the old one.
 - image -> video: the eval's adherence / permanence on frames 1.. against the caption.
 - long: --long-clips clips of --long-seconds; the eval on consecutive 17-frame segments (objects
-  seen, adherence, permanence) along the clip: do they drift?
+  seen, adherence, permanence) along the clip: do they drift? Drift is the last third's mean less
+  the first third's, over all clips and clip by clip (mean, standard error, 95% interval).
 Writes one frame strip per mode (PNG, --img-dir): a bar under each frame, dark for given frames,
 light for generated ones; a red line marks a seam.
 
@@ -239,7 +241,7 @@ def connect_fidelity(pipe, args) -> dict:
     for i in range(args.clips):
         a, b = heldout(args.seed, i), heldout(args.seed, args.clips + i)
         # the prompt describes where the transition goes: B
-        out = gen(pipe, args, i, b.captions["detailed"], video=a.frames, video2=b.frames)
+        out = gen(pipe, args, i, b.captions["detailed"], video=a.frames, video2=b.frames, strength=args.connect_strength)
         mid = out[17:-17]
         span = out[16 : len(out) - 16]  # A's last frame, the transition, B's first
         cut = np.concatenate([a.frames, b.frames])
@@ -266,7 +268,8 @@ def gap_fidelity(pipe, args) -> dict:
     for i in range(args.clips):
         clip = heldout(args.seed, i, num_frames=57)
         a, b, truth = clip.frames[:17], clip.frames[37:54], clip.frames[17:37]
-        out = gen(pipe, args, i, clip.captions["detailed"], video=a, video2=b, num_frames=33)
+        out = gen(pipe, args, i, clip.captions["detailed"], video=a, video2=b, num_frames=33,
+                  strength=args.connect_strength)
         mid = out[17:-17]
         typical = typical_step(out)
         rows.append({"junction_a_ratio": diff(a[-1], mid[0]) / typical,
@@ -377,8 +380,32 @@ def long_coherence(pipe, args) -> dict:
     first, last = per_segment[:third], per_segment[-third:]
     drift = {k: round(mean(last, k) - mean(first, k), 3) if None not in (mean(last, k), mean(first, k)) else None
              for k in ("objects_seen", "count_right", "adherence", "permanence")}
+    # the same drift clip by clip: its spread over clips says whether a mean drift is more than noise
+    per_clip = []
+    for seg in segs:
+        k = max(1, len(seg) // 3)
+        per_clip.append({m: (mean(seg[-k:], m) - mean(seg[:k], m)) if None not in (mean(seg[-k:], m), mean(seg[:k], m))
+                         else None for m in ("objects_seen", "count_right", "adherence", "permanence")})
+    summary = []
+    for m in ("objects_seen", "count_right", "adherence", "permanence"):
+        vals = np.array([c[m] for c in per_clip if c[m] is not None], float)
+        if len(vals) == 0:
+            continue
+        se = float(vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.nan
+        half = t_975(len(vals) - 1) * se
+        summary.append({"metric": m, "mean": round(float(vals.mean()), 3), "stderr": round(se, 3),
+                        "ci95_low": round(float(vals.mean()) - half, 3), "ci95_high": round(float(vals.mean()) + half, 3),
+                        "clips_down": int((vals < 0).sum()), "clips_up": int((vals > 0).sum())})
     return {"clips": args.long_clips, "frames": frames, "segment_frames": SEGMENT, "per_segment": per_segment,
-            "per_10s": per_10s, "drift_last_third_minus_first_third": drift}
+            "per_10s": per_10s, "drift_last_third_minus_first_third": drift,
+            "drift_per_clip": {"clips": per_clip, "summary": summary}}
+
+
+def t_975(df: int) -> float:
+    """Student's t 97.5% quantile (a 95% interval's half-width in standard errors) for df >= 1."""
+    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+             2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+    return math.nan if df < 1 else table[df - 1] if df <= len(table) else 2.0 if df <= 60 else 1.96
 
 
 def summarise(rows: list[dict], keys: list[str], goal: tuple[str, ...] = (), exact: str | None = None) -> dict:
@@ -405,20 +432,22 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+MODES = ("loop", "connect", "connect_same_scene", "extend_forward", "extend_backward", "edit", "image_to_video", "long")
+
+
 def fidelity(pipe, args) -> dict:
+    runs = {"loop": loop_fidelity, "connect": connect_fidelity, "connect_same_scene": gap_fidelity,
+            "extend_forward": lambda p, a: extend_fidelity(p, a, "forward"),
+            "extend_backward": lambda p, a: extend_fidelity(p, a, "backward"),
+            "edit": edit_fidelity, "image_to_video": i2v_fidelity, "long": long_coherence}
     result, seconds = {}, {}
-    for name, fn in (("loop", loop_fidelity), ("connect", connect_fidelity), ("connect_same_scene", gap_fidelity),
-                     ("extend_forward", lambda p, a: extend_fidelity(p, a, "forward")),
-                     ("extend_backward", lambda p, a: extend_fidelity(p, a, "backward")),
-                     ("edit", edit_fidelity), ("image_to_video", i2v_fidelity), ("long", long_coherence)):
+    for name in args.only:
         t0 = time.perf_counter()
-        result[name] = fn(pipe, args)
+        result[name] = runs[name](pipe, args)
         seconds[name] = round(time.perf_counter() - t0, 1)
         log_line(f"{name}: {seconds[name]} s")
     result["seconds"] = seconds
     r = result
-    print(f"\n### Seams, {r['loop']['clips']} held-out clips: ratio = the seam's difference over the video's median "
-          "consecutive-frame difference (goal <= 1); median over clips, share of clips <= 1\n")
     cols = ["mode", "seam ratio", "share <= 1", "largest step ratio (mean)", "control", "control ratio", "control share <= 1"]
 
     def seam_row(mode: str, m: str, k: str, control: str | None = None, ck: str | None = None, big: str | None = None) -> dict:
@@ -427,32 +456,51 @@ def fidelity(pipe, args) -> dict:
             row.update({cols[4]: control, cols[5]: r[m][f"{ck}_median"], cols[6]: r[m][f"{ck}_le_1"]})
         return row
 
-    print(table([seam_row("loop: last -> first frame", "loop", "seam_ratio", "the clip without loop",
-                          "control_seam_ratio", "max_step_ratio"),
-                 seam_row("loop, num_frames 33: last -> first frame", "loop", "seam_ratio_33"),
-                 seam_row("the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
-                 seam_row("connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together",
-                          "control_cut_ratio", "max_step_ratio"),
-                 seam_row("connect: transition -> B", "connect", "junction_b_ratio"),
-                 seam_row("connect, one scene: A -> transition", "connect_same_scene", "junction_a_ratio",
-                          "A, B cut together", "control_cut_ratio", "max_step_ratio"),
-                 seam_row("connect, one scene: transition -> B", "connect_same_scene", "junction_b_ratio"),
-                 seam_row("extend forward: input -> new", "extend_forward", "junction_ratio"),
-                 seam_row("extend backward: new -> input", "extend_backward", "junction_ratio")], cols))
-    print("\n### Generated part: the eval against the clip's caption (means)\n")
-    print(table([{"mode": m.replace("_", " "), "preserved": ("exact" if r[m].get("preserved_exact") else
-                  fmt(r[m].get("preserved_psnr_db"))) if m.startswith("extend") else
-                  f"first frame {fmt(r[m]['first_frame_psnr_db_median'])} dB median", **r[m]}
-                 for m in ("extend_forward", "extend_backward", "image_to_video")],
-                ["mode", "preserved", "adherence", "permanence", "objects_seen", "objects_prompted", "count_right"]))
-    print("\n### Edit: one object's colour changed in the prompt\n")
-    print(table(r["edit"]["curve"], ["strength", "clips", "diff_to_input", "adherence_edited", "adherence_original",
-                                     "recoloured"]))
-    lg = r["long"]
-    print(f"\n### {lg['frames']}-frame clip: the eval on consecutive {SEGMENT}-frame segments (means per 10 s), "
-          f"{lg['clips']} clips\n")
-    print(table(lg["per_10s"], ["from_s", "objects_seen", "objects_prompted", "count_right", "adherence", "permanence"]))
-    print(f"\ndrift (last third - first third): {lg['drift_last_third_minus_first_third']}")
+    seams = [(m, args) for m, *args in (
+        ("loop", "loop: last -> first frame", "loop", "seam_ratio", "the clip without loop", "control_seam_ratio",
+         "max_step_ratio"),
+        ("loop", "loop, num_frames 33: last -> first frame", "loop", "seam_ratio_33"),
+        ("loop", "the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
+        ("connect", "connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together", "control_cut_ratio",
+         "max_step_ratio"),
+        ("connect", "connect: transition -> B", "connect", "junction_b_ratio"),
+        ("connect_same_scene", "connect, one scene: A -> transition", "connect_same_scene", "junction_a_ratio",
+         "A, B cut together", "control_cut_ratio", "max_step_ratio"),
+        ("connect_same_scene", "connect, one scene: transition -> B", "connect_same_scene", "junction_b_ratio"),
+        ("extend_forward", "extend forward: input -> new", "extend_forward", "junction_ratio"),
+        ("extend_backward", "extend backward: new -> input", "extend_backward", "junction_ratio"))]
+    rows = [seam_row(*a) for m, a in seams if m in r]
+    if rows:
+        n = next(r[m]["clips"] for m in MODES if m in r)
+        print(f"\n### Seams, {n} held-out clips: ratio = the seam's difference over the video's median "
+              "consecutive-frame difference (goal <= 1); median over clips, share of clips <= 1\n")
+        print(table(rows, cols))
+    if "connect_same_scene" in r:
+        print("\n### Connect, one scene: the transition against the clip's own frames (means)\n")
+        print(table([r["connect_same_scene"]], ["clips", "transition_psnr_db", "adherence", "permanence",
+                                                "max_step_ratio"]))
+    generated = [m for m in ("extend_forward", "extend_backward", "image_to_video") if m in r]
+    if generated:
+        print("\n### Generated part: the eval against the clip's caption (means)\n")
+        print(table([{"mode": m.replace("_", " "), "preserved": ("exact" if r[m].get("preserved_exact") else
+                      fmt(r[m].get("preserved_psnr_db"))) if m.startswith("extend") else
+                      f"first frame {fmt(r[m]['first_frame_psnr_db_median'])} dB median", **r[m]}
+                     for m in generated],
+                    ["mode", "preserved", "adherence", "permanence", "objects_seen", "objects_prompted", "count_right"]))
+    if "edit" in r:
+        print("\n### Edit: one object's colour changed in the prompt\n")
+        print(table(r["edit"]["curve"], ["strength", "clips", "diff_to_input", "adherence_edited", "adherence_original",
+                                         "recoloured"]))
+    if "long" in r:
+        lg = r["long"]
+        print(f"\n### {lg['frames']}-frame clip: the eval on consecutive {SEGMENT}-frame segments (means per 10 s), "
+              f"{lg['clips']} clips\n")
+        print(table(lg["per_10s"], ["from_s", "objects_seen", "objects_prompted", "count_right", "adherence",
+                                    "permanence"]))
+        print(f"\ndrift (last third - first third): {lg['drift_last_third_minus_first_third']}")
+        if lg.get("drift_per_clip"):
+            print(table(lg["drift_per_clip"]["summary"], ["metric", "mean", "stderr", "ci95_low", "ci95_high",
+                                                          "clips_down", "clips_up"]))
     return result
 
 
@@ -472,7 +520,14 @@ def main() -> None:
     ap.add_argument("--long-seconds", type=float, default=60.0)
     ap.add_argument("--img-dir", type=Path, default=ROOT / "docs/img", help="the frame strips (--fidelity)")
     ap.add_argument("--long-probe", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--only", type=lambda v: [m for m in v.split(",") if m], default=list(MODES),
+                    help=f"the --fidelity modes to run, comma-separated (default: all: {','.join(MODES)})")
+    ap.add_argument("--connect-strength", type=float, default=None,
+                    help="connect from a cross-fade of the two ends noised to this level (default: the pipeline's)")
     args = ap.parse_args()
+    unknown = [m for m in args.only if m not in MODES]
+    if unknown:
+        ap.error(f"--only: unknown mode {unknown[0]!r}; the modes are {', '.join(MODES)}")
     model = str(args.model) if args.model else None
     checkpoint = str(args.checkpoint) if args.checkpoint else None
     if args.long_probe is not None:

@@ -3,6 +3,7 @@ sampler, so the checks are about what is given, where it lands, and what comes o
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,8 @@ def recorded(monkeypatch):
     def spy(*args, **kwargs):
         out = original(*args, **kwargs)
         calls.append({"cond_latents": kwargs.get("cond_latents"), "cond_mask": kwargs.get("cond_mask"), "out": out,
-                      "guidance_interval": kwargs.get("guidance_interval")})
+                      "guidance_interval": kwargs.get("guidance_interval"), "start_latents": kwargs.get("start_latents"),
+                      "strength": kwargs.get("strength")})
         return out
 
     monkeypatch.setattr(pipeline_module.sampling, "sample", spy)
@@ -54,6 +56,37 @@ def recorded(monkeypatch):
 def run(pipe, **kwargs):
     kwargs.setdefault("num_inference_steps", 2)
     return pipe("a red ball falls", generator=torch.Generator().manual_seed(0), **kwargs).frames
+
+
+def test_connect_bridge_cross_fades_between_the_ends():
+    head = torch.zeros(1, 2, 2, 1, 1)
+    head[:, :, 1] = 1.0  # head's last latent frame: 1
+    tail = torch.full((1, 2, 1, 1, 1), 5.0)
+    window = pipeline_module.connect_bridge(head, tail, 6)
+    assert window.shape == (1, 2, 6, 1, 1)
+    # held ends, then 1 -> 5 in equal steps over the three frames between them
+    assert window[0, 0, :, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(ValueError, match="do not fit a window of 2"):
+        pipeline_module.connect_bridge(head, tail, 2)
+
+
+def test_connect_with_strength_starts_from_the_cross_fade(pipe, recorded):
+    a, b = clip(3, 17), clip(4, 17)
+    plain = run(pipe, video=a, video2=b, num_frames=33)[0]
+    assert recorded[-1]["start_latents"] is None and recorded[-1]["strength"] == 1.0
+    far = []
+    for s in (0.3, 0.9):
+        out = run(pipe, video=a, video2=b, num_frames=33, strength=s)[0]
+        call = recorded[-1]
+        assert out.shape == plain.shape and np.array_equal(out[:17], a) and np.array_equal(out[-17:], b)
+        assert call["strength"] == s
+        mask = call["cond_mask"][0]
+        start = call["start_latents"]
+        # the start holds the given ends and cross-fades between them
+        assert torch.equal(start[:, :, mask], call["cond_latents"][:, :, mask])
+        assert torch.allclose(start[:, :, 2:7], pipeline_module.connect_bridge(start[:, :, :2], start[:, :, 7:], 9)[:, :, 2:7])
+        far.append(float((call["out"][:, :, ~mask] - start[:, :, ~mask]).abs().mean()))
+    assert far[0] < far[1]  # a lower strength keeps the transition nearer the cross-fade
 
 
 def test_image_to_video_holds_the_image_as_the_first_latent_frame(pipe, recorded):
@@ -361,6 +394,7 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     capsys.readouterr()
     (tmp_path / "adir.mp4").mkdir()
     for bad, msg in ((["--mode", "edit", "--video", str(video)], "needs --strength"),
+                     (["--video", str(video), "--strength", "0.5"], "--strength goes with --mode edit or --mode connect"),
                      (["--video2", str(video)], "--video2 goes with --mode connect"),
                      (["--mode", "connect"], "needs --video"),
                      (["--video", str(tmp_path / "nope.mp4")], "no such file"),
@@ -540,3 +574,46 @@ def test_guidance_interval_is_the_models_default_unless_given(pipe, recorded, mo
     assert np.array_equal(run(pipe, num_inference_steps=4)[0], a) and recorded[-1]["guidance_interval"] == (0.3, 1.0)
     with pytest.raises(ValueError, match="guidance_interval must be"):
         run(pipe, guidance_interval=(0.9, 0.1))
+
+
+def test_the_long_video_bench_reports_drift_clip_by_clip(monkeypatch, tmp_path):
+    """bench/modes.py's 60-s figure: the drift of each clip (last third less first third of its
+    17-frame segments) and an interval over clips, so 2 clips' swing is not read as a trend."""
+    import importlib.util
+    import sys
+    from types import SimpleNamespace
+
+    bench = Path(__file__).parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_modes", bench / "modes.py")
+    modes = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_modes", modes)
+    spec.loader.exec_module(modes)
+    drop = {0: 0.3, 1: 0.1, 2: 0.2}  # each clip's permanence falls by this from its first to its last third
+
+    def fake_gen(pipe, args, i, prompt, **kw):
+        frames = np.zeros((kw["num_frames"], 4, 4, 3), np.uint8)
+        frames[:, 0, 0, 0] = i  # which clip, read back by the fake judge
+        frames[:, 0, 0, 1] = np.arange(kw["num_frames"]) // 17  # which segment
+        return frames
+
+    def fake_judge(frames, prompt):
+        clip, seg = int(frames[0, 0, 0, 0]), int(frames[0, 0, 0, 1])
+        return {"adherence": 0.5, "permanence": 0.8 - drop[clip] * (seg >= 4), "objects_seen": 1,
+                "objects_prompted": 1, "count_right": True}
+
+    monkeypatch.setattr(modes, "gen", fake_gen)
+    monkeypatch.setattr(modes, "judge", fake_judge)
+    monkeypatch.setattr(modes, "save_strip", lambda *a, **k: None)
+    args = SimpleNamespace(long_seconds=13.0, long_clips=3, seed=0, img_dir=tmp_path)  # 105 frames: 6 segments
+    out = modes.long_coherence(None, args)
+    assert len(out["per_segment"]) == 6
+    per_clip = [round(c["permanence"], 6) for c in out["drift_per_clip"]["clips"]]
+    assert per_clip == [-0.3, -0.1, -0.2]
+    perm = next(s for s in out["drift_per_clip"]["summary"] if s["metric"] == "permanence")
+    assert perm["mean"] == -0.2 and perm["clips_down"] == 3 and perm["clips_up"] == 0
+    # standard error 0.1 / sqrt(3); t(2) = 4.303
+    assert perm["stderr"] == round(0.1 / np.sqrt(3), 3)
+    assert abs(perm["ci95_high"] - (-0.2 + 4.303 * 0.1 / np.sqrt(3))) < 1e-3
+    adherence = next(s for s in out["drift_per_clip"]["summary"] if s["metric"] == "adherence")
+    assert adherence["mean"] == 0 and adherence["clips_down"] == adherence["clips_up"] == 0

@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with --video (default: extend-forward)")
     g.add_argument("--video2", type=Path, default=None, help="--mode connect: the video to end in")
     g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0, open_low=True), default=None,
-                   help="--mode edit: in (0, 1], how far from --video the result may go")
+                   help="--mode edit: in (0, 1], how far from --video the result may go; --mode connect: "
+                        "below 1, the transition starts from a cross-fade of the two ends noised to this level")
     g.add_argument("--loop", action="store_true",
                    help="make the last frame flow into the first (a loop of NUM_FRAMES - 1 frames: the next would be the first again)")
     g.add_argument("--expand-prompt", action="store_true",
@@ -320,8 +321,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--mode {mode} needs --video")
     if args.video2 is not None and mode != "connect":
         raise ValueError("--video2 goes with --mode connect")
-    if args.strength is not None and mode != "edit":
-        raise ValueError("--strength goes with --mode edit")
+    if args.strength is not None and mode not in ("edit", "connect"):
+        raise ValueError("--strength goes with --mode edit or --mode connect")
     if mode == "edit" and args.strength is None:
         raise ValueError("--mode edit needs --strength in (0, 1]")
     if mode == "connect" and args.video2 is None:

@@ -70,6 +70,20 @@ def extension_context(extend: str, video_frames: int, t: int, ft: int) -> tuple[
     return n, ft * n
 
 
+def connect_bridge(head: Tensor, tail: Tensor, t: int) -> Tensor:
+    """A connecting window of `t` latent frames (B C T H W) that holds `head` at its start and `tail`
+    at its end and, between them, a linear cross-fade from head's last latent frame to tail's
+    first: where a connection with strength < 1 starts (the sampler noises it to that strength)."""
+    n1, n2 = head.shape[2], tail.shape[2]
+    if n1 + n2 > t:
+        raise ValueError(f"the ends ({n1} + {n2} latent frames) do not fit a window of {t}")
+    gap = t - n2 - n1 + 1  # steps from head's last frame to tail's first
+    w = torch.arange(1, gap, dtype=head.dtype, device=head.device) / gap  # (T_mid,)
+    w = w[None, None, :, None, None]
+    middle = (1 - w) * head[:, :, -1:] + w * tail[:, :, :1]
+    return torch.cat([head, middle, tail], 2)
+
+
 def connect_context(frames1: int, frames2: int, t: int, ft: int) -> tuple[int, int]:
     """The latent frames of the first video's end and of the second's start that a connecting
     window of `t` latent frames holds: up to CONNECT_CONTEXT each (where it is and how it moves);
@@ -381,7 +395,9 @@ class SpacetimePipeline:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
         (the result is the given video with new frames after / before it), `video` + `video2`
-        (connect: video, a generated transition, video2), `video` + `strength` (edit, SDEdit:
+        (connect: video, a generated transition, video2; with `strength` < 1 the transition starts
+        from a cross-fade of the two ends noised to that level, SDEdit-style, instead of from noise),
+        `video` + `strength` (edit, SDEdit:
         strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
         into the first: a clip that fits one window is made with its last latent frame tied to its
         first and comes back one frame short, so that played in a loop its frame 0 follows; a longer
@@ -564,9 +580,16 @@ class SpacetimePipeline:
                 raise ValueError(f"{said['video2']} (the video to connect to) has {_frames(len(afters[0]))}; it needs at least {ft}")
             heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
             k1, k2 = heads[0][1], tails[0][1]
-            windows = denoise([(0, torch.cat([z for z, _ in heads])), (t - n2, torch.cat([z for z, _ in tails]))])
+            head, tail = torch.cat([z for z, _ in heads]), torch.cat([z for z, _ in tails])
+            start = None
+            if bridge < 1:
+                start = connect_bridge(head, tail, t)
+            windows = denoise([(0, head), (t - n2, tail)], start=start, s=bridge)
             return [v[k1 : len(v) - k2] for v in windows]
 
+        # connect with strength < 1: the transition starts from a cross-fade of the two ends, noised to
+        # `strength` (SDEdit), rather than from noise
+        bridge = strength if mode == "connect" and strength is not None else 1.0
         tie = loop and not long  # a loop in one window: its last latent frame is its first
         if mode == "text":
             frames = denoise(tie=tie)
@@ -648,9 +671,8 @@ class SpacetimePipeline:
             raise ValueError(f"extend must be 'forward' or 'backward', got {extend!r}")
         if strength is not None:
             if video is None:
-                raise ValueError("strength needs video: editing (SDEdit) starts from a video")
-            if video2 is not None:
-                raise ValueError("give strength (edit) or video2 (connect), not both")
+                raise ValueError("strength needs video: editing (SDEdit) starts from a video, connecting "
+                                 "(video + video2) from a cross-fade of their ends")
             if not _real(strength) or not 0 < float(strength) <= 1:
                 raise ValueError(f"strength must be in (0, 1] (0 would return the input, 1 ignores it), got {strength!r}")
         if loop and video is not None:
@@ -659,7 +681,7 @@ class SpacetimePipeline:
             return "image"
         if video is None:
             return "text"
-        return "edit" if strength is not None else "connect" if video2 is not None else "extend"
+        return "connect" if video2 is not None else "edit" if strength is not None else "extend"
 
 
 def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:

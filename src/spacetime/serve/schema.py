@@ -81,7 +81,7 @@ def request_model(limits: Limits) -> type[BaseModel]:
         guidance_scale: float = Field(5.0, ge=0, le=limits.max_guidance, allow_inf_nan=False)
         seed: int | None = Field(None, ge=0, le=MAX_SEED, description="random when left out; echoed back in the job")
         mode: Literal[MODES] | None = Field(None, description="what to do with an uploaded video (default extend-forward)")
-        strength: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="mode edit: how far from the video")
+        strength: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="mode edit: how far from the video; mode connect: below 1, the transition starts from a cross-fade of the two ends noised to this level")
         loop: bool = Field(False, description="make the last frame flow into the first")
         embed_prompt: bool = Field(False, description="store the prompt itself in the signed Content Credentials "
                                                        "(default: only its SHA-256)")
@@ -169,8 +169,8 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
     if req.mode is not None and "video" not in uploads:
         raise InvalidRequest("mode", f"mode {req.mode} needs an uploaded video")
     mode = "image-to-video" if "image" in uploads else (req.mode or "extend-forward") if "video" in uploads else "text-to-video"
-    if req.strength is not None and mode != "edit":
-        raise InvalidRequest("strength", "goes with mode edit")
+    if req.strength is not None and mode not in ("edit", "connect"):
+        raise InvalidRequest("strength", "goes with mode edit or connect")
     if mode == "edit" and req.strength is None:
         raise InvalidRequest("strength", "mode edit needs strength in (0, 1]")
     if mode == "connect" and "video2" not in uploads:
