@@ -269,6 +269,16 @@ def test_uploads_drive_the_prompting_modes(server, tmp_path):
     frames, _ = read_video(out / job["id"] / "video.mp4")
     assert frames.shape[0] == job["num_frames"] == 5 + 4  # the given video, then 4 new frames
     assert not (out.parent / "evil.mp4").exists() and not list(out.rglob("evil*"))
+    # strength: an edit's, or a connection's cross-fade start; nothing else takes it
+    r = client.post("/v1/videos", data={"prompt": "it goes on", "steps": "1", "mode": "extend-forward", "strength": "0.5"},
+                    files={"video": ("v.mp4", mp4(tmp_path, clip), "video/mp4")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "strength", r.text
+    r = client.post("/v1/videos", data={"prompt": "a", "steps": "1", "mode": "connect", "num_frames": "9",
+                                        "strength": "0.5"},
+                    files={k: ("v.mp4", mp4(tmp_path, clip), "video/mp4") for k in ("video", "video2")})
+    assert r.status_code == 200, r.text
+    connected = wait(client, r.json()["id"])
+    assert (connected["status"], connected["mode"], connected["strength"]) == ("completed", "connect", 0.5)
     # the server's copy of the input is the manifest's ingredient, by its hash, and the edit is recorded
     stored = out / job["id"] / "input-video.mp4"
     claims = client.get(f"/v1/videos/{job['id']}/credentials").json()["c2pa"]["claims"]
