@@ -72,8 +72,10 @@ def test_connect_bridge_cross_fades_between_the_ends():
 
 def test_connect_with_strength_starts_from_the_cross_fade(pipe, recorded):
     a, b = clip(3, 17), clip(4, 17)
-    plain = run(pipe, video=a, video2=b, num_frames=33)[0]
+    plain = run(pipe, video=a, video2=b, num_frames=33, strength=1.0)[0]  # from noise
     assert recorded[-1]["start_latents"] is None and recorded[-1]["strength"] == 1.0
+    run(pipe, video=a, video2=b, num_frames=33)
+    assert recorded[-1]["strength"] == pipeline_module.CONNECT_STRENGTH < 1  # the default: from the cross-fade
     far = []
     for s in (0.3, 0.9):
         out = run(pipe, video=a, video2=b, num_frames=33, strength=s)[0]
@@ -369,6 +371,15 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
 
     sidecar = json.loads((tmp_path / "e.json").read_text())
     assert sidecar["mode"] == "edit" and sidecar["strength"] == 0.3 and sidecar["num_frames"] == 9
+    # a connection records the strength it ran at: the default, which --help names
+    assert main([*base, "--video", str(video), "--mode", "connect", "--video2", str(video), "--output",
+                 str(tmp_path / "c.mp4")]) == 0
+    sidecar = json.loads((tmp_path / "c.json").read_text())
+    assert sidecar["mode"] == "connect" and sidecar["strength"] == pipeline_module.CONNECT_STRENGTH
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert f"(default {pipeline_module.CONNECT_STRENGTH}; 1: from noise)" in " ".join(capsys.readouterr().out.split())
     assert main([*base, "--expand-prompt", "--seed", "3", "--output", str(tmp_path / "x1.mp4")]) == 0
     sidecar = json.loads((tmp_path / "x1.json").read_text())
     assert sidecar["prompt"] == "a red ball" and "red" in sidecar["expanded_prompt"].lower()

@@ -22,7 +22,7 @@ pytest.importorskip("fastapi")
 
 from spacetime.cli import main  # noqa: E402
 from spacetime.data.video import export_to_video, read_video, to_uint8_frames, write_video  # noqa: E402
-from spacetime.pipeline import SpacetimePipeline  # noqa: E402
+from spacetime.pipeline import CONNECT_STRENGTH, SpacetimePipeline  # noqa: E402
 from spacetime.provenance import model_identity, watermark  # noqa: E402
 from spacetime.serve import Limits, OutputMarks, ServerThread, create_app  # noqa: E402
 from spacetime.serve.app import listening_url  # noqa: E402
@@ -279,6 +279,9 @@ def test_uploads_drive_the_prompting_modes(server, tmp_path):
     assert r.status_code == 200, r.text
     connected = wait(client, r.json()["id"])
     assert (connected["status"], connected["mode"], connected["strength"]) == ("completed", "connect", 0.5)
+    r = client.post("/v1/videos", data={"prompt": "a", "steps": "1", "mode": "connect", "num_frames": "9"},
+                    files={k: ("v.mp4", mp4(tmp_path, clip), "video/mp4") for k in ("video", "video2")})
+    assert r.status_code == 200 and r.json()["strength"] == CONNECT_STRENGTH, r.text  # the default, recorded
     # the server's copy of the input is the manifest's ingredient, by its hash, and the edit is recorded
     stored = out / job["id"] / "input-video.mp4"
     claims = client.get(f"/v1/videos/{job['id']}/credentials").json()["c2pa"]["claims"]

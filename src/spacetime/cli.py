@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with --video (default: extend-forward)")
     g.add_argument("--video2", type=Path, default=None, help="--mode connect: the video to end in")
     g.add_argument("--strength", type=_float_in("--strength", 0.0, 1.0, open_low=True), default=None,
-                   help="--mode edit: in (0, 1], how far from --video the result may go; --mode connect: "
-                        "below 1, the transition starts from a cross-fade of the two ends noised to this level")
+                   help="--mode edit: in (0, 1], how far from --video the result may go; --mode connect: the "
+                        "transition starts from a cross-fade of the two ends noised to this level (default "
+                        "0.6; 1: from noise)")
     g.add_argument("--loop", action="store_true",
                    help="make the last frame flow into the first (a loop of NUM_FRAMES - 1 frames: the next would be the first again)")
     g.add_argument("--expand-prompt", action="store_true",
@@ -392,11 +393,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
+    strength = pipeline.CONNECT_STRENGTH if mode == "connect" and args.strength is None else args.strength
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                guidance_interval=interval,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
-               image=args.image, video=args.video, video2=args.video2, strength=args.strength,
+               image=args.image, video=args.video, video2=args.video2, strength=strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
                window_frames=args.window_frames)
     requested_frames = num_frames
@@ -409,7 +411,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
               **guidance_interval_parameters(interval),
-              "solver": args.solver, "strength": args.strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
+              "solver": args.solver, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
                                mode=made_as, embed_prompt=args.embed_prompt, negative_prompt=args.negative_prompt)
@@ -426,7 +428,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
     sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None, "negative_prompt": args.negative_prompt, "model": str(model),
                "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": made_as,
-               "video2": args.video2 and str(args.video2), "strength": args.strength, "loop": args.loop,
+               "video2": args.video2 and str(args.video2), "strength": strength, "loop": args.loop,
                # requested_frames is what --num-frames asked (the window, with a video), num_frames what was made
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,

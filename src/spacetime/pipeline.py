@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 # the world model trained by us (configs/vae-world*.yaml, configs/dit-world.yaml; docs/model-card.md)
 DEFAULT_MODEL = Path(__file__).parent / "models" / "world"
 CONNECT_CONTEXT = 2  # latent frames of each video a connecting window holds (5 frames of the first, 8 of the second)
+# a connection's transition starts from a cross-fade of the two ends noised to this level: with the
+# default model, seams below a hard cut's and a transition nearer the true one than from noise
+# (docs/modes.md, "Connect from a cross-fade"); strength 1 generates it from noise alone
+CONNECT_STRENGTH = 0.6
 
 
 def size_multiples(vae_config, patch) -> tuple[int, int, int]:
@@ -395,8 +399,8 @@ class SpacetimePipeline:
         """Text -> video, and the prompting modes, all as clean latent frames held by the sampler:
         `image` (image -> video: the first frame), `video` + `extend` "forward" / "backward"
         (the result is the given video with new frames after / before it), `video` + `video2`
-        (connect: video, a generated transition, video2; with `strength` < 1 the transition starts
-        from a cross-fade of the two ends noised to that level, SDEdit-style, instead of from noise),
+        (connect: video, a generated transition, video2; the transition starts from a cross-fade of
+        the two ends noised to `strength`, SDEdit-style: default CONNECT_STRENGTH, 1 is from noise),
         `video` + `strength` (edit, SDEdit:
         strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
         into the first: a clip that fits one window is made with its last latent frame tied to its
@@ -587,9 +591,9 @@ class SpacetimePipeline:
             windows = denoise([(0, head), (t - n2, tail)], start=start, s=bridge)
             return [v[k1 : len(v) - k2] for v in windows]
 
-        # connect with strength < 1: the transition starts from a cross-fade of the two ends, noised to
-        # `strength` (SDEdit), rather than from noise
-        bridge = strength if mode == "connect" and strength is not None else 1.0
+        # a connection's transition starts from a cross-fade of the two ends noised to `strength`
+        # (SDEdit); 1: from noise. Loops longer than a window connect from noise.
+        bridge = (CONNECT_STRENGTH if strength is None else strength) if mode == "connect" else 1.0
         tie = loop and not long  # a loop in one window: its last latent frame is its first
         if mode == "text":
             frames = denoise(tie=tie)

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spacetime.data.video import MIN_FPS
-from spacetime.pipeline import connect_context, extension_context, least_frames
+from spacetime.pipeline import CONNECT_STRENGTH, connect_context, extension_context, least_frames
 
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
@@ -81,7 +81,8 @@ def request_model(limits: Limits) -> type[BaseModel]:
         guidance_scale: float = Field(5.0, ge=0, le=limits.max_guidance, allow_inf_nan=False)
         seed: int | None = Field(None, ge=0, le=MAX_SEED, description="random when left out; echoed back in the job")
         mode: Literal[MODES] | None = Field(None, description="what to do with an uploaded video (default extend-forward)")
-        strength: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="mode edit: how far from the video; mode connect: below 1, the transition starts from a cross-fade of the two ends noised to this level")
+        strength: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="mode edit: how far from the video; mode connect: the transition starts from a cross-fade of the "
+                                        f"two ends noised to this level (default {CONNECT_STRENGTH}; 1: from noise)")
         loop: bool = Field(False, description="make the last frame flow into the first")
         embed_prompt: bool = Field(False, description="store the prompt itself in the signed Content Credentials "
                                                        "(default: only its SHA-256)")
@@ -185,7 +186,8 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)  # random, and echoed back
     return JobSpec(prompt=req.prompt, negative_prompt=req.negative_prompt, num_frames=num_frames, height=height,
                    width=width, fps=fps, steps=req.steps or default_steps, guidance_scale=req.guidance_scale,
-                   seed=seed, mode=mode, strength=req.strength, loop=req.loop, embed_prompt=req.embed_prompt)
+                   seed=seed, mode=mode, strength=CONNECT_STRENGTH if mode == "connect" and req.strength is None
+                   else req.strength, loop=req.loop, embed_prompt=req.embed_prompt)
 
 
 def check_length(num_frames: int, height: int, width: int, limits: Limits, param: str) -> None:

@@ -121,12 +121,12 @@ function checkLength(input) {
 }
 
 // The upload controls that do not apply are disabled (so neither sent nor validated): the mode
-// without a video, the strength unless the mode is edit, the second video unless it is connect,
+// without a video, the strength unless the mode is edit or connect, the second video unless it is connect,
 // and loop with a video (the server refuses it).
 function syncControls() {
   const video = $("video").files.length > 0, mode = $("mode").value;
   $("mode").disabled = !video;
-  $("strength").disabled = !(video && mode === "edit");
+  $("strength").disabled = !(video && (mode === "edit" || mode === "connect"));
   $("video2").disabled = !(video && mode === "connect");
   $("loop").disabled = video;
 }
