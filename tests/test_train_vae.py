@@ -138,6 +138,7 @@ def test_every_shipped_config_loads(tmp_path):
     for path in configs:
         cfg = load_config(TrainVAEConfig if path.name.startswith("vae-") else TrainDiTConfig, path)
         assert cfg.run_dir.startswith("runs/"), path
+        assert path.read_text().startswith("# "), f"{path}: a config opens with what it is for and its command"
     # an experiment's file holds only its differences; what it inherits is its base's
     stage6 = load_config(TrainDiTConfig, Path(__file__).parent.parent / "configs" / "dit-world-stage6.yaml")
     assert (stage6.model.hidden, stage6.data.seed, stage6.grad_accum, stage6.optim.lr) == (384, 6, 8, 1.5e-4)
