@@ -117,6 +117,10 @@ def test_a_config_file_can_start_from_another(tmp_path):
     grandchild.write_text("base: exp/child.yaml\nbatch_size: 3\n")
     cfg = load_config(TrainDiTConfig, grandchild)
     assert (cfg.batch_size, cfg.max_steps, cfg.optim.lr) == (3, 10, 3e-5)
+    (tmp_path / "parent.yaml").write_text("max_stepz: 10\n")
+    with pytest.raises(ValueError, match=r"unknown config key max_stepz.*\(in .*grandchild.yaml or the files it is "
+                                         r"based on: .*child.yaml, .*parent.yaml\)"):
+        load_config(TrainDiTConfig, grandchild)
     (tmp_path / "parent.yaml").write_text("base: grandchild.yaml\n")
     with pytest.raises(ValueError, match=r"in a loop: .*grandchild.yaml -> .*child.yaml -> .*parent.yaml -> .*grandchild.yaml"):
         load_config(TrainDiTConfig, grandchild)

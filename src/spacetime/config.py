@@ -193,8 +193,26 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     except ValueError as e:
         given = _dotted(parse_overrides(overrides)) if overrides else set()
         key = str(e).removeprefix("unknown config key ").split(":")[0].split(";")[0].strip()
-        where = " (on the command line)" if key in given else f" (in {path})" if path is not None else ""
+        bases = _bases(path) if path is not None else []
+        where = (" (on the command line)" if key in given else
+                 f" (in {path} or the files it is based on: {', '.join(str(b) for b in bases)})" if bases else
+                 f" (in {path})" if path is not None else "")
         raise ValueError(f"{e}{where}") from None
+
+
+def _bases(path: Path) -> list[Path]:
+    """The files a config file is based on, nearest first (for naming them in an error)."""
+    out: list[Path] = []
+    while len(out) < 32:
+        try:
+            base = (yaml.safe_load(path.read_text()) or {}).get("base")
+        except (OSError, yaml.YAMLError, AttributeError):
+            break
+        if not isinstance(base, str):
+            break
+        path = path.parent / base
+        out.append(path)
+    return out
 
 
 def _dotted(tree: dict, prefix: str = "") -> set[str]:
