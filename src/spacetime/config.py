@@ -158,8 +158,9 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
-    """A config file's keys, with its `base` file's (and that one's base's) beneath them."""
+def _read_yaml(path: Path, read: list[Path], chain: tuple[Path, ...] = ()) -> dict:
+    """A config file's keys, with its `base` file's (and that one's base's) beneath them; `read`
+    gets the files read, this one first, for naming them in a later error."""
     if path.is_dir():
         raise ValueError(f"config file {path} is a directory; give a YAML file")
     if not path.is_file():
@@ -173,19 +174,21 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    read.append(path)
     if "base" not in data:
         return data
     base = data.pop("base")
     if not isinstance(base, str) or not base.strip():
         raise ValueError(f"{path}: base must be the path of another config file, got {base!r}")
-    return _merge(_read_yaml(path.parent / base, chain + (path.resolve(),)), data)
+    return _merge(_read_yaml(path.parent / base, read, chain + (path.resolve(),)), data)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     data: dict = {}
+    read: list[Path] = []
     if path is not None:
         path = Path(path)
-        data = _read_yaml(path)
+        data = _read_yaml(path, read)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
     try:
@@ -193,26 +196,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     except ValueError as e:
         given = _dotted(parse_overrides(overrides)) if overrides else set()
         key = str(e).removeprefix("unknown config key ").split(":")[0].split(";")[0].strip()
-        bases = _bases(path) if path is not None else []
+        bases = read[1:]
         where = (" (on the command line)" if key in given else
                  f" (in {path} or the files it is based on: {', '.join(str(b) for b in bases)})" if bases else
                  f" (in {path})" if path is not None else "")
         raise ValueError(f"{e}{where}") from None
-
-
-def _bases(path: Path) -> list[Path]:
-    """The files a config file is based on, nearest first (for naming them in an error)."""
-    out: list[Path] = []
-    while len(out) < 32:
-        try:
-            base = (yaml.safe_load(path.read_text()) or {}).get("base")
-        except (OSError, yaml.YAMLError, AttributeError):
-            break
-        if not isinstance(base, str):
-            break
-        path = path.parent / base
-        out.append(path)
-    return out
 
 
 def _dotted(tree: dict, prefix: str = "") -> set[str]:
