@@ -26,31 +26,30 @@ from safetensors.torch import load_file
 from spacetime.checkpoint import save_model
 
 
-def interpolate(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
-    """(1 - alpha) * base + alpha * tuned, tensor by tensor, in fp32."""
+def check_same_tensors(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor]) -> None:
     if base.keys() != tuned.keys():
         raise ValueError(f"the DiTs differ in tensors: {sorted(base.keys() ^ tuned.keys())[:5]}")
-    out = {}
     for k, b in base.items():
-        t = tuned[k]
-        if b.shape != t.shape:
-            raise ValueError(f"{k}: shape {tuple(b.shape)} in BASE, {tuple(t.shape)} in TUNED")
-        out[k] = torch.lerp(b.float(), t.float(), alpha) if b.is_floating_point() else t
-    return out
+        if b.shape != tuned[k].shape:
+            raise ValueError(f"{k}: shape {tuple(b.shape)} in BASE, {tuple(tuned[k].shape)} in TUNED")
+
+
+def interpolate(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """(1 - alpha) * base + alpha * tuned, tensor by tensor, in fp32."""
+    check_same_tensors(base, tuned)
+    return {k: torch.lerp(b.float(), tuned[k].float(), alpha) if b.is_floating_point() else tuned[k]
+            for k, b in base.items()}
 
 
 def random_direction(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float,
                      seed: int) -> tuple[dict[str, torch.Tensor], float]:
     """base + alpha * r per tensor, r Gaussian with the norm of (tuned - base); and the relative
     size of the whole change, |tuned - base| / |base| over all floating tensors."""
-    if base.keys() != tuned.keys():
-        raise ValueError(f"the DiTs differ in tensors: {sorted(base.keys() ^ tuned.keys())[:5]}")
+    check_same_tensors(base, tuned)
     gen = torch.Generator().manual_seed(seed)
     out, moved, size = {}, 0.0, 0.0
     for k in sorted(base):
         b, t = base[k], tuned[k]
-        if b.shape != t.shape:
-            raise ValueError(f"{k}: shape {tuple(b.shape)} in BASE, {tuple(t.shape)} in TUNED")
         if not b.is_floating_point():
             out[k] = t
             continue
