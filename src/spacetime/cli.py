@@ -393,7 +393,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
-    strength = pipeline.CONNECT_STRENGTH if mode == "connect" and args.strength is None else args.strength
+    strength = pipeline.resolve_strength(mode, args.strength)
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                guidance_interval=interval,

@@ -88,6 +88,12 @@ def connect_bridge(head: Tensor, tail: Tensor, t: int) -> Tensor:
     return torch.cat([head, middle, tail], 2)
 
 
+def resolve_strength(mode: str, strength: float | None) -> float | None:
+    """The strength a mode runs at: a connection without one takes CONNECT_STRENGTH (what the CLI
+    and the server record); other modes keep what was given."""
+    return CONNECT_STRENGTH if mode == "connect" and strength is None else strength
+
+
 def connect_context(frames1: int, frames2: int, t: int, ft: int) -> tuple[int, int]:
     """The latent frames of the first video's end and of the second's start that a connecting
     window of `t` latent frames holds: up to CONNECT_CONTEXT each (where it is and how it moves);
@@ -585,15 +591,13 @@ class SpacetimePipeline:
             heads, tails = zip(*[(self._head_latents(x, n1), self._tail_latents(y, n2)) for x, y in zip(befores, afters)])
             k1, k2 = heads[0][1], tails[0][1]
             head, tail = torch.cat([z for z, _ in heads]), torch.cat([z for z, _ in tails])
-            start = None
-            if bridge < 1:
-                start = connect_bridge(head, tail, t)
+            start = connect_bridge(head, tail, t) if bridge < 1 else None
             windows = denoise([(0, head), (t - n2, tail)], start=start, s=bridge)
             return [v[k1 : len(v) - k2] for v in windows]
 
         # a connection's transition starts from a cross-fade of the two ends noised to `strength`
         # (SDEdit); 1: from noise. Loops longer than a window connect from noise.
-        bridge = (CONNECT_STRENGTH if strength is None else strength) if mode == "connect" else 1.0
+        bridge = resolve_strength(mode, strength) if mode == "connect" else 1.0
         tie = loop and not long  # a loop in one window: its last latent frame is its first
         if mode == "text":
             frames = denoise(tie=tie)

@@ -18,7 +18,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spacetime.data.video import MIN_FPS
-from spacetime.pipeline import CONNECT_STRENGTH, connect_context, extension_context, least_frames
+from spacetime.pipeline import (
+    CONNECT_STRENGTH,
+    connect_context,
+    extension_context,
+    least_frames,
+    resolve_strength,
+)
 
 MAX_SEED = 2**63 - 1
 SIZE_RE = re.compile(r"(\d{1,5})x(\d{1,5})")
@@ -186,8 +192,8 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)  # random, and echoed back
     return JobSpec(prompt=req.prompt, negative_prompt=req.negative_prompt, num_frames=num_frames, height=height,
                    width=width, fps=fps, steps=req.steps or default_steps, guidance_scale=req.guidance_scale,
-                   seed=seed, mode=mode, strength=CONNECT_STRENGTH if mode == "connect" and req.strength is None
-                   else req.strength, loop=req.loop, embed_prompt=req.embed_prompt)
+                   seed=seed, mode=mode, strength=resolve_strength(mode, req.strength), loop=req.loop,
+                   embed_prompt=req.embed_prompt)
 
 
 def check_length(num_frames: int, height: int, width: int, limits: Limits, param: str) -> None:
