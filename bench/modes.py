@@ -376,18 +376,11 @@ def long_coherence(pipe, args) -> dict:
     # the markdown table: 10-s bins of segments (the JSON keeps every segment)
     per_10s = [{"from_s": t, **{k: mean([r for r in per_segment if t <= r["start_s"] < t + 10], k) for k in keys}}
                for t in range(0, int(per_segment[-1]["start_s"]) + 1, 10)]
-    third = max(1, len(per_segment) // 3)
-    first, last = per_segment[:third], per_segment[-third:]
-    drift = {k: round(mean(last, k) - mean(first, k), 3) if None not in (mean(last, k), mean(first, k)) else None
-             for k in ("objects_seen", "count_right", "adherence", "permanence")}
+    drift = {m: None if (d := third_drift(per_segment, m)) is None else round(d, 3) for m in DRIFT_KEYS}
     # the same drift clip by clip: its spread over clips says whether a mean drift is more than noise
-    per_clip = []
-    for seg in segs:
-        k = max(1, len(seg) // 3)
-        per_clip.append({m: (mean(seg[-k:], m) - mean(seg[:k], m)) if None not in (mean(seg[-k:], m), mean(seg[:k], m))
-                         else None for m in ("objects_seen", "count_right", "adherence", "permanence")})
+    per_clip = [{m: third_drift(seg, m) for m in DRIFT_KEYS} for seg in segs]
     summary = []
-    for m in ("objects_seen", "count_right", "adherence", "permanence"):
+    for m in DRIFT_KEYS:
         vals = np.array([c[m] for c in per_clip if c[m] is not None], float)
         if len(vals) == 0:
             continue
@@ -399,6 +392,16 @@ def long_coherence(pipe, args) -> dict:
     return {"clips": args.long_clips, "frames": frames, "segment_frames": SEGMENT, "per_segment": per_segment,
             "per_10s": per_10s, "drift_last_third_minus_first_third": drift,
             "drift_per_clip": {"clips": per_clip, "summary": summary}}
+
+
+DRIFT_KEYS = ("objects_seen", "count_right", "adherence", "permanence")
+
+
+def third_drift(rows: list[dict], key: str) -> float | None:
+    """The last third of `rows`' mean of `key` less the first third's (None where one is unmeasured)."""
+    third = max(1, len(rows) // 3)
+    first, last = mean(rows[:third], key), mean(rows[-third:], key)
+    return None if None in (first, last) else last - first
 
 
 def t_975(df: int) -> float:
@@ -456,20 +459,20 @@ def fidelity(pipe, args) -> dict:
             row.update({cols[4]: control, cols[5]: r[m][f"{ck}_median"], cols[6]: r[m][f"{ck}_le_1"]})
         return row
 
-    seams = [(m, args) for m, *args in (
-        ("loop", "loop: last -> first frame", "loop", "seam_ratio", "the clip without loop", "control_seam_ratio",
+    seams = (  # seam_row's arguments; its second is the mode, whose rows show only where it ran
+        ("loop: last -> first frame", "loop", "seam_ratio", "the clip without loop", "control_seam_ratio",
          "max_step_ratio"),
-        ("loop", "loop, num_frames 33: last -> first frame", "loop", "seam_ratio_33"),
-        ("loop", "the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
-        ("connect", "connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together", "control_cut_ratio",
+        ("loop, num_frames 33: last -> first frame", "loop", "seam_ratio_33"),
+        ("the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
+        ("connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together", "control_cut_ratio",
          "max_step_ratio"),
-        ("connect", "connect: transition -> B", "connect", "junction_b_ratio"),
-        ("connect_same_scene", "connect, one scene: A -> transition", "connect_same_scene", "junction_a_ratio",
-         "A, B cut together", "control_cut_ratio", "max_step_ratio"),
-        ("connect_same_scene", "connect, one scene: transition -> B", "connect_same_scene", "junction_b_ratio"),
-        ("extend_forward", "extend forward: input -> new", "extend_forward", "junction_ratio"),
-        ("extend_backward", "extend backward: new -> input", "extend_backward", "junction_ratio"))]
-    rows = [seam_row(*a) for m, a in seams if m in r]
+        ("connect: transition -> B", "connect", "junction_b_ratio"),
+        ("connect, one scene: A -> transition", "connect_same_scene", "junction_a_ratio", "A, B cut together",
+         "control_cut_ratio", "max_step_ratio"),
+        ("connect, one scene: transition -> B", "connect_same_scene", "junction_b_ratio"),
+        ("extend forward: input -> new", "extend_forward", "junction_ratio"),
+        ("extend backward: new -> input", "extend_backward", "junction_ratio"))
+    rows = [seam_row(*a) for a in seams if a[1] in r]
     if rows:
         n = next(r[m]["clips"] for m in MODES if m in r)
         print(f"\n### Seams, {n} held-out clips: ratio = the seam's difference over the video's median "
