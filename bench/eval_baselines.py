@@ -3,9 +3,13 @@ each, scored by `spacetime.eval` on prompts from both splits. The table in docs/
 script's output.
 
     python bench/eval_baselines.py [--num-clips 200] [--size 64x64] [--num-frames 17] [--fps 8] [--json out.json]
+        [--vae src/spacetime/models/world/vae [--save-vae DIR]] [--splits heldout] [--no-generators]
 
 Rows: the source clips the prompts were captioned from (raw, and through H.264 4:2:0 and 4:4:4 at
-the default CRF), then every generator in `spacetime.eval.generators.BASELINES` on the same
+the default CRF; with --vae, also encoded to latents and decoded back by that VAE and saved as
+`spacetime eval` saves a model's clips (4:4:4, crf 0): the best a DiT on its latents can score;
+--save-vae DIR keeps those clips, a folder `spacetime eval --videos` re-scores with reasons), then
+every generator in `spacetime.eval.generators.BASELINES` on the same
 prompts. Before the table, the tracker's own accuracy on the source clips against their ground
 truth: centroid error over clean frames (pixels; a triangle's area centroid is r/3 below its box
 centre), and the share of objects seen whole whose shape and size it reads right. Columns: each metric's mean over the clips it judges (`-`: none), the trajectory Fréchet
@@ -28,8 +32,9 @@ import torch
 from machine import cpu_name  # bench/machine.py
 
 from spacetime.cli import parse_size
-from spacetime.data.video import read_video, write_video
+from spacetime.data.video import frames_to_tensor, read_video, tensor_to_frames, write_video
 from spacetime.eval import BASELINES, METRICS, Sample, evaluate, generate_samples, split_prompts
+from spacetime.eval.command import save_samples
 from spacetime.world.clip import make_clip, stream_seed
 
 
@@ -67,6 +72,12 @@ def _tracker_accuracy(clips, result) -> dict:
     }
 
 
+@torch.no_grad()
+def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> the same clip encoded to the posterior mean and decoded, uint8."""
+    return tensor_to_frames(vae.decode(vae.encode(frames_to_tensor(frames)[None]))[0])
+
+
 def _table(rows: list[dict]) -> str:
     head = "| baseline | " + " | ".join(METRICS) + " | Fréchet dist. | accel. under gravity |"
     lines = [head, "|" + " --- |" * (len(METRICS) + 3)]
@@ -86,7 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fps", type=float, default=8.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--vae", type=Path, default=None, help="a VAE model folder: add its round trip as a row")
+    ap.add_argument("--save-vae", type=Path, default=None, help="keep the VAE's round trips here, a folder per split")
+    ap.add_argument("--no-generators", action="store_true", help="the source rows alone (and --vae's)")
+    ap.add_argument("--splits", default="train,heldout", help="comma-separated: train, heldout")
     args = ap.parse_args(argv)
+    splits = args.splits.split(",")
+    if not splits or any(s not in ("train", "heldout") for s in splits):
+        ap.error(f"--splits: expected train and/or heldout, got {args.splits!r}")
     torch.set_num_threads(1)
     w, h = args.size
     geometry = {"num_frames": args.num_frames, "height": h, "width": w, "fps": args.fps}
@@ -99,7 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
         "num_clips": args.num_clips,
         "splits": {},
     }
-    for split in ("train", "heldout"):
+    vae = None
+    if args.vae is not None:
+        from spacetime.vae import VideoVAE
+
+        vae = VideoVAE.from_pretrained(args.vae)
+    for split in splits:
         clips = [
             make_clip(stream_seed(args.seed, i, split), split=split, **geometry)
             for i in range(args.num_clips)
@@ -125,7 +148,15 @@ def main(argv: list[str] | None = None) -> dict:
                 result = evaluate(samples, seed=args.seed, references=refs, progress=False)
                 rows.append(_row(f"source clips, H.264 {pix_fmt[3:]}", result))
                 tracker[pix_fmt] = _tracker_accuracy(clips, result)
-        for name, gen in BASELINES.items():
+        if vae is not None:
+            samples = [Sample(f"{i:06d}", p, vae_round_trip(vae, c.frames), args.fps) for i, (p, c) in enumerate(zip(prompts, clips))]
+            with tempfile.TemporaryDirectory() as d:
+                folder = Path(d) if args.save_vae is None else args.save_vae / split
+                samples = list(save_samples(samples, folder, "detailed"))
+            result = evaluate(samples, seed=args.seed, references=refs, progress=False)
+            rows.append(_row("source clips through the VAE (encode, decode)", result))
+            tracker["vae"] = _tracker_accuracy(clips, result)
+        for name, gen in () if args.no_generators else BASELINES.items():
             samples = generate_samples(gen, prompts, seed=args.seed, **geometry)
             rows.append(_row(name, evaluate(samples, seed=args.seed, references=refs, progress=False)))
         out["splits"][split] = rows

@@ -694,3 +694,46 @@ def test_a_model_run_scores_the_videos_it_saves(tmp_path, eval_cli, monkeypatch)
     assert model["aggregate"] == videos["aggregate"]
     for a, b in zip(model["clips"], videos["clips"]):
         assert a["metrics"] == b["metrics"] and a["measured"] == b["measured"]
+
+
+def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp_path):
+    """bench/eval_baselines.py --vae: the row is the source clips through that VAE, saved as eval
+    saves a model's clips; a 'VAE' that inverts colours must fail adherence while the source rows
+    pass, and --save-vae keeps a folder `spacetime eval --videos` can score."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from spacetime import vae as vae_module
+
+    class Inverting:
+        def encode(self, video):
+            return video
+
+        def decode(self, z):
+            return -z
+
+    monkeypatch.setattr(vae_module.VideoVAE, "from_pretrained", classmethod(lambda cls, path: Inverting()))
+    bench = Path(__file__).parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_eval_baselines", bench / "eval_baselines.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_eval_baselines", module)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        out = module.main(["--num-clips", "2", "--splits", "heldout", "--no-generators", "--vae", "any",
+                           "--save-vae", str(tmp_path / "rt")])
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r["baseline"]: r for r in out["splits"]["heldout"]}
+    assert list(out["splits"]) == ["heldout"] and len(rows) == 4  # raw, 444, 420, the VAE
+    assert rows["source clips (the captioned clips)"]["adherence"] == 1.0
+    assert rows["source clips through the VAE (encode, decode)"]["adherence"] < 0.5
+    saved = sorted(p.name for p in (tmp_path / "rt" / "heldout").iterdir())
+    assert saved == ["000000.mp4", "000001.mp4", "captions.jsonl"]
+    frames = read_video(tmp_path / "rt" / "heldout" / "000000.mp4")[0]
+    clip = make_clip(stream_seed(0, 0, "heldout"), split="heldout", num_frames=17, height=64, width=64, fps=8)
+    assert np.abs(frames.astype(int) - (255 - clip.frames.astype(int))).max() <= 3  # inverted, saved near-losslessly

@@ -277,6 +277,23 @@ def test_bf16_autocast_trains_and_bad_precision_is_named(tmp_path):
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
+def test_gradient_weight_adds_the_edge_term_and_bad_weights_are_named(tmp_path):
+    for key, value in (("--gradient_weight", "-1"), ("--l1_weight", "nan"), ("--kl_weight", "-0.5")):
+        with pytest.raises(ValueError, match=f"{key[2:]} must be a finite number >= 0"):
+            load_config(TrainVAEConfig, None, [key, value])
+    runs = {}
+    for w in ("0", "2"):
+        cfg = load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "2", "--log_every", "1", "--gradient_weight", w,
+                                                 "--run_dir", str(tmp_path / w)])
+        train_vae(cfg, progress=False)
+        runs[w] = [json.loads(line) for line in (tmp_path / w / "metrics.jsonl").read_text().splitlines()]
+    first0, first2 = runs["0"][0], runs["2"][0]
+    assert first0["gradient"] == 0  # not computed without its weight
+    # the same model, batch and noise at step 1: the loss differs by exactly the weighted term
+    assert first2["l1"] == pytest.approx(first0["l1"]) and first2["gradient"] > 0
+    assert first2["loss"] == pytest.approx(first0["loss"] + 2 * first2["gradient"], rel=1e-5)
+
+
 def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
     """init_from + freeze_encoder: the encoder and the latent statistics stay bit-exact (a DiT
     trained on them keeps working), the decoder trains."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spacetime.vae import PRESETS, VAEConfig, VideoVAE, kl_loss
+from spacetime.vae import PRESETS, VAEConfig, VideoVAE, gradient_loss, kl_loss
 
 
 @pytest.fixture(scope="module", params=[0, 8], ids=["folded", "frame-stage"])
@@ -91,6 +91,24 @@ def test_forward_and_kl():
     assert recon.shape == (1, 3, 5, 16, 16) and mean.shape == logvar.shape == (1, 16, 2, 2, 2)
     assert kl_loss(torch.zeros(4), torch.zeros(4)) == 0
     assert kl_loss(torch.ones(4), torch.zeros(4)) == pytest.approx(0.5)
+
+
+def test_gradient_loss_pays_for_rounded_corners_not_for_flat_offsets():
+    square = torch.full((1, 3, 1, 16, 16), -1.0)
+    square[..., 4:10, 4:10] = 1.0
+    assert gradient_loss(square, square) == 0
+    # a uniform shift costs pixel L1 but leaves every edge where it was
+    assert gradient_loss(square + 0.3, square) == pytest.approx(0.0, abs=1e-6)
+    rounded = square.clone()
+    for y, x in ((4, 4), (4, 9), (9, 4), (9, 9)):
+        rounded[..., y, x] = -1.0  # the four corner pixels knocked off: a blob
+    blurred = torch.nn.functional.avg_pool3d(square, (1, 3, 3), stride=1, padding=(0, 1, 1), count_include_pad=False)
+    r, b = float(gradient_loss(rounded, square)), float(gradient_loss(blurred, square))
+    assert r > 0 and b > r  # each corner costs; a blur that moves every edge costs more
+    # the exact value: each knocked-off corner changes 2 horizontal and 2 vertical differences by 2
+    assert r == pytest.approx(2 * (4 * 2 * 2.0 * 3) / (3 * 16 * 15), rel=1e-6)  # (dx + dy) over 3x16x15 each
+    with pytest.raises(ValueError, match=r"recon and video must be \(B, C, T, H, W\) of one shape"):
+        gradient_loss(square[0], square[0])
 
 
 def test_config_validation():
