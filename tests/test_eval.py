@@ -696,14 +696,10 @@ def test_a_model_run_scores_the_videos_it_saves(tmp_path, eval_cli, monkeypatch)
         assert a["metrics"] == b["metrics"] and a["measured"] == b["measured"]
 
 
-def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp_path):
+def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp_path, bench_module):
     """bench/eval_baselines.py --vae: the row is the source clips through that VAE, saved as eval
     saves a model's clips; a 'VAE' that inverts colours must fail adherence while the source rows
     pass, and --save-vae keeps a folder `spacetime eval --videos` can score."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     import torch
 
     from spacetime import vae as vae_module
@@ -716,12 +712,7 @@ def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp
             return -z
 
     monkeypatch.setattr(vae_module.VideoVAE, "from_pretrained", classmethod(lambda cls, path: Inverting()))
-    bench = Path(__file__).parent.parent / "bench"
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("bench_eval_baselines", bench / "eval_baselines.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_eval_baselines", module)
-    spec.loader.exec_module(module)
+    module = bench_module("eval_baselines")
     threads = torch.get_num_threads()
     try:
         out = module.main(["--num-clips", "2", "--splits", "heldout", "--no-generators", "--vae", "any",

@@ -3,7 +3,6 @@ sampler, so the checks are about what is given, where it lands, and what comes o
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -587,19 +586,12 @@ def test_guidance_interval_is_the_models_default_unless_given(pipe, recorded, mo
         run(pipe, guidance_interval=(0.9, 0.1))
 
 
-def test_the_long_video_bench_reports_drift_clip_by_clip(monkeypatch, tmp_path):
+def test_the_long_video_bench_reports_drift_clip_by_clip(monkeypatch, tmp_path, bench_module):
     """bench/modes.py's 60-s figure: the drift of each clip (last third less first third of its
     17-frame segments) and an interval over clips, so 2 clips' swing is not read as a trend."""
-    import importlib.util
-    import sys
     from types import SimpleNamespace
 
-    bench = Path(__file__).parent.parent / "bench"
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("bench_modes", bench / "modes.py")
-    modes = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_modes", modes)
-    spec.loader.exec_module(modes)
+    modes = bench_module("modes")
     drop = {0: 0.3, 1: 0.1, 2: 0.2}  # each clip's permanence falls by this from its first to its last third
 
     def fake_gen(pipe, args, i, prompt, **kw):
