@@ -12,7 +12,8 @@ the default CRF; with --vae, also encoded to latents and decoded back by that VA
 every generator in `spacetime.eval.generators.BASELINES` on the same
 prompts. Before the table, the tracker's own accuracy on the source clips against their ground
 truth: centroid error over clean frames (pixels; a triangle's area centroid is r/3 below its box
-centre), and the share of objects seen whole whose shape and size it reads right. Columns: each metric's mean over the clips it judges (`-`: none), the trajectory Fréchet
+centre), and the share of objects seen whole whose shape and size it reads right (the shape also
+per size and shape: [objects, share]). Columns: each metric's mean over the clips it judges (`-`: none), the trajectory Fréchet
 distance to the simulator's renditions (same reference draws for every row), and the median
 vertical acceleration measured on objects whose prompt has gravity (world: -4 units/s^2).
 """
@@ -51,7 +52,7 @@ def _row(name: str, result) -> dict:
 
 
 def _tracker_accuracy(clips, result) -> dict:
-    errs, shape_ok, size_ok = [], [], []
+    errs, shape_ok, size_ok, by_kind = [], [], [], {}
     for clip, score in zip(clips, result.scores):
         gt, h = clip.ground_truth(), clip.height
         for o in gt["objects"]:
@@ -63,12 +64,14 @@ def _tracker_accuracy(clips, result) -> dict:
             if tr.shape() is not None:
                 shape_ok.append(tr.shape() == o["shape"])
                 size_ok.append(tr.size(h) == o["size"])
+                by_kind.setdefault(f"{o['size']} {o['shape']}", []).append(shape_ok[-1])
     return {
         "centroid_error_px_mean": round(float(np.mean(errs)), 3),
         "centroid_error_px_p99": round(float(np.percentile(errs, 99)), 3),
         "objects_judged": len(shape_ok),
         "shape_accuracy": round(float(np.mean(shape_ok)), 4),
         "size_accuracy": round(float(np.mean(size_ok)), 4),
+        "shape_accuracy_by_kind": {k: [len(v), round(float(np.mean(v)), 4)] for k, v in sorted(by_kind.items())},
     }
 
 

@@ -723,6 +723,9 @@ def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp
     assert list(out["splits"]) == ["heldout"] and len(rows) == 4  # raw, 444, 420, the VAE
     assert rows["source clips (the captioned clips)"]["adherence"] == 1.0
     assert rows["source clips through the VAE (encode, decode)"]["adherence"] < 0.5
+    raw = out["tracker"]["heldout"]["raw"]  # every object seen whole, counted once in its size and shape
+    assert sum(n for n, _ in raw["shape_accuracy_by_kind"].values()) == raw["objects_judged"] > 0
+    assert all(share == 1.0 for _, share in raw["shape_accuracy_by_kind"].values())
     saved = sorted(p.name for p in (tmp_path / "rt" / "heldout").iterdir())
     assert saved == ["000000.mp4", "000001.mp4", "captions.jsonl"]
     frames = read_video(tmp_path / "rt" / "heldout" / "000000.mp4")[0]
