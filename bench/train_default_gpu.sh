@@ -32,6 +32,11 @@
 # them beside the probe's and the time limit's; their EMA weights come back with the result
 # (bench/pack_default.py), for a learning curve (stage 7 in docs/model-card.md).
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
+# VAE_CONFIG=FILE (default configs/vae-world.yaml) and VAE_WIDE=CHANNELS (the second arm's widths,
+# default [64,128,256]) set the two VAEs; DIT_ARGS="..." adds flags to the DiT's run. The finer
+# latent grid docs/model-card.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
+# VAE_WIDE='[96,192]' DIT_ARGS="--model.patch [1,4,4]" (both VAEs at spatial factor 4; the DiT
+# keeps today's token count).
 set -euo pipefail
 RUNS=${1:?runs folder}
 TEXT=${2:?text encoder (minilm or a local model directory)}
@@ -49,6 +54,9 @@ DIT_LR=${DIT_LR:-$([ -n "$DIT_INIT" ] && echo 3.0e-4 || echo 5.0e-4)}
 DIT_SEED=${DIT_SEED:-$([ -n "$DIT_INIT" ] && echo 2 || echo 0)}
 DIT_WARMUP=${DIT_WARMUP:-$([ -n "$DIT_INIT" ] && echo 100 || echo 300)}
 CURVE=${CURVE:-1}
+VAE_CONFIG=${VAE_CONFIG:-configs/vae-world.yaml}
+VAE_WIDE=${VAE_WIDE:-[64,128,256]}
+read -r -a DIT_EXTRA <<< "${DIT_ARGS:-}"
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -69,7 +77,7 @@ EOF
 
 vae() {  # name, extra args
   local name=$1; shift
-  python3 -m spacetime train-vae --config configs/vae-world.yaml --device "$DEVICE" --run_dir "$RUNS/$name" \
+  python3 -m spacetime train-vae --config "$VAE_CONFIG" --device "$DEVICE" --run_dir "$RUNS/$name" \
     --batch_size "$VAE_BATCH" --precision bf16 --threads 2 --data.num_workers "$WORKERS" --log_every 25 --save_every 1000000 \
     --latent_stats_batches 32 "$@" 2>>"$RUNS/$name.log"
 }
@@ -79,11 +87,11 @@ if [ -n "${VAE:-}" ]; then  # VAE=DIR: a trained VAE; only the DiT trains
 else
 # --- VAEs: 150-step probe, then the rest of their share (until T0 + 45% of the budget)
 VAE_END=$(( TOTAL * 45 / 100 ))
-vae vae-recipe --max_steps $PROBE & vae vae-wide --model.channels '[64,128,256]' --max_steps $PROBE & wait
+vae vae-recipe --max_steps $PROBE & vae vae-wide --model.channels "$VAE_WIDE" --max_steps $PROBE & wait
 for name in vae-recipe vae-wide; do
   n=$(steps_that_fit "$RUNS/$name/metrics.jsonl" $(( VAE_END - $(elapsed) - 15 )))
   echo "$name: $n steps"
-  extra=(); [ "$name" = vae-wide ] && extra=(--model.channels '[64,128,256]')
+  extra=(); [ "$name" = vae-wide ] && extra=(--model.channels "$VAE_WIDE")
   vae $name "${extra[@]}" --max_steps "$n" &
 done
 wait
@@ -115,7 +123,7 @@ fi
 DIT=(python3 -m spacetime train --config configs/dit-world-gpu.yaml --device "$DEVICE" --run_dir "$RUNS/dit"
   --vae "$RUNS/$BEST/model" --text_encoder "$TEXT" --batch_size "$DIT_BATCH" --optim.lr "$DIT_LR"
   --optim.warmup_steps "$DIT_WARMUP" --data.seed "$DIT_SEED" ${DIT_INIT:+--init_from "$DIT_INIT"}
-  --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT")
+  --threads 2 --data.num_workers "$DIT_WORKERS" --data.multishot "$MULTISHOT" ${DIT_EXTRA[@]+"${DIT_EXTRA[@]}"})
 [ ${#DEC[@]} -gt 0 ] && { "${DEC[@]}" --max_steps $PROBE 2>>"$RUNS/vae-decoder.log" & }
 "${DIT[@]}" --max_steps $(( PROBE * 2 / 3 < DIT_WARMUP ? PROBE * 2 / 3 : DIT_WARMUP )) 2>>"$RUNS/dit.log"
 wait || echo "the decoder's probe failed; the DiT goes on alone"
