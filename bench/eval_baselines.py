@@ -21,6 +21,7 @@ vertical acceleration measured on objects whose prompt has gravity (world: -4 un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -153,9 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
                 tracker[pix_fmt] = _tracker_accuracy(clips, result)
         if vae is not None:
             samples = [Sample(f"{i:06d}", p, vae_round_trip(vae, c.frames), args.fps) for i, (p, c) in enumerate(zip(prompts, clips))]
-            with tempfile.TemporaryDirectory() as d:
-                folder = Path(d) if args.save_vae is None else args.save_vae / split
-                samples = list(save_samples(samples, folder, "detailed"))
+            keep = None if args.save_vae is None else contextlib.nullcontext(args.save_vae / split)
+            with keep or tempfile.TemporaryDirectory() as d:
+                samples = list(save_samples(samples, Path(d), "detailed"))
             result = evaluate(samples, seed=args.seed, references=refs, progress=False)
             rows.append(_row("source clips through the VAE (encode, decode)", result))
             tracker["vae"] = _tracker_accuracy(clips, result)

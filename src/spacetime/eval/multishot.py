@@ -71,8 +71,7 @@ def detect_cuts(ct: ClipTrack) -> list[int]:
 
 def _jumps(ct: ClipTrack, tr, a: int, b: int, g_px: float) -> bool:
     step = float(np.hypot(*(tr.centroid[b] - tr.centroid[a])))
-    near = [float(np.hypot(*(tr.centroid[j + 1] - tr.centroid[j])))
-            for j in (a - 1, b) if 0 <= j and j + 1 < ct.num_frames and tr.whole[j] and tr.whole[j + 1]]
+    near = [_step(tr, j, j + 1, whole=True) for j in (a - 1, b) if _seen(tr.whole, j, j + 1)]
     if not near:
         return False
     # another object within one of its (neighbouring) steps plus the other's own step may have hit
@@ -155,10 +154,14 @@ def _unhidden(ct: ClipTrack, tr, seen: int, gone: int) -> bool:
 def _step(tr, a: int, b: int, whole: bool = False) -> float:
     """Pixels the object's centroid moves from frame a to frame b; 0 unless present (or, with
     `whole`, seen whole: a part's centroid moves with what hides it) in both."""
-    seen = tr.whole if whole else tr.present
-    if not (0 <= min(a, b) and max(a, b) < len(seen) and seen[a] and seen[b]):
+    if not _seen(tr.whole if whole else tr.present, a, b):
         return 0.0
     return float(np.hypot(*(tr.centroid[b] - tr.centroid[a])))
+
+
+def _seen(flags: np.ndarray, a: int, b: int) -> bool:
+    """Are frames a and b both in the clip and flagged (present, or whole)?"""
+    return 0 <= min(a, b) and max(a, b) < len(flags) and bool(flags[a]) and bool(flags[b])
 
 
 def _speed_beside(tr, a: int, b: int) -> float:
