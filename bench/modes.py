@@ -14,8 +14,9 @@ trained, the long-video cost, and (--fidelity) each mode's fidelity with a train
 
 --fidelity (a trained model; held-out world clips, 64x64 at 8 fps, --steps and --guidance):
 - loop: seam |last -> first frame| (mean abs pixel difference) over the median consecutive-frame
-  difference of the same video (goal <= 1), at num_frames 17 and 33; control: the same clip
-  without loop.
+  difference of the same video (goal <= 1), at num_frames 17 and 33 (one window), and 49 (longer
+  than a window: the clip, then a transition back to its start; also the junction into it);
+  control: the same clip without loop.
 - connect: two held-out 17-frame clips A, B -> A, transition, B; both junctions and the largest
   step from A's last to B's first frame over the median step; control: A then B cut together.
 - connect, one scene: frames 0..16 and 37..53 of one held-out clip, a 33-frame window whose
@@ -217,6 +218,8 @@ def loop_fidelity(pipe, args) -> dict:
         # the control: the same prompt and seed without loop
         plain = gen(pipe, args, i, clip.captions["detailed"])
         long = gen(pipe, args, i, clip.captions["detailed"], loop=True, num_frames=33)  # a 32-frame loop
+        # longer than a window (33 frames): the 49-frame clip, then a transition back to its start
+        longer = gen(pipe, args, i, clip.captions["detailed"], loop=True, num_frames=49)
         wrapped = np.concatenate([out, out[:1]])  # played in a loop, frame 0 follows the last
         steps = steps_of(out)
         rows.append({"seam_ratio": diff(out[-1], out[0]) / typical_step(out),
@@ -227,13 +230,16 @@ def loop_fidelity(pipe, args) -> dict:
                      # a reference: how far a held-out world clip's own end is from its start
                      "world_seam_ratio": diff(clip.frames[-1], clip.frames[0]) / typical_step(clip.frames),
                      "seam_ratio_33": diff(long[-1], long[0]) / typical_step(long),
+                     "seam_ratio_49": diff(longer[-1], longer[0]) / typical_step(longer),
+                     "closing_junction_ratio_49": diff(longer[48], longer[49]) / typical_step(longer),
                      "frames": len(out)})
         if i == 0:
             save_strip(args.img_dir / "modes-loop.png",
                        [(np.concatenate([out, out[:4]]), np.zeros(len(out) + 4, bool), [len(out)])])
     return summarise(rows, ["seam_ratio", "max_step_ratio", "latent_boundary_step_ratio", "control_seam_ratio",
-                            "world_seam_ratio", "seam_ratio_33", "frames"],
-                     goal=("seam_ratio", "control_seam_ratio", "world_seam_ratio", "seam_ratio_33"))
+                            "world_seam_ratio", "seam_ratio_33", "seam_ratio_49", "closing_junction_ratio_49", "frames"],
+                     goal=("seam_ratio", "control_seam_ratio", "world_seam_ratio", "seam_ratio_33", "seam_ratio_49",
+                           "closing_junction_ratio_49"))
 
 
 def connect_fidelity(pipe, args) -> dict:
@@ -463,6 +469,8 @@ def fidelity(pipe, args) -> dict:
         ("loop: last -> first frame", "loop", "seam_ratio", "the clip without loop", "control_seam_ratio",
          "max_step_ratio"),
         ("loop, num_frames 33: last -> first frame", "loop", "seam_ratio_33"),
+        ("loop, num_frames 49 (two windows and a closing transition): last -> first frame", "loop", "seam_ratio_49"),
+        ("loop, num_frames 49: the clip's end -> the closing transition", "loop", "closing_junction_ratio_49"),
         ("the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
         ("connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together", "control_cut_ratio",
          "max_step_ratio"),

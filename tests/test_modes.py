@@ -177,7 +177,15 @@ def test_a_long_loop_ends_with_a_transition_back_to_the_start(pipe, recorded):
     frames = run(pipe, loop=True, num_frames=17, window_frames=9)
     # windows of 9 frames: 9, +4 (13), +4 (17); then a window from the clip's last frame to its first 4
     assert frames[0].shape == (17 + 4, 32, 32, 3)
-    assert recorded[-1]["cond_mask"].tolist() == [[True, False, True]]
+    closing = recorded[-1]
+    assert closing["cond_mask"].tolist() == [[True, False, True]]
+    # the closing transition starts as a connection does: from the cross-fade of its two ends
+    # (the clip's end, its start) noised to the default strength, not from noise
+    assert closing["strength"] == pipeline_module.CONNECT_STRENGTH < 1
+    start = closing["start_latents"]
+    assert torch.allclose(start, pipeline_module.connect_bridge(start[:, :, :1], start[:, :, 2:], 3))
+    assert torch.equal(start[:, :, :1], closing["cond_latents"][:, :, :1])
+    assert torch.equal(start[:, :, 2:], closing["cond_latents"][:, :, 2:])
 
 
 def test_a_loop_needs_three_latent_frames(pipe):

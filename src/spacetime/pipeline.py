@@ -411,7 +411,8 @@ class SpacetimePipeline:
         strength in (0, 1], the noise level the input is taken to), `loop` (the last frame flows
         into the first: a clip that fits one window is made with its last latent frame tied to its
         first and comes back one frame short, so that played in a loop its frame 0 follows; a longer
-        one ends with a generated transition back to its start). `num_frames` is the generation
+        one ends with a transition back to its start, made as a connection at CONNECT_STRENGTH).
+        `num_frames` is the generation
         window (given context frames included);
         images and videos of another size are resized to height x width with a warning.
         Text/image -> video longer than `window_frames` (default: twice the model's training
@@ -595,10 +596,11 @@ class SpacetimePipeline:
             windows = denoise([(0, head), (t - n2, tail)], start=start, s=bridge)
             return [v[k1 : len(v) - k2] for v in windows]
 
-        # a connection's transition starts from a cross-fade of the two ends noised to `strength`
-        # (SDEdit); 1: from noise. Loops longer than a window connect from noise.
-        bridge = resolve_strength(mode, strength) if mode == "connect" else 1.0
         tie = loop and not long  # a loop in one window: its last latent frame is its first
+        # a connection's transition starts from a cross-fade of the two ends noised to `strength`
+        # (SDEdit); 1: from noise. A loop longer than a window closes with such a connection, from
+        # its end back to its start, at the default strength (docs/modes.md, "Long loops").
+        bridge = resolve_strength(mode, strength) if mode == "connect" else CONNECT_STRENGTH if loop and not tie else 1.0
         if mode == "text":
             frames = denoise(tie=tie)
         elif mode == "image":
