@@ -3,6 +3,7 @@ sampler, so the checks are about what is given, where it lands, and what comes o
 
 import json
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def recorded(monkeypatch):
         out = original(*args, **kwargs)
         calls.append({"cond_latents": kwargs.get("cond_latents"), "cond_mask": kwargs.get("cond_mask"), "out": out,
                       "guidance_interval": kwargs.get("guidance_interval"), "start_latents": kwargs.get("start_latents"),
-                      "strength": kwargs.get("strength")})
+                      "strength": kwargs.get("strength"), "shift": kwargs.get("shift")})
         return out
 
     monkeypatch.setattr(pipeline_module.sampling, "sample", spy)
@@ -396,6 +397,9 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     assert sidecar["guidance_interval"] == [0.0, 1.0]
     assert main([*base, "--guidance-interval", "0.3", "1", "--output", str(tmp_path / "gi.mp4")]) == 0
     assert json.loads((tmp_path / "gi.json").read_text())["guidance_interval"] == [0.3, 1.0]
+    assert sidecar["shift"] == 1.0  # the model's own (none here: training's schedule)
+    assert main([*base, "--shift", "2.5", "--output", str(tmp_path / "sh.mp4")]) == 0
+    assert json.loads((tmp_path / "sh.json").read_text())["shift"] == 2.5
     # without a size, the output takes the input's (48x64 here), as the pipeline does
     wide = tmp_path / "wide.png"
     Image.fromarray(np.asarray(Image.fromarray(clip(1)[0]).resize((48, 64)))).save(wide)
@@ -581,6 +585,9 @@ def test_cli_generate_stopped_by_sigterm_leaves_nothing_half_written(tiny_model_
     with pytest.raises(SystemExit) as e:  # the parser's range is (0, 1]: a usage error, before any loading
         main(["generate", "a red ball", "--mode", "edit", "--video", "x.mp4", "--strength", "0", "--output", "y.mp4"])
     assert e.value.code == 2 and "--strength must be in (0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "a red ball", "--shift", "0", "--output", "y.mp4"])
+    assert e.value.code == 2 and "--shift must be in (0, 100]" in capsys.readouterr().err
 
 
 def test_guidance_interval_is_the_models_default_unless_given(pipe, recorded, monkeypatch):
@@ -592,6 +599,29 @@ def test_guidance_interval_is_the_models_default_unless_given(pipe, recorded, mo
     assert np.array_equal(run(pipe, num_inference_steps=4)[0], a) and recorded[-1]["guidance_interval"] == (0.3, 1.0)
     with pytest.raises(ValueError, match="guidance_interval must be"):
         run(pipe, guidance_interval=(0.9, 0.1))
+
+
+def test_shift_is_the_models_default_unless_given_and_grows_with_the_window(pipe, recorded, monkeypatch):
+    def tokens(call) -> int:
+        pt, ph, pw = pipe.dit.config.patch
+        return call["out"][0, 0].numel() // (pt * ph * pw)
+
+    plain = run(pipe, num_inference_steps=4)[0]
+    assert tokens(recorded[-1]) < 256 and recorded[-1]["shift"] == 1.0  # no default in the model: training's
+    shifted = run(pipe, shift=3.0, num_inference_steps=4)[0]
+    assert recorded[-1]["shift"] == 3.0 and not np.array_equal(shifted, plain)
+    monkeypatch.setitem(pipe.defaults, "shift", 3.0)  # config.json's "defaults"
+    assert np.array_equal(run(pipe, num_inference_steps=4)[0], shifted) and recorded[-1]["shift"] == 3.0
+    assert pipe.resolve_shift() == 3.0 and pipe.resolve_shift(1.5) == 1.5
+    # a window of more tokens is shifted as training shifts it, sqrt(tokens / 256), when that is more
+    run(pipe, shift=1.05, num_frames=17, height=128, width=128, num_inference_steps=1)
+    n = tokens(recorded[-1])
+    assert math.sqrt(n / 256) > 1.05 and recorded[-1]["shift"] == pytest.approx(math.sqrt(n / 256))
+    run(pipe, shift=1.5, num_frames=17, height=128, width=128, num_inference_steps=1)
+    assert recorded[-1]["shift"] == 1.5  # and the given floor where that is more
+    for bad in (0, -1.0, float("nan"), float("inf"), 101, "2", True):
+        with pytest.raises(ValueError, match="shift must be a number in"):
+            run(pipe, shift=bad)
 
 
 def test_the_long_video_bench_reports_drift_clip_by_clip(monkeypatch, tmp_path, bench_module):

@@ -30,7 +30,7 @@ from spacetime import __version__
 MAX_SIDE = 4096
 MAX_FRAMES = 100_000
 EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
-                   "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None}
+                   "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="apply guidance only at noise levels in [LO, HI] (1 = pure noise), the prompt "
                                       "alone elsewhere (default: the model's own, else 0 1)")
+    g.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
+                   help="the sampler's timestep shift: more of the steps at high noise, where the layout is decided "
+                        "(default: the model's own, else 1)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
@@ -199,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--model only (default: the pipeline's, 5.0)")
     e.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
+    e.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
+                   help="--model only: the sampler's timestep shift (default: the model's own)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
     e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")
@@ -393,10 +398,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
+    shift = pipe.resolve_shift(args.shift)
     strength = pipeline.resolve_strength(mode, args.strength)
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-               guidance_interval=interval,
+               guidance_interval=interval, shift=shift,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
@@ -410,7 +416,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-              **guidance_interval_parameters(interval),
+              **guidance_interval_parameters(interval), "shift": shift,
               "solver": args.solver, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
@@ -433,7 +439,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-               "guidance_interval": list(interval),
+               "guidance_interval": list(interval), "shift": shift,
                "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")

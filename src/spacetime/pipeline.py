@@ -9,7 +9,7 @@ diffusers shape, so users know it.
 
 A pipeline directory: `config.json` ({"format": "spacetime-pipeline", "dit": DiTConfig,
 "text_encoder": "minilm" | a local path | "hash", "text_max_length", "defaults": {num_frames,
-height, width, fps, and optionally guidance_interval}}), `model.safetensors` (the DiT's EMA weights), `vae/` (a VAE model
+height, width, fps, and optionally guidance_interval and shift}}), `model.safetensors` (the DiT's EMA weights), `vae/` (a VAE model
 directory) and `COMPLETE`, written last.
 """
 
@@ -375,6 +375,15 @@ class SpacetimePipeline:
         return sampling.check_guidance_interval(self.defaults.get("guidance_interval", (0.0, 1.0))
                                                 if interval is None else interval)
 
+    def resolve_shift(self, shift=None) -> float:
+        """The sampler's timestep shift a call uses at least: `shift` (checked), else the model's own
+        (`defaults` in its config.json), else 1. Each window is shifted by the larger of it and the
+        training's resolution shift for the window's token count (flow.resolution_shift)."""
+        value = self.defaults.get("shift", 1.0) if shift is None else shift
+        if not _real(value) or not 0 < float(value) <= 100:
+            raise ValueError(f"shift must be a number in (0, 100] (1: the training's schedule), got {value!r}")
+        return float(value)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -388,6 +397,7 @@ class SpacetimePipeline:
         generator: torch.Generator | None = None,
         solver: str = "euler",
         guidance_interval: tuple[float, float] | None = None,
+        shift: float | None = None,
         progress: bool = False,
         image=None,
         video=None,
@@ -430,7 +440,10 @@ class SpacetimePipeline:
         weighs less, and 0 ignores it (unconditional samples; diffusers instead turns guidance off
         at ≤ 1). `guidance_interval` (lo, hi): guidance only at noise levels t in [lo, hi], the
         conditional model alone elsewhere (one pass); default: the model's own (`defaults` in its
-        config.json), else (0, 1), everywhere. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        config.json), else (0, 1), everywhere. `shift` > 0: the sampler's timestep shift,
+        t' = shift·t / (1 + (shift − 1)·t), which spends more of the steps at high noise, where the
+        layout is decided; windows larger than 256·shift² tokens are shifted more, as in training;
+        default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
@@ -446,6 +459,7 @@ class SpacetimePipeline:
                              f"got {guidance_scale!r}")
         guidance_scale = float(guidance_scale)
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
+        min_shift = self.resolve_shift(shift)
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):
@@ -540,7 +554,7 @@ class SpacetimePipeline:
             frame 4k: a still scene encodes to the same latent at every k)."""
             t1 = time.perf_counter()
             pt, ph, pw = self.dit.config.patch
-            shift = flow.resolution_shift(frames * h * w // (pt * ph * pw))
+            window_shift = flow.resolution_shift(frames * h * w // (pt * ph * pw), min_shift=min_shift)
             if first_noise:
                 noise = first_noise.pop()
                 if noise.shape[2] < frames:  # an image loop's extra latent frame: held clean, its noise unused
@@ -560,7 +574,7 @@ class SpacetimePipeline:
                 latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
                                           guidance_scale=guidance_scale, guidance_interval=guidance_interval,
                                           negative_text=neg_text, negative_mask=neg_mask,
-                                          solver=solver, shift=shift, progress=progress, cond_latents=cond_latents,
+                                          solver=solver, shift=window_shift, progress=progress, cond_latents=cond_latents,
                                           cond_mask=cond_mask,
                                           start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),
                                           strength=s, callback=tied_step if tie else step_done).float()

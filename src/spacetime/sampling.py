@@ -134,7 +134,8 @@ def sample(
         SDEdit it is relative to the start, strength: guidance at t in [lo, hi] * strength, so that
         an edit from low noise is guided at its own start (not at no step at all).
     solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
-    shift: the timestep shift used in training for this size (flow.resolution_shift).
+    shift: the timestep shift: training's for this size (flow.resolution_shift), or more to spend
+        more of the steps at high noise.
     cond_latents, cond_mask: clean latents (B, C, T, H, W) and (B, T) bool; frames where the mask
         is True are held at cond_latents throughout and passed to the model as conditions.
     start_latents, strength: SDEdit. The start is (1 - strength)*start_latents + strength*noise,

@@ -184,7 +184,7 @@ MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
 def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
     only here, so evaluation without a model never imports it). `sampling`: pipeline arguments
-    (num_inference_steps, guidance_scale, guidance_interval); those left out or None are the
+    (num_inference_steps, guidance_scale, guidance_interval, shift); those left out or None are the
     pipeline's defaults."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
@@ -202,6 +202,7 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
     defaults = {k: p.default for k, p in inspect.signature(SpacetimePipeline.__call__).parameters.items()}
     used = {k: defaults[k] if sampling.get(k) is None else sampling[k] for k in ("num_inference_steps", "guidance_scale")}
     used["guidance_interval"] = list(pipe.resolve_guidance_interval(sampling.get("guidance_interval")))
+    used["shift"] = pipe.resolve_shift(sampling.get("shift"))
 
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int

@@ -311,7 +311,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
         params = {"num_frames": s.num_frames, "height": height, "width": width, "fps": s.fps,
                   "num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
                   # the model's own (the server takes no interval): what made the video, in its credentials
-                  **guidance_interval_parameters(pipe.resolve_guidance_interval()),
+                  **guidance_interval_parameters(pipe.resolve_guidance_interval()), "shift": pipe.resolve_shift(),
                   "solver": "euler",  # the pipeline's default, the only one the server runs
                   "strength": s.strength, "loop": s.loop}
         claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
