@@ -7,6 +7,7 @@ of each kept checkpoint's EMA weights against the training step), and the denois
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
     python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
     python bench/default_model.py guidance --intervals 0,1 0.3,1 0.5,1 0,0.7 --num-clips 100 --json out/guidance-interval.json
+    python bench/default_model.py shift --shifts 1 2 3 5 8 --num-clips 100 --json out/shift.json
 
 Prompts are the held-out split's detailed captions (the same stream as `spacetime eval`), 17x64x64
 at 8 fps, guidance 5 (above noise level 0.3: the shipped model's own interval), one seed per clip. `geometry` scores the same model away from that default:
@@ -60,15 +61,17 @@ def summary(agg: dict) -> dict:
     return row
 
 
-def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, interval=None, **setting) -> dict:
+def score(pipe: SpacetimePipeline, num_clips: int, steps: int, guidance: float, interval=None, shift=None,
+          **setting) -> dict:
     """Eval metrics of `pipe` on held-out prompts; `setting` is passed to `evaluate_generator`
-    (num_frames, height, width, caption); `interval`: the guidance interval (None: the model's)."""
+    (num_frames, height, width, caption); `interval`: the guidance interval, `shift` the sampler's
+    timestep shift (None: the model's)."""
     seconds = []
 
     def generate(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
         t0 = time.perf_counter()
         out = pipe(prompt, num_frames=num_frames, height=height, width=width, num_inference_steps=steps,
-                   guidance_scale=guidance, guidance_interval=interval, generator=torch.Generator().manual_seed(seed))
+                   guidance_scale=guidance, guidance_interval=interval, shift=shift, generator=torch.Generator().manual_seed(seed))
         seconds.append(time.perf_counter() - t0)
         return to_uint8_frames(out.frames[0])
 
@@ -189,7 +192,10 @@ def main() -> None:
     gi = sub.add_parser("guidance", help="quality against the guidance interval (noise levels where guidance is applied)")
     gi.add_argument("--model", type=Path, default=None)
     gi.add_argument("--intervals", nargs="+", default=["0,1", "0.3,1", "0.5,1", "0,0.7"], help="LO,HI each")
-    for p in (c, s, e, g, gi):
+    sh = sub.add_parser("shift", help="quality against the sampler's timestep shift")
+    sh.add_argument("--model", type=Path, default=None)
+    sh.add_argument("--shifts", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0, 8.0])
+    for p in (c, s, e, g, gi, sh):
         p.add_argument("--num-clips", type=int, default=50)
         p.add_argument("--guidance-scale", type=float, default=5.0)
         p.add_argument("--sampling-steps", type=int, default=25)
@@ -257,6 +263,15 @@ def main() -> None:
             print(json.dumps(row), flush=True)
         result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, guidance_curve=rows)
         print(table(rows, "interval"))
+    elif args.what == "shift":
+        pipe = SpacetimePipeline.from_pretrained(args.model)
+        rows = []
+        for v in args.shifts:
+            row = {"shift": v, **score(pipe, args.num_clips, args.sampling_steps, args.guidance_scale, shift=v)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, shift_curve=rows)
+        print(table(rows, "shift"))
     else:
         pipe = SpacetimePipeline.from_pretrained(args.model)
         rows = []
