@@ -7,6 +7,10 @@ reduced to their kind — colours, shapes, sizes, walls and numbers replaced by 
 counted per run: how many clips show each kind. Where two models share the eval's prompts and
 seeds, the table says which failures grew and which shrank between them.
 
+`--paired` prints each metric's mean per-clip change against the first run, with its standard
+error over the clips both runs scored: on the same prompts and seeds a change is judged against
+how much clips differ from each other, not against the spread of the scores themselves.
+
 `--cuts` also runs the eval's cut detector on each run's saved videos: on single-shot prompts
 every cut it sees is one the model made up (a multi-shot habit bleeding into single shots).
 """
@@ -18,6 +22,8 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from spacetime.world.vocab import COLOURS, SHAPES
 
@@ -53,6 +59,23 @@ def kinds_per_run(clips: list[dict], metric: str) -> Counter:
     return counts
 
 
+PAIRED = ("adherence", "motion", "permanence", "physics", "smoothness")
+
+
+def paired_change(base: list[dict], other: list[dict], metric: str) -> tuple[float, float, int]:
+    """(mean, standard error, clips) of `other`'s per-clip score of `metric` less `base`'s, over
+    the clips (matched by name) that both scored."""
+    def scores(clips: list[dict]) -> dict:
+        return {c["name"]: c["metrics"][metric]["score"] for c in clips
+                if (c["metrics"].get(metric) or {}).get("score") is not None}
+
+    a, b = scores(base), scores(other)
+    d = np.array([b[k] - a[k] for k in a if k in b], dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan"), len(d)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d)
+
+
 def clips_with_cuts(path: Path, clips: list[dict]) -> tuple[int, int]:
     """(clips of the run whose saved video the cut detector cuts, clips) over its single-shot prompts."""
     from spacetime.data.video import read_video
@@ -73,6 +96,7 @@ def main() -> None:
     ap.add_argument("--metric", nargs="+", default=["motion", "permanence"])
     ap.add_argument("--top", type=int, default=12, help="kinds shown per metric (the most frequent over all runs)")
     ap.add_argument("--cuts", action="store_true", help="count single-shot clips in which the cut detector sees a cut")
+    ap.add_argument("--paired", action="store_true", help="each metric's per-clip change against the first run")
     a = ap.parse_args()
     for path in a.runs:
         if not (path / "metrics.json").is_file():
@@ -86,6 +110,13 @@ def main() -> None:
         print("| --- |" + " --- |" * len(a.runs))
         for kind, _ in total.most_common(a.top):
             print(f"| {kind} | " + " | ".join(str(c[kind]) for c in per_run) + " |")
+    if a.paired:
+        print(f"\nper-clip change against {a.runs[0].name}: mean ± standard error (clips)\n")
+        print("| run | " + " | ".join(PAIRED) + " |")
+        print("| --- |" + " --- |" * len(PAIRED))
+        for p, c in zip(a.runs[1:], clips[1:]):
+            cells = [paired_change(clips[0], c, m) for m in PAIRED]
+            print(f"| {p.name} | " + " | ".join(f"{m:+.3f} ± {se:.3f} ({n})" for m, se, n in cells) + " |")
     if a.cuts:
         print("\n| run | single-shot clips with a detected cut |\n| --- | --- |")
         for p, c in zip(a.runs, clips):
