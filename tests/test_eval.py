@@ -732,3 +732,17 @@ def test_the_calibration_bench_scores_a_vae_round_trip_as_saved(monkeypatch, tmp
     frames = read_video(tmp_path / "rt" / "heldout" / "000000.mp4")[0]
     clip = make_clip(stream_seed(0, 0, "heldout"), split="heldout", num_frames=17, height=64, width=64, fps=8)
     assert np.abs(frames.astype(int) - (255 - clip.frames.astype(int))).max() <= 3  # inverted, saved near-losslessly
+
+
+def test_paired_change_matches_clips_by_name_and_skips_unscored(bench_module):
+    reasons = bench_module("eval_reasons")
+
+    def run(scores: dict) -> list[dict]:
+        return [{"name": n, "metrics": {"permanence": None if s is None else {"score": s}}} for n, s in scores.items()]
+
+    base = run({"a": 0.5, "b": 1.0, "c": 0.0, "d": 0.25})
+    other = run({"c": 0.5, "a": 1.0, "b": 1.0, "d": None})  # d unscored in one run: left out
+    mean, se, n = reasons.paired_change(base, other, "permanence")
+    assert n == 3 and mean == pytest.approx((0.5 + 0.0 + 0.5) / 3)
+    assert se == pytest.approx(np.std([0.5, 0.0, 0.5], ddof=1) / np.sqrt(3))
+    assert np.isnan(reasons.paired_change(base, run({"a": 1.0}), "permanence")[0])  # one clip: no spread
