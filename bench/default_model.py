@@ -120,6 +120,18 @@ def table(rows: list[dict], key: str) -> str:
     return "\n".join(lines)
 
 
+def sweep(pipe: SpacetimePipeline, args, key: str, settings: list[tuple]) -> list[dict]:
+    """Eval metrics of `pipe` at each setting, (label, `score` keyword arguments over the command's
+    steps and guidance scale), each row printed as it comes, then the table (`key`: the label's column)."""
+    rows = []
+    for label, kw in settings:
+        row = {key: label, **score(pipe, args.num_clips, **{"steps": args.sampling_steps, "guidance": args.guidance_scale, **kw})}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(table(rows, key))
+    return rows
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -252,35 +264,18 @@ def main() -> None:
         sim = [{"setting": r["setting"], **r["simulator"], "seconds_per_clip": None} for r in rows]
         print("simulator, same prompts and settings:")
         print(table(sim, "setting"))
-    elif args.what == "guidance":
+    else:  # one sampling setting varied: the guidance interval, the shift or the number of steps
         pipe = SpacetimePipeline.from_pretrained(args.model)
-        rows = []
-        for text in args.intervals:
-            lo, hi = (float(v) for v in text.split(","))
-            row = {"interval": f"[{lo:g}, {hi:g}]", **score(pipe, args.num_clips, args.sampling_steps,
-                                                            args.guidance_scale, (lo, hi))}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, guidance_curve=rows)
-        print(table(rows, "interval"))
-    elif args.what == "shift":
-        pipe = SpacetimePipeline.from_pretrained(args.model)
-        rows = []
-        for v in args.shifts:
-            row = {"shift": v, **score(pipe, args.num_clips, args.sampling_steps, args.guidance_scale, shift=v)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        result.update(model=str(args.model or "shipped"), sampling_steps=args.sampling_steps, shift_curve=rows)
-        print(table(rows, "shift"))
-    else:
-        pipe = SpacetimePipeline.from_pretrained(args.model)
-        rows = []
-        for n in args.steps:
-            row = {"steps": n, **score(pipe, args.num_clips, n, args.guidance_scale)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        result.update(model=str(args.model or "shipped"), steps_curve=rows)
-        print(table(rows, "steps"))
+        model = str(args.model or "shipped")
+        if args.what == "guidance":
+            intervals = [tuple(float(v) for v in text.split(",")) for text in args.intervals]
+            rows = sweep(pipe, args, "interval", [(f"[{lo:g}, {hi:g}]", {"interval": (lo, hi)}) for lo, hi in intervals])
+            result.update(model=model, sampling_steps=args.sampling_steps, guidance_curve=rows)
+        elif args.what == "shift":
+            rows = sweep(pipe, args, "shift", [(v, {"shift": v}) for v in args.shifts])
+            result.update(model=model, sampling_steps=args.sampling_steps, shift_curve=rows)
+        else:
+            result.update(model=model, steps_curve=sweep(pipe, args, "steps", [(n, {"steps": n}) for n in args.steps]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
