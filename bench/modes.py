@@ -219,7 +219,8 @@ def loop_fidelity(pipe, args) -> dict:
         plain = gen(pipe, args, i, clip.captions["detailed"])
         long = gen(pipe, args, i, clip.captions["detailed"], loop=True, num_frames=33)  # a 32-frame loop
         # longer than a window (33 frames): the 49-frame clip, then a transition back to its start
-        longer = gen(pipe, args, i, clip.captions["detailed"], loop=True, num_frames=49)
+        n = 49
+        longer = gen(pipe, args, i, clip.captions["detailed"], loop=True, num_frames=n)
         wrapped = np.concatenate([out, out[:1]])  # played in a loop, frame 0 follows the last
         steps = steps_of(out)
         rows.append({"seam_ratio": diff(out[-1], out[0]) / typical_step(out),
@@ -231,7 +232,7 @@ def loop_fidelity(pipe, args) -> dict:
                      "world_seam_ratio": diff(clip.frames[-1], clip.frames[0]) / typical_step(clip.frames),
                      "seam_ratio_33": diff(long[-1], long[0]) / typical_step(long),
                      "seam_ratio_49": diff(longer[-1], longer[0]) / typical_step(longer),
-                     "closing_junction_ratio_49": diff(longer[48], longer[49]) / typical_step(longer),
+                     "closing_junction_ratio_49": diff(longer[n - 1], longer[n]) / typical_step(longer),
                      "frames": len(out)})
         if i == 0:
             save_strip(args.img_dir / "modes-loop.png",
