@@ -3,6 +3,7 @@ of each kept checkpoint's EMA weights against the training step), and the denois
 (quality and time per clip against the number of sampling steps).
 
     python bench/default_model.py curve --run runs/dit-world --num-clips 50 --every 1000 --json out/curve.json
+    python bench/default_model.py curve --run runs/ab-vae-f4 --num-clips 50 --every 1200 --guidance-interval 0.3 1 --shift 5
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
     python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
@@ -190,6 +191,8 @@ def main() -> None:
     c.add_argument("--plot", type=Path, default=None, help="a PNG of the curve")
     c.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="guidance only at noise levels in [LO, HI] (default: every step, as a checkpoint has no interval of its own)")
+    c.add_argument("--shift", type=float, default=None,
+                   help="the sampler's timestep shift (default 1, as a checkpoint has no shift of its own)")
     s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
     s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
     s.add_argument("--steps", type=int, nargs="+", default=[8, 12, 16, 25])
@@ -234,11 +237,11 @@ def main() -> None:
             t0 = time.perf_counter()
             row = {"step": step, "train_loss": loss_near(args.run, step),
                    **score(checkpoint_pipeline(p, vae, text), args.num_clips, args.sampling_steps, args.guidance_scale,
-                           tuple(args.guidance_interval) if args.guidance_interval else None)}
+                           tuple(args.guidance_interval) if args.guidance_interval else None, args.shift)}
             rows.append(row)
             print(json.dumps(row), f"({time.perf_counter() - t0:.0f} s)", flush=True)
         result.update(run=str(args.run), sampling_steps=args.sampling_steps, guidance_interval=args.guidance_interval,
-                      curve=rows)
+                      shift=args.shift, curve=rows)
         print(table(rows, "step"))
         if args.plot:
             plot(rows, args.plot)
