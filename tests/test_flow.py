@@ -73,6 +73,16 @@ def test_shift_formula_and_inverse():
         flow.shift_timesteps(t, 0.0)
 
 
+def test_shift_is_a_move_of_the_logit_mean():
+    # logit(shift*t / (1 + (shift-1)*t)) = logit(t) + ln(shift): training at timestep shift s is
+    # training with logit_mean + ln(s) (what TrainDiTConfig.logit_mean's comment tells a user)
+    for s in (0.5, 3.0, 5.0):
+        shifted = flow.sample_timesteps(4096, generator=torch.Generator().manual_seed(0), shift=s)
+        moved = flow.sample_timesteps(4096, generator=torch.Generator().manual_seed(0), mean=math.log(s))
+        torch.testing.assert_close(shifted, moved, rtol=1e-5, atol=1e-6)
+        assert (shifted.median() > 0.5) == (s > 1)
+
+
 def test_resolution_shift():
     assert flow.resolution_shift(256) == 1.0
     assert flow.resolution_shift(1024) == pytest.approx(2.0)

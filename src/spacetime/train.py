@@ -579,6 +579,8 @@ class TrainDiTConfig:
     # share of samples with some latent frames given clean (first / prefix / suffix / both ends):
     # one model learns image->video, extension and connecting alongside text->video
     condition_prob: float = 0.25
+    # training timesteps sigmoid(logit_mean + logit_std * N(0, 1)); logit_mean = ln(s) is training
+    # at timestep shift s, more of it at high noise (flow.shift_timesteps), on top of the resolution shift
     logit_mean: float = 0.0
     logit_std: float = 1.0
     precision: str = "fp32"  # or "bf16" autocast
