@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -319,6 +320,37 @@ def test_torchrun_restarts_after_a_rank_is_killed_and_matches_an_unbroken_run(va
     a, b = (load_file(r / "model" / "model.safetensors") for r in (straight, broken))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+# Run as a torchrun worker: the training command, then the names of the threads still alive.
+_THREADS_AFTER_TRAINING = """
+import os, sys
+from spacetime.cli import main
+rc = main(sys.argv[1:])
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+print(f"rank {os.environ['RANK']} threads after training: {sorted(names)}", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to list threads")
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_a_finished_torchrun_leaves_no_gloo_thread_behind(vae_dir, tmp_path, parallel):
+    """torch.distributed.nn.functional, imported by DDP and FSDP through torch._dynamo, takes the
+    default group as an argument default when it is first imported: after init_process_group it
+    pins the group, destroy_process_group cannot free it, and gloo's threads run into interpreter
+    exit, where a rank now and then aborted ("terminate called without an active exception")."""
+    script = tmp_path / "worker.py"
+    script.write_text(_THREADS_AFTER_TRAINING)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", str(script),
+           *_args(vae_dir, tmp_path / "run", batch=2, steps=2), "--parallel", parallel]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    threads = re.findall(r"rank (\d) threads after training: (.*)", done.stderr)
+    assert sorted(rank for rank, _ in threads) == ["0", "1"], done.stderr[-3000:]
+    for rank, names in threads:
+        assert "gloo" not in names, f"rank {rank}: {names}"
 
 
 def test_gradient_accumulation_is_the_same_global_batch(vae_dir, single, tmp_path):

@@ -163,6 +163,13 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # Imported after the group exists, this module (DDP and FSDP import it through
+        # torch._dynamo) keeps the default group as an argument default, so destroy_process_group
+        # cannot free it and gloo's threads run on into interpreter exit, where a rank now and
+        # then aborted ("terminate called without an active exception"). Imported first, its
+        # defaults are None.
+        from torch.distributed.nn import functional  # noqa: F401
+
         # keys under this restart's own prefix: after `torchrun --max-restarts` brings the ranks
         # back, none of them reads a dead rank's address left in the store by the last attempt
         store, rank, size = next(dist.rendezvous("env://"))
@@ -172,13 +179,36 @@ def init_distributed(device_spec: str) -> tuple[int, int, torch.device]:
 
 
 def leave_distributed() -> None:
-    """Leave the process group `init_distributed` joined, if any. Left to interpreter exit, gloo's
-    threads are torn down unjoined, which once aborted a rank after a finished run (SIGABRT,
-    "terminate called without an active exception") and failed the torchrun."""
+    """Leave the process group `init_distributed` joined, if any, so that gloo's threads are
+    joined here and not torn down at interpreter exit (a rank aborted there after a finished run:
+    SIGABRT, "terminate called without an active exception", which failed the torchrun)."""
+    import gc
+    import sys
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if "torch.distributed.tensor" in sys.modules:
+        _clear_dtensor_caches()
+        gc.collect()  # the FSDP state left in reference cycles holds the mesh too
+    dist.destroy_process_group()
+
+
+def _clear_dtensor_caches() -> None:
+    """FSDP2's DTensors leave their device mesh in DTensor's module-level caches, and a mesh holds
+    the process group, which then outlives destroy_process_group with gloo's threads running. These
+    are torch internals (2.13); one that a later torch renames is skipped, and
+    tests/test_distributed.py's thread check says so."""
+    from torch.distributed.tensor import _collective_utils, _redistribute, debug
+
+    for clear in (getattr(debug, "_clear_sharding_prop_cache", None),
+                  getattr(_redistribute, "clear_redistribute_planner_cache", None),
+                  getattr(getattr(_redistribute, "_gen_transform_infos", None), "cache_clear", None),
+                  getattr(getattr(getattr(_collective_utils, "MeshTopoInfo", None), "build_from_mesh", None),
+                          "cache_clear", None)):
+        if clear is not None:
+            clear()
 
 
 def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
