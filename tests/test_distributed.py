@@ -41,11 +41,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(args: list[str]) -> None:
+def _torchrun(args: list[str], program: tuple[str, ...] = ("-m", "spacetime")) -> str:
+    """Two ranks of `program` (the CLI, or a script) with `args`; returns their stderr."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "spacetime", *args]
+           f"--master_port={_free_port()}", *program, *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
 
 
 def _losses(run_dir) -> list[float]:
@@ -336,19 +338,16 @@ sys.exit(rc)
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to list threads")
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_a_finished_torchrun_leaves_no_gloo_thread_behind(vae_dir, tmp_path, parallel):
-    """torch.distributed.nn.functional, imported by DDP and FSDP through torch._dynamo, takes the
-    default group as an argument default when it is first imported: after init_process_group it
-    pins the group, destroy_process_group cannot free it, and gloo's threads run into interpreter
-    exit, where a rank now and then aborted ("terminate called without an active exception")."""
+    """A group kept alive past destroy_process_group keeps gloo's threads running into interpreter
+    exit, where a rank now and then aborted ("terminate called without an active exception"). Two
+    holders: torch.distributed.nn.functional (imported by DDP and FSDP through torch._dynamo) takes
+    the default group as an argument default if first imported after init_process_group, and
+    FSDP2's device mesh stays in DTensor's caches."""
     script = tmp_path / "worker.py"
     script.write_text(_THREADS_AFTER_TRAINING)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", str(script),
-           *_args(vae_dir, tmp_path / "run", batch=2, steps=2), "--parallel", parallel]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    threads = re.findall(r"rank (\d) threads after training: (.*)", done.stderr)
-    assert sorted(rank for rank, _ in threads) == ["0", "1"], done.stderr[-3000:]
+    err = _torchrun([*_args(vae_dir, tmp_path / "run", batch=2, steps=2), "--parallel", parallel], program=(str(script),))
+    threads = re.findall(r"rank (\d) threads after training: (.*)", err)
+    assert sorted(rank for rank, _ in threads) == ["0", "1"], err[-3000:]
     for rank, names in threads:
         assert "gloo" not in names, f"rank {rank}: {names}"
 
