@@ -1,6 +1,6 @@
 """Why clips fail, side by side for several `spacetime eval` runs on the same prompts.
 
-    python bench/eval_reasons.py eval/stage4 eval/stage7 [--metric motion permanence] [--top 12] [--cuts]
+    python bench/eval_reasons.py eval/stage4 eval/stage7 [--metric motion permanence] [--top 12] [--cuts] [--frames]
 
 Each run's metrics.json lists, per clip and metric, the reasons a check failed. Reasons are
 reduced to their kind — colours, shapes, sizes, walls and numbers replaced by placeholders — and
@@ -10,6 +10,11 @@ seeds, the table says which failures grew and which shrank between them.
 `--paired` prints each metric's mean per-clip change against the first run, with its standard
 error over the clips both runs scored: on the same prompts and seeds a change is judged against
 how much clips differ from each other, not against the spread of the scores themselves.
+
+`--frames` places permanence's vanishings and appearances in time: how many fall between two
+latent frames (the VAE's causal temporal factor f: latent frame 0 is frame 0, latent frame j
+frames f(j-1)+1..fj) against the share of frame-to-frame steps that do. A DiT that drops an object
+from a whole latent frame makes it vanish at those steps; a VAE's round trip does not.
 
 `--cuts` also runs the eval's cut detector on each run's saved videos: on single-shot prompts
 every cut it sees is one the model made up (a multi-shot habit bleeding into single shots).
@@ -76,6 +81,31 @@ def paired_change(base: list[dict], other: list[dict], metric: str) -> tuple[flo
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d)
 
 
+_EVENT = re.compile(r"(vanishes after|appears at) frame (\d+)")
+
+
+def presence_steps(clips: list[dict]) -> dict[str, Counter]:
+    """Permanence's unexplained vanishings and appearances, counted by the frame-to-frame step they
+    happen at: step k is frame k -> k + 1 ("vanishes after frame k", "appears at frame k + 1")."""
+    out = {"vanishes": Counter(), "appears": Counter()}
+    for clip in clips:
+        for reason in (clip["metrics"].get("permanence") or {}).get("reasons", []):
+            for event, frame in _EVENT.findall(reason):
+                if event == "vanishes after":
+                    out["vanishes"][int(frame)] += 1
+                else:
+                    out["appears"][int(frame) - 1] += 1
+    return out
+
+
+def latent_boundary_share(steps: Counter, num_frames: int, factor: int) -> tuple[int, int, float]:
+    """(events at steps between two latent frames, events, the share of steps that are such) for a
+    causal VAE of temporal factor `factor`: step k crosses a latent frame boundary when k % factor == 0."""
+    at = sum(n for k, n in steps.items() if k % factor == 0)
+    boundaries = sum(1 for k in range(num_frames - 1) if k % factor == 0)
+    return at, sum(steps.values()), boundaries / max(num_frames - 1, 1)
+
+
 def clips_with_cuts(path: Path, clips: list[dict]) -> tuple[int, int]:
     """(clips of the run whose saved video the cut detector cuts, clips) over its single-shot prompts."""
     from spacetime.data.video import read_video
@@ -97,11 +127,16 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12, help="kinds shown per metric (the most frequent over all runs)")
     ap.add_argument("--cuts", action="store_true", help="count single-shot clips in which the cut detector sees a cut")
     ap.add_argument("--paired", action="store_true", help="each metric's per-clip change against the first run")
+    ap.add_argument("--frames", action="store_true",
+                    help="permanence's vanishings and appearances: how many fall between two latent frames")
+    ap.add_argument("--temporal-factor", type=int, default=4, help="the VAE's temporal factor (for --frames)")
+    ap.add_argument("--num-frames", type=int, default=17, help="clip length where an eval's settings lack it (--frames)")
     a = ap.parse_args()
     for path in a.runs:
         if not (path / "metrics.json").is_file():
             raise SystemExit(f"{path}: no metrics.json (run `spacetime eval ... --out {path}` first)")
-    clips = [json.loads((p / "metrics.json").read_text())["clips"] for p in a.runs]
+    results = [json.loads((p / "metrics.json").read_text()) for p in a.runs]
+    clips = [r["clips"] for r in results]
     for metric in a.metric:
         per_run = [kinds_per_run(c, metric) for c in clips]
         total = sum(per_run, Counter())
@@ -117,6 +152,16 @@ def main() -> None:
         for p, c in zip(a.runs[1:], clips[1:]):
             cells = [paired_change(clips[0], c, m) for m in PAIRED]
             print(f"| {p.name} | " + " | ".join(f"{m:+.3f} ± {se:.3f} ({n})" for m, se, n in cells) + " |")
+    if a.frames:
+        f = a.temporal_factor
+        print(f"\npermanence events between two latent frames (temporal factor {f}): at those steps / all, "
+              "against the share of steps that cross one\n")
+        print("| run | vanishes | appears | chance |\n| --- | --- | --- | --- |")
+        for p, r in zip(a.runs, results):
+            t = r["settings"].get("num_frames") or a.num_frames  # a videos folder's eval does not record it
+            cells = [latent_boundary_share(c, t, f) for c in presence_steps(r["clips"]).values()]
+            print(f"| {p.name} | " + " | ".join(f"{k} / {n} ({k / max(n, 1):.0%})" for k, n, _ in cells)
+                  + f" | {cells[0][2]:.0%} |")
     if a.cuts:
         print("\n| run | single-shot clips with a detected cut |\n| --- | --- |")
         for p, c in zip(a.runs, clips):

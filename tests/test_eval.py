@@ -746,3 +746,19 @@ def test_paired_change_matches_clips_by_name_and_skips_unscored(bench_module):
     assert n == 3 and mean == pytest.approx((0.5 + 0.0 + 0.5) / 3)
     assert se == pytest.approx(np.std([0.5, 0.0, 0.5], ddof=1) / np.sqrt(3))
     assert np.isnan(reasons.paired_change(base, run({"a": 1.0}), "permanence")[0])  # one clip: no spread
+
+
+def test_presence_steps_place_vanishings_and_appearances_at_latent_frame_boundaries(bench_module):
+    reasons = bench_module("eval_reasons")
+    clips = [{"metrics": {"permanence": {"reasons": [
+        "the red ball: vanishes after frame 4 in mid-view, appears at frame 7 in mid-view",
+        "the extra blue object: appears at frame 9 in mid-view"]}}},
+        {"metrics": {"permanence": {"reasons": ["the green square: vanishes after frame 6 in mid-view"]}}},
+        {"metrics": {"permanence": None}}]
+    steps = reasons.presence_steps(clips)
+    assert steps["vanishes"] == {4: 1, 6: 1}
+    assert steps["appears"] == {6: 1, 8: 1}  # "appears at frame k + 1" happens at step k
+    # 17 frames, factor 4: steps 0, 4, 8, 12 of 16 cross from one latent frame to the next
+    assert reasons.latent_boundary_share(steps["vanishes"], 17, 4) == (1, 2, 0.25)
+    assert reasons.latent_boundary_share(steps["appears"], 17, 4) == (1, 2, 0.25)
+    assert reasons.latent_boundary_share(steps["appears"], 17, 1) == (2, 2, 1.0)  # every step, no temporal compression
