@@ -762,3 +762,20 @@ def test_presence_steps_place_vanishings_and_appearances_at_latent_frame_boundar
     assert reasons.latent_boundary_share(steps["vanishes"], 17, 4) == (1, 2, 0.25)
     assert reasons.latent_boundary_share(steps["appears"], 17, 4) == (1, 2, 0.25)
     assert reasons.latent_boundary_share(steps["appears"], 17, 1) == (2, 2, 1.0)  # every step, no temporal compression
+
+
+def test_decoder_noise_round_trips_share_their_draws_and_add_nothing_at_zero(bench_module):
+    import torch
+
+    from spacetime.vae import VAEConfig, VideoVAE
+
+    noise = bench_module("decoder_noise")
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAEConfig(channels=(8, 8, 8)))
+    clips = [np.random.default_rng(i).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8) for i in range(2)]
+    plain = noise.noisy_round_trips(vae, clips, 0.0, seed=0)
+    assert all(np.array_equal(a, bench_module("eval_baselines").vae_round_trip(vae, c)) for a, c in zip(plain, clips))
+    again = noise.noisy_round_trips(vae, clips, 0.5, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(again, noise.noisy_round_trips(vae, clips, 0.5, seed=3)))
+    assert not all(np.array_equal(a, b) for a, b in zip(again, plain))

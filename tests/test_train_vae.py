@@ -399,3 +399,41 @@ def test_a_failed_start_leaves_the_run_as_it_was(tmp_path, capsys):
     assert main(["train-vae", *TINY, "--max_steps", "10", "--run_dir", str(run), "--init_from",
                  str(tmp_path / "nope")]) == 1
     assert (run / "config.json").read_text() == config
+
+
+def test_latent_noise_decodes_each_clip_at_its_own_level_in_latent_spreads(monkeypatch):
+    torch.manual_seed(0)
+    vae = VideoVAE(VAEConfig(channels=(8, 8, 8)))
+    vae.latent_std.copy_(torch.linspace(0.5, 3.0, vae.config.latent_channels))
+    video = torch.rand(6, 3, 5, 32, 32) * 2 - 1
+    seen = []
+    monkeypatch.setattr(vae, "decode_raw", lambda z, cache=None: seen.append(z) or torch.zeros(()))
+    vae(video, generator=torch.Generator().manual_seed(1))
+    vae(video, generator=torch.Generator().manual_seed(1), latent_noise=0.5)
+    clean, noisy = seen
+    d = (noisy - clean) / vae.latent_std.view(1, -1, 1, 1, 1)  # the added noise, in latent spreads
+    level = d.flatten(1).std(dim=1)  # each clip's noise level (512 draws per clip)
+    assert (level < 0.5 * 1.15).all() and level.max() - level.min() > 0.05  # in [0, 0.5], one per clip
+    unit = d / level.view(-1, 1, 1, 1, 1)
+    per_channel = unit.transpose(0, 1).flatten(1).std(dim=1)  # the same spread in every channel once scaled
+    assert per_channel.max() / per_channel.min() < 1.3
+    vae(video, generator=torch.Generator().manual_seed(1), latent_noise=0.0)
+    assert torch.equal(seen[2], clean)  # no noise: the posterior sample exactly as before
+
+
+def test_latent_noise_reaches_training_and_needs_a_frozen_encoder(tmp_path):
+    with pytest.raises(ValueError, match="latent_noise needs freeze_encoder"):
+        load_config(TrainVAEConfig, None, ["--latent_noise", "0.3"])
+    with pytest.raises(ValueError, match="latent_noise must be a finite number >= 0"):
+        load_config(TrainVAEConfig, None, ["--latent_noise", "-1"])
+    base = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "a")]),
+                     progress=False)
+    first = {}
+    for noise in ("0", "3"):
+        run = tmp_path / f"n{noise}"
+        train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "1", "--run_dir", str(run), "--init_from",
+                                                     str(base), "--freeze_encoder", "true", "--latent_noise", noise]),
+                  progress=False)
+        first[noise] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    # the same weights, batch and posterior draw: only the latents' noise differs
+    assert first["3"]["kl"] == pytest.approx(first["0"]["kl"]) and first["3"]["l2"] != first["0"]["l2"]

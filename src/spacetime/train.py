@@ -101,6 +101,10 @@ class TrainVAEConfig:
     # train the decoder alone (the encoder, its latents and their statistics stay fixed)
     init_from: str | None = None
     freeze_encoder: bool = False
+    # decoder noise augmentation (with freeze_encoder): each clip's latents get Gaussian noise of a
+    # level drawn in [0, latent_noise] times the latents' spread before decoding, so the decoder
+    # learns to draw clean clips from a DiT's imprecise latents (VideoVAE.forward)
+    latent_noise: float = 0.0
     resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
 
     def __post_init__(self) -> None:
@@ -116,6 +120,11 @@ class TrainVAEConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {w}")
         if self.freeze_encoder and not self.init_from:
             raise ValueError("freeze_encoder needs init_from (a trained VAE to fine-tune the decoder of)")
+        if not (self.latent_noise >= 0 and math.isfinite(self.latent_noise)):
+            raise ValueError(f"latent_noise must be a finite number >= 0, got {self.latent_noise}")
+        if self.latent_noise and not self.freeze_encoder:
+            # its scale is the latents' spread, which an encoder in training would be free to grow
+            raise ValueError("latent_noise needs freeze_encoder (noise in units of fixed latents' spread)")
 
 
 def _check_device(spec: str) -> None:
@@ -535,7 +544,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
             # posterior noise from (seed, step): the same whether or not the run was resumed
             gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * world + rank)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                recon, mean, logvar = train_model(video, generator=gen)
+                recon, mean, logvar = train_model(video, generator=gen, latent_noise=cfg.latent_noise)
             recon, mean, logvar = recon.float(), mean.float(), logvar.float()
             l1 = (recon - video).abs().mean()
             l2 = F.mse_loss(recon, video)

@@ -299,11 +299,21 @@ class VideoVAE(nn.Module):
     def decode_raw(self, z: Tensor, cache: Cache | None = None) -> Tensor:
         return self._unfold(self.decoder(z, cache))
 
-    def forward(self, video: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Reconstruction (sampled posterior), mean and log-variance — what training needs."""
+    def forward(self, video: Tensor, generator: torch.Generator | None = None,
+                latent_noise: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruction (sampled posterior), mean and log-variance — what training needs.
+
+        `latent_noise` > 0 decodes each clip's latents with Gaussian noise added, its level drawn
+        uniformly in [0, latent_noise] per clip, in units of the latents' spread (`latent_std`): a
+        DiT's latents are near, not on, the encoder's, and a decoder trained only on the encoder's
+        draws small errors as objects that flicker or appear from nowhere."""
         mean, logvar = self.encode_dist(video)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * logvar) * eps
+        if latent_noise:
+            level = latent_noise * torch.rand((z.shape[0], 1, 1, 1, 1), generator=generator, device=z.device)
+            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z = z + level * self.latent_std.view(1, -1, 1, 1, 1).to(z.dtype) * noise
         return self.decode_raw(z), mean, logvar
 
     # --- the user-facing path: chunked in time, tiled in space ------------------------------------------
