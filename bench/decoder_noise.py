@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             print(f"| {path} | {level:g} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS)
                   + f" | {at} / {n} (chance {chance:.0%}) |", flush=True)
-    out = {"command": "python bench/decoder_noise.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+    out = {"command": "python bench/decoder_noise.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "num_clips": a.num_clips, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
     if a.json is not None:
         a.json.parent.mkdir(parents=True, exist_ok=True)
