@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+from eval_baselines import vae_round_trip  # bench/eval_baselines.py
 from eval_reasons import latent_boundary_share, presence_steps  # bench/eval_reasons.py
 
-from spacetime.data.video import frames_to_tensor, tensor_to_frames
 from spacetime.eval import Sample, evaluate
 from spacetime.eval.command import save_samples
 from spacetime.vae import VideoVAE
@@ -32,17 +32,11 @@ from spacetime.world.clip import make_clip, stream_seed
 METRICS = ("adherence", "motion", "permanence", "physics")
 
 
-@torch.no_grad()
 def noisy_round_trips(vae: VideoVAE, clips: list, noise: float, seed: int) -> list:
-    """Each clip (T, H, W, 3 uint8) encoded to its posterior mean, `noise` x N(0, 1) added to the
-    normalized latents (draws from `seed`, clip by clip), decoded to uint8 frames."""
+    """Each clip (T, H, W, 3 uint8) through `vae_round_trip` with `noise` x N(0, 1) on its normalized
+    latents, the draws from one generator seeded `seed`, clip by clip."""
     g = torch.Generator().manual_seed(seed)
-    out = []
-    for frames in clips:
-        z = vae.encode(frames_to_tensor(frames)[None])
-        z = z + noise * torch.randn(z.shape, generator=g)
-        out.append(tensor_to_frames(vae.decode(z)[0]))
-    return out
+    return [vae_round_trip(vae, frames, noise, g) for frames in clips]
 
 
 def main(argv: list[str] | None = None) -> dict:

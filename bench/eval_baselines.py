@@ -77,9 +77,13 @@ def _tracker_accuracy(clips, result) -> dict:
 
 
 @torch.no_grad()
-def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> the same clip encoded to the posterior mean and decoded, uint8."""
-    return tensor_to_frames(vae.decode(vae.encode(frames_to_tensor(frames)[None]))[0])
+def vae_round_trip(vae, frames: np.ndarray, noise: float = 0.0, generator: torch.Generator | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> the same clip encoded to the posterior mean and decoded, uint8; with
+    `noise`, that times N(0, 1) (drawn from `generator`) added to the normalized latents first."""
+    z = vae.encode(frames_to_tensor(frames)[None])
+    if noise:
+        z = z + noise * torch.randn(z.shape, generator=generator)
+    return tensor_to_frames(vae.decode(z)[0])
 
 
 def _table(rows: list[dict]) -> str:

@@ -114,14 +114,12 @@ class TrainVAEConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         _check_device(self.device)
-        for name in ("kl_weight", "l1_weight", "l2_weight", "gradient_weight"):
+        for name in ("kl_weight", "l1_weight", "l2_weight", "gradient_weight", "latent_noise"):
             w = getattr(self, name)
             if not (w >= 0 and math.isfinite(w)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {w}")
         if self.freeze_encoder and not self.init_from:
             raise ValueError("freeze_encoder needs init_from (a trained VAE to fine-tune the decoder of)")
-        if not (self.latent_noise >= 0 and math.isfinite(self.latent_noise)):
-            raise ValueError(f"latent_noise must be a finite number >= 0, got {self.latent_noise}")
         if self.latent_noise and not self.freeze_encoder:
             # its scale is the latents' spread, which an encoder in training would be free to grow
             raise ValueError("latent_noise needs freeze_encoder (noise in units of fixed latents' spread)")
