@@ -31,9 +31,6 @@
 # CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps
 # them beside the probe's and the time limit's; their EMA weights come back with the result
 # (bench/pack_default.py), for a learning curve (stage 7 in docs/model-card.md).
-# A call brings back at most 64 MiB, two DiTs in bf16: with PACK_REST=DIR the curve's checkpoints
-# after the first are packed into DIR/part-* instead, for a second call (within the 30 s the machine
-# stays warm) to copy into its $OUT.
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 # VAE_CONFIG=FILE (default configs/vae-world.yaml) and VAE_WIDE=CHANNELS (the second arm's widths,
 # default [64,128,256]) set the two VAEs; DIT_ARGS="..." adds flags to the DiT's run. The finer
@@ -157,12 +154,6 @@ echo "all done at $(elapsed) s"
 tail -n 1 "$RUNS"/*/metrics.jsonl
 if [ -n "$PACK" ]; then
   python3 bench/pack_default.py "$RUNS" "$RUNS/pack"
-  if [ -n "${PACK_REST:-}" ]; then  # the curve's checkpoints after the first wait in PACK_REST for a later call
-    mkdir -p "$PACK_REST"
-    (cd "$RUNS" && steps=(pack/world-step-*) && if [ ${#steps[@]} -gt 1 ]; then
-      tar cf - "${steps[@]:1}" | split -b 15m - "$PACK_REST/part-" && rm -rf "${steps[@]:1}"; fi)
-    ls -la "$PACK_REST"
-  fi
   (cd "$RUNS" && tar cf - pack | split -b 15m - "$PACK/part-")
   ls -la "$PACK"
 fi
