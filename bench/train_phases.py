@@ -1,6 +1,7 @@
 """Where a DiT training step's time goes on one device, phase by phase, at a GPU-sized batch.
 
     python bench/train_phases.py [--device cuda] [--batch 128] [--text minilm|DIR|shape:DIR] [--json out.json]
+        [--vae DIR] [--patch 1,2,2 1,4,4 ...]
 
 Each phase is timed alone (synchronized, after warm-ups), on the world's own clips and captions:
 rendering (one process), the shipped VAE's encoding (fp32 as training runs it, bf16 autocast, and
@@ -11,13 +12,15 @@ number of clips of each size and the longest caption change every step — with 
 attention kernels and, on a GPU, without cuDNN's (training's choice: `attention_for_changing_shapes`
 in spacetime.train). `--text shape:DIR`
 builds the encoder from DIR's config and tokenizer with random weights — the same speed, for
-machines that do not carry the weights.
+machines that do not carry the weights. `--vae DIR` encodes with another VAE (the factor-4 one, say)
+and `--patch` times the DiT step at each patch given, in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import random
 import time
@@ -82,6 +85,8 @@ def main() -> None:
     ap.add_argument("--text-max-length", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--vae", type=Path, default=DEFAULT_MODEL / "vae")
+    ap.add_argument("--patch", nargs="+", default=["1,2,2"], help="DiT patches to time, each pt,ph,pw")
     args = ap.parse_args()
     device = torch.device(args.device)
     out: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -95,7 +100,11 @@ def main() -> None:
     videos = [b["video"].to(device) for b in items]
     prompts = [b["caption"] for b in items]
 
-    vae = VideoVAE.from_pretrained(DEFAULT_MODEL / "vae").to(device).eval()
+    patches = [tuple(int(v) for v in p.split(",")) for p in args.patch]
+    if any(len(p) != 3 for p in patches):
+        raise SystemExit(f"--patch: each patch is pt,ph,pw, got {args.patch}")
+    vae = VideoVAE.from_pretrained(args.vae).to(device).eval()
+    out["vae"] = str(args.vae)
     bf16 = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
     variants = {"fp32": (contextlib.nullcontext, 4), "bf16": (bf16, 4), "fp32_unchunked": (contextlib.nullcontext, None),
                 "bf16_unchunked": (bf16, None)}
@@ -122,36 +131,41 @@ def main() -> None:
     emb, mask = text.encode(prompts)
     print("text", out["text_encode_ms"], flush=True)
 
-    model = DiT(PRESETS["world"]).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-
-    def dit_step(latents, emb, mask, indices):
-        opt.zero_grad(set_to_none=True)
-        gens = sample_generators(0, indices)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = flow_step_loss(model, latents, emb, mask, gens, condition_prob=0.25)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    out["dit_step_ms"] = 1e3 * timed(lambda: dit_step(latents, emb, mask, list(range(len(latents)))), device,
-                                     args.repeats)
-    print("dit step, one batch", out["dit_step_ms"], flush=True)
-
     with torch.no_grad():
         pool_latents = encode_videos(vae, [b["video"].to(device) for b in pool])
     pool_emb, pool_mask = text.encode([b["caption"] for b in pool])
-    draw = random.Random(0)
+    for patch in patches:
+        model = DiT(dataclasses.replace(PRESETS["world"], patch=patch)).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
-    def changing_step():
-        idx = sorted(draw.sample(range(len(pool)), args.batch))  # stream order: sizes interleaved
-        dit_step([pool_latents[i] for i in idx], pool_emb[idx], pool_mask[idx], idx)
-    out["dit_step_ms_changing_batch"] = {"default_kernels": 1e3 * timed(changing_step, device, args.repeats)}
-    if device.type == "cuda":
-        was = torch.backends.cuda.cudnn_sdp_enabled()
-        attention_for_changing_shapes(device)  # what training does
-        out["dit_step_ms_changing_batch"]["no_cudnn_attention"] = 1e3 * timed(changing_step, device, args.repeats)
-        torch.backends.cuda.enable_cudnn_sdp(was)
-    out["tokens_per_step"] = sum(z[0].numel() // 4 for z in latents)
+        def dit_step(latents, emb, mask, indices, model=model, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            gens = sample_generators(0, indices)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                loss = flow_step_loss(model, latents, emb, mask, gens, condition_prob=0.25)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        # the first patch's figures keep the keys earlier runs wrote; the others are suffixed
+        key = "" if patch == patches[0] else "_patch_" + "x".join(map(str, patch))
+        out["dit_step_ms" + key] = 1e3 * timed(lambda: dit_step(latents, emb, mask, list(range(len(latents)))),
+                                               device, args.repeats)
+        print("dit step, one batch, patch", patch, out["dit_step_ms" + key], flush=True)
+        draw = random.Random(0)
+
+        def changing_step(draw=draw, dit_step=dit_step):
+            idx = sorted(draw.sample(range(len(pool)), args.batch))  # stream order: sizes interleaved
+            dit_step([pool_latents[i] for i in idx], pool_emb[idx], pool_mask[idx], idx)
+        changing = out["dit_step_ms_changing_batch" + key] = {
+            "default_kernels": 1e3 * timed(changing_step, device, args.repeats)}
+        if device.type == "cuda":
+            was = torch.backends.cuda.cudnn_sdp_enabled()
+            attention_for_changing_shapes(device)  # what training does
+            changing["no_cudnn_attention"] = 1e3 * timed(changing_step, device, args.repeats)
+            torch.backends.cuda.enable_cudnn_sdp(was)
+        print("dit step, changing batch, patch", patch, changing, flush=True)
+        out["tokens_per_step" + key] = sum(z[0].numel() // (patch[0] * patch[1] * patch[2]) for z in latents)
+        del model, opt
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
