@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -164,7 +165,7 @@ def main() -> None:
             changing["no_cudnn_attention"] = 1e3 * timed(changing_step, device, args.repeats)
             torch.backends.cuda.enable_cudnn_sdp(was)
         print("dit step, changing batch, patch", patch, changing, flush=True)
-        out["tokens_per_step" + key] = sum(z[0].numel() // (patch[0] * patch[1] * patch[2]) for z in latents)
+        out["tokens_per_step" + key] = sum(math.prod(model.token_grid(z.shape[1:])) for z in latents)
         del model, opt
     print(json.dumps(out, indent=2))
     if args.json:
