@@ -4,6 +4,8 @@ of each kept checkpoint's EMA weights against the training step), and the denois
 
     python bench/default_model.py curve --run runs/dit-world --num-clips 50 --every 1000 --json out/curve.json
     python bench/default_model.py curve --run runs/ab-vae-f4 --num-clips 50 --every 1200 --guidance-interval 0.3 1 --shift 5
+    python bench/default_model.py export --checkpoint runs/ab-vae-f4/checkpoints/step-00001200 --out runs/ab-vae-f4/model-1200 \
+        --guidance-interval 0.3 1 --shift 5    # a checkpoint's EMA as a model `spacetime eval --model` reads
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
     python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
@@ -40,14 +42,17 @@ from spacetime.vae import VideoVAE
 BARS = {"adherence": 0.90, "motion": 0.85, "permanence": 0.95, "gravity_sign": 0.90}
 
 
-def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text) -> SpacetimePipeline:
-    """The EMA weights of a training checkpoint as a pipeline (what `spacetime train` would ship)."""
+def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text, **sampler) -> SpacetimePipeline:
+    """The EMA weights of a training checkpoint as a pipeline (what `spacetime train` would ship);
+    `sampler`: defaults it samples with (guidance_interval, shift), none given: the pipeline's."""
     config = json.loads((ckpt / "config.json").read_text())
     dit = DiT(DiTConfig(**config["model"]))
     dit.load_state_dict(load_file(ckpt / "ema.safetensors"))
     d = config["data"]
-    defaults = {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"]}
-    return SpacetimePipeline(dit, vae, text, {"defaults": defaults})
+    defaults = {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"],
+                **{k: v for k, v in sampler.items() if v is not None}}
+    return SpacetimePipeline(dit, vae, text, {"text_encoder": config["text_encoder"],
+                                              "text_max_length": config["text_max_length"], "defaults": defaults})
 
 
 ROWS = ("adherence", "motion", "permanence", "physics", "smoothness")
@@ -193,6 +198,13 @@ def main() -> None:
                    help="guidance only at noise levels in [LO, HI] (default: every step, as a checkpoint has no interval of its own)")
     c.add_argument("--shift", type=float, default=None,
                    help="the sampler's timestep shift (default 1, as a checkpoint has no shift of its own)")
+    x = sub.add_parser("export", help="a checkpoint's EMA weights as a model directory (for `spacetime eval --model`)")
+    x.add_argument("--checkpoint", type=Path, required=True)
+    x.add_argument("--out", type=Path, required=True)
+    x.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="the model's default guidance interval (default: the pipeline's)")
+    x.add_argument("--shift", type=float, default=None, help="the model's default sampler shift (default: the pipeline's)")
+    x.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
     s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
     s.add_argument("--steps", type=int, nargs="+", default=[8, 12, 16, 25])
@@ -218,6 +230,13 @@ def main() -> None:
         p.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.what == "export":
+        config = json.loads((args.checkpoint / "config.json").read_text())
+        pipe = checkpoint_pipeline(args.checkpoint, VideoVAE.from_pretrained(vae_path(config["vae"])),
+                                   load_text_encoder(config["text_encoder"], config["text_max_length"]),
+                                   guidance_interval=args.guidance_interval, shift=args.shift)
+        print(pipe.save_pretrained(args.out))
+        return
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
               "date": time.strftime("%Y-%m-%d"), "num_clips": args.num_clips, "guidance_scale": args.guidance_scale,
               "split": "heldout"}

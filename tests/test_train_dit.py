@@ -557,3 +557,21 @@ def test_gpu_training_leaves_cudnn_attention_out_cpu_training_touches_nothing():
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(was)
+
+
+def test_a_checkpoints_ema_exports_as_the_model_training_ships(vae_dir, tmp_path, monkeypatch, bench_module):
+    """bench/default_model.py export: a kept checkpoint's EMA as a model directory, which at the last
+    step is the model `spacetime train` wrote, with the sampler defaults given."""
+    run = train_dit(load_config(TrainDiTConfig, None, [*TINY_DIT, "--vae", str(vae_dir), "--max_steps", "2",
+                                                     "--save_every", "2", "--run_dir", str(tmp_path / "run")]),
+                    progress=False)
+    out = tmp_path / "exported"
+    monkeypatch.setattr("sys.argv", ["default_model.py", "export", "--checkpoint",
+                                     str(tmp_path / "run" / "checkpoints" / "step-00000002"), "--out", str(out),
+                                     "--guidance-interval", "0.3", "1", "--shift", "5"])
+    bench_module("default_model").main()
+    exported, shipped = SpacetimePipeline.from_pretrained(out), SpacetimePipeline.from_pretrained(run)
+    a, b = exported.dit.state_dict(), shipped.dit.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert exported.config["defaults"]["shift"] == 5.0 and exported.config["defaults"]["guidance_interval"] == [0.3, 1.0]
+    assert exported.config["defaults"]["num_frames"] == 5 and exported.dit.config == shipped.dit.config
