@@ -1,6 +1,6 @@
 """Why clips fail, side by side for several `spacetime eval` runs on the same prompts.
 
-    python bench/eval_reasons.py eval/stage4 eval/stage7 [--metric motion permanence] [--top 12] [--cuts] [--frames]
+    python bench/eval_reasons.py eval/stage4 eval/stage7 [--metric motion permanence] [--top 12] [--cuts] [--frames] [--strip PNG]
 
 Each run's metrics.json lists, per clip and metric, the reasons a check failed. Reasons are
 reduced to their kind — colours, shapes, sizes, walls and numbers replaced by placeholders — and
@@ -120,6 +120,28 @@ def clips_with_cuts(path: Path, clips: list[dict]) -> tuple[int, int]:
     return cut, len(single)
 
 
+def frames_strip(runs: list[Path], num_clips: list[int], shown: int, out: Path, keep: int = 6) -> None:
+    """The first `shown` clips of each run's frames.png (one row per clip kept for the report: the
+    first `keep`, spacetime.eval.evaluate's default), labelled with the run, one run under another."""
+    from PIL import Image, ImageDraw
+
+    label = 22
+    parts = []
+    for run, n in zip(runs, num_clips):
+        img = Image.open(run / "frames.png").convert("RGB")
+        rows = min(keep, n)
+        parts.append((run, min(shown, rows), img.crop((0, 0, img.width, round(img.height * min(shown, rows) / rows)))))
+    width = max(img.width for _, _, img in parts)
+    strip = Image.new("RGB", (width, sum(img.height + label for _, _, img in parts)), "white")
+    draw, y = ImageDraw.Draw(strip), 0
+    for run, n, img in parts:
+        draw.text((8, y + 6), f"{run} (clips 0-{n - 1})", fill="black")
+        strip.paste(img, (0, y + label))
+        y += img.height + label
+    out.parent.mkdir(parents=True, exist_ok=True)
+    strip.save(out, optimize=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="eval output folders (each with metrics.json)")
@@ -131,6 +153,9 @@ def main() -> None:
                     help="permanence's vanishings and appearances: how many fall between two latent frames")
     ap.add_argument("--temporal-factor", type=int, default=4, help="the VAE's temporal factor (for --frames)")
     ap.add_argument("--num-frames", type=int, default=17, help="clip length where an eval's settings lack it (--frames)")
+    ap.add_argument("--strip", type=Path, default=None, metavar="PNG",
+                    help="a PNG of the runs' first clips (rows of each eval's frames.png, the runs one under another)")
+    ap.add_argument("--strip-clips", type=int, default=3, help="clips per run in --strip")
     a = ap.parse_args()
     for path in a.runs:
         if not (path / "metrics.json").is_file():
@@ -162,6 +187,9 @@ def main() -> None:
             cells = [latent_boundary_share(c, t, f) for c in presence_steps(r["clips"]).values()]
             print(f"| {p.name} | " + " | ".join(f"{k} / {n} ({k / max(n, 1):.0%})" for k, n, _ in cells)
                   + f" | {cells[0][2]:.0%} |")
+    if a.strip:
+        frames_strip(a.runs, [len(c) for c in clips], a.strip_clips, a.strip)
+        print(f"\nwrote {a.strip}")
     if a.cuts:
         print("\n| run | single-shot clips with a detected cut |\n| --- | --- |")
         for p, c in zip(a.runs, clips):

@@ -30,10 +30,13 @@ from spacetime.data.video import export_to_video
 from spacetime.pipeline import SpacetimePipeline, load_text_encoder
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def build(args) -> tuple[SpacetimePipeline, float, str]:
     t0 = time.perf_counter()
     if args.model:
-        pipe = SpacetimePipeline.from_pretrained(args.model)
+        pipe = SpacetimePipeline.from_pretrained(args.model, torch_dtype=DTYPES[args.dtype])
         return pipe, time.perf_counter() - t0, f"trained pipeline {args.model}"
     from spacetime.dit import PRESETS as DIT_PRESETS
     from spacetime.dit import DiT
@@ -46,7 +49,7 @@ def build(args) -> tuple[SpacetimePipeline, float, str]:
     text = load_text_encoder("minilm", 64)
     config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
     what = "world presets at random init (world DiT, VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
-    return SpacetimePipeline(dit, vae, text, config), time.perf_counter() - t0, what
+    return SpacetimePipeline(dit, vae, text, config).to(None, DTYPES[args.dtype]), time.perf_counter() - t0, what
 
 
 def main() -> None:
@@ -61,6 +64,8 @@ def main() -> None:
                     help="default: the model's own (the shipped model guides above noise level 0.3 only)")
     ap.add_argument("--shift", type=float, default=None,
                     help="the sampler's timestep shift; default: the model's own (the shipped model's is 5)")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                    help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,7 +86,7 @@ def main() -> None:
     timed = runs[1:]  # the first run warms up allocators and kernels
     med = {k: statistics.median(r[k] for r in timed) for k in timed[0]}
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
-              "model": what, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
+              "model": what, "dtype": args.dtype, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
               "guidance_interval": list(pipe.resolve_guidance_interval(args.guidance_interval)),
               "shift": pipe.resolve_shift(args.shift),
               "median_s": {k: round(v, 3) for k, v in med.items()}}

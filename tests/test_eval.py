@@ -779,3 +779,28 @@ def test_decoder_noise_round_trips_share_their_draws_and_add_nothing_at_zero(ben
     again = noise.noisy_round_trips(vae, clips, 0.5, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(again, noise.noisy_round_trips(vae, clips, 0.5, seed=3)))
     assert not all(np.array_equal(a, b) for a, b in zip(again, plain))
+
+
+def test_the_frames_strip_stacks_each_runs_first_clips(tmp_path, bench_module):
+    """bench/eval_reasons.py --strip: the first clips' rows of each run's frames.png (one row per clip
+    kept, at most 6), one run under another."""
+    from PIL import Image
+
+    runs = []
+    for r, n_clips in enumerate((200, 4)):  # 6 rows kept, then 4
+        rows = min(6, n_clips)
+        img = Image.new("RGB", (60, 10 * rows))
+        for i in range(rows):  # row i of run r: a colour of its own
+            img.paste((40 * i, 100 * r, 7), (0, 10 * i, 60, 10 * i + 10))
+        (tmp_path / f"run{r}").mkdir()
+        img.save(tmp_path / f"run{r}" / "frames.png")
+        runs.append(tmp_path / f"run{r}")
+    out = tmp_path / "strip.png"
+    bench_module("eval_reasons").frames_strip(runs, [200, 4], 3, out)
+    strip = np.asarray(Image.open(out).convert("RGB"))
+    label = (strip.shape[0] - 60) // 2
+    assert strip.shape == (60 + 2 * label, 60, 3)
+    for r in range(2):
+        for i in range(3):
+            y = label * (r + 1) + 30 * r + 10 * i + 5
+            assert tuple(strip[y, 30]) == (40 * i, 100 * r, 7), (r, i)
