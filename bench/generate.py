@@ -29,7 +29,6 @@ from machine import cpu_name  # bench/machine.py
 from spacetime.data.video import export_to_video
 from spacetime.pipeline import SpacetimePipeline, load_text_encoder
 
-
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
