@@ -42,6 +42,13 @@ from spacetime.vae import VideoVAE
 BARS = {"adherence": 0.90, "motion": 0.85, "permanence": 0.95, "gravity_sign": 0.90}
 
 
+def checkpoint_vae_and_text(ckpt: Path) -> tuple[VideoVAE, object]:
+    """The VAE and the text encoder of a training checkpoint's run (its config.json names them)."""
+    config = json.loads((ckpt / "config.json").read_text())
+    return (VideoVAE.from_pretrained(vae_path(config["vae"])),
+            load_text_encoder(config["text_encoder"], config["text_max_length"]))
+
+
 def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text, **sampler) -> SpacetimePipeline:
     """The EMA weights of a training checkpoint as a pipeline (what `spacetime train` would ship);
     `sampler`: defaults it samples with (guidance_interval, shift), none given: the pipeline's."""
@@ -231,9 +238,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.what == "export":
-        config = json.loads((args.checkpoint / "config.json").read_text())
-        pipe = checkpoint_pipeline(args.checkpoint, VideoVAE.from_pretrained(vae_path(config["vae"])),
-                                   load_text_encoder(config["text_encoder"], config["text_max_length"]),
+        pipe = checkpoint_pipeline(args.checkpoint, *checkpoint_vae_and_text(args.checkpoint),
                                    guidance_interval=args.guidance_interval, shift=args.shift)
         print(pipe.save_pretrained(args.out))
         return
@@ -247,9 +252,7 @@ def main() -> None:
         chosen = [p for p in ckpts if int(p.name.split("-")[1]) % args.every == 0]
         if ckpts[-1] not in chosen:
             chosen.append(ckpts[-1])
-        config = json.loads((ckpts[-1] / "config.json").read_text())
-        vae = VideoVAE.from_pretrained(vae_path(config["vae"]))
-        text = load_text_encoder(config["text_encoder"], config["text_max_length"])
+        vae, text = checkpoint_vae_and_text(ckpts[-1])  # once for all of the run's checkpoints
         rows = []
         for p in chosen:
             step = int(p.name.split("-")[1])

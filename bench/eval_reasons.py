@@ -130,7 +130,8 @@ def frames_strip(runs: list[Path], num_clips: list[int], shown: int, out: Path, 
     for run, n in zip(runs, num_clips):
         img = Image.open(run / "frames.png").convert("RGB")
         rows = min(keep, n)
-        parts.append((run, min(shown, rows), img.crop((0, 0, img.width, round(img.height * min(shown, rows) / rows)))))
+        kept = min(shown, rows)
+        parts.append((run, kept, img.crop((0, 0, img.width, round(img.height * kept / rows)))))
     width = max(img.width for _, _, img in parts)
     strip = Image.new("RGB", (width, sum(img.height + label for _, _, img in parts)), "white")
     draw, y = ImageDraw.Draw(strip), 0

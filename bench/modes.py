@@ -70,10 +70,9 @@ def build(model: Path | None, checkpoint: Path | None = None):
     if model is not None:
         return SpacetimePipeline.from_pretrained(model)
     if checkpoint is not None:
-        from default_model import checkpoint_pipeline  # bench/default_model.py
+        from default_model import checkpoint_pipeline, checkpoint_vae_and_text  # bench/default_model.py
 
         from spacetime.checkpoint import latest_checkpoint
-        from spacetime.train import vae_path
 
         if not (checkpoint / "ema.safetensors").is_file():  # a run directory: its newest checkpoint
             newest = latest_checkpoint(checkpoint)
@@ -81,9 +80,7 @@ def build(model: Path | None, checkpoint: Path | None = None):
                 raise SystemExit(f"{checkpoint}: no complete checkpoint")
             checkpoint = newest
         log_line(f"checkpoint {checkpoint}")
-        config = json.loads((checkpoint / "config.json").read_text())
-        text = load_text_encoder(config["text_encoder"], config["text_max_length"])
-        return checkpoint_pipeline(checkpoint, VideoVAE.from_pretrained(vae_path(config["vae"])), text)
+        return checkpoint_pipeline(checkpoint, *checkpoint_vae_and_text(checkpoint))
     torch.manual_seed(0)
     vae = VideoVAE.from_pretrained(ROOT / "src/spacetime/models/world/vae")
     config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": FPS}}
