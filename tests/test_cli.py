@@ -142,3 +142,33 @@ def test_a_vae_folder_that_is_not_there_is_named_so():
         VideoVAE.from_pretrained("nope")
     with pytest.raises(ValueError, match="configs say vae: shipped"):
         VideoVAE.from_pretrained("shipped")
+
+
+def test_generate_and_eval_run_the_dit_and_vae_in_the_dtype_asked(tiny_model_dir, tmp_path, monkeypatch):
+    """--dtype bfloat16 loads the weights in bfloat16 (what makes sampling faster), and the eval
+    records the dtype its numbers were made in; float32 stays the default."""
+    import torch
+
+    from spacetime.pipeline import SpacetimePipeline
+
+    loaded = []
+    real = SpacetimePipeline.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        pipe = real(cls, *args, **kwargs)
+        loaded.append((next(pipe.dit.parameters()).dtype, next(pipe.vae.parameters()).dtype))
+        return pipe
+
+    monkeypatch.setattr(SpacetimePipeline, "from_pretrained", classmethod(spy))
+    for dtype in ("bfloat16", None):
+        out = tmp_path / f"{dtype}.mp4"
+        args = ["generate", "a red ball", "--model", str(tiny_model_dir), "--output", str(out), "--num-inference-steps", "2",
+                "--no-provenance"]
+        assert main(args + (["--dtype", dtype] if dtype else [])) == 0
+        assert read_video(out)[0].shape == (5, 32, 32, 3)
+    assert loaded == [(torch.bfloat16, torch.bfloat16), (torch.float32, torch.float32)]
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(tiny_model_dir), "--num-clips", "1", "--num-frames", "5", "--size", "32x32",
+                 "--num-inference-steps", "2", "--dtype", "bfloat16", "--out", str(out), "--no-report"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["settings"]["dtype"] == "bfloat16"
+    assert loaded[-1] == (torch.bfloat16, torch.bfloat16)

@@ -6,7 +6,7 @@
     spacetime train-vae --config configs/vae-world.yaml [--key value ...]
     spacetime train --config configs/dit-world.yaml [--key value ...]
     spacetime generate PROMPT [--num-frames N | --seconds S] [--size WxH | --height H --width W] [--fps F]
-                       [--num-inference-steps K] [--guidance-scale G] [--seed S] [--model DIR] --output out.mp4
+                       [--num-inference-steps K] [--guidance-scale G] [--dtype bfloat16] [--seed S] [--model DIR] --output out.mp4
                        [--embed-prompt] [--no-provenance] [--sign-cert PEM --sign-key PEM]
     spacetime verify FILE... [--json] [--trust-anchors PEM] [--no-local-ca]
 
@@ -30,7 +30,11 @@ from spacetime import __version__
 MAX_SIDE = 4096
 MAX_FRAMES = 100_000
 EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
-                   "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None}
+                   "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None,
+                   "dtype": "float32"}
+# the DiT's and VAE's weights and arithmetic (torch's names): bfloat16 halves their memory and, where the CPU
+# has bfloat16 matrix units, samples faster (docs/benchmarks.md)
+DTYPE_NAMES = ("float32", "bfloat16")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -143,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model's own, else 1)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
+    g.add_argument("--dtype", choices=DTYPE_NAMES, default="float32",
+                   help="the DiT's and VAE's weights and arithmetic (default float32)")
     g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
     g.add_argument("--image", type=Path, default=None, help="image -> video: animate this still (its first frame)")
     g.add_argument("--video", type=Path, default=None, help="a video to extend, connect from, or edit (see --mode)")
@@ -204,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
     e.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
                    help="--model only: the sampler's timestep shift (default: the model's own)")
+    e.add_argument("--dtype", choices=DTYPE_NAMES, default=EVAL_MODEL_ONLY["dtype"],
+                   help="--model only: the DiT's and VAE's weights and arithmetic (default float32)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
     e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")
@@ -357,7 +365,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if not args.no_provenance:
         identity = resolve_identity(args.sign_cert, args.sign_key)
     t0 = time.perf_counter()
-    pipe = SpacetimePipeline.from_pretrained(model)
+    pipe = SpacetimePipeline.from_pretrained(model, torch_dtype=getattr(torch, args.dtype))
     load_s = time.perf_counter() - t0
     d = pipe.defaults
     fps = args.fps or d.get("fps", 8.0)
@@ -417,7 +425,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
               **guidance_interval_parameters(interval), "shift": shift,
-              "solver": args.solver, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
+              "solver": args.solver, "dtype": args.dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
                                mode=made_as, embed_prompt=args.embed_prompt, negative_prompt=args.negative_prompt)

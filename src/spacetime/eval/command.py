@@ -192,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                     "guidance_interval": args.guidance_interval, "shift": args.shift}  # None: the pipeline's (and model's) defaults
         try:
-            generate = pipeline_generator(args.model, **sampling)
+            generate = pipeline_generator(args.model, dtype=args.dtype, **sampling)
         except ModelUnavailableError as e:
             print(f"spacetime eval: error: {e}", file=sys.stderr)
             return 1

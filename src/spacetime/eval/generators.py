@@ -181,11 +181,11 @@ MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
+def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str = "float32", **sampling) -> Generator:
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
-    only here, so evaluation without a model never imports it). `sampling`: pipeline arguments
-    (num_inference_steps, guidance_scale, guidance_interval, shift); those left out or None are the
-    pipeline's defaults."""
+    only here, so evaluation without a model never imports it). `dtype`: torch's name for the DiT's
+    and VAE's weights and arithmetic. `sampling`: pipeline arguments (num_inference_steps,
+    guidance_scale, guidance_interval, shift); those left out or None are the pipeline's defaults."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
     except ImportError as e:
@@ -197,7 +197,7 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
 
     from spacetime.data.video import to_uint8_frames
 
-    pipe = SpacetimePipeline.from_pretrained(str(model_dir))
+    pipe = SpacetimePipeline.from_pretrained(str(model_dir), torch_dtype=getattr(torch, dtype))
     # what is used, the defaults resolved: the pipeline's own and the model's guidance interval
     defaults = {k: p.default for k, p in inspect.signature(SpacetimePipeline.__call__).parameters.items()}
     used = {k: defaults[k] if sampling.get(k) is None else sampling[k] for k in ("num_inference_steps", "guidance_scale")}
@@ -220,5 +220,5 @@ def pipeline_generator(model_dir: str | os.PathLike, **sampling) -> Generator:
         )
         return to_uint8_frames(out.frames[0])
 
-    generate.sampling = used
+    generate.sampling = {**used, "dtype": dtype}
     return generate
