@@ -36,7 +36,7 @@ from spacetime.data.video import to_uint8_frames
 from spacetime.dit import DiT, DiTConfig
 from spacetime.eval import evaluate_generator
 from spacetime.pipeline import SpacetimePipeline, load_text_encoder
-from spacetime.train import vae_path
+from spacetime.train import pipeline_config, vae_path
 from spacetime.vae import VideoVAE
 
 BARS = {"adherence": 0.90, "motion": 0.85, "permanence": 0.95, "gravity_sign": 0.90}
@@ -55,11 +55,9 @@ def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text, **sampler) -> Spacetime
     config = json.loads((ckpt / "config.json").read_text())
     dit = DiT(DiTConfig(**config["model"]))
     dit.load_state_dict(load_file(ckpt / "ema.safetensors"))
-    d = config["data"]
-    defaults = {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"],
-                **{k: v for k, v in sampler.items() if v is not None}}
-    return SpacetimePipeline(dit, vae, text, {"text_encoder": config["text_encoder"],
-                                              "text_max_length": config["text_max_length"], "defaults": defaults})
+    model = pipeline_config(config)
+    model["defaults"].update({k: v for k, v in sampler.items() if v is not None})
+    return SpacetimePipeline(dit, vae, text, model)
 
 
 ROWS = ("adherence", "motion", "permanence", "physics", "smoothness")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spacetime.eval.evaluate import KEPT_CLIPS
 from spacetime.world.vocab import COLOURS, SHAPES
 
 _WORDS = [(r"\b(" + "|".join(sorted(COLOURS, key=len, reverse=True)) + r")\b", "<colour>"),
@@ -120,9 +121,9 @@ def clips_with_cuts(path: Path, clips: list[dict]) -> tuple[int, int]:
     return cut, len(single)
 
 
-def frames_strip(runs: list[Path], num_clips: list[int], shown: int, out: Path, keep: int = 6) -> None:
+def frames_strip(runs: list[Path], num_clips: list[int], shown: int, out: Path, keep: int = KEPT_CLIPS) -> None:
     """The first `shown` clips of each run's frames.png (one row per clip kept for the report: the
-    first `keep`, spacetime.eval.evaluate's default), labelled with the run, one run under another."""
+    first `keep`), labelled with the run, one run under another."""
     from PIL import Image, ImageDraw
 
     label = 22

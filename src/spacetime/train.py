@@ -783,6 +783,16 @@ def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, h
     (out_dir / "prompts.json").write_text(json.dumps(prompts, indent=1))
 
 
+def pipeline_config(run_config: dict, text_encoder: str | None = None) -> dict:
+    """The config of the model a run makes, from the run's config (a checkpoint's config.json):
+    its DiT, text encoder (`text_encoder`: where the model folder finds it, if not the run's
+    spec) and the data's size as the sampling defaults."""
+    d = run_config["data"]
+    return {"format": "spacetime-pipeline", "dit": run_config["model"],
+            "text_encoder": text_encoder or run_config["text_encoder"], "text_max_length": run_config["text_max_length"],
+            "defaults": {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"]}}
+
+
 def check_resumed_encoders(ckpt: Path, cfg: TrainDiTConfig, vae_digest: str, main_rank: bool) -> None:
     """A resumed run's VAE and text encoder against the checkpoint's. Another VAE's weights are
     another latent space, which the DiT never learned to denoise: refused, as another model config
@@ -906,11 +916,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 _by_index(get_optimizer_state_dict(model, opt, options=full), names))
     # a local Hugging Face encoder goes into the model folder (as its VAE does), so the folder loads anywhere
     local_text = getattr(text.config, "path", None)
-    pipeline_config = {"format": "spacetime-pipeline", "dit": cfg.model.to_dict(),
-                       "text_encoder": "text_encoder" if local_text else cfg.text_encoder,
-                       "text_max_length": cfg.text_max_length,
-                       "defaults": {"num_frames": cfg.data.num_frames, "height": cfg.data.height,
-                                    "width": cfg.data.width, "fps": cfg.data.fps}}
+    model_config = pipeline_config(config_dict, text_encoder="text_encoder" if local_text else None)
     # each rank reads samples position + rank, + rank + world, ... of the stream (world data
     # shards so by itself; folder data in dit_items): a global batch is world x batch_size
     items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=vae_dir, cache_dir=run_dir / "cache" / "latents")
@@ -946,7 +952,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     def samples() -> None:
         if not main_rank or fsdp:  # sharded weights: samples come from the saved model instead
             return
-        pipe = SpacetimePipeline(ema.eval(), vae, text, pipeline_config)
+        pipe = SpacetimePipeline(ema.eval(), vae, text, model_config)
         d = cfg.data
         write_samples(pipe, cfg.sample_prompts, run_dir / "samples" / f"step-{step:08d}", num_frames=d.num_frames,
                       height=d.height, width=d.width, fps=d.fps, steps=cfg.sample_steps,
@@ -1043,7 +1049,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     final_ema = checkpoint()[1]  # under FSDP the gather is a collective: once, not again for the model
     out = run_dir / "model"
     if main_rank:
-        save_model(out, pipeline_config, final_ema,
+        save_model(out, model_config, final_ema,
                    subdirs={"vae": vae_dir, **({"text_encoder": Path(local_text)} if local_text else {})})
     if world > 1:
         dist.barrier()

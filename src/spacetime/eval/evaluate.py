@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EVAL_VERSION = 1
 CAPTIONS = ("detailed", "medium", "short")
+KEPT_CLIPS = 6  # clips whose frames the report draws (frames.png, trajectories.png)
 
 
 @dataclass
@@ -209,7 +210,7 @@ def evaluate(
     samples: Iterable[Sample],
     *,
     seed: int = 0,
-    keep: int = 6,
+    keep: int = KEPT_CLIPS,
     settings: dict | None = None,
     progress: bool = True,
     references: list[ClipScore] | None = None,
@@ -321,7 +322,7 @@ def evaluate_generator(
     width: int = 64,
     fps: float = 8.0,
     caption: str = "detailed",
-    keep: int = 6,
+    keep: int = KEPT_CLIPS,
     progress: bool = True,
     settings: dict | None = None,
     multishot: bool = False,
