@@ -143,12 +143,14 @@ def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, 
     (tmp_path / "model").mkdir()
     assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", "--num-frames", "9", "--size", "32x32",
                     "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8") == 0
-    assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0], "shift": None}]
+    assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0], "shift": None,
+                     "dtype": "float32"}]
     settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
     assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
     assert "guidance_scale" not in settings  # a stand-in generator: only what was asked is known
     # a model's generator records what it uses, its defaults resolved (the model's own interval)
-    assert one.sampling == {"num_inference_steps": 25, "guidance_scale": 5.0, "guidance_interval": [0.0, 1.0], "shift": 1.0}
+    assert one.sampling == {"num_inference_steps": 25, "guidance_scale": 5.0, "guidance_interval": [0.0, 1.0], "shift": 1.0,
+                            "dtype": "float32"}
     assert pipeline_generator(tiny_model_dir, shift=2.0).sampling["shift"] == 2.0
     assert two.sampling["num_inference_steps"] == 2
 

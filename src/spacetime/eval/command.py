@@ -190,9 +190,10 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--model {args.model} is not a directory")
         check_geometry(args)  # frames and size the model makes, before loading it
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
-                    "guidance_interval": args.guidance_interval, "shift": args.shift}  # None: the pipeline's (and model's) defaults
+                    "guidance_interval": args.guidance_interval, "shift": args.shift,  # None: the pipeline's (and model's) defaults
+                    "dtype": args.dtype}
         try:
-            generate = pipeline_generator(args.model, dtype=args.dtype, **sampling)
+            generate = pipeline_generator(args.model, **sampling)
         except ModelUnavailableError as e:
             print(f"spacetime eval: error: {e}", file=sys.stderr)
             return 1
