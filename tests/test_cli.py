@@ -166,6 +166,7 @@ def test_generate_and_eval_run_the_dit_and_vae_in_the_dtype_asked(tiny_model_dir
                 "--no-provenance"]
         assert main(args + (["--dtype", dtype] if dtype else [])) == 0
         assert read_video(out)[0].shape == (5, 32, 32, 3)
+        assert json.loads(out.with_suffix(".json").read_text())["dtype"] == (dtype or "float32")
     assert loaded == [(torch.bfloat16, torch.bfloat16), (torch.float32, torch.float32)]
     out = tmp_path / "eval"
     assert main(["eval", "--model", str(tiny_model_dir), "--num-clips", "1", "--num-frames", "5", "--size", "32x32",

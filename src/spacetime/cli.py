@@ -448,7 +448,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                "guidance_interval": list(interval), "shift": shift,
-               "solver": args.solver, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
+               "solver": args.solver, "dtype": args.dtype, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
