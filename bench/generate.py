@@ -26,16 +26,15 @@ from pathlib import Path
 import torch
 from machine import cpu_name  # bench/machine.py
 
+from spacetime.cli import DTYPE_NAMES
 from spacetime.data.video import export_to_video
 from spacetime.pipeline import SpacetimePipeline, load_text_encoder
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def build(args) -> tuple[SpacetimePipeline, float, str]:
     t0 = time.perf_counter()
     if args.model:
-        pipe = SpacetimePipeline.from_pretrained(args.model, torch_dtype=DTYPES[args.dtype])
+        pipe = SpacetimePipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
         return pipe, time.perf_counter() - t0, f"trained pipeline {args.model}"
     from spacetime.dit import PRESETS as DIT_PRESETS
     from spacetime.dit import DiT
@@ -48,7 +47,7 @@ def build(args) -> tuple[SpacetimePipeline, float, str]:
     text = load_text_encoder("minilm", 64)
     config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
     what = "world presets at random init (world DiT, VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
-    return SpacetimePipeline(dit, vae, text, config).to(None, DTYPES[args.dtype]), time.perf_counter() - t0, what
+    return SpacetimePipeline(dit, vae, text, config).to(None, getattr(torch, args.dtype)), time.perf_counter() - t0, what
 
 
 def main() -> None:
@@ -63,7 +62,7 @@ def main() -> None:
                     help="default: the model's own (the shipped model guides above noise level 0.3 only)")
     ap.add_argument("--shift", type=float, default=None,
                     help="the sampler's timestep shift; default: the model's own (the shipped model's is 5)")
-    ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+    ap.add_argument("--dtype", choices=DTYPE_NAMES, default="float32",
                     help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
     args = ap.parse_args()
