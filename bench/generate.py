@@ -105,7 +105,8 @@ def process_times(args) -> list[float]:
     with tempfile.TemporaryDirectory() as d:
         for r in range(args.process):
             cmd = [str(cli), "generate", f"a red ball bounces to the right, take {r}", "--output", f"{d}/{r}.mp4",
-                   "--seed", str(r)] + (["--model", str(args.model)] if args.model else [])
+                   "--seed", str(r), "--num-inference-steps", str(args.steps), "--guidance-scale", str(args.guidance_scale),
+                   "--dtype", args.dtype] + (["--model", str(args.model)] if args.model else [])
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             walls.append(time.perf_counter() - t0)
