@@ -6,6 +6,7 @@ of each kept checkpoint's EMA weights against the training step), and the denois
     python bench/default_model.py curve --run runs/ab-vae-f4 --num-clips 50 --every 1200 --guidance-interval 0.3 1 --shift 5
     python bench/default_model.py export --checkpoint runs/ab-vae-f4/checkpoints/step-00001200 --out runs/ab-vae-f4/model-1200 \
         --guidance-interval 0.3 1 --shift 5    # a checkpoint's EMA as a model `spacetime eval --model` reads
+        # (--steps, --guidance-scale, --dtype: the sampling it ships with, when not 25, 5, float32)
     python bench/default_model.py steps --model src/spacetime/models/world --steps 8 12 16 25 --num-clips 100 --json out/steps.json
     python bench/default_model.py examples --num-clips 6 --png docs/img/default-examples.png
     python bench/default_model.py geometry --num-clips 200 --json out/geometry.json
@@ -32,6 +33,7 @@ from machine import cpu_name  # bench/machine.py
 from safetensors.torch import load_file
 
 from spacetime.checkpoint import complete_checkpoints
+from spacetime.cli import DTYPE_NAMES
 from spacetime.data.video import to_uint8_frames
 from spacetime.dit import DiT, DiTConfig
 from spacetime.eval import evaluate_generator
@@ -51,7 +53,8 @@ def checkpoint_vae_and_text(ckpt: Path) -> tuple[VideoVAE, object]:
 
 def checkpoint_pipeline(ckpt: Path, vae: VideoVAE, text, **sampler) -> SpacetimePipeline:
     """The EMA weights of a training checkpoint as a pipeline (what `spacetime train` would ship);
-    `sampler`: defaults it samples with (guidance_interval, shift), none given: the pipeline's."""
+    `sampler`: defaults it samples with (num_inference_steps, guidance_scale, guidance_interval,
+    shift, dtype), each None or left out: the pipeline's."""
     config = json.loads((ckpt / "config.json").read_text())
     dit = DiT(DiTConfig(**config["model"]))
     dit.load_state_dict(load_file(ckpt / "ema.safetensors"))
@@ -209,6 +212,10 @@ def main() -> None:
     x.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="the model's default guidance interval (default: the pipeline's)")
     x.add_argument("--shift", type=float, default=None, help="the model's default sampler shift (default: the pipeline's)")
+    x.add_argument("--steps", type=int, default=None, help="the model's default sampler steps (default: the pipeline's)")
+    x.add_argument("--guidance-scale", type=float, default=None, help="the model's default guidance scale (default: the pipeline's)")
+    x.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
+                   help="the dtype the model samples in by default (weights are stored float32; default: the pipeline's)")
     x.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("steps", help="quality and time per clip against the number of denoising steps")
     s.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
@@ -237,7 +244,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.what == "export":
         pipe = checkpoint_pipeline(args.checkpoint, *checkpoint_vae_and_text(args.checkpoint),
-                                   guidance_interval=args.guidance_interval, shift=args.shift)
+                                   guidance_interval=args.guidance_interval, shift=args.shift,
+                                   num_inference_steps=args.steps, guidance_scale=args.guidance_scale, dtype=args.dtype)
         print(pipe.save_pretrained(args.out))
         return
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",

@@ -1,4 +1,5 @@
-"""Generation wall time: one 17-frame 64x64 clip, 25 steps, classifier-free guidance on, split into
+"""Generation wall time: one 17-frame 64x64 clip at the model's default steps and dtype (25 and
+float32 unless its config.json says), classifier-free guidance on, split into
 loading, text encoding, denoising, VAE decode and writing the MP4.
 
     python bench/generate.py [--model DIR] [--vae DIR] [--repeats 3] [--threads 2] [--process 3]
@@ -34,7 +35,7 @@ from spacetime.pipeline import SpacetimePipeline, load_text_encoder
 def build(args) -> tuple[SpacetimePipeline, float, str]:
     t0 = time.perf_counter()
     if args.model:
-        pipe = SpacetimePipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
+        pipe = SpacetimePipeline.from_pretrained(args.model, torch_dtype=args.dtype and getattr(torch, args.dtype))
         return pipe, time.perf_counter() - t0, f"trained pipeline {args.model}"
     from spacetime.dit import PRESETS as DIT_PRESETS
     from spacetime.dit import DiT
@@ -47,7 +48,7 @@ def build(args) -> tuple[SpacetimePipeline, float, str]:
     text = load_text_encoder("minilm", 64)
     config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
     what = "world presets at random init (world DiT, VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
-    return SpacetimePipeline(dit, vae, text, config).to(None, getattr(torch, args.dtype)), time.perf_counter() - t0, what
+    return SpacetimePipeline(dit, vae, text, config).to(None, getattr(torch, args.dtype or "float32")), time.perf_counter() - t0, what
 
 
 def main() -> None:
@@ -56,18 +57,21 @@ def main() -> None:
     ap.add_argument("--vae", default=str(Path(__file__).resolve().parents[1] / "src/spacetime/models/world/vae"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--guidance-scale", type=float, default=5.0)
+    ap.add_argument("--steps", type=int, default=None, help="default: the model's own, else 25")
+    ap.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own, else 5")
     ap.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="default: the model's own (the shipped model guides above noise level 0.3 only)")
     ap.add_argument("--shift", type=float, default=None,
                     help="the sampler's timestep shift; default: the model's own (the shipped model's is 5)")
-    ap.add_argument("--dtype", choices=DTYPE_NAMES, default="float32",
-                    help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast")
+    ap.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
+                    help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast (default: the model's own, else float32)")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pipe, load_s, what = build(args)
+    # what is timed, the model's own defaults resolved (and passed on as such to --process runs)
+    args.steps, args.guidance_scale = pipe.resolve_num_inference_steps(args.steps), pipe.resolve_guidance_scale(args.guidance_scale)
+    args.dtype = pipe.resolve_dtype(args.dtype)
     prompt = "a red ball bounces off the left wall on a black background"
     runs = []
     with tempfile.TemporaryDirectory() as d:

@@ -126,7 +126,9 @@ def test_eval_refuses_a_geometry_the_model_cannot_make_before_loading(tiny_model
 
 
 def test_help_shows_each_flags_default(capsys):
-    for command, flag, default in (("generate", "--num-inference-steps", "25"), ("generate", "--guidance-scale", "5.0"),
+    for command, flag, default in (("generate", "--num-inference-steps", "the model's own, else 25"),
+                                   ("generate", "--guidance-scale", "the model's own, else 5"),
+                                   ("generate", "--dtype", "the model's own, else float32"),
                                    ("generate", "--seed", "0"), ("world", "--fps", "8.0"), ("serve", "--max-frames", "241")):
         with pytest.raises(SystemExit):
             main([command, "--help"])
@@ -173,3 +175,29 @@ def test_generate_and_eval_run_the_dit_and_vae_in_the_dtype_asked(tiny_model_dir
                  "--num-inference-steps", "2", "--dtype", "bfloat16", "--out", str(out), "--no-report"]) == 0
     assert json.loads((out / "metrics.json").read_text())["settings"]["dtype"] == "bfloat16"
     assert loaded[-1] == (torch.bfloat16, torch.bfloat16)
+
+
+def test_generate_and_eval_sample_as_the_model_folder_says_unless_told(tiny_model_dir, tmp_path):
+    """A model whose config.json defaults are 3 steps, guidance 2 and bfloat16 is sampled so by a
+    bare `spacetime generate` and `spacetime eval`, and the sidecar and metrics.json say so; flags win."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["defaults"].update(num_inference_steps=3, guidance_scale=2.0, dtype="bfloat16")
+    (model / "config.json").write_text(json.dumps(config))
+    made = {}
+    for name, flags in (("own", []), ("told", ["--num-inference-steps", "2", "--guidance-scale", "5", "--dtype", "float32"]),
+                        ("same", ["--num-inference-steps", "3", "--guidance-scale", "2", "--dtype", "bfloat16"])):
+        out = tmp_path / f"{name}.mp4"
+        assert main(["generate", "a red ball", "--model", str(model), "--output", str(out), "--no-provenance", *flags]) == 0
+        sidecar = json.loads(out.with_suffix(".json").read_text())
+        made[name] = (sidecar["num_inference_steps"], sidecar["guidance_scale"], sidecar["dtype"]), read_video(out)[0]
+    assert made["own"][0] == made["same"][0] == (3, 2.0, "bfloat16") and made["told"][0] == (2, 5.0, "float32")
+    assert np.array_equal(made["own"][1], made["same"][1]) and not np.array_equal(made["own"][1], made["told"][1])
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(model), "--num-clips", "1", "--num-frames", "5", "--size", "32x32",
+                 "--out", str(out), "--no-report"]) == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert (settings["num_inference_steps"], settings["guidance_scale"], settings["dtype"]) == (3, 2.0, "bfloat16")

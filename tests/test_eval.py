@@ -144,7 +144,7 @@ def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, 
     assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", "--num-frames", "9", "--size", "32x32",
                     "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8") == 0
     assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0], "shift": None,
-                     "dtype": "float32"}]
+                     "dtype": None}]
     settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
     assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
     assert "guidance_scale" not in settings  # a stand-in generator: only what was asked is known

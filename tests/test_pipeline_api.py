@@ -103,3 +103,49 @@ def test_damaged_model_folders_are_named(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, run / "model")
     with pytest.raises(ValueError, match=r"no COMPLETE marker.*a training run\? its model is .*model"):
         SpacetimePipeline.from_pretrained(run)
+
+
+def _with_sampling_defaults(tiny_model_dir, folder, **defaults):
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["defaults"].update(defaults)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_a_model_folder_sets_the_steps_guidance_and_dtype_a_call_gets(tiny_model_dir, tmp_path):
+    """A model measured at fewer steps, another guidance scale or in bfloat16 ships those as its
+    defaults: a call that does not say gets them, one that does overrides them."""
+    own = SpacetimePipeline.from_pretrained(_with_sampling_defaults(
+        tiny_model_dir, tmp_path / "m", num_inference_steps=3, guidance_scale=2.0, dtype="bfloat16"))
+    assert torch.bfloat16 in {p.dtype for m in (own.dit, own.vae.decoder) for p in m.parameters()}
+    plain = SpacetimePipeline.from_pretrained(tiny_model_dir, torch_dtype=torch.bfloat16)
+
+    def run(pipe, **kw):
+        return pipe("a red ball falls", generator=torch.Generator().manual_seed(0), **kw).frames[0]
+
+    made = run(own)
+    assert np.array_equal(made, run(plain, num_inference_steps=3, guidance_scale=2.0))
+    assert not np.array_equal(made, run(plain, num_inference_steps=3))  # guidance 5, not the model's 2
+    assert not np.array_equal(made, run(plain, guidance_scale=2.0))  # 25 steps, not the model's 3
+    assert np.array_equal(run(own, num_inference_steps=2, guidance_scale=1.0),
+                          run(plain, num_inference_steps=2, guidance_scale=1.0))
+    steps = []
+    run(own, callback=lambda i, n: steps.append(n))
+    assert steps == [3, 3, 3]
+    full = SpacetimePipeline.from_pretrained(tmp_path / "m", torch_dtype=torch.float32)  # asked: float32 after all
+    assert {p.dtype for p in full.dit.parameters()} == {torch.float32}
+    assert (own.resolve_dtype(), own.resolve_dtype("float32"), plain.resolve_dtype()) == ("bfloat16", "float32", "float32")
+    with pytest.raises(ValueError, match="dtype must be one of float32, bfloat16, got 'float16'"):
+        own.resolve_dtype("float16")
+
+
+def test_bad_sampling_defaults_in_a_model_folder_are_named(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"dtype must be one of float32, bfloat16, got 'half' \(the model's config.json"):
+        SpacetimePipeline.from_pretrained(_with_sampling_defaults(tiny_model_dir, tmp_path / "a", dtype="half"))
+    pipe = SpacetimePipeline.from_pretrained(_with_sampling_defaults(
+        tiny_model_dir, tmp_path / "b", num_inference_steps=0, guidance_scale=-1))
+    with pytest.raises(ValueError, match="num_inference_steps must be a positive integer, got 0"):
+        pipe("a red ball falls")
+    with pytest.raises(ValueError, match=r"guidance_scale must be a number in \[0, 100\]"):
+        pipe("a red ball falls", num_inference_steps=1)

@@ -1287,3 +1287,26 @@ def test_the_body_deadlines_end_with_the_body(monkeypatch):
 
     sent = asyncio.run(run())
     assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok", sent
+
+
+def test_requests_that_name_no_steps_or_guidance_get_the_models_own(tiny_model_dir, marks, tmp_path):
+    """A model folder that ships 3 steps and guidance 2 (its config.json defaults): /v1/config says
+    so, and a job that names neither is made and recorded with them."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["defaults"].update(num_inference_steps=3, guidance_scale=2.0)
+    (model / "config.json").write_text(json.dumps(config))
+    running = ServerThread.start(create_app(SpacetimePipeline.from_pretrained(model), tmp_path / "o", marks=marks, limits=LIMITS))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            defaults = client.get("/v1/config").json()["defaults"]
+            assert (defaults["steps"], defaults["guidance_scale"]) == (3, 2.0)
+            job = client.post("/v1/videos", json={"prompt": "a red ball"}).json()
+            told = client.post("/v1/videos", json={"prompt": "a red ball", "steps": 1, "guidance_scale": 5}).json()
+            assert (job["steps"], job["guidance_scale"], told["steps"], told["guidance_scale"]) == (3, 2.0, 1, 5.0)
+            assert wait(client, job["id"])["status"] == "completed"
+    finally:
+        running.stop()

@@ -31,7 +31,7 @@ MAX_SIDE = 4096
 MAX_FRAMES = 100_000
 EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
                    "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None,
-                   "dtype": "float32"}
+                   "dtype": None}
 # the DiT's and VAE's weights and arithmetic (torch's names): bfloat16 halves their memory and, where the CPU
 # has bfloat16 matrix units, samples faster (docs/benchmarks.md)
 DTYPE_NAMES = ("float32", "bfloat16")
@@ -137,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--height", type=_int_in("--height", 1, MAX_SIDE), default=None)
     g.add_argument("--width", type=_int_in("--width", 1, MAX_SIDE), default=None)
     g.add_argument("--fps", type=parse_fps, default=None, help="frames per second of the file (default: the model's)")
-    g.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=25)
-    g.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=5.0)
+    g.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=None,
+                   help="sampler steps (default: the model's own, else 25)")
+    g.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=None,
+                   help="classifier-free guidance; 1: the prompt alone (default: the model's own, else 5)")
     g.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="apply guidance only at noise levels in [LO, HI] (1 = pure noise), the prompt "
                                       "alone elsewhere (default: the model's own, else 0 1)")
@@ -147,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model's own, else 1)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
-    g.add_argument("--dtype", choices=DTYPE_NAMES, default="float32",
-                   help="the DiT's and VAE's weights and arithmetic (default float32)")
+    g.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
+                   help="the DiT's and VAE's weights and arithmetic (default: the model's own, else float32)")
     g.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
     g.add_argument("--image", type=Path, default=None, help="image -> video: animate this still (its first frame)")
     g.add_argument("--video", type=Path, default=None, help="a video to extend, connect from, or edit (see --mode)")
@@ -203,15 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=parse_size, default=EVAL_MODEL_ONLY["size"], metavar="WxH", help="--model only: frame size (default 64x64)")
     e.add_argument("--fps", type=parse_fps, default=EVAL_MODEL_ONLY["fps"], help="--model only")
     e.add_argument("--num-inference-steps", type=_int_in("--num-inference-steps", 1, 1000), default=None,
-                   help="--model only (default: the pipeline's, 25)")
+                   help="--model only (default: the model's own, else 25)")
     e.add_argument("--guidance-scale", type=_float_in("--guidance-scale", 0.0, 100.0), default=None,
-                   help="--model only (default: the pipeline's, 5.0)")
+                   help="--model only (default: the model's own, else 5)")
     e.add_argument("--guidance-interval", type=_float_in("--guidance-interval", 0.0, 1.0), nargs=2, metavar=("LO", "HI"), action=_Interval,
                    default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
     e.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
                    help="--model only: the sampler's timestep shift (default: the model's own)")
     e.add_argument("--dtype", choices=DTYPE_NAMES, default=EVAL_MODEL_ONLY["dtype"],
-                   help="--model only: the DiT's and VAE's weights and arithmetic (default float32)")
+                   help="--model only: the DiT's and VAE's weights and arithmetic (default: the model's own, else float32)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
     e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")
@@ -365,8 +367,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if not args.no_provenance:
         identity = resolve_identity(args.sign_cert, args.sign_key)
     t0 = time.perf_counter()
-    pipe = SpacetimePipeline.from_pretrained(model, torch_dtype=getattr(torch, args.dtype))
+    pipe = SpacetimePipeline.from_pretrained(model, torch_dtype=args.dtype and getattr(torch, args.dtype))
     load_s = time.perf_counter() - t0
+    # the sampling used, the model's own defaults resolved, as the sidecar and the manifest record it
+    steps, guidance = pipe.resolve_num_inference_steps(args.num_inference_steps), pipe.resolve_guidance_scale(args.guidance_scale)
+    dtype = pipe.resolve_dtype(args.dtype)
     d = pipe.defaults
     fps = args.fps or d.get("fps", 8.0)
     num_frames = args.num_frames
@@ -409,8 +414,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     shift = pipe.resolve_shift(args.shift)
     strength = pipeline.resolve_strength(mode, args.strength)
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
-               num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-               guidance_interval=interval, shift=shift,
+               num_inference_steps=steps, guidance_scale=guidance, guidance_interval=interval, shift=shift,
                generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
@@ -423,9 +427,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     kind = "image" if num_frames == 1 else "video"
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
-              "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+              "num_inference_steps": steps, "guidance_scale": guidance,
               **guidance_interval_parameters(interval), "shift": shift,
-              "solver": args.solver, "dtype": args.dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
+              "solver": args.solver, "dtype": dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
                                mode=made_as, embed_prompt=args.embed_prompt, negative_prompt=args.negative_prompt)
@@ -446,9 +450,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                # requested_frames is what --num-frames asked (the window, with a video), num_frames what was made
                "requested_frames": requested_frames, "window_frames": args.window_frames,
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
-               "num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
+               "num_inference_steps": steps, "guidance_scale": guidance,
                "guidance_interval": list(interval), "shift": shift,
-               "solver": args.solver, "dtype": args.dtype, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
+               "solver": args.solver, "dtype": dtype, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")

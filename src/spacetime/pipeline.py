@@ -9,8 +9,10 @@ diffusers shape, so users know it.
 
 A pipeline directory: `config.json` ({"format": "spacetime-pipeline", "dit": DiTConfig,
 "text_encoder": "minilm" | a local path | "hash", "text_max_length", "defaults": {num_frames,
-height, width, fps, and optionally guidance_interval and shift}}), `model.safetensors` (the DiT's EMA weights), `vae/` (a VAE model
-directory) and `COMPLETE`, written last.
+height, width, fps, and optionally the sampling a call gets when it does not say: num_inference_steps,
+guidance_scale, guidance_interval, shift and dtype ("float32" or "bfloat16", what `from_pretrained`
+loads the DiT and VAE in)}}), `model.safetensors` (the DiT's EMA weights, float32), `vae/` (a VAE
+model directory) and `COMPLETE`, written last.
 """
 
 from __future__ import annotations
@@ -182,14 +184,17 @@ class SpacetimePipeline:
     def from_pretrained(cls, path: str | Path | None = None, *, torch_dtype: torch.dtype | None = None,
                         device: str | torch.device | None = None) -> SpacetimePipeline:
         """A pipeline directory; None: the default world model shipped in the package. `torch_dtype`
-        (e.g. torch.bfloat16): the DiT's and VAE's weights in it, generation under autocast.
+        (e.g. torch.bfloat16): the DiT's and VAE's weights in it, generation under autocast; default:
+        the model's own (`defaults.dtype` in its config.json, the dtype it was measured in), else
+        float32.
         A local text encoder is found in the folder's `text_encoder/` (where `save_pretrained` puts
         it), else at the recorded path (a relative one: beside the folder, then from here)."""
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
         pipe = cls(dit, vae, text, config)
-        if torch_dtype is not None or device is not None:
+        torch_dtype = getattr(torch, pipe.resolve_dtype()) if torch_dtype is None else torch_dtype
+        if torch_dtype != torch.float32 or device is not None:
             pipe.to(device, torch_dtype)
         return pipe
 
@@ -369,6 +374,31 @@ class SpacetimePipeline:
 
     # --- generation ---------------------------------------------------------------------------
 
+    def resolve_num_inference_steps(self, steps=None) -> int:
+        """The sampler steps a call takes: `steps` (checked), else the model's own (`defaults` in its
+        config.json: a model measured at fewer steps ships them), else 25."""
+        return _positive_int("num_inference_steps", self.defaults.get("num_inference_steps", 25) if steps is None else steps)
+
+    def resolve_guidance_scale(self, scale=None) -> float:
+        """The guidance scale a call uses: `scale` (checked, in [0, 100]), else the model's own
+        (`defaults` in its config.json), else 5."""
+        value = self.defaults.get("guidance_scale", 5.0) if scale is None else scale
+        if not _real(value) or not 0 <= float(value) <= 100:
+            raise ValueError(f"guidance_scale must be a number in [0, 100] (1: the prompt alone, no guidance), "
+                             f"got {value!r}")
+        return float(value)
+
+    def resolve_dtype(self, name: str | None = None) -> str:
+        """The DiT's and VAE's dtype, torch's name for it: `name`, else the model's own
+        (`defaults.dtype` in its config.json), else "float32"; a name not in DTYPE_NAMES is refused."""
+        from spacetime.cli import DTYPE_NAMES  # the names the CLI offers; cli imports no torch
+
+        value = self.defaults.get("dtype", "float32") if name is None else name
+        if value not in DTYPE_NAMES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {value!r}"
+                             + ("" if name is not None else " (the model's config.json defaults)"))
+        return value
+
     def resolve_guidance_interval(self, interval=None) -> tuple[float, float]:
         """The guidance interval a call uses: `interval` (checked), else the model's own (`defaults`
         in its config.json), else (0, 1), everywhere."""
@@ -392,8 +422,8 @@ class SpacetimePipeline:
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 25,
-        guidance_scale: float = 5.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         solver: str = "euler",
         guidance_interval: tuple[float, float] | None = None,
@@ -435,7 +465,9 @@ class SpacetimePipeline:
         `callback(step, total)` is called after every sampler step, counted over all windows (a
         server's progress bar); an exception it raises stops the generation (cancelling).
         `generator`: one, or a list of one per video (diffusers' per-item seeds: each video is then
-        what it would be alone with its own generator), on any device. `guidance_scale` ≥ 0: 1 is
+        what it would be alone with its own generator), on any device. `num_inference_steps`,
+        `guidance_scale`: default the model's own (`defaults` in its config.json), else 25 and 5.
+        `guidance_scale` ≥ 0: 1 is
         the conditional model alone (one pass, the negative prompt unused); below 1 the prompt
         weighs less, and 0 ignores it (unconditional samples; diffusers instead turns guidance off
         at ≤ 1). `guidance_interval` (lo, hi): guidance only at noise levels t in [lo, hi], the
@@ -450,14 +482,11 @@ class SpacetimePipeline:
         negatives = None if negative_prompt is None else _prompts("negative_prompt", negative_prompt)
         if negatives is not None and len(negatives) not in (1, len(prompts)):
             raise ValueError(f"negative_prompt: give one, or one per prompt ({len(prompts)}), got {len(negatives)}")
-        num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
+        num_inference_steps = self.resolve_num_inference_steps(num_inference_steps)
         per_prompt = _positive_int("num_videos_per_prompt", num_videos_per_prompt)
         if output_type not in ("np", "pil", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pil', 'pt' or 'latent', got {output_type!r}")
-        if not _real(guidance_scale) or not 0 <= float(guidance_scale) <= 100:
-            raise ValueError(f"guidance_scale must be a number in [0, 100] (1: the prompt alone, no guidance), "
-                             f"got {guidance_scale!r}")
-        guidance_scale = float(guidance_scale)
+        guidance_scale = self.resolve_guidance_scale(guidance_scale)
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
         min_shift = self.resolve_shift(shift)
         if window_frames is not None:

@@ -24,7 +24,6 @@ baseline must fail the metric its breakage is about.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from collections.abc import Callable
 from typing import Protocol
@@ -181,11 +180,12 @@ MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str = "float32", **sampling) -> Generator:
+def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None, **sampling) -> Generator:
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
     only here, so evaluation without a model never imports it). `dtype`: torch's name for the DiT's
-    and VAE's weights and arithmetic. `sampling`: pipeline arguments (num_inference_steps,
-    guidance_scale, guidance_interval, shift); those left out or None are the pipeline's defaults."""
+    and VAE's weights and arithmetic. `dtype` and `sampling`, pipeline arguments (num_inference_steps,
+    guidance_scale, guidance_interval, shift): those left out or None are the model's own defaults,
+    else the pipeline's."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
     except ImportError as e:
@@ -197,10 +197,10 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str = "float32", 
 
     from spacetime.data.video import to_uint8_frames
 
-    pipe = SpacetimePipeline.from_pretrained(str(model_dir), torch_dtype=getattr(torch, dtype))
-    # what is used, the defaults resolved: the pipeline's own and the model's guidance interval
-    defaults = {k: p.default for k, p in inspect.signature(SpacetimePipeline.__call__).parameters.items()}
-    used = {k: defaults[k] if sampling.get(k) is None else sampling[k] for k in ("num_inference_steps", "guidance_scale")}
+    pipe = SpacetimePipeline.from_pretrained(str(model_dir), torch_dtype=dtype and getattr(torch, dtype))
+    # what is used, the defaults resolved: the model's own, else the pipeline's
+    used = {"num_inference_steps": pipe.resolve_num_inference_steps(sampling.get("num_inference_steps")),
+            "guidance_scale": pipe.resolve_guidance_scale(sampling.get("guidance_scale"))}
     used["guidance_interval"] = list(pipe.resolve_guidance_interval(sampling.get("guidance_interval")))
     used["shift"] = pipe.resolve_shift(sampling.get("shift"))
 
@@ -220,5 +220,5 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str = "float32", 
         )
         return to_uint8_frames(out.frames[0])
 
-    generate.sampling = {**used, "dtype": dtype}
+    generate.sampling = {**used, "dtype": pipe.resolve_dtype(dtype)}
     return generate

@@ -136,11 +136,14 @@ def _same_origin(origin: str, host: str) -> bool:
 
 def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limits = Limits(), queue_size: int = 8,
                workers: int = 1, max_jobs: int = 1000, token: str | None = None, model_name: str | None = None,
-               default_steps: int = 25, trust_anchors: list[str | Path] = ()) -> FastAPI:
+               default_steps: int | None = None, trust_anchors: list[str | Path] = ()) -> FastAPI:
     """The app around a loaded `SpacetimePipeline`; jobs' files go under `output_dir/<job id>/`,
     marked as `marks` says (`OutputMarks.resolve(model_dir)`). `model_name` (what jobs call the
     model) defaults to the name in the marks; `trust_anchors` are PEM roots the checks trust
-    besides this machine's local CA, as `spacetime verify --trust-anchors`."""
+    besides this machine's local CA, as `spacetime verify --trust-anchors`. A request that names no
+    steps or guidance scale gets `default_steps` and the model's own guidance scale (each: the
+    model's `defaults`, else the pipeline's)."""
+    default_steps, default_guidance = pipe.resolve_num_inference_steps(default_steps), pipe.resolve_guidance_scale()
     VideoRequest = request_model(limits)
     model_name = model_name or marks.model["name"]
     anchors = [Path(a) for a in trust_anchors]
@@ -253,7 +256,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     def spec_of(req: BaseModel, uploads: set[str], frames_later: bool = False) -> JobSpec:
         try:
-            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later, temporal_factor=ft)
+            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later, temporal_factor=ft,
+                           default_guidance=default_guidance)
         except InvalidRequest as e:
             raise ApiError(400, "invalid_value", str(e), e.param) from None
         except ValueError as e:  # the pipeline's own checks of a size
@@ -535,7 +539,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         return {"model": model_name, "auth": token is not None,
                 "defaults": {"size": f"{d.get('width', 64)}x{d.get('height', 64)}",
                              "num_frames": d.get("num_frames", 17), "fps": float(d.get("fps", 8.0)),
-                             "steps": default_steps, "guidance_scale": 5.0},
+                             "steps": default_steps, "guidance_scale": default_guidance},
                 **presets(d, _size_multiple(pipe), limits), "limits": asdict(limits),
                 **({"queue": counts} if counts else {})}
 

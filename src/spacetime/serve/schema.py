@@ -83,8 +83,9 @@ def request_model(limits: Limits) -> type[BaseModel]:
                                       description="duration, rounded to 1 + 4k frames at fps (or num_frames)")
         num_frames: int | None = Field(None, ge=1, le=limits.max_frames)
         fps: float | None = Field(None, ge=MIN_FPS, le=limits.max_fps, allow_inf_nan=False)
-        steps: int | None = Field(None, ge=1, le=limits.max_steps, description="sampler steps (default 25)")
-        guidance_scale: float = Field(5.0, ge=0, le=limits.max_guidance, allow_inf_nan=False)
+        steps: int | None = Field(None, ge=1, le=limits.max_steps, description="sampler steps (default: the model's, else 25)")
+        guidance_scale: float | None = Field(None, ge=0, le=limits.max_guidance, allow_inf_nan=False,
+                                             description="classifier-free guidance (default: the model's, else 5)")
         seed: int | None = Field(None, ge=0, le=MAX_SEED, description="random when left out; echoed back in the job")
         mode: Literal[MODES] | None = Field(None, description="what to do with an uploaded video (default extend-forward)")
         strength: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="mode edit: how far from the video; mode connect: the transition starts from a cross-fade of the "
@@ -135,7 +136,7 @@ class JobSpec:
 
 
 def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limits, default_steps: int = 25,
-            frames_later: bool = False, *, temporal_factor: int) -> JobSpec:
+            frames_later: bool = False, *, temporal_factor: int, default_guidance: float = 5.0) -> JobSpec:
     """A valid request -> the job's spec: defaults filled from the model, the size fitted to what it
     can make (`fit(num_frames, height, width)`, the pipeline's), and the rules between fields.
     `frames_later`: the length follows from the input video (edits and extensions of /v1/videos/edits,
@@ -191,7 +192,8 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
         raise InvalidRequest(length_param, f"{what} needs a window of at least {least} frames, got {num_frames}")
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)  # random, and echoed back
     return JobSpec(prompt=req.prompt, negative_prompt=req.negative_prompt, num_frames=num_frames, height=height,
-                   width=width, fps=fps, steps=req.steps or default_steps, guidance_scale=req.guidance_scale,
+                   width=width, fps=fps, steps=req.steps or default_steps,
+                   guidance_scale=default_guidance if req.guidance_scale is None else req.guidance_scale,
                    seed=seed, mode=mode, strength=resolve_strength(mode, req.strength), loop=req.loop,
                    embed_prompt=req.embed_prompt)
 
