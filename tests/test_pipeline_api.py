@@ -113,9 +113,10 @@ def _with_sampling_defaults(tiny_model_dir, folder, **defaults):
     return folder
 
 
-def test_a_model_folder_sets_the_steps_guidance_and_dtype_a_call_gets(tiny_model_dir, tmp_path):
+def test_a_model_folder_sets_the_steps_guidance_and_dtype_a_call_gets(tiny_model_dir, tmp_path, monkeypatch):
     """A model measured at fewer steps, another guidance scale or in bfloat16 ships those as its
     defaults: a call that does not say gets them, one that does overrides them."""
+    monkeypatch.setattr("spacetime.pipeline.fast_bfloat16", lambda device="cpu": True)  # as on an AVX-512 CPU
     own = SpacetimePipeline.from_pretrained(_with_sampling_defaults(
         tiny_model_dir, tmp_path / "m", num_inference_steps=3, guidance_scale=2.0, dtype="bfloat16"))
     assert torch.bfloat16 in {p.dtype for m in (own.dit, own.vae.decoder) for p in m.parameters()}
@@ -149,3 +150,30 @@ def test_bad_sampling_defaults_in_a_model_folder_are_named(tiny_model_dir, tmp_p
         pipe("a red ball falls")
     with pytest.raises(ValueError, match=r"guidance_scale must be a number in \[0, 100\]"):
         pipe("a red ball falls", num_inference_steps=1)
+
+
+def test_a_models_bfloat16_default_is_float32_where_the_cpu_would_emulate_it(tiny_model_dir, tmp_path, monkeypatch,
+                                                                             caplog):
+    """On an AVX2 CPU bfloat16 runs ~160x slower than float32: a model's bfloat16 default loads in
+    float32 there, with a warning; bfloat16 asked for by name is loaded, with a warning."""
+    import spacetime.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "fast_bfloat16", lambda device="cpu": False)
+    model = _with_sampling_defaults(tiny_model_dir, tmp_path / "m", dtype="bfloat16")
+    with caplog.at_level("WARNING", logger="spacetime.pipeline"):
+        pipe = SpacetimePipeline.from_pretrained(model)
+    assert pipe.dtype == torch.float32 and "sampling in float32" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spacetime.pipeline"):
+        asked = SpacetimePipeline.from_pretrained(model, torch_dtype=torch.bfloat16)
+    assert asked.dtype == torch.bfloat16 and "~100x slower" in caplog.text
+    assert pipe.resolve_dtype() == "float32" and pipe.resolve_dtype("bfloat16") == "bfloat16"
+    monkeypatch.setattr(pipeline_module, "fast_bfloat16", lambda device="cpu": True)
+    assert pipe.resolve_dtype() == "bfloat16"
+
+
+def test_fast_bfloat16_follows_what_onednn_runs_natively(monkeypatch):
+    from spacetime.pipeline import fast_bfloat16
+
+    assert fast_bfloat16("cpu") == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert fast_bfloat16(torch.device("meta"))  # not a CPU: a GPU's bfloat16 is native

@@ -104,6 +104,18 @@ def connect_context(frames1: int, frames2: int, t: int, ft: int) -> tuple[int, i
     return n1, min(frames2 // ft, t - 1 - n1, CONNECT_CONTEXT)
 
 
+def fast_bfloat16(device: str | torch.device = "cpu") -> bool:
+    """Whether bfloat16 arithmetic runs at float32's rate or better on `device`: a GPU, or a CPU
+    oneDNN runs bfloat16 on (AVX-512 and newer, Arm's bf16). An AVX2-only CPU emulates it ~160x
+    slower than float32 (0.28 against 46 GFLOP/s on a 2048² matmul, docs/benchmarks.md)."""
+    if torch.device(device).type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # what PyTorch's own CPU bf16 paths ask
+    except (AttributeError, RuntimeError):
+        return "AVX512" in torch.backends.cpu.get_cpu_capability()
+
+
 def load_text_encoder(spec: str, max_length: int, device: str | torch.device = "cpu",
                       cache_dir: str | Path | None = None):
     """"minilm": the shipped all-MiniLM-L6-v2; "hash" or "hash:DIM": the model-free test encoder;
@@ -193,7 +205,7 @@ class SpacetimePipeline:
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
         pipe = cls(dit, vae, text, config)
-        torch_dtype = getattr(torch, pipe.resolve_dtype()) if torch_dtype is None else torch_dtype
+        torch_dtype = getattr(torch, pipe.resolve_dtype(device=device)) if torch_dtype is None else torch_dtype
         if torch_dtype != torch.float32 or device is not None:
             pipe.to(device, torch_dtype)
         return pipe
@@ -346,6 +358,9 @@ class SpacetimePipeline:
             self.text_encoder.device = device
             if hasattr(self.text_encoder, "model"):
                 self.text_encoder.model.to(device)
+        if dtype == torch.bfloat16 and not fast_bfloat16(self._device):
+            log.warning("bfloat16 on a CPU without bfloat16 arithmetic (AVX2): sampling will run ~100x slower than "
+                        "in float32")
         if dtype is not None:
             self.dit.to(dtype)
             self.vae.to(dtype)
@@ -388,15 +403,22 @@ class SpacetimePipeline:
                              f"got {value!r}")
         return float(value)
 
-    def resolve_dtype(self, name: str | None = None) -> str:
+    def resolve_dtype(self, name: str | None = None, device: str | torch.device | None = None) -> str:
         """The DiT's and VAE's dtype, torch's name for it: `name`, else the model's own
-        (`defaults.dtype` in its config.json), else "float32"; a name not in DTYPE_NAMES is refused."""
+        (`defaults.dtype` in its config.json) where `device` (default: the pipeline's) runs it fast
+        (`fast_bfloat16`; a model measured in bfloat16 falls back to float32 on an AVX2 CPU, with a
+        warning), else "float32". A name not in DTYPE_NAMES is refused."""
         from spacetime.cli import DTYPE_NAMES  # the names the CLI offers; cli imports no torch
 
         value = self.defaults.get("dtype", "float32") if name is None else name
         if value not in DTYPE_NAMES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {value!r}"
                              + ("" if name is not None else " (the model's config.json defaults)"))
+        device = self._device if device is None else device
+        if name is None and value == "bfloat16" and not fast_bfloat16(device):
+            log.warning("the model samples in bfloat16 by default, but this CPU has no bfloat16 arithmetic (it "
+                        "would run ~100x slower than float32): sampling in float32")
+            return "float32"
         return value
 
     def resolve_guidance_interval(self, interval=None) -> tuple[float, float]:
