@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from machine import cpu_name  # bench/machine.py
+from machine import cpu_name, mm_rate  # bench/machine.py
 
 from spacetime.dit import PRESETS, DiT, count_parameters
 
@@ -181,17 +181,6 @@ def counted_flops(model, forward) -> dict:
     out = {k: 3 * v for k, v in counts.items()}  # backward = 2x forward
     out["total"] = out["matmul"] + out["attention"]
     return out
-
-
-def mm_rate(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9  # GFLOP/s
 
 
 # --- the runs -----------------------------------------------------------------------------------------

@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_name  # bench/machine.py
+from machine import cpu_name, mm_rate  # bench/machine.py
 
 from spacetime.cli import DTYPE_NAMES
 from spacetime.data.video import export_to_video
-from spacetime.pipeline import SpacetimePipeline, load_text_encoder
+from spacetime.pipeline import SpacetimePipeline, fast_bfloat16, load_text_encoder
 
 
 def build(args) -> tuple[SpacetimePipeline, float, str]:
@@ -66,12 +66,15 @@ def main() -> None:
     ap.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
                     help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast (default: the model's own, else float32)")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
+    ap.add_argument("--peaks", action="store_true",
+                    help="also measure this CPU's float32 and bfloat16 matmul rates (bfloat16 on a small matrix: an "
+                         "AVX2 CPU emulates it)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pipe, load_s, what = build(args)
     # what is timed, the model's own defaults resolved (and passed on as such to --process runs)
     args.steps, args.guidance_scale = pipe.resolve_num_inference_steps(args.steps), pipe.resolve_guidance_scale(args.guidance_scale)
-    args.dtype = pipe.resolve_dtype(args.dtype)
+    args.dtype = str(pipe.dtype).removeprefix("torch.")
     prompt = "a red ball bounces off the left wall on a black background"
     runs = []
     with tempfile.TemporaryDirectory() as d:
@@ -92,6 +95,10 @@ def main() -> None:
               "guidance_interval": list(pipe.resolve_guidance_interval(args.guidance_interval)),
               "shift": pipe.resolve_shift(args.shift),
               "median_s": {k: round(v, 3) for k, v in med.items()}}
+    result["cpu_capability"], result["fast_bfloat16"] = torch.backends.cpu.get_cpu_capability(), fast_bfloat16()
+    if args.peaks:
+        result["mm_gflop_per_s"] = {"float32": round(mm_rate(torch.float32, 2048), 1),
+                                    "bfloat16": round(mm_rate(torch.bfloat16, 1024 if not fast_bfloat16() else 2048, 1), 2)}
     print(json.dumps(result, indent=1))
     print("\n| stage | seconds | share |\n| --- | --- | --- |")
     for k in ("text", "denoise", "decode", "io"):

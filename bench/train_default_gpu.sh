@@ -36,7 +36,10 @@
 # machine goes back 30 s after a call returns, and stop 32's follow-up found a fresh one.)
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 # VAE_CONFIG=FILE (default configs/vae-world.yaml) and VAE_WIDE=CHANNELS (the second arm's widths,
-# default [64,128,256]) set the two VAEs; DIT_ARGS="..." adds flags to the DiT's run. The finer
+# default [64,128,256]) set the two VAEs, VAE_SHARE=P (default 45) the percent of the budget they
+# train for; the factor-4 VAE is small (1.8M parameters), so a fifth of a GPU budget (VAE_SHARE=20)
+# is expected to give it more clips than the 40,000 it saw on the CPU in stop 28 (not measured),
+# when no trained copy is at hand to pass as VAE=DIR; DIT_ARGS="..." adds flags to the DiT's run. The finer
 # latent grid docs/model-card.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
 # VAE_WIDE='[96,192]' DIT_ARGS="--model.patch [1,4,4]" (both VAEs at spatial factor 4; the DiT
 # keeps today's token count).
@@ -59,6 +62,7 @@ DIT_WARMUP=${DIT_WARMUP:-$([ -n "$DIT_INIT" ] && echo 100 || echo 300)}
 CURVE=${CURVE:-1}
 VAE_CONFIG=${VAE_CONFIG:-configs/vae-world.yaml}
 VAE_WIDE=${VAE_WIDE:-[64,128,256]}
+VAE_SHARE=${VAE_SHARE:-45}  # percent of the budget the two VAEs train for (the DiT gets the rest)
 read -r -a DIT_EXTRA <<< "${DIT_ARGS:-}"
 PROBE=${PROBE:-150}  # probe steps; inside the warm-up (200 and 300 steps)
 T0=$(date +%s)
@@ -89,7 +93,7 @@ if [ -n "${VAE:-}" ]; then  # VAE=DIR: a trained VAE; only the DiT trains
   BEST=vae-given; mkdir -p "$RUNS/vae-given"; rm -rf "$RUNS/vae-given/model"; cp -r "$VAE" "$RUNS/vae-given/model"
 else
 # --- VAEs: 150-step probe, then the rest of their share (until T0 + 45% of the budget)
-VAE_END=$(( TOTAL * 45 / 100 ))
+VAE_END=$(( TOTAL * VAE_SHARE / 100 ))
 vae vae-recipe --max_steps $PROBE & vae vae-wide --model.channels "$VAE_WIDE" --max_steps $PROBE & wait
 for name in vae-recipe vae-wide; do
   n=$(steps_that_fit "$RUNS/$name/metrics.jsonl" $(( VAE_END - $(elapsed) - 15 )))

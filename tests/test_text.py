@@ -176,3 +176,44 @@ def test_truncation_warns_once_per_encoder_then_counts(caplog):
     warnings = [r for r in caplog.records if "truncated to max_length=8" in r.getMessage()]
     assert len(warnings) == 1  # a training run on long captions would otherwise warn every step
     assert enc.truncated == 3
+
+
+def test_a_plain_bert_runs_as_transformers_would_without_importing_it(minilm, tmp_path):
+    """MiniLM and any plain BERT with a tokenizer.json run as spacetime's BertEncoder: the same
+    token ids and hidden states as transformers' tokenizer and BertModel, and the process that
+    encodes never imports transformers (5 s of a `spacetime generate` on an AVX2 CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+    from spacetime.text import BertEncoder
+
+    prompts = ["a red ball bounces off the left wall", "", "a small blue square moves to the right, then cut to "
+               "a close-up of the blue square", "Ünïcode, CAPITALS and   spaces!"]
+    torch.manual_seed(0)
+    small = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=64, max_position_embeddings=32))
+    for reference, path, max_length in ((None, minilm_path(), 64), (small, _with_minilm_tokenizer(small, tmp_path / "b"), 16)):
+        enc = TextEncoder(path, max_length=max_length, cache_size=0)
+        assert isinstance(enc.model, BertEncoder)
+        emb, mask = enc.encode(prompts)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        batch = tokenizer(prompts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+        assert mask.sum(1).tolist() == batch["attention_mask"].sum(1).tolist()
+        assert torch.equal(enc.tokenizer(prompts, padding="longest", truncation=True, max_length=max_length,
+                                         return_tensors="pt")["input_ids"], batch["input_ids"])
+        reference = reference or BertModel.from_pretrained(path)
+        with torch.no_grad():
+            ref = reference.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        for i, n in enumerate(mask.sum(1).tolist()):
+            torch.testing.assert_close(emb[i, :n], ref[i, :n], atol=2e-5, rtol=1e-5)
+    # weights under a head model's prefix, or another activation: transformers loads it, as before
+    masked = BertForMaskedLM(small.config)
+    assert not isinstance(TextEncoder(_with_minilm_tokenizer(masked, tmp_path / "m"), max_length=16).model, BertEncoder)
+    gelu_new = BertModel(BertConfig(**{**small.config.to_dict(), "hidden_act": "gelu_new"}))
+    assert not isinstance(TextEncoder(_with_minilm_tokenizer(gelu_new, tmp_path / "g"), max_length=16).model, BertEncoder)
+    code = ("import sys; from spacetime.text import TextEncoder; TextEncoder().encode(['a red ball']); "
+            "assert 'transformers' not in sys.modules, 'transformers was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -7,7 +7,10 @@
 local directory: an encoder-only model (BERT-like), or the encoder of T5 (the last hidden state).
 Weights are read from disk only (`local_files_only=True`), from safetensors only (nothing is
 unpickled), and no code from the directory is run; the network is never touched. The model is
-frozen: eval mode, no gradients.
+frozen: eval mode, no gradients. A plain BERT with a `tokenizer.json` (the shipped MiniLM among
+them) runs as `BertEncoder`, here, through the `tokenizers` library, without importing transformers:
+that import is 5 of the 13 seconds a `spacetime generate` process takes on an AVX2 CPU, and its
+outputs are transformers' BertModel's (tests/test_text.py).
 
 Conventions every encoder here keeps:
 - Fixed length. The output is always (B, max_length, D): token i of a prompt is row i, padding rows
@@ -31,6 +34,7 @@ everywhere. It is for tests and tiny configs, not for models meant to follow rea
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -39,10 +43,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from spacetime.atomic import atomic_path
 
@@ -276,7 +282,8 @@ class TextEncoder(_CachedEncoder):
         ids = batch["input_ids"].to(self.device)  # (B, n)
         attn = batch["attention_mask"].to(self.device)  # (B, n)
         # input_ids and attention_mask only: BERT's token_type_ids default to zeros, and T5 takes none
-        hidden = self.model(input_ids=ids, attention_mask=attn).last_hidden_state.float().cpu()  # (B, n, D)
+        out = self.model(input_ids=ids, attention_mask=attn)
+        hidden = (out if isinstance(out, Tensor) else out.last_hidden_state).float().cpu()  # (B, n, D)
         counts = attn.sum(1).tolist()
         return [hidden[i, : counts[i]].clone() for i in range(len(prompts))]  # right padding: real tokens first
 
@@ -289,6 +296,17 @@ def _load(path: Path, max_length: int):
     if not any(path.glob("*.safetensors")):
         raise ValueError(f"text encoder path {str(path)!r} has no *.safetensors weights; only safetensors are "
                          "loaded (nothing is unpickled): convert the checkpoint with save_pretrained()")
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path / 'config.json'}: cannot read the encoder's config ({e})") from None
+    if plain_bert(raw, path):
+        limit = raw.get("max_position_embeddings", 512)
+        if max_length > limit:
+            raise ValueError(f"max_length {max_length} exceeds the {limit} positions of the encoder at {path}")
+        model = BertEncoder.from_directory(path, raw)
+        if model is not None:
+            return BertTokenizer(path), model
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     # local_files_only: a path we are given is read from disk and nothing else, even if it looks
@@ -313,6 +331,114 @@ def _load(path: Path, max_length: int):
     model = cls.from_pretrained(path, use_safetensors=True, **opts)
     model.eval().requires_grad_(False)  # frozen: no dropout, and no gradients reach it
     return tokenizer, model
+
+
+def plain_bert(config: dict, path: Path) -> bool:
+    """A BERT that `BertEncoder` computes as transformers' BertModel does: absolute positions, exact
+    GELU, post-LN, one `model.safetensors` and a `tokenizer.json`."""
+    return (config.get("model_type") == "bert" and config.get("hidden_act", "gelu") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and not config.get("is_decoder", False) and (path / "model.safetensors").is_file()
+            and (path / "tokenizer.json").is_file())
+
+
+def _module(**children: nn.Module) -> nn.Module:
+    m = nn.Module()
+    for name, child in children.items():
+        m.add_module(name, child)
+    return m
+
+
+class BertEncoder(nn.Module):
+    """BERT's encoder, its modules named as in a Hugging Face BertModel's weights so they load as
+    they are: embeddings (word + position + token type 0, LayerNorm), then post-LN layers of
+    self-attention over the real tokens and an exact-GELU MLP. Returns the last hidden state."""
+
+    def __init__(self, config: dict, device: str | torch.device | None = None):
+        super().__init__()
+        d, heads, eps = config["hidden_size"], config["num_attention_heads"], config.get("layer_norm_eps", 1e-12)
+        if d % heads:
+            raise ValueError(f"hidden_size {d} is not a multiple of num_attention_heads {heads}")
+        self.config, self.heads = SimpleNamespace(hidden_size=d), heads  # config: what TextEncoder reads of a model
+
+        def norm() -> nn.LayerNorm:
+            return nn.LayerNorm(d, eps=eps, device=device)
+
+        def linear(a: int, b: int) -> nn.Linear:
+            return nn.Linear(a, b, device=device)
+
+        self.embeddings = _module(word_embeddings=nn.Embedding(config["vocab_size"], d, device=device),
+                                  position_embeddings=nn.Embedding(config.get("max_position_embeddings", 512), d, device=device),
+                                  token_type_embeddings=nn.Embedding(config.get("type_vocab_size", 2), d, device=device),
+                                  LayerNorm=norm())
+        inner = config.get("intermediate_size", 4 * d)
+        self.encoder = _module(layer=nn.ModuleList(
+            _module(attention=_module(self=_module(query=linear(d, d), key=linear(d, d), value=linear(d, d)),
+                                      output=_module(dense=linear(d, d), LayerNorm=norm())),
+                    intermediate=_module(dense=linear(d, inner)),
+                    output=_module(dense=linear(inner, d), LayerNorm=norm()))
+            for _ in range(config["num_hidden_layers"])))
+
+    @classmethod
+    def from_directory(cls, path: Path, config: dict) -> BertEncoder | None:
+        """The encoder in `path/model.safetensors`; None if its weights are not a BertModel's (a
+        head model's, say: transformers then loads it)."""
+        # built on the CPU, initialised, then overwritten: the meta device would skip the
+        # initialising (~0.3 s) but its first use costs a 2.4 s import
+        model = cls(config)
+        weights = load_file(path / "model.safetensors")
+        missing, _ = model.load_state_dict(weights, strict=False)  # the pooler is not used
+        if missing:  # some weights would be left uninitialised: not a BertModel's file
+            return None
+        return model.float().eval().requires_grad_(False)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """(B, n) token ids and 1/0 mask -> (B, n, D)."""
+        e, n = self.embeddings, input_ids.shape[1]
+        x = e.LayerNorm(e.word_embeddings(input_ids) + e.position_embeddings.weight[:n] + e.token_type_embeddings.weight[0])
+        keys = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, n): every token attends to the real ones
+        for layer in self.encoder.layer:
+            a = layer.attention
+            q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (a.self.query(x), a.self.key(x), a.self.value(x)))
+            h = F.scaled_dot_product_attention(q, k, v, attn_mask=keys).transpose(1, 2).flatten(2)
+            x = a.output.LayerNorm(x + a.output.dense(h))
+            x = layer.output.LayerNorm(x + layer.output.dense(F.gelu(layer.intermediate.dense(x))))
+        return x
+
+
+class BertTokenizer:
+    """A directory's `tokenizer.json` through the `tokenizers` library (what transformers' fast
+    tokenizers run), called as a transformers tokenizer is for what TextEncoder asks of it."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._tokenizer.no_padding()  # the file's own settings (MiniLM's: 128, fixed) are not ours
+        self._tokenizer.no_truncation()
+        special = {}
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):
+            if (path / name).is_file():
+                special = {**json.loads((path / name).read_text()), **special}
+        pad = special.get("pad_token", "[PAD]")
+        self.pad_token = pad.get("content") if isinstance(pad, dict) else pad
+        self.eos_token = None
+        self.pad_id = self._tokenizer.token_to_id(self.pad_token) or 0
+
+    def __call__(self, texts: str | list[str], padding: str | bool = False, truncation: bool = False,
+                 max_length: int | None = None, return_tensors: str | None = None) -> dict:
+        if truncation and max_length is not None:
+            self._tokenizer.enable_truncation(max_length)
+        else:
+            self._tokenizer.no_truncation()
+        if isinstance(texts, str):
+            return {"input_ids": self._tokenizer.encode(texts).ids}
+        ids = [e.ids for e in self._tokenizer.encode_batch(texts)]
+        if return_tensors is None:
+            return {"input_ids": ids}
+        n = max(map(len, ids))  # right padding to the longest
+        return {"input_ids": torch.tensor([i + [self.pad_id] * (n - len(i)) for i in ids]),
+                "attention_mask": torch.tensor([[1] * len(i) + [0] * (n - len(i)) for i in ids])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,4 +485,4 @@ class HashTextEncoder(_CachedEncoder):
         return [torch.stack([self._vector(w) for w in self.tokens(p)]) for p in prompts]  # [(n_i, D)]
 
 
-__all__ = ["EMPTY_PROMPT", "HashTextEncoder", "TextEncoder", "TextEncoderConfig", "minilm_path"]
+__all__ = ["EMPTY_PROMPT", "BertEncoder", "HashTextEncoder", "TextEncoder", "TextEncoderConfig", "minilm_path"]
