@@ -217,3 +217,21 @@ def test_a_plain_bert_runs_as_transformers_would_without_importing_it(minilm, tm
     code = ("import sys; from spacetime.text import TextEncoder; TextEncoder().encode(['a red ball']); "
             "assert 'transformers' not in sys.modules, 'transformers was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_encoding_from_several_threads_cuts_each_prompt_as_alone(minilm):
+    """A server's workers share one encoder: the tokenizer's truncation is never switched per call
+    (which let one thread's untruncated count run with another's cut, or the reverse)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    long, short = " ".join(["ball"] * 100), "a red ball"
+    alone = {p: minilm.encode([p]) for p in (long, short)}
+
+    def encode(i: int):
+        p = (long, short)[i % 2]
+        return p, minilm.encode([p])
+
+    with ThreadPoolExecutor(4) as pool:
+        for p, (emb, mask) in pool.map(encode, range(40)):
+            assert torch.equal(mask, alone[p][1])
+            torch.testing.assert_close(emb, alone[p][0], atol=1e-5, rtol=1e-5)

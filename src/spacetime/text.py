@@ -354,7 +354,7 @@ class BertEncoder(nn.Module):
     they are: embeddings (word + position + token type 0, LayerNorm), then post-LN layers of
     self-attention over the real tokens and an exact-GELU MLP. Returns the last hidden state."""
 
-    def __init__(self, config: dict, device: str | torch.device | None = None):
+    def __init__(self, config: dict):
         super().__init__()
         d, heads, eps = config["hidden_size"], config["num_attention_heads"], config.get("layer_norm_eps", 1e-12)
         if d % heads:
@@ -362,21 +362,18 @@ class BertEncoder(nn.Module):
         self.config, self.heads = SimpleNamespace(hidden_size=d), heads  # config: what TextEncoder reads of a model
 
         def norm() -> nn.LayerNorm:
-            return nn.LayerNorm(d, eps=eps, device=device)
+            return nn.LayerNorm(d, eps=eps)
 
-        def linear(a: int, b: int) -> nn.Linear:
-            return nn.Linear(a, b, device=device)
-
-        self.embeddings = _module(word_embeddings=nn.Embedding(config["vocab_size"], d, device=device),
-                                  position_embeddings=nn.Embedding(config.get("max_position_embeddings", 512), d, device=device),
-                                  token_type_embeddings=nn.Embedding(config.get("type_vocab_size", 2), d, device=device),
+        self.embeddings = _module(word_embeddings=nn.Embedding(config["vocab_size"], d),
+                                  position_embeddings=nn.Embedding(config.get("max_position_embeddings", 512), d),
+                                  token_type_embeddings=nn.Embedding(config.get("type_vocab_size", 2), d),
                                   LayerNorm=norm())
         inner = config.get("intermediate_size", 4 * d)
         self.encoder = _module(layer=nn.ModuleList(
-            _module(attention=_module(self=_module(query=linear(d, d), key=linear(d, d), value=linear(d, d)),
-                                      output=_module(dense=linear(d, d), LayerNorm=norm())),
-                    intermediate=_module(dense=linear(d, inner)),
-                    output=_module(dense=linear(inner, d), LayerNorm=norm()))
+            _module(attention=_module(self=_module(query=nn.Linear(d, d), key=nn.Linear(d, d), value=nn.Linear(d, d)),
+                                      output=_module(dense=nn.Linear(d, d), LayerNorm=norm())),
+                    intermediate=_module(dense=nn.Linear(d, inner)),
+                    output=_module(dense=nn.Linear(inner, d), LayerNorm=norm()))
             for _ in range(config["num_hidden_layers"])))
 
     @classmethod
@@ -413,9 +410,10 @@ class BertTokenizer:
     def __init__(self, path: Path):
         from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._tokenizer.no_padding()  # the file's own settings (MiniLM's: 128, fixed) are not ours
-        self._tokenizer.no_truncation()
+        self._json = (path / "tokenizer.json").read_text()
+        # one tokenizer per truncation length, set once: setting it per call on a shared one would
+        # let two threads (a server's workers) cut each other's prompts
+        self._by_length: dict[int | None, Tokenizer] = {}
         special = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             if (path / name).is_file():
@@ -423,17 +421,28 @@ class BertTokenizer:
         pad = special.get("pad_token", "[PAD]")
         self.pad_token = pad.get("content") if isinstance(pad, dict) else pad
         self.eos_token = None
-        self.pad_id = self._tokenizer.token_to_id(self.pad_token) or 0
+        self.pad_id = self._cut_at(None).token_to_id(self.pad_token) or 0
+
+    def _cut_at(self, max_length: int | None):
+        tokenizer = self._by_length.get(max_length)
+        if tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_str(self._json)
+            tokenizer.no_padding()  # the file's own settings (MiniLM's: 128, fixed) are not ours
+            if max_length is None:
+                tokenizer.no_truncation()
+            else:
+                tokenizer.enable_truncation(max_length)
+            self._by_length[max_length] = tokenizer
+        return tokenizer
 
     def __call__(self, texts: str | list[str], padding: str | bool = False, truncation: bool = False,
                  max_length: int | None = None, return_tensors: str | None = None) -> dict:
-        if truncation and max_length is not None:
-            self._tokenizer.enable_truncation(max_length)
-        else:
-            self._tokenizer.no_truncation()
+        tokenizer = self._cut_at(max_length if truncation else None)
         if isinstance(texts, str):
-            return {"input_ids": self._tokenizer.encode(texts).ids}
-        ids = [e.ids for e in self._tokenizer.encode_batch(texts)]
+            return {"input_ids": tokenizer.encode(texts).ids}
+        ids = [e.ids for e in tokenizer.encode_batch(texts)]
         if return_tensors is None:
             return {"input_ids": ids}
         n = max(map(len, ids))  # right padding to the longest
