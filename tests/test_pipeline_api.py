@@ -154,7 +154,7 @@ def test_bad_sampling_defaults_in_a_model_folder_are_named(tiny_model_dir, tmp_p
 
 def test_a_models_bfloat16_default_is_float32_where_the_cpu_would_emulate_it(tiny_model_dir, tmp_path, monkeypatch,
                                                                              caplog):
-    """On an AVX2 CPU bfloat16 runs ~160x slower than float32: a model's bfloat16 default loads in
+    """On an AVX2 CPU bfloat16 runs ~150x slower than float32: a model's bfloat16 default loads in
     float32 there, with a warning; bfloat16 asked for by name is loaded, with a warning."""
     import spacetime.pipeline as pipeline_module
 

@@ -106,8 +106,8 @@ def connect_context(frames1: int, frames2: int, t: int, ft: int) -> tuple[int, i
 
 def fast_bfloat16(device: str | torch.device = "cpu") -> bool:
     """Whether bfloat16 arithmetic runs at float32's rate or better on `device`: a GPU, or a CPU
-    oneDNN runs bfloat16 on (AVX-512 and newer, Arm's bf16). An AVX2-only CPU emulates it ~160x
-    slower than float32 (0.28 against 46 GFLOP/s on a 2048² matmul, docs/benchmarks.md)."""
+    oneDNN runs bfloat16 on (AVX-512 and newer, Arm's bf16). An AVX2-only CPU emulates it ~150x
+    slower than float32 (0.83 against 120.5 GFLOP/s, `bench/generate.py --peaks`, docs/benchmarks.md)."""
     if torch.device(device).type != "cpu":
         return True
     try:

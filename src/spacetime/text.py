@@ -9,7 +9,7 @@ Weights are read from disk only (`local_files_only=True`), from safetensors only
 unpickled), and no code from the directory is run; the network is never touched. The model is
 frozen: eval mode, no gradients. A plain BERT with a `tokenizer.json` (the shipped MiniLM among
 them) runs as `BertEncoder`, here, through the `tokenizers` library, without importing transformers:
-that import is 5 of the 13 seconds a `spacetime generate` process takes on an AVX2 CPU, and its
+that import was 5 of the 11-13 s a `spacetime generate` process took on an AVX2 CPU, and its
 outputs are transformers' BertModel's (tests/test_text.py).
 
 Conventions every encoder here keeps:
@@ -301,9 +301,7 @@ def _load(path: Path, max_length: int):
     except (OSError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'}: cannot read the encoder's config ({e})") from None
     if plain_bert(raw, path):
-        limit = raw.get("max_position_embeddings", 512)
-        if max_length > limit:
-            raise ValueError(f"max_length {max_length} exceeds the {limit} positions of the encoder at {path}")
+        _check_positions(raw.get("max_position_embeddings", 512), max_length, path)
         model = BertEncoder.from_directory(path, raw)
         if model is not None:
             return BertTokenizer(path), model
@@ -313,9 +311,7 @@ def _load(path: Path, max_length: int):
     # like a hub name; trust_remote_code=False: never run code that ships with a model directory
     opts = {"local_files_only": True, "trust_remote_code": False}
     config = AutoConfig.from_pretrained(path, **opts)
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit is not None and max_length > limit:
-        raise ValueError(f"max_length {max_length} exceeds the {limit} positions of the encoder at {path}")
+    _check_positions(getattr(config, "max_position_embeddings", None), max_length, path)
     if config.model_type in ("t5", "mt5", "umt5"):
         # AutoModel would build the whole encoder-decoder; the text conditioning is the encoder's output
         import transformers
@@ -331,6 +327,11 @@ def _load(path: Path, max_length: int):
     model = cls.from_pretrained(path, use_safetensors=True, **opts)
     model.eval().requires_grad_(False)  # frozen: no dropout, and no gradients reach it
     return tokenizer, model
+
+
+def _check_positions(limit: int | None, max_length: int, path: Path) -> None:
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} exceeds the {limit} positions of the encoder at {path}")
 
 
 def plain_bert(config: dict, path: Path) -> bool:

@@ -131,8 +131,8 @@ def _check_device(spec: str) -> None:
 
 
 def warn_slow_bfloat16(precision: str, device: torch.device, main_rank: bool = True) -> None:
-    """bf16 autocast on a CPU that emulates bfloat16 (AVX2) runs ~30x slower than fp32 (the factor-4
-    VAE recipe: 41 s a step against ~1.4): said at the start, not found out hours later."""
+    """bf16 autocast on a CPU that emulates bfloat16 (AVX2) runs many times slower than fp32 (the
+    factor-4 VAE recipe there: 41 s a step against 2.5 s): said at the start, not found out hours later."""
     from spacetime.pipeline import fast_bfloat16
 
     if precision == "bf16" and main_rank and not fast_bfloat16(device):
