@@ -203,3 +203,37 @@ def test_generate_and_eval_sample_as_the_model_folder_says_unless_told(tiny_mode
                  "--out", str(out), "--no-report"]) == 0
     settings = json.loads((out / "metrics.json").read_text())["settings"]
     assert (settings["num_inference_steps"], settings["guidance_scale"], settings["dtype"]) == (3, 2.0, "bfloat16")
+
+
+def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["defaults"].update(num_inference_steps=2, guidance_method="apg", guidance_options={"eta": 0.5})
+    (model / "config.json").write_text(json.dumps(config))
+    made = {}
+    for name, flags in (("own", []), ("option", ["--guidance-option", "momentum=-0.5"]),
+                        ("cfg", ["--guidance-method", "cfg"]),
+                        ("zero", ["--guidance-method", "cfg-zero-star", "--guidance-option", "zero_init_steps=1"])):
+        out = tmp_path / f"{name}.mp4"
+        assert main(["generate", "a red ball", "--model", str(model), "--output", str(out), "--no-provenance", *flags]) == 0
+        sidecar = json.loads(out.with_suffix(".json").read_text())
+        made[name] = (sidecar["guidance_method"], sidecar["guidance_options"]), read_video(out)[0]
+    assert made["own"][0] == ("apg", {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.5})
+    assert made["option"][0] == ("apg", {"momentum": -0.5, "norm_threshold": 0.0, "eta": 0.5})  # the model's eta kept
+    assert made["cfg"][0] == ("cfg", {}) and made["zero"][0] == ("cfg-zero-star", {"zero_init_steps": 1})
+    assert not np.array_equal(made["own"][1], made["cfg"][1])
+    # an option the method has not: exit 1 naming it, nothing written
+    out = tmp_path / "bad.mp4"
+    assert main(["generate", "a red ball", "--model", str(model), "--output", str(out), "--guidance-method", "cfg",
+                 "--guidance-option", "eta=1"]) == 1
+    assert "guidance option 'eta' is not one of cfg's" in capsys.readouterr().err and not out.exists()
+    config["defaults"]["guidance_method"] = "pag"  # a model folder naming a method there is not
+    (model / "config.json").write_text(json.dumps(config))
+    assert main(["generate", "a red ball", "--model", str(model), "--output", str(out)]) == 1
+    assert "got 'pag' (the model's config.json defaults)" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "a red ball", "--guidance-option", "eta"])
+    assert e.value.code == 2 and "--guidance-option must be KEY=NUMBER" in capsys.readouterr().err

@@ -142,15 +142,19 @@ def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, 
     monkeypatch.setattr(ev, "pipeline_generator", lambda path, **sampling: seen.append(sampling) or BASELINES["simulator"])
     (tmp_path / "model").mkdir()
     assert eval_cli("--model", tmp_path / "model", "--out", tmp_path / "m", "--num-frames", "9", "--size", "32x32",
-                    "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8") == 0
+                    "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8",
+                    "--guidance-method", "apg", "--guidance-option", "momentum=-0.5", "--guidance-option", "eta=0.2") == 0
     assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0], "shift": None,
-                     "dtype": None}]
+                     "dtype": None, "guidance_method": "apg", "guidance_options": {"momentum": -0.5, "eta": 0.2}}]
     settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
     assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
     assert "guidance_scale" not in settings  # a stand-in generator: only what was asked is known
     # a model's generator records what it uses, its defaults resolved (the model's own interval)
     assert one.sampling == {"num_inference_steps": 25, "guidance_scale": 5.0, "guidance_interval": [0.0, 1.0], "shift": 1.0,
-                            "dtype": "float32"}
+                            "guidance_method": "cfg", "guidance_options": {}, "dtype": "float32"}
+    apg = pipeline_generator(tiny_model_dir, num_inference_steps=2, guidance_method="apg", guidance_options={"eta": 0.5})
+    assert apg.sampling["guidance_options"] == {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.5}
+    assert not np.array_equal(two("a red ball", **kw), apg("a red ball", **kw))
     assert pipeline_generator(tiny_model_dir, shift=2.0).sampling["shift"] == 2.0
     assert two.sampling["num_inference_steps"] == 2
 

@@ -231,3 +231,134 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="cond_mask must be bool"):
         sampling.sample(model, SHAPE, text, mask, guidance_scale=1.0, cond_latents=torch.zeros(SHAPE),
                         cond_mask=torch.ones(2, 2, dtype=torch.bool))
+
+
+def two_velocities(v_c: torch.Tensor, v_u: torch.Tensor) -> Recorder:
+    """A model whose conditional rows (text[:, 0, 0] == 1) predict v_c and unconditional rows v_u."""
+    return Recorder(lambda x, t, text, mask: torch.where(text[:, 0, 0].view(-1, 1, 1, 1, 1) == 1, v_c.repeat(2, 1, 1, 1, 1)[: x.shape[0]],
+                                                         v_u.repeat(2, 1, 1, 1, 1)[: x.shape[0]]))
+
+
+def guided_step(method: str, options: dict | None, v_c, v_u, noise, scale=4.0, **kw) -> torch.Tensor:
+    text = torch.zeros(2, 5, 8)
+    text[:, 0, 0] = 1.0
+    neg = torch.zeros(1, 3, 8)
+    return sampling.sample(two_velocities(v_c, v_u), noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=1,
+                           guidance_scale=scale, negative_text=neg, negative_mask=torch.ones(1, 3, dtype=torch.bool),
+                           guidance_method=method, guidance_options=options, **kw)
+
+
+def test_cfg_zero_star_fits_the_unconditional_scale():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    v_c = torch.randn(SHAPE, generator=gen(2))
+    # predictions that differ only by scale carry no prompt: CFG-Zero* leaves v_c, plain CFG amplifies the scale
+    out = guided_step("cfg-zero-star", None, v_c, 0.5 * v_c, noise)
+    torch.testing.assert_close(out, noise - v_c)  # one Euler step from t = 1 to 0
+    plain = guided_step("cfg", None, v_c, 0.5 * v_c, noise)
+    torch.testing.assert_close(plain, noise - (0.5 + 4.0 * 0.5) * v_c)
+    # in general: s* = <v_c, v_u> / |v_u|^2 per sample, then v = s* v_u + g (v_c - s* v_u)
+    v_u = torch.randn(SHAPE, generator=gen(3))
+    s = (v_c * v_u).sum((1, 2, 3, 4), keepdim=True) / (v_u * v_u).sum((1, 2, 3, 4), keepdim=True)
+    out = guided_step("cfg-zero-star", None, v_c, v_u, noise)
+    torch.testing.assert_close(out, noise - (s * v_u + 4.0 * (v_c - s * v_u)))
+
+
+def test_cfg_zero_star_zero_init_steps_move_nothing():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    text, mask = prompts()
+    model = Recorder(lambda x, t, *_: torch.ones_like(x))
+    out = sampling.sample(model, noise, text, mask, num_steps=4, guidance_scale=3.0, negative_text=text[:1],
+                          negative_mask=mask[:1], guidance_method="cfg-zero-star",
+                          guidance_options={"zero_init_steps": 2})
+    assert len(model.calls) == 2  # the first two steps call no model
+    torch.testing.assert_close(out, noise - 0.5)  # only t = 0.5 -> 0 moved, at velocity 1
+    # an edit starts from its input, not from noise: nothing is zeroed
+    model.calls.clear()
+    sampling.sample(model, noise, text, mask, num_steps=4, guidance_scale=3.0, negative_text=text[:1],
+                    negative_mask=mask[:1], guidance_method="cfg-zero-star", guidance_options={"zero_init_steps": 2},
+                    start_latents=torch.zeros(SHAPE), strength=0.5)
+    assert len(model.calls) == 4
+
+
+def test_apg_is_plain_guidance_with_all_of_it_kept():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    v_c, v_u = torch.randn(SHAPE, generator=gen(2)), torch.randn(SHAPE, generator=gen(3))
+    kw = dict(num_steps=3)
+    text = torch.zeros(2, 5, 8)
+    text[:, 0, 0] = 1.0
+    args = (noise, text, torch.ones(2, 5, dtype=torch.bool))
+    neg = dict(negative_text=torch.zeros(1, 3, 8), negative_mask=torch.ones(1, 3, dtype=torch.bool), guidance_scale=4.0)
+    plain = sampling.sample(two_velocities(v_c, v_u), *args, **neg, **kw)
+    apg = sampling.sample(two_velocities(v_c, v_u), *args, **neg, **kw, guidance_method="apg",
+                          guidance_options={"eta": 1.0})
+    torch.testing.assert_close(apg, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_apg_removes_the_update_along_the_conditional_prediction():
+    x = torch.randn(SHAPE, generator=gen(1))
+    v_c, v_u = torch.randn(SHAPE, generator=gen(2)), torch.randn(SHAPE, generator=gen(3))
+    t = 0.6
+    x0_c = x - t * v_c
+    v, _ = sampling.projected_guidance(x, t, v_c, v_u, 5.0)
+    update = (x - t * v) - x0_c  # the guided denoised prediction's move away from the conditional one
+    assert update.abs().max() > 0.1
+    cos = (update * x0_c).sum((1, 2, 3, 4)) / (update.flatten(1).norm(dim=1) * x0_c.flatten(1).norm(dim=1))
+    assert cos.abs().max() < 1e-5
+    # eta keeps that share of the parallel part: half way between eta 0 and plain guidance
+    v_half, _ = sampling.projected_guidance(x, t, v_c, v_u, 5.0, eta=0.5)
+    v_full, _ = sampling.projected_guidance(x, t, v_c, v_u, 5.0, eta=1.0)
+    torch.testing.assert_close(v_half, (v + v_full) / 2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(v_full, v_u + 5.0 * (v_c - v_u), atol=1e-5, rtol=1e-5)
+
+
+def test_apg_norm_threshold_and_momentum():
+    x = torch.randn(SHAPE, generator=gen(1))
+    v_c, v_u = torch.randn(SHAPE, generator=gen(2)), torch.randn(SHAPE, generator=gen(3))
+    t = 0.5
+    rms = (t * (v_u - v_c)).pow(2).mean((1, 2, 3, 4))  # the update's mean square, ~0.5 here
+    v, _ = sampling.projected_guidance(x, t, v_c, v_u, 5.0, eta=1.0, norm_threshold=0.1)
+    update = ((x - t * v) - (x - t * v_c)) / 4.0  # (g - 1) * capped diff
+    torch.testing.assert_close(update.pow(2).mean((1, 2, 3, 4)).sqrt(), torch.full((2,), 0.1))
+    assert (rms.sqrt() > 0.1).all()
+    # a cap above the update's size changes nothing
+    v_big, _ = sampling.projected_guidance(x, t, v_c, v_u, 5.0, eta=1.0, norm_threshold=10.0)
+    torch.testing.assert_close(v_big, v_u + 5.0 * (v_c - v_u), atol=1e-5, rtol=1e-5)
+    # momentum: the running update is this step's plus momentum times the last running one
+    prev = torch.randn(SHAPE, generator=gen(4))
+    _, running = sampling.projected_guidance(x, t, v_c, v_u, 5.0, momentum=-0.5, running=prev)
+    torch.testing.assert_close(running, t * (v_u - v_c) - 0.5 * prev)
+
+
+def test_guidance_methods_judge_only_the_frames_being_generated():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    v_c = torch.randn(SHAPE, generator=gen(2))
+    v_u = 0.5 * v_c
+    v_u[:, :, 0] = torch.randn(2, 4, 4, 4, generator=gen(3)) * 100  # a held frame's predictions, wildly off
+    cond = torch.zeros(2, 3, dtype=torch.bool)
+    cond[:, 0] = True
+    out = guided_step("cfg-zero-star", None, v_c, v_u, noise, cond_latents=torch.zeros(SHAPE), cond_mask=cond)
+    torch.testing.assert_close(out[:, :, 1:], (noise - v_c)[:, :, 1:])  # s* fitted on frames 1-2 alone
+
+
+def test_guidance_method_errors_name_what_is_wrong():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    v = torch.zeros(SHAPE)
+    with pytest.raises(ValueError, match="guidance_method must be one of cfg, cfg-zero-star, apg, got 'pag'"):
+        guided_step("pag", None, v, v, noise)
+    with pytest.raises(ValueError, match="'zero_init_steps' is not one of apg's.*momentum, norm_threshold, eta"):
+        guided_step("apg", {"zero_init_steps": 1}, v, v, noise)
+    with pytest.raises(ValueError, match="'eta' is not one of cfg's.*none"):
+        guided_step("cfg", {"eta": 1}, v, v, noise)
+    with pytest.raises(ValueError, match="momentum must be a finite number, got 'x'"):
+        guided_step("apg", {"momentum": "x"}, v, v, noise)
+    with pytest.raises(ValueError, match="zero_init_steps must be a whole number >= 0, got 1.5"):
+        guided_step("cfg-zero-star", {"zero_init_steps": 1.5}, v, v, noise)
+    with pytest.raises(ValueError, match="norm_threshold must be >= 0"):
+        guided_step("apg", {"norm_threshold": -1}, v, v, noise)
+    assert sampling.check_guidance_method("apg", {"momentum": -0.5}) == {"momentum": -0.5, "norm_threshold": 0.0, "eta": 0.0}
+
+
+def test_the_cli_offers_the_samplers_guidance_methods():
+    from spacetime.cli import GUIDANCE_METHODS
+
+    assert GUIDANCE_METHODS == tuple(sampling.GUIDANCE_METHODS)

@@ -479,6 +479,7 @@ def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model
     assert (gen["seed"], gen["mode"], gen["parameters"]["num_frames"], gen["parameters"]["num_inference_steps"]) == (
         11, "text-to-video", 9, 1)
     assert (gen["parameters"]["guidance_interval_low"], gen["parameters"]["guidance_interval_high"]) == (0.0, 1.0)  # the model's own: what made the video
+    assert gen["parameters"]["guidance_method"] == "cfg"  # and its guidance method, read back from the manifest
     assert gen["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest() and "prompt" not in gen
     assert report["watermark"]["score"] is not None  # 9 frames: long enough to be judged
     thumb = client.get(f"/v1/videos/{job['id']}/credentials", params={"variant": "thumbnail"}).json()

@@ -31,10 +31,12 @@ MAX_SIDE = 4096
 MAX_FRAMES = 100_000
 EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
                    "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None,
-                   "dtype": None}
+                   "dtype": None, "guidance_method": None, "guidance_option": None}
 # the DiT's and VAE's weights and arithmetic (torch's names): bfloat16 halves their memory and, where the CPU
 # has bfloat16 matrix units, samples faster (docs/benchmarks.md)
 DTYPE_NAMES = ("float32", "bfloat16")
+# how the conditional and unconditional predictions combine: sampling.GUIDANCE_METHODS (cli imports no torch)
+GUIDANCE_METHODS = ("cfg", "cfg-zero-star", "apg")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -73,6 +75,23 @@ def _float_in(name: str, lo: float, hi: float, open_low: bool = False):
         return v
 
     return parse
+
+
+def parse_guidance_option(text: str) -> tuple[str, float]:
+    """'KEY=VALUE' -> (key, number): one option of --guidance-method (which checks the key)."""
+    key, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not key.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"--guidance-option must be KEY=NUMBER, like momentum=-0.5, got {text!r}")
+    return key.strip(), number
+
+
+def guidance_options(pairs: list[tuple[str, float]] | None) -> dict | None:
+    """--guidance-option pairs as the options dict the pipeline takes (None: none given)."""
+    return None if not pairs else dict(pairs)
 
 
 def parse_fps(text: str) -> float:
@@ -147,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
                    help="the sampler's timestep shift: more of the steps at high noise, where the layout is decided "
                         "(default: the model's own, else 1)")
+    g.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None,
+                   help="how guidance combines the prompt's and the unconditional predictions: cfg, cfg-zero-star "
+                        "(CFG-Zero*) or apg (adaptive projected guidance) (default: the model's own, else cfg)")
+    g.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER",
+                   help="an option of the guidance method, repeatable: cfg-zero-star zero_init_steps; apg momentum, "
+                        "norm_threshold, eta (docs/model-card.md, Guidance methods)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
@@ -212,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, help="--model only: guidance at noise levels in [LO, HI] (default: the model's own)")
     e.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
                    help="--model only: the sampler's timestep shift (default: the model's own)")
+    e.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None,
+                   help="--model only: cfg, cfg-zero-star or apg (default: the model's own, else cfg)")
+    e.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER",
+                   help="--model only: an option of the guidance method, repeatable")
     e.add_argument("--dtype", choices=DTYPE_NAMES, default=EVAL_MODEL_ONLY["dtype"],
                    help="--model only: the DiT's and VAE's weights and arithmetic (default: the model's own, else float32)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
@@ -323,6 +352,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         ProvenanceError,
         generation_claims,
         guidance_interval_parameters,
+        guidance_method_parameters,
         model_identity,
         resolve_identity,
         write_output,
@@ -411,11 +441,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
+    method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     shift = pipe.resolve_shift(args.shift)
     strength = pipeline.resolve_strength(mode, args.strength)
     out = pipe(prompt, negative_prompt=args.negative_prompt, num_frames=num_frames, height=height, width=width,
                num_inference_steps=steps, guidance_scale=guidance, guidance_interval=interval, shift=shift,
-               generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
+               guidance_method=method, guidance_options=options, generator=torch.Generator().manual_seed(args.seed), solver=args.solver, progress=True,
                image=args.image, video=args.video, video2=args.video2, strength=strength,
                extend="backward" if mode == "extend-backward" else "forward", loop=args.loop,
                window_frames=args.window_frames)
@@ -428,7 +459,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     made_as = mode or (f"image-to-{kind}" if args.image is not None else f"text-to-{kind}")
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": steps, "guidance_scale": guidance,
-              **guidance_interval_parameters(interval), "shift": shift,
+              **guidance_interval_parameters(interval), "shift": shift, **guidance_method_parameters(method, options),
               "solver": args.solver, "dtype": dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
@@ -452,6 +483,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "num_frames": num_frames, "height": height, "width": width, "fps": fps,
                "num_inference_steps": steps, "guidance_scale": guidance,
                "guidance_interval": list(interval), "shift": shift,
+               "guidance_method": method, "guidance_options": options,
                "solver": args.solver, "dtype": dtype, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")

@@ -427,6 +427,19 @@ class SpacetimePipeline:
         return sampling.check_guidance_interval(self.defaults.get("guidance_interval", (0.0, 1.0))
                                                 if interval is None else interval)
 
+    def resolve_guidance_method(self, method: str | None = None, options: dict | None = None) -> tuple[str, dict]:
+        """The guidance method a call uses and its options, defaults filled in: `method` (checked),
+        else the model's own (`defaults.guidance_method` in its config.json), else plain "cfg". The
+        model's method comes with its `guidance_options`, which `options` given override."""
+        own = self.defaults.get("guidance_method", "cfg")
+        if method is None and own not in sampling.GUIDANCE_METHODS:
+            raise ValueError(f"guidance_method must be one of {', '.join(sampling.GUIDANCE_METHODS)}, got {own!r} "
+                             "(the model's config.json defaults)")
+        method = own if method is None else method
+        if method == own:
+            options = {**self.defaults.get("guidance_options", {}), **(options or {})}
+        return method, sampling.check_guidance_method(method, options)
+
     def resolve_shift(self, shift=None) -> float:
         """The sampler's timestep shift a call uses at least: `shift` (checked), else the model's own
         (`defaults` in its config.json), else 1. Each window is shifted by the larger of it and the
@@ -450,6 +463,8 @@ class SpacetimePipeline:
         solver: str = "euler",
         guidance_interval: tuple[float, float] | None = None,
         shift: float | None = None,
+        guidance_method: str | None = None,
+        guidance_options: dict | None = None,
         progress: bool = False,
         image=None,
         video=None,
@@ -497,7 +512,10 @@ class SpacetimePipeline:
         config.json), else (0, 1), everywhere. `shift` > 0: the sampler's timestep shift,
         t' = shift·t / (1 + (shift − 1)·t), which spends more of the steps at high noise, where the
         layout is decided; windows larger than 256·shift² tokens are shifted more, as in training;
-        default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `guidance_method`
+        "cfg", "cfg-zero-star" or "apg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
+        how the conditional and unconditional predictions combine; default the model's own, else
+        "cfg" (docs/model-card.md, "Guidance methods"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
@@ -510,6 +528,7 @@ class SpacetimePipeline:
             raise ValueError(f"output_type must be 'np', 'pil', 'pt' or 'latent', got {output_type!r}")
         guidance_scale = self.resolve_guidance_scale(guidance_scale)
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
+        guidance_method, guidance_options = self.resolve_guidance_method(guidance_method, guidance_options)
         min_shift = self.resolve_shift(shift)
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
@@ -624,6 +643,7 @@ class SpacetimePipeline:
             with self._autocast():
                 latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
                                           guidance_scale=guidance_scale, guidance_interval=guidance_interval,
+                                          guidance_method=guidance_method, guidance_options=guidance_options,
                                           negative_text=neg_text, negative_mask=neg_mask,
                                           solver=solver, shift=window_shift, progress=progress, cond_latents=cond_latents,
                                           cond_mask=cond_mask,

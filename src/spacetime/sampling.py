@@ -34,6 +34,12 @@ from tqdm.auto import tqdm
 from spacetime.flow import shift_timesteps, unshift_timesteps
 
 SOLVERS = ("euler", "heun")
+# each guidance method's options and their defaults
+GUIDANCE_METHODS = {
+    "cfg": {},
+    "cfg-zero-star": {"zero_init_steps": 0},
+    "apg": {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.0},
+}
 
 
 def timesteps(num_steps: int, shift: float = 1.0, start: float = 1.0) -> Tensor:
@@ -58,6 +64,28 @@ def _pad_tokens(text: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor
             torch.cat([mask, mask.new_zeros(mask.shape[0], extra)], 1))
 
 
+def predictions(
+    model: Callable[..., Tensor],
+    x: Tensor,
+    t: Tensor,
+    text: Tensor,
+    text_mask: Tensor,
+    negative_text: Tensor,
+    negative_mask: Tensor,
+    cond_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(v_c, v_u): the conditional and unconditional velocities at latents x (B, C, T, H, W) and
+    times t (B,), in one model call on 2B rows (conditional first)."""
+    length = max(text.shape[1], negative_text.shape[1])
+    text, text_mask = _pad_tokens(text, text_mask, length)
+    negative_text, negative_mask = _pad_tokens(negative_text, negative_mask, length)
+    extra = {} if cond_mask is None else {"cond_mask": torch.cat([cond_mask, cond_mask])}  # (2B, T)
+    out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([text, negative_text]),
+                torch.cat([text_mask, negative_mask]), **extra)  # (2B, C, T, H, W)
+    v_c, v_u = out.to(x.dtype).chunk(2)
+    return v_c, v_u
+
+
 def guided_velocity(
     model: Callable[..., Tensor],
     x: Tensor,
@@ -71,18 +99,87 @@ def guided_velocity(
 ) -> Tensor:
     """v_u + g*(v_c - v_u) at latents x (B, C, T, H, W) and times t (B,), in one model call on 2B
     rows (conditional first); g == 1: one call on the B conditional rows, v_c itself."""
-    extra = {} if cond_mask is None else {"cond_mask": cond_mask}  # models without conditions need no kwarg
     if guidance_scale == 1.0:
+        extra = {} if cond_mask is None else {"cond_mask": cond_mask}  # models without conditions need no kwarg
         return model(x, t, text, text_mask, **extra).to(x.dtype)
-    length = max(text.shape[1], negative_text.shape[1])
-    text, text_mask = _pad_tokens(text, text_mask, length)
-    negative_text, negative_mask = _pad_tokens(negative_text, negative_mask, length)
-    if cond_mask is not None:
-        extra = {"cond_mask": torch.cat([cond_mask, cond_mask])}  # (2B, T)
-    out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([text, negative_text]),
-                torch.cat([text_mask, negative_mask]), **extra)  # (2B, C, T, H, W)
-    v_c, v_u = out.to(x.dtype).chunk(2)
+    v_c, v_u = predictions(model, x, t, text, text_mask, negative_text, negative_mask, cond_mask)
     return v_u + guidance_scale * (v_c - v_u)
+
+
+def _dot(a: Tensor, b: Tensor, weight: Tensor | None) -> Tensor:
+    """Per-sample inner product over C, T, H, W, (B, 1, 1, 1, 1); `weight` (B, 1, T, 1, 1) leaves
+    held frames out, so that guidance is judged on the frames being generated."""
+    prod = a * b if weight is None else a * b * weight
+    return prod.sum(dim=(1, 2, 3, 4), keepdim=True)
+
+
+def cfg_zero_star(v_c: Tensor, v_u: Tensor, guidance_scale: float, weight: Tensor | None = None) -> Tensor:
+    """CFG-Zero* (Fan et al. 2025): the unconditional velocity scaled by the s* that best fits it
+    to the conditional one (least squares, per sample) before guiding away from it. An undertrained
+    flow model's v_u and v_c differ partly by scale; plain guidance amplifies that error too."""
+    scale = _dot(v_c, v_u, weight) / _dot(v_u, v_u, weight).clamp_min(1e-12)
+    v_u = scale * v_u
+    return v_u + guidance_scale * (v_c - v_u)
+
+
+def projected_guidance(
+    x: Tensor,
+    time: float,
+    v_c: Tensor,
+    v_u: Tensor,
+    guidance_scale: float,
+    *,
+    momentum: float = 0.0,
+    running: Tensor | None = None,
+    norm_threshold: float = 0.0,
+    eta: float = 0.0,
+    weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Adaptive projected guidance (APG, Sadat et al. 2024), in the denoised space x0 = x - t*v
+    where it was defined: the guidance update x0_c - x0_u, averaged with `momentum` (negative:
+    against the last steps' direction) into `running`, its RMS capped at `norm_threshold` (0: no
+    cap), and its component along x0_c kept only at `eta` (0: none). The parallel part is what
+    oversaturates and stacks duplicates at high scales; the orthogonal part carries the prompt.
+    eta 1, momentum 0 and no cap are plain guidance. Returns (velocity, running)."""
+    t = max(time, 1e-4)
+    diff = t * (v_u - v_c)  # x0_c - x0_u
+    if momentum:
+        running = diff if running is None else diff + momentum * running
+        diff = running
+    if norm_threshold > 0:
+        per_frame = diff[0, :, 0].numel()  # C*H*W
+        count = diff[0].numel() if weight is None else weight.sum(dim=(1, 2, 3, 4), keepdim=True) * per_frame
+        rms = (_dot(diff, diff, weight) / count).sqrt()
+        diff = diff * (norm_threshold / rms.clamp_min(1e-12)).clamp(max=1.0)
+    x0_c = x - t * v_c
+    unit = x0_c / _dot(x0_c, x0_c, weight).sqrt().clamp_min(1e-12)
+    parallel = _dot(diff, unit, weight) * unit
+    update = diff - parallel + eta * parallel
+    x0 = x0_c + (guidance_scale - 1.0) * update
+    return (x - x0) / t, running
+
+
+def check_guidance_method(method: str, options: dict | None = None) -> dict:
+    """`options` for guidance `method` with its defaults filled in, or a ValueError naming what is
+    wrong: an unknown method, an option the method has not, a value that is not a number."""
+    if method not in GUIDANCE_METHODS:
+        raise ValueError(f"guidance_method must be one of {', '.join(GUIDANCE_METHODS)}, got {method!r}")
+    known = GUIDANCE_METHODS[method]
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        has = ", ".join(known) or "none"
+        raise ValueError(f"guidance option {unknown[0]!r} is not one of {method}'s (it has: {has})")
+    out = dict(known)
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"guidance option {key} must be a finite number, got {value!r}")
+        if key == "zero_init_steps" and (value < 0 or value != int(value)):
+            raise ValueError(f"guidance option zero_init_steps must be a whole number >= 0, got {value!r}")
+        if key in ("norm_threshold", "eta") and value < 0:
+            raise ValueError(f"guidance option {key} must be >= 0, got {value!r}")
+        out[key] = int(value) if key == "zero_init_steps" else float(value)
+    return out
 
 
 def check_guidance_interval(interval) -> tuple[float, float]:
@@ -108,6 +205,8 @@ def sample(
     num_steps: int = 25,
     guidance_scale: float = 5.0,
     guidance_interval: tuple[float, float] = (0.0, 1.0),
+    guidance_method: str = "cfg",
+    guidance_options: dict | None = None,
     negative_text: Tensor | None = None,
     negative_mask: Tensor | None = None,
     solver: str = "euler",
@@ -133,6 +232,10 @@ def sample(
         2024: near the data it pushes samples off it for nothing, the layout being settled). For
         SDEdit it is relative to the start, strength: guidance at t in [lo, hi] * strength, so that
         an edit from low noise is guided at its own start (not at no step at all).
+    guidance_method, guidance_options: how v_c and v_u combine where guidance applies: "cfg"
+        (v_u + g*(v_c - v_u)), "cfg-zero-star" (`cfg_zero_star`; option zero_init_steps: the first
+        steps from noise move nothing, as its paper does) or "apg" (`projected_guidance`; options
+        momentum, norm_threshold, eta). GUIDANCE_METHODS lists the options and their defaults.
     solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
     shift: the timestep shift: training's for this size (flow.resolution_shift), or more to spend
         more of the steps at high noise.
@@ -149,6 +252,7 @@ def sample(
     if not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale}")
     lo, hi = check_guidance_interval(guidance_interval)
+    options = check_guidance_method(guidance_method, guidance_options)
     if not isinstance(noise, Tensor):
         shape = tuple(int(s) for s in noise)
         if len(shape) != 5:
@@ -198,19 +302,33 @@ def sample(
     def hold(x: Tensor) -> Tensor:
         return x if frames is None else torch.where(frames, cond_latents, x)
 
-    def velocity(x: Tensor, time: float) -> Tensor:
+    weight = None if frames is None else (~frames).to(noise.dtype)  # the frames being generated
+    running = None  # APG's momentum
+
+    def velocity(x: Tensor, time: float, step: int) -> Tensor:
+        nonlocal running
+        if step < options.get("zero_init_steps", 0) and start_latents is None:
+            return torch.zeros_like(x)
         tt = torch.full((b,), time, device=x.device, dtype=torch.float32)
         g = guidance_scale if lo <= time <= hi else 1.0
-        return guided_velocity(model, x, tt, text, text_mask, negative_text, negative_mask, g, cond_mask)
+        if g == 1.0 or guidance_method == "cfg":
+            return guided_velocity(model, x, tt, text, text_mask, negative_text, negative_mask, g, cond_mask)
+        v_c, v_u = predictions(model, x, tt, text, text_mask, negative_text, negative_mask, cond_mask)
+        if guidance_method == "cfg-zero-star":
+            return cfg_zero_star(v_c, v_u, g, weight)
+        v, running = projected_guidance(x, time, v_c, v_u, g, momentum=options["momentum"], running=running,
+                                        norm_threshold=options["norm_threshold"], eta=options["eta"],
+                                        weight=weight)
+        return v
 
     x = noise if start_latents is None else (1 - strength) * start_latents.to(noise) + strength * noise
     x = hold(x)
     for i in tqdm(range(num_steps), disable=not progress, desc="sampling", unit="step"):
         t_cur, t_next = ts[i], ts[i + 1]
-        v = velocity(x, t_cur)
+        v = velocity(x, t_cur, i)
         x_next = hold(x + (t_next - t_cur) * v)
         if solver == "heun" and i < num_steps - 1:  # the last step, to t = 0, stays Euler
-            x_next = hold(x + (t_next - t_cur) * 0.5 * (v + velocity(x_next, t_next)))
+            x_next = hold(x + (t_next - t_cur) * 0.5 * (v + velocity(x_next, t_next, i)))
         x = x_next
         if callback is not None:
             replaced = callback(i, t_next, x)
@@ -219,4 +337,5 @@ def sample(
     return x
 
 
-__all__ = ["SOLVERS", "check_guidance_interval", "guided_velocity", "sample", "timesteps"]
+__all__ = ["GUIDANCE_METHODS", "SOLVERS", "cfg_zero_star", "check_guidance_interval", "check_guidance_method",
+           "guided_velocity", "predictions", "projected_guidance", "sample", "timesteps"]

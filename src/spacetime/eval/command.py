@@ -149,7 +149,7 @@ def check_geometry(args: argparse.Namespace) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """`spacetime eval` (arguments as `cli.build_parser` makes them)."""
-    from spacetime.cli import EVAL_MODEL_ONLY
+    from spacetime.cli import EVAL_MODEL_ONLY, guidance_options
     from spacetime.eval import (
         evaluate,
         generate_samples,
@@ -191,7 +191,8 @@ def run_eval(args: argparse.Namespace) -> int:
         check_geometry(args)  # frames and size the model makes, before loading it
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                     "guidance_interval": args.guidance_interval, "shift": args.shift,  # None: the pipeline's (and model's) defaults
-                    "dtype": args.dtype}
+                    "dtype": args.dtype, "guidance_method": args.guidance_method,
+                    "guidance_options": guidance_options(args.guidance_option)}
         try:
             generate = pipeline_generator(args.model, **sampling)
         except ModelUnavailableError as e:

@@ -184,7 +184,7 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
     only here, so evaluation without a model never imports it). `dtype`: torch's name for the DiT's
     and VAE's weights and arithmetic. `dtype` and `sampling`, pipeline arguments (num_inference_steps,
-    guidance_scale, guidance_interval, shift): those left out or None are the model's own defaults,
+    guidance_scale, guidance_interval, shift, guidance_method, guidance_options): those left out or None are the model's own defaults,
     else the pipeline's."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
@@ -203,6 +203,8 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
             "guidance_scale": pipe.resolve_guidance_scale(sampling.get("guidance_scale"))}
     used["guidance_interval"] = list(pipe.resolve_guidance_interval(sampling.get("guidance_interval")))
     used["shift"] = pipe.resolve_shift(sampling.get("shift"))
+    used["guidance_method"], used["guidance_options"] = pipe.resolve_guidance_method(
+        sampling.get("guidance_method"), sampling.get("guidance_options"))
 
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int

@@ -83,6 +83,12 @@ def guidance_interval_parameters(interval) -> dict:
     return {"guidance_interval_low": lo, "guidance_interval_high": hi}
 
 
+def guidance_method_parameters(method: str, options: dict) -> dict:
+    """A guidance method and its options as flat generation parameters (guidance_method,
+    guidance_<option>): a manifest's custom assertion keeps strings and numbers as they were."""
+    return {"guidance_method": method, **{f"guidance_{k}": v for k, v in sorted(options.items())}}
+
+
 def generation_claims(*, prompt: str, model: dict, parameters: dict, seed: int, mode: str,
                       embed_prompt: bool = False, negative_prompt: str | None = None) -> dict:
     """What a manifest says about how a video was made; the prompt only as a hash unless `embed_prompt`."""

@@ -294,6 +294,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
             Provenance,
             generation_claims,
             guidance_interval_parameters,
+            guidance_method_parameters,
             write_output,
         )
 
@@ -310,8 +311,9 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
             raise Cancelled
         params = {"num_frames": s.num_frames, "height": height, "width": width, "fps": s.fps,
                   "num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
-                  # the model's own (the server takes no interval): what made the video, in its credentials
+                  # the model's own (the server takes no interval or method): what made the video, in its credentials
                   **guidance_interval_parameters(pipe.resolve_guidance_interval()), "shift": pipe.resolve_shift(),
+                  **guidance_method_parameters(*pipe.resolve_guidance_method()),
                   "solver": "euler",  # the pipeline's default, the only one the server runs
                   "strength": s.strength, "loop": s.loop}
         claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
