@@ -74,7 +74,7 @@ def main() -> None:
     pipe, load_s, what = build(args)
     # what is timed, the model's own defaults resolved (and passed on as such to --process runs)
     args.steps, args.guidance_scale = pipe.resolve_num_inference_steps(args.steps), pipe.resolve_guidance_scale(args.guidance_scale)
-    args.dtype = str(pipe.dtype).removeprefix("torch.")
+    args.dtype = pipe.dtype_name
     prompt = "a red ball bounces off the left wall on a black background"
     runs = []
     with tempfile.TemporaryDirectory() as d:

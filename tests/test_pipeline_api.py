@@ -70,6 +70,7 @@ def test_bfloat16_weights(tiny_model_dir):
     assert pipe.dtype == torch.float32 and pipe.device == torch.device("cpu")
     half = SpacetimePipeline.from_pretrained(tiny_model_dir, torch_dtype=torch.bfloat16)
     assert half.dtype == torch.bfloat16 and next(half.vae.parameters()).dtype == torch.bfloat16
+    assert (half.dtype_name, pipe.dtype_name) == ("bfloat16", "float32")
     low = _run(half)
     assert low.dtype == np.uint8 and low.shape == full.shape
     assert np.abs(low.astype(float) - full.astype(float)).mean() < 8  # bf16 rounding, not another video

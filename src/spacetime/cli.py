@@ -401,7 +401,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t0
     # the sampling used, the model's own defaults resolved, as the sidecar and the manifest record it
     steps, guidance = pipe.resolve_num_inference_steps(args.num_inference_steps), pipe.resolve_guidance_scale(args.guidance_scale)
-    dtype = str(pipe.dtype).removeprefix("torch.")  # as loaded: the model's bfloat16 is float32 on an AVX2 CPU
+    dtype = pipe.dtype_name  # as loaded: the model's bfloat16 is float32 on an AVX2 CPU
     d = pipe.defaults
     fps = args.fps or d.get("fps", 8.0)
     num_frames = args.num_frames

@@ -341,6 +341,12 @@ class SpacetimePipeline:
         """The DiT's weights' dtype; below float32, generation runs under autocast in it."""
         return self.dit.x_embedder.weight.dtype
 
+    @property
+    def dtype_name(self) -> str:
+        """`dtype` as the CLI, sidecars and eval settings name it ("float32", "bfloat16"): what is
+        loaded, which for a model's bfloat16 default is float32 on a CPU without bfloat16 arithmetic."""
+        return str(self.dtype).removeprefix("torch.")
+
     def to(self, device: str | torch.device | torch.dtype | None = None,
            dtype: torch.dtype | None = None) -> SpacetimePipeline:
         """Move the DiT, the VAE and the text encoder to `device`, and/or cast the DiT's and VAE's

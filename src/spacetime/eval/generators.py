@@ -222,5 +222,5 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
         )
         return to_uint8_frames(out.frames[0])
 
-    generate.sampling = {**used, "dtype": str(pipe.dtype).removeprefix("torch.")}
+    generate.sampling = {**used, "dtype": pipe.dtype_name}
     return generate
