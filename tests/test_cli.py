@@ -234,6 +234,11 @@ def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, t
     (model / "config.json").write_text(json.dumps(config))
     assert main(["generate", "a red ball", "--model", str(model), "--output", str(out)]) == 1
     assert "got 'pag' (the model's config.json defaults)" in capsys.readouterr().err and not out.exists()
+    config["defaults"].update(guidance_method="apg", guidance_options={"zero_init_steps": 1})  # an option apg has not
+    (model / "config.json").write_text(json.dumps(config))
+    assert main(["generate", "a red ball", "--model", str(model), "--output", str(out)]) == 1
+    assert "'zero_init_steps' is not one of apg's" in (err := capsys.readouterr().err) and "config.json" in err
+    assert not out.exists()
     with pytest.raises(SystemExit) as e:
         main(["generate", "a red ball", "--guidance-option", "eta"])
     assert e.value.code == 2 and "--guidance-option must be KEY=NUMBER" in capsys.readouterr().err

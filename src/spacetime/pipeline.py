@@ -438,13 +438,14 @@ class SpacetimePipeline:
         else the model's own (`defaults.guidance_method` in its config.json), else plain "cfg". The
         model's method comes with its `guidance_options`, which `options` given override."""
         own = self.defaults.get("guidance_method", "cfg")
-        if method is None and own not in sampling.GUIDANCE_METHODS:
-            raise ValueError(f"guidance_method must be one of {', '.join(sampling.GUIDANCE_METHODS)}, got {own!r} "
-                             "(the model's config.json defaults)")
-        method = own if method is None else method
-        if method == own:
-            options = {**self.defaults.get("guidance_options", {}), **(options or {})}
-        return method, sampling.check_guidance_method(method, options)
+        if method is not None and method != own:
+            return method, sampling.check_guidance_method(method, options)
+        own_options = self.defaults.get("guidance_options", {})
+        try:  # the model's pair first, so that an error in its config.json says where it is
+            sampling.check_guidance_method(own, own_options)
+        except ValueError as e:
+            raise ValueError(f"{e} (the model's config.json defaults)") from None
+        return own, sampling.check_guidance_method(own, {**own_options, **(options or {})})
 
     def resolve_shift(self, shift=None) -> float:
         """The sampler's timestep shift a call uses at least: `shift` (checked), else the model's own
