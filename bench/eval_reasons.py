@@ -10,6 +10,8 @@ seeds, the table says which failures grew and which shrank between them.
 `--paired` prints each metric's mean per-clip change against the first run, with its standard
 error over the clips both runs scored: on the same prompts and seeds a change is judged against
 how much clips differ from each other, not against the spread of the scores themselves.
+`--paired-without RUN` leaves out the clips RUN scored: where a setting was picked on a short
+run, the rest of the clips judge it without that choice's luck.
 
 `--frames` places permanence's vanishings and appearances in time: how many fall between two
 latent frames (the VAE's causal temporal factor f: latent frame 0 is frame 0, latent frame j
@@ -82,6 +84,11 @@ def paired_change(base: list[dict], other: list[dict], metric: str) -> tuple[flo
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d)
 
 
+def leave_out(runs: list[list[dict]], names: set[str]) -> list[list[dict]]:
+    """Each run's clips without those named: a setting picked on some clips is judged on the rest."""
+    return [[c for c in clips if c["name"] not in names] for clips in runs]
+
+
 _EVENT = re.compile(r"(vanishes after|appears at) frame (\d+)")
 
 
@@ -151,6 +158,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12, help="kinds shown per metric (the most frequent over all runs)")
     ap.add_argument("--cuts", action="store_true", help="count single-shot clips in which the cut detector sees a cut")
     ap.add_argument("--paired", action="store_true", help="each metric's per-clip change against the first run")
+    ap.add_argument("--paired-without", type=Path, default=None, metavar="RUN",
+                    help="--paired over the clips this eval run did not score (e.g. the probe a setting was chosen on)")
     ap.add_argument("--frames", action="store_true",
                     help="permanence's vanishings and appearances: how many fall between two latent frames")
     ap.add_argument("--temporal-factor", type=int, default=4, help="the VAE's temporal factor (for --frames)")
@@ -172,12 +181,21 @@ def main() -> None:
         print("| --- |" + " --- |" * len(a.runs))
         for kind, _ in total.most_common(a.top):
             print(f"| {kind} | " + " | ".join(str(c[kind]) for c in per_run) + " |")
+    if a.paired_without is not None and not a.paired:
+        raise SystemExit("--paired-without goes with --paired")
     if a.paired:
+        paired = clips
+        if a.paired_without is not None:
+            if not (a.paired_without / "metrics.json").is_file():
+                raise SystemExit(f"{a.paired_without}: no metrics.json (--paired-without)")
+            seen = {c["name"] for c in json.loads((a.paired_without / "metrics.json").read_text())["clips"]}
+            paired = leave_out(clips, seen)
+            print(f"\n(leaving out the {len(seen)} clips {a.paired_without} scored)")
         print(f"\nper-clip change against {a.runs[0].name}: mean ± standard error (clips)\n")
         print("| run | " + " | ".join(PAIRED) + " |")
         print("| --- |" + " --- |" * len(PAIRED))
-        for p, c in zip(a.runs[1:], clips[1:]):
-            cells = [paired_change(clips[0], c, m) for m in PAIRED]
+        for p, c in zip(a.runs[1:], paired[1:]):
+            cells = [paired_change(paired[0], c, m) for m in PAIRED]
             print(f"| {p.name} | " + " | ".join(f"{m:+.3f} ± {se:.3f} ({n})" for m, se, n in cells) + " |")
     if a.frames:
         f = a.temporal_factor

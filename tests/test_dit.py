@@ -269,3 +269,46 @@ def test_padding_columns_are_trimmed_and_change_nothing(packed):
     assert seen == [4, 4]  # the kv projection only ever sees the 4 columns some row uses
     for a, b in zip(wide, short):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_frame_perturbation_cuts_every_path_across_time():
+    """Skip guidance's weak model: with every block's self-attention kept within its latent frame,
+    nothing crosses time, so the clip's velocity is each frame's run alone (3D RoPE's time rotation
+    cancels within a frame); one perturbed block still lets a frame change another's output."""
+    model = make_model()
+    x, t, text, mask = inputs(t=3)
+    with torch.no_grad():
+        cut = model(x, t, text, mask, perturbed_blocks=(0, -1))
+        alone = torch.cat([model(x[:, :, i : i + 1], t, text, mask) for i in range(3)], 2)
+        torch.testing.assert_close(cut, alone, atol=1e-5, rtol=1e-5)
+        assert (model(x, t, text, mask) - cut).abs().max() > 1e-2  # the plain model is not that
+        y = x.clone()
+        y[:, :, 0] += 1.0  # change frame 0 only
+        one = model(y, t, text, mask, perturbed_blocks=(1,)) - model(x, t, text, mask, perturbed_blocks=(1,))
+        assert one[:, :, 1:].abs().max() > 1e-3  # block 0 still mixes frames
+
+
+def test_identity_perturbation_makes_tokens_independent():
+    model = make_model()
+    x, t, text, mask = inputs(t=2, h=4, w=4)
+    y = x.clone()
+    y[:, :, 1, :2, :2] += 1.0  # one token (patch 1x2x2) of frame 1
+    with torch.no_grad():
+        diff = (model(y, t, text, mask, perturbed_blocks=(0, 1), perturbation="identity")
+                - model(x, t, text, mask, perturbed_blocks=(0, 1), perturbation="identity"))
+        plain = model(y, t, text, mask) - model(x, t, text, mask)
+    assert diff[:, :, 1, :2, :2].abs().max() > 1e-2
+    changed = diff.abs().amax(dim=1) > 1e-6  # (B, t, h, w)
+    assert changed.sum() == 2 * 4  # only that token's 4 latent pixels, in both samples
+    assert (plain.abs().amax(dim=1) > 1e-6).all()  # attention spreads it everywhere otherwise
+
+
+def test_perturbation_errors():
+    model = make_model()
+    x, t, text, mask = inputs()
+    with pytest.raises(ValueError, match="block 2 is not one of the model's 2"):
+        model(x, t, text, mask, perturbed_blocks=(2,))
+    with pytest.raises(ValueError, match="perturbation must be 'frame' or 'identity', got 'time'"):
+        model(x, t, text, mask, perturbed_blocks=(0,), perturbation="time")
+    with pytest.raises(ValueError, match="not a packed list"):
+        model(list(x), t, text, mask, perturbed_blocks=(0,))

@@ -752,6 +752,10 @@ def test_paired_change_matches_clips_by_name_and_skips_unscored(bench_module):
     assert n == 3 and mean == pytest.approx((0.5 + 0.0 + 0.5) / 3)
     assert se == pytest.approx(np.std([0.5, 0.0, 0.5], ddof=1) / np.sqrt(3))
     assert np.isnan(reasons.paired_change(base, run({"a": 1.0}), "permanence")[0])  # one clip: no spread
+    # --paired-without: the clips a probe scored are left out of every run before pairing
+    kept = reasons.leave_out([base, other], {"a", "c"})
+    assert [[c["name"] for c in r] for r in kept] == [["b", "d"], ["b", "d"]]
+    assert reasons.paired_change(*kept, "permanence")[2] == 1  # d is unscored in `other`
 
 
 def test_presence_steps_place_vanishings_and_appearances_at_latent_frame_boundaries(bench_module):

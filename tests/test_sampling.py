@@ -329,6 +329,46 @@ def test_apg_norm_threshold_and_momentum():
     torch.testing.assert_close(running, t * (v_u - v_c) - 0.5 * prev)
 
 
+class ThreeVelocities(nn.Module):
+    """v_c on conditional rows, v_u on unconditional ones, v_p when asked for perturbed blocks."""
+
+    def __init__(self, v_c, v_u, v_p):
+        super().__init__()
+        self.v, self.calls = (v_c, v_u, v_p), []
+
+    def forward(self, x, timestep, text, text_mask, cond_mask=None, perturbed_blocks=(), perturbation="frame"):
+        self.calls.append((x.shape[0], tuple(perturbed_blocks), perturbation, float(timestep[0])))
+        v_c, v_u, v_p = (v.repeat(2, 1, 1, 1, 1)[: x.shape[0]] for v in self.v)
+        if perturbed_blocks:
+            return v_p
+        return torch.where(text[:, 0, 0].view(-1, 1, 1, 1, 1) == 1, v_c, v_u)
+
+
+def test_skip_guidance_steers_away_from_the_perturbed_model():
+    noise = torch.randn(SHAPE, generator=gen(1))
+    v_c, v_u, v_p = (torch.randn(SHAPE, generator=gen(i)) for i in (2, 3, 4))
+    text = torch.zeros(2, 5, 8)
+    text[:, 0, 0] = 1.0
+    model = ThreeVelocities(v_c, v_u, v_p)
+    kw = dict(negative_text=torch.zeros(1, 3, 8), negative_mask=torch.ones(1, 3, dtype=torch.bool),
+              guidance_scale=4.0, guidance_method="stg")
+    out = sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=1,
+                          guidance_options={"scale": 1.5, "block": 1, "blocks": 2}, **kw)
+    torch.testing.assert_close(out, noise - (v_u + 4.0 * (v_c - v_u) + 1.5 * (v_c - v_p)))  # one step, t 1 -> 0
+    assert model.calls == [(4, (), "frame", 1.0), (2, (1, 2), "frame", 1.0)]  # guided pair, then the weak model
+    # identity attention on request; outside the guidance interval one conditional call, no weak model
+    model.calls.clear()
+    out = sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=2, shift=1.0,
+                          guidance_interval=(0.6, 1.0), guidance_options={"identity": 1}, **kw)
+    assert model.calls == [(4, (), "frame", 1.0), (2, (2,), "identity", 1.0), (2, (), "frame", 0.5)]
+    # scale 0 is plain guidance
+    plain = guided_step("cfg", None, v_c, v_u, noise)
+    model.calls.clear()
+    zero = sampling.sample(model, noise, text, torch.ones(2, 5, dtype=torch.bool), num_steps=1,
+                           guidance_options={"scale": 0.0}, **kw)
+    torch.testing.assert_close(zero, plain)
+
+
 def test_guidance_methods_judge_only_the_frames_being_generated():
     noise = torch.randn(SHAPE, generator=gen(1))
     v_c = torch.randn(SHAPE, generator=gen(2))
@@ -343,7 +383,7 @@ def test_guidance_methods_judge_only_the_frames_being_generated():
 def test_guidance_method_errors_name_what_is_wrong():
     noise = torch.randn(SHAPE, generator=gen(1))
     v = torch.zeros(SHAPE)
-    with pytest.raises(ValueError, match="guidance_method must be one of cfg, cfg-zero-star, apg, got 'pag'"):
+    with pytest.raises(ValueError, match="guidance_method must be one of cfg, cfg-zero-star, apg, stg, got 'pag'"):
         guided_step("pag", None, v, v, noise)
     with pytest.raises(ValueError, match="'zero_init_steps' is not one of apg's.*momentum, norm_threshold, eta"):
         guided_step("apg", {"zero_init_steps": 1}, v, v, noise)
@@ -353,6 +393,12 @@ def test_guidance_method_errors_name_what_is_wrong():
         guided_step("apg", {"momentum": "x"}, v, v, noise)
     with pytest.raises(ValueError, match="zero_init_steps must be a whole number >= 0, got 1.5"):
         guided_step("cfg-zero-star", {"zero_init_steps": 1.5}, v, v, noise)
+    with pytest.raises(ValueError, match="blocks must be a whole number >= 0, got 0.5"):
+        guided_step("stg", {"blocks": 0.5}, v, v, noise)
+    with pytest.raises(ValueError, match="identity must be 0 or 1, got 2"):
+        guided_step("stg", {"identity": 2}, v, v, noise)
+    with pytest.raises(ValueError, match="block must be a whole number"):
+        guided_step("stg", {"block": 1.5}, v, v, noise)
     with pytest.raises(ValueError, match="norm_threshold must be >= 0"):
         guided_step("apg", {"norm_threshold": -1}, v, v, noise)
     assert sampling.check_guidance_method("apg", {"momentum": -0.5}) == {"momentum": -0.5, "norm_threshold": 0.0, "eta": 0.0}

@@ -36,7 +36,7 @@ EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps"
 # has bfloat16 matrix units, samples faster (docs/benchmarks.md)
 DTYPE_NAMES = ("float32", "bfloat16")
 # how the conditional and unconditional predictions combine: sampling.GUIDANCE_METHODS (cli imports no torch)
-GUIDANCE_METHODS = ("cfg", "cfg-zero-star", "apg")
+GUIDANCE_METHODS = ("cfg", "cfg-zero-star", "apg", "stg")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -168,10 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model's own, else 1)")
     g.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None,
                    help="how guidance combines the prompt's and the unconditional predictions: cfg, cfg-zero-star "
-                        "(CFG-Zero*) or apg (adaptive projected guidance) (default: the model's own, else cfg)")
+                        "(CFG-Zero*), apg (adaptive projected guidance) or stg (cfg plus spatiotemporal skip "
+                        "guidance, away from the model with a block's attention cut across time) "
+                        "(default: the model's own, else cfg)")
     g.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER",
                    help="an option of the guidance method, repeatable: cfg-zero-star zero_init_steps; apg momentum, "
-                        "norm_threshold, eta (docs/model-card.md, Guidance methods)")
+                        "norm_threshold, eta; stg scale, block, blocks, identity (docs/model-card.md, Guidance methods)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
@@ -238,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shift", type=_float_in("--shift", 0.0, 100.0, open_low=True), default=None,
                    help="--model only: the sampler's timestep shift (default: the model's own)")
     e.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None,
-                   help="--model only: cfg, cfg-zero-star or apg (default: the model's own, else cfg)")
+                   help="--model only: cfg, cfg-zero-star, apg or stg (default: the model's own, else cfg)")
     e.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER",
                    help="--model only: an option of the guidance method, repeatable")
     e.add_argument("--dtype", choices=DTYPE_NAMES, default=EVAL_MODEL_ONLY["dtype"],

@@ -171,13 +171,19 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
 
     def forward(self, x: Tensor, rope: Tensor, runs: list[tuple[int, int]] | None = None,
-                packed_mask: Tensor | None = None) -> Tensor:
+                packed_mask: Tensor | None = None, perturb: tuple[str, int] | None = None) -> Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).unbind(2)  # 3 x (B, N, H, d), views
         q = apply_rope(self.q_norm(q), rope).to(v.dtype)
         k = apply_rope(self.k_norm(k), rope).to(v.dtype)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, d), views: SDPA takes strides
-        if runs is None or packed_mask is not None:
+        if perturb is not None:  # the weak model of skip guidance (plain batches only)
+            kind, per_frame = perturb
+            if kind == "identity":  # each token attends to itself alone
+                out = v
+            else:  # "frame": each token attends within its own latent frame, nothing across time
+                out = F.scaled_dot_product_attention(*(u.unflatten(2, (-1, per_frame)) for u in (q, k, v))).flatten(2, 3)
+        elif runs is None or packed_mask is not None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed_mask)  # (B, H, N, d)
         else:
             out = _unrun([F.scaled_dot_product_attention(qi, ki, vi) for qi, ki, vi
@@ -236,12 +242,12 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: Tensor, mod: Tensor, index: Tensor | None, rope: Tensor, text: Tensor,
                 text_mask: Tensor, runs: list[tuple[int, int]] | None = None,
-                packed_masks: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                packed_masks: tuple[Tensor, Tensor] | None = None, perturb: tuple[str, int] | None = None) -> Tensor:
         self_mask, cross_mask = packed_masks or (None, None)
         m = self.modulation + mod  # (S, 6, D): one row per (sample or timestep 0)
         m = m[:, None] if index is None else m[index]  # (B, 1, 6, D) per sample, or (B, N, 6, D) per token
         shift1, scale1, gate1, shift2, scale2, gate2 = m.unbind(2)  # (B, 1 or N, D)
-        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, runs, self_mask))
+        x = torch.addcmul(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, runs, self_mask, perturb))
         x = x + self.cross(self.norm2(x), text, text_mask, runs, cross_mask)
         return torch.addcmul(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
 
@@ -338,7 +344,8 @@ class DiT(nn.Module):
     # --- the shared trunk -------------------------------------------------------------------------
 
     def _trunk(self, patches: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor, rope: Tensor,
-               sample: Tensor | None, cond: Tensor | None, runs: list[tuple[int, int]] | None) -> Tensor:
+               sample: Tensor | None, cond: Tensor | None, runs: list[tuple[int, int]] | None,
+               perturb: tuple[str, int] | None = None, perturbed_blocks: tuple[int, ...] = ()) -> Tensor:
         """patches (B, N, pt*ph*pw*C) -> (B, N, pt*ph*pw*C). Modulation rows are the S samples'
         timesteps plus, when some tokens are conditions, a row S for timestep 0; `sample` (B, N)
         names each token's sample (None: token b's row is b, the plain batch)."""
@@ -361,11 +368,12 @@ class DiT(nn.Module):
             keys = torch.arange(n_samples, device=x.device).repeat_interleave(text_mask.shape[1])  # (S*L,)
             packed_masks = ((sample[0][:, None] == sample[0][None, :])[None, None],  # (1, 1, N, N)
                             ((sample[0][:, None] == keys[None, :]) & text_mask.reshape(1, -1))[None, None])
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            args = (x, mod, index, rope, text, mask, runs, packed_masks, perturb if i in perturbed_blocks else None)
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, mod, index, rope, text, mask, runs, packed_masks, use_reentrant=False)
+                x = checkpoint(block, *args, use_reentrant=False)
             else:
-                x = block(x, mod, index, rope, text, mask, runs, packed_masks)
+                x = block(*args)
         return self.final(x, c, index)
 
     def _prepare_text(self, timestep: Tensor, text: Tensor, text_mask: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -395,13 +403,21 @@ class DiT(nn.Module):
     # --- entry points ---------------------------------------------------------------------------------
 
     def forward(self, x: Tensor | list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,
-                cond_mask: Tensor | list[Tensor] | None = None) -> Tensor | list[Tensor]:
+                cond_mask: Tensor | list[Tensor] | None = None, perturbed_blocks: tuple[int, ...] = (),
+                perturbation: str = "frame") -> Tensor | list[Tensor]:
         """Velocity (B, C, t, h, w) at noisy latents x (B, C, t, h, w) and timesteps (B,) in [0, 1]
         (1 = noise), given text (B, L, text_dim) with text_mask (B, L) (True = real token).
         cond_mask (B, t) bool marks latent frames given clean; with pt > 1 a token is a condition
         when all its frames are. A list of latents of any sizes runs as `forward_packed` — through
-        here, so DDP's and FSDP's forward hooks see it."""
+        here, so DDP's and FSDP's forward hooks see it.
+
+        perturbed_blocks: blocks whose self-attention is weakened, the model that spatiotemporal
+        skip guidance steers away from (sampling.py): `perturbation` "frame" (attention within each
+        token frame only: nothing moves information across time) or "identity" (each token attends
+        to itself alone, perturbed-attention guidance's weak model)."""
         if isinstance(x, (list, tuple)):
+            if perturbed_blocks:
+                raise ValueError("perturbed_blocks apply to a plain batch (B, C, t, h, w), not a packed list")
             return self.forward_packed(list(x), timestep, text, text_mask, cond_mask)
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
@@ -416,7 +432,16 @@ class DiT(nn.Module):
                                  f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
             t, h, w = grid
             cond = cond_mask.reshape(b, t, -1).all(-1)[:, :, None].expand(b, t, h * w).reshape(b, -1)  # (B, N)
-        out = self._trunk(self.patchify(x), timestep, text, text_mask, self.rope(grid, x.device), None, cond, None)
+        if perturbation not in ("frame", "identity"):
+            raise ValueError(f"perturbation must be 'frame' or 'identity', got {perturbation!r}")
+        bad = [i for i in perturbed_blocks if not -cfg.depth <= i < cfg.depth]
+        if bad:
+            raise ValueError(f"perturbed_blocks: block {bad[0]} is not one of the model's {cfg.depth} "
+                             f"(0..{cfg.depth - 1}, or -1 for the last)")
+        perturbed_blocks = tuple(i % cfg.depth for i in perturbed_blocks)
+        perturb = (perturbation, grid[1] * grid[2])  # tokens are ordered (t, h, w): a frame is h*w in a row
+        out = self._trunk(self.patchify(x), timestep, text, text_mask, self.rope(grid, x.device), None, cond, None,
+                          perturb, perturbed_blocks)
         return self.unpatchify(out, grid).to(x.dtype)  # (B, C, t, h, w)
 
     def forward_packed(self, latents: list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,

@@ -520,7 +520,7 @@ class SpacetimePipeline:
         t' = shift·t / (1 + (shift − 1)·t), which spends more of the steps at high noise, where the
         layout is decided; windows larger than 256·shift² tokens are shifted more, as in training;
         default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `guidance_method`
-        "cfg", "cfg-zero-star" or "apg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
+        "cfg", "cfg-zero-star", "apg" or "stg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
         how the conditional and unconditional predictions combine; default the model's own, else
         "cfg" (docs/model-card.md, "Guidance methods"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->

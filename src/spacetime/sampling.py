@@ -15,6 +15,12 @@ unconditional input (the encoding of "" when there is no negative prompt — the
 this module has no text encoder). Conditional and unconditional rows go through the model as one
 batch; g == 1 makes a single conditional pass and is exactly the conditional prediction.
 
+Spatiotemporal skip guidance (STG, Hyung et al. 2025) adds a third prediction: the model's own,
+weakened where it carries information across time (a block's self-attention kept within each
+latent frame), and steers away from it. Such a model draws each frame on its own — objects that
+flicker, duplicate or vanish between frames — so its difference from the full model points
+towards what stays consistent in time: the permanence this project's eval measures.
+
 Conditions: latent frames where cond_mask (B, t) is True are held at cond_latents (clean) before
 every model call and in the result, and the model is given cond_mask — the same as training, so
 one model does text->video, image->video, extension and connecting. SDEdit (video->video) starts
@@ -39,6 +45,7 @@ GUIDANCE_METHODS = {
     "cfg": {},
     "cfg-zero-star": {"zero_init_steps": 0},
     "apg": {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.0},
+    "stg": {"scale": 1.0, "block": 2, "blocks": 1, "identity": 0},
 }
 
 
@@ -174,11 +181,15 @@ def check_guidance_method(method: str, options: dict | None = None) -> dict:
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"guidance option {key} must be a finite number, got {value!r}")
-        if key == "zero_init_steps" and (value < 0 or value != int(value)):
-            raise ValueError(f"guidance option zero_init_steps must be a whole number >= 0, got {value!r}")
+        if key in ("zero_init_steps", "blocks", "identity") and (value < 0 or value != int(value)):
+            raise ValueError(f"guidance option {key} must be a whole number >= 0, got {value!r}")
+        if key == "identity" and value not in (0, 1):
+            raise ValueError(f"guidance option identity must be 0 or 1, got {value!r}")
+        if key == "block" and value != int(value):
+            raise ValueError(f"guidance option block must be a whole number (a block's index), got {value!r}")
         if key in ("norm_threshold", "eta") and value < 0:
             raise ValueError(f"guidance option {key} must be >= 0, got {value!r}")
-        out[key] = int(value) if key == "zero_init_steps" else float(value)
+        out[key] = int(value) if key in ("zero_init_steps", "block", "blocks", "identity") else float(value)
     return out
 
 
@@ -235,7 +246,12 @@ def sample(
     guidance_method, guidance_options: how v_c and v_u combine where guidance applies: "cfg"
         (v_u + g*(v_c - v_u)), "cfg-zero-star" (`cfg_zero_star`; option zero_init_steps: the first
         steps from noise move nothing, as its paper does) or "apg" (`projected_guidance`; options
-        momentum, norm_threshold, eta). GUIDANCE_METHODS lists the options and their defaults.
+        momentum, norm_threshold, eta) or "stg": plain guidance plus spatiotemporal skip guidance,
+        scale*(v_c - v_p), away from the prediction v_p of the model with the self-attention of
+        `blocks` blocks from `block` kept within each latent frame (`identity` 1: each token
+        attending to itself alone) — one more pass on B rows at each guided step; the model must
+        take DiT.forward's perturbed_blocks and perturbation. GUIDANCE_METHODS lists the options
+        and their defaults.
     solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
     shift: the timestep shift: training's for this size (flow.resolution_shift), or more to spend
         more of the steps at high noise.
@@ -316,6 +332,12 @@ def sample(
         v_c, v_u = predictions(model, x, tt, text, text_mask, negative_text, negative_mask, cond_mask)
         if guidance_method == "cfg-zero-star":
             return cfg_zero_star(v_c, v_u, g, weight)
+        if guidance_method == "stg":
+            extra = {} if cond_mask is None else {"cond_mask": cond_mask}
+            blocks = tuple(range(options["block"], options["block"] + options["blocks"]))
+            v_p = model(x, tt, text, text_mask, perturbed_blocks=blocks,
+                        perturbation="identity" if options["identity"] else "frame", **extra).to(x.dtype)
+            return v_u + g * (v_c - v_u) + options["scale"] * (v_c - v_p)
         v, running = projected_guidance(x, time, v_c, v_u, g, momentum=options["momentum"], running=running,
                                         norm_threshold=options["norm_threshold"], eta=options["eta"],
                                         weight=weight)
