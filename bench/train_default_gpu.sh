@@ -69,6 +69,7 @@ T0=$(date +%s)
 export PYTHONUNBUFFERED=1
 mkdir -p "$RUNS"
 elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { local s=$(( TOTAL - $1 - $(elapsed) )); echo $(( s > 10 ? s : 10 )); }  # seconds to the budget's end less $1, at least 10
 
 steps_that_fit() {  # metrics.jsonl, seconds left -> total steps (probe steps included)
   python3 - "$1" "$2" <<'EOF'
@@ -78,7 +79,9 @@ a, b = rows[1 if len(rows) > 2 else 0], rows[-1]  # the first log holds worker s
 if a is b:
     a = {"step": 0, "time_s": 0.0}
 rate = (b["step"] - a["step"]) / (b["time_s"] - a["time_s"])
-print(int(b["step"] + 0.97 * rate * float(sys.argv[2])))  # at 0.92 stop 32's run was done at 468 s of 555
+# at 0.92 stop 32's run was done at 468 s of 555; at least one step past the probe, even when its
+# start-up ate the phase's share (a slow host; a smoke test on a CPU)
+print(max(int(b["step"] + 0.97 * rate * float(sys.argv[2])), b["step"] + 1))
 EOF
 }
 
@@ -145,7 +148,7 @@ finish() {  # name, command...: a run stopped by the time limit ends from its ch
 if [ ${#DEC[@]} -gt 0 ] && [ -f "$RUNS/vae-decoder/metrics.jsonl" ]; then
   n=$(steps_that_fit "$RUNS/vae-decoder/metrics.jsonl" $(( TOTAL - 45 - $(elapsed) )))
   echo "decoder: $n steps"
-  ( timeout -s INT $(( TOTAL - 40 - $(elapsed) )) "${DEC[@]}" --max_steps "$n" 2>>"$RUNS/vae-decoder.log" \
+  ( timeout -s INT "$(left 40)" "${DEC[@]}" --max_steps "$n" 2>>"$RUNS/vae-decoder.log" \
       || echo "decoder stopped by the time limit (a checkpoint was saved)"
     finish vae-decoder "${DEC[@]}" ) &
 fi
@@ -153,7 +156,7 @@ n=$(steps_that_fit "$RUNS/dit/metrics.jsonl" $(( TOTAL - 25 - $(elapsed) - 10 ))
 echo "dit: $n steps"
 [ "$CURVE" -gt 1 ] && DIT+=(--save_every $(( (n + CURVE - 1) / CURVE )) --keep_checkpoints $(( CURVE + 3 )))
 # a hard stop: on SIGINT training saves a checkpoint (EMA included) before it exits
-timeout -s INT $(( TOTAL - 20 - $(elapsed) )) "${DIT[@]}" --max_steps "$n" 2>>"$RUNS/dit.log" \
+timeout -s INT "$(left 20)" "${DIT[@]}" --max_steps "$n" 2>>"$RUNS/dit.log" \
   || echo "DiT stopped by the time limit (a checkpoint was saved)"
 finish dit "${DIT[@]}"
 wait || echo "the decoder's run failed"
