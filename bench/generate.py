@@ -3,6 +3,7 @@ float32 unless its config.json says), classifier-free guidance on, split into
 loading, text encoding, denoising, VAE decode and writing the MP4.
 
     python bench/generate.py [--model DIR] [--vae DIR] [--repeats 3] [--threads 2] [--process 3]
+                             [--guidance-method stg --guidance-option scale=1 ...]
 
 With --model, a trained pipeline directory. Without, the world presets at random init (time does
 not depend on the weights): the `world` DiT, the VAE at --vae (default: the VAE shipped in
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 from machine import cpu_name, mm_rate  # bench/machine.py
 
-from spacetime.cli import DTYPE_NAMES
+from spacetime.cli import DTYPE_NAMES, GUIDANCE_METHODS, guidance_options, parse_guidance_option
 from spacetime.data.video import export_to_video
 from spacetime.pipeline import SpacetimePipeline, fast_bfloat16, load_text_encoder
 
@@ -65,6 +66,8 @@ def main() -> None:
                     help="the sampler's timestep shift; default: the model's own (the shipped model's is 5)")
     ap.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
                     help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast (default: the model's own, else float32)")
+    ap.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None, help="default: the model's own, else cfg")
+    ap.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
     ap.add_argument("--peaks", action="store_true",
                     help="also measure this CPU's float32 and bfloat16 matmul rates (bfloat16 on a small matrix: an "
@@ -75,6 +78,7 @@ def main() -> None:
     # what is timed, the model's own defaults resolved (and passed on as such to --process runs)
     args.steps, args.guidance_scale = pipe.resolve_num_inference_steps(args.steps), pipe.resolve_guidance_scale(args.guidance_scale)
     args.dtype = pipe.dtype_name
+    method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     prompt = "a red ball bounces off the left wall on a black background"
     runs = []
     with tempfile.TemporaryDirectory() as d:
@@ -83,7 +87,8 @@ def main() -> None:
             t0 = time.perf_counter()
             out = pipe(f"{prompt}, take {r}", num_frames=17, height=64, width=64, num_inference_steps=args.steps,
                        guidance_scale=args.guidance_scale, guidance_interval=args.guidance_interval,
-                       shift=args.shift, generator=torch.Generator().manual_seed(r))
+                       shift=args.shift, guidance_method=method, guidance_options=options,
+                       generator=torch.Generator().manual_seed(r))
             t1 = time.perf_counter()
             export_to_video(out.frames[0], os.path.join(d, f"{r}.mp4"), fps=8)
             io = time.perf_counter() - t1
@@ -93,7 +98,7 @@ def main() -> None:
     result = {"machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
               "model": what, "dtype": args.dtype, "load_s": round(load_s, 3), "steps": args.steps, "guidance_scale": args.guidance_scale,
               "guidance_interval": list(pipe.resolve_guidance_interval(args.guidance_interval)),
-              "shift": pipe.resolve_shift(args.shift),
+              "shift": pipe.resolve_shift(args.shift), "guidance_method": method, "guidance_options": options,
               "median_s": {k: round(v, 3) for k, v in med.items()}}
     result["cpu_capability"], result["fast_bfloat16"] = torch.backends.cpu.get_cpu_capability(), fast_bfloat16()
     if args.peaks:
@@ -105,19 +110,21 @@ def main() -> None:
         print(f"| {k} | {med[k]:.3f} | {100 * med[k] / med['total']:.0f}% |")
     print(f"| total | {med['total']:.3f} | |")
     if args.process:
-        walls = process_times(args)
+        walls = process_times(args, method, options)
         print(json.dumps({"spacetime_generate_process_s": [round(w, 2) for w in walls],
                           "median_s": round(statistics.median(walls), 2)}))
 
 
-def process_times(args) -> list[float]:
+def process_times(args, method: str, options: dict) -> list[float]:
     cli = Path(sys.executable).with_name("spacetime")
     walls = []
     with tempfile.TemporaryDirectory() as d:
         for r in range(args.process):
             cmd = [str(cli), "generate", f"a red ball bounces to the right, take {r}", "--output", f"{d}/{r}.mp4",
                    "--seed", str(r), "--num-inference-steps", str(args.steps), "--guidance-scale", str(args.guidance_scale),
-                   "--dtype", args.dtype] + (["--model", str(args.model)] if args.model else [])
+                   "--dtype", args.dtype, "--guidance-method", method]
+            cmd += [f"--guidance-option={k}={v}" for k, v in options.items()]
+            cmd += ["--model", str(args.model)] if args.model else []
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             walls.append(time.perf_counter() - t0)

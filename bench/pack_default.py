@@ -67,7 +67,32 @@ def ship(model: Path, dest: Path) -> Path:
     return dest
 
 
-def pack(runs: Path, dest: Path) -> None:
+# what one device call brings back (files from $OUT: 64 MiB together), less room for the logs and tar's headers
+RETURN_BUDGET_MIB = 62.0
+
+
+def size_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20 if path.is_dir() else 0.0
+
+
+def keep_within(dest: Path, optional: list[Path], budget_mib: float) -> list[Path]:
+    """Remove from DEST the `optional` folders (most wanted first) that would take it over
+    `budget_mib`; returns those left out. What is not optional always stays."""
+    optional_names = {p.name for p in optional}
+    total = sum(size_mib(p) for p in dest.iterdir() if p.name not in optional_names)
+    left_out = []
+    for p in optional:
+        if total + size_mib(p) <= budget_mib:
+            total += size_mib(p)
+        else:
+            left_out.append(p)
+            print(f"left out {p.name} ({size_mib(p):.1f} MiB): the pack would pass {budget_mib:g} MiB "
+                  f"(what one device call brings back)")
+            shutil.rmtree(p)
+    return left_out
+
+
+def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ship(runs / "dit" / "model", dest / "world")
@@ -78,21 +103,29 @@ def pack(runs: Path, dest: Path) -> None:
     final = json.loads((dest / "world" / "config.json").read_text())
     # the run's scheduled checkpoints (every save_every steps) before its end, not the probe's
     # or the one a time limit made just before the end
+    for p in [*runs.glob("*.log"), *runs.glob("*/metrics.jsonl"), *runs.glob("*/config.json")]:
+        q = dest / "logs" / p.relative_to(runs)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, q)
+    optional = []  # most wanted first; kept while the pack fits what a device call brings back
+    if (runs / "vae-decoder" / "model" / "COMPLETE").is_file():  # the given VAE with its decoder fine-tuned
+        shutil.copytree(runs / "vae-decoder" / "model", dest / "vae-decoder")
+        to_bf16(dest / "vae-decoder")
+        optional.append(dest / "vae-decoder")
     every = json.loads((runs / "dit" / "config.json").read_text())["save_every"]
     for ckpt in sorted((runs / "dit" / "checkpoints").glob("step-*"))[:-1]:
         if int(ckpt.name.split("-")[1]) % every:
             continue
         save_model(dest / f"world-{ckpt.name}", final, load_file(ckpt / "ema.safetensors"))
         to_bf16(dest / f"world-{ckpt.name}")
-    if (runs / "vae-recipe" / "model").is_dir():
+        optional.append(dest / f"world-{ckpt.name}")
+    if (runs / "vae-recipe" / "model").is_dir():  # the other arm's VAE, or the chosen one in float32
         shutil.copytree(runs / "vae-recipe" / "model", dest / "vae-recipe")
-    if (runs / "vae-decoder" / "model" / "COMPLETE").is_file():  # the given VAE with its decoder fine-tuned
-        shutil.copytree(runs / "vae-decoder" / "model", dest / "vae-decoder")
-        to_bf16(dest / "vae-decoder")
-    for p in [*runs.glob("*.log"), *runs.glob("*/metrics.jsonl"), *runs.glob("*/config.json")]:
-        q = dest / "logs" / p.relative_to(runs)
-        q.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(p, q)
+        optional.append(dest / "vae-recipe")
+    if size_mib(dest) - sum(size_mib(p) for p in optional) > budget_mib:
+        print(f"warning: the final model and logs alone take {size_mib(dest):.1f} MiB, over {budget_mib:g}")
+    keep_within(dest, optional, budget_mib)
+    print(f"packed {dest} ({size_mib(dest):.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,13 @@
 # CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps
 # them beside the probe's and the time limit's; their EMA weights come back with the result
 # (bench/pack_default.py), for a learning curve (stage 7 in docs/model-card.md).
-# One call brings back at most 64 MiB, the final DiT and one more in bf16: CURVE=4 returns the
-# checkpoint at 1/4 and the last. (A second call to fetch the rest cannot be made in time: the
-# machine goes back 30 s after a call returns, and stop 32's follow-up found a fresh one.)
+# One call brings back at most 64 MiB: with VAE=DIR, the final DiT and one more in bf16 (CURVE=4
+# returns the checkpoint at 1/4 and the last); with the VAE trained in the call, the final DiT and
+# that VAE alone (38 MiB; bench/pack_default.py leaves out what would pass 62 MiB, most wanted
+# kept first, and says so). (A second call to fetch the rest cannot be made in time: the machine
+# goes back 30 s after a call returns, and stop 32's follow-up found a fresh one.)
+# A smoke test of the whole script on a CPU (bf16 is emulated on an AVX2 one: ~12 minutes):
+#   DEVICE=cpu VAE_BATCH=2 DIT_BATCH=4 WORKERS=1 PROBE=10 [the run's settings] PACK=DIR bash $0 RUNS minilm 700
 # The DiT's metrics.jsonl logs data_s / encode_s / step_s per step: where a GPU step spends its time.
 # VAE_CONFIG=FILE (default configs/vae-world.yaml) and VAE_WIDE=CHANNELS (the second arm's widths,
 # default [64,128,256]) set the two VAEs, VAE_SHARE=P (default 45) the percent of the budget they

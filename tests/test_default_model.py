@@ -4,6 +4,7 @@ within the size budget, safetensors only, and it makes what the prompt asks for.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,22 @@ def test_default_model_loops_close_their_seam(pipe):
         loops.append(seam(pipe(caption, loop=True, generator=torch.Generator().manual_seed(i)).frames[0]))
         plain.append(seam(pipe(caption, generator=torch.Generator().manual_seed(i)).frames[0]))
     assert np.median(loops) <= 1.0 and np.median(plain) >= 2 * np.median(loops), (loops, plain)
+
+
+def test_pack_keeps_what_one_device_call_brings_back(tmp_path, bench_module):
+    """bench/pack_default.py: optional parts, most wanted first, are kept while the pack fits."""
+    pack = bench_module("pack_default")
+
+    def folder(name: str, mib: float) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"\0" * int(mib * 2**20))
+        return d
+
+    world, ckpt, other_vae = folder("world", 38), folder("world-step-00000100", 30.5), folder("vae-recipe", 7)
+    left = pack.keep_within(tmp_path, [ckpt, other_vae], 62)
+    assert left == [ckpt] and not ckpt.exists()  # 38 + 30.5 is over; the 7 MiB VAE still fits after it
+    assert world.exists() and other_vae.exists()
+    assert pack.size_mib(tmp_path) == pytest.approx(45)
+    assert pack.keep_within(tmp_path, [other_vae], 40) == [other_vae]  # the final model always stays
+    assert world.exists()
