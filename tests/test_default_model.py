@@ -130,3 +130,19 @@ def test_pack_keeps_what_one_device_call_brings_back(tmp_path, bench_module):
     assert pack.size_mib(tmp_path) == pytest.approx(45)
     assert pack.keep_within(tmp_path, [other_vae], 40) == [other_vae]  # the final model always stays
     assert world.exists()
+
+
+def test_correlated_noise_shares_alpha_of_each_frames_variance(bench_module):
+    """bench/correlated_noise.py: frames' noise correlated by alpha, unit variance kept, and the
+    plain draws come first (alpha 0 is the plain eval, draw for draw)."""
+    noise = bench_module("correlated_noise")
+    shape = (4, 8, 5, 16, 16)
+    plain = noise._plain(shape, torch.Generator().manual_seed(0), torch.device("cpu"))
+    same = noise.correlated(0.0)(shape, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.equal(same, plain)
+    mixed = noise.correlated(0.6)(shape, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert mixed.var().item() == pytest.approx(1.0, abs=0.03)
+    a, b = mixed[:, :, 1].flatten(), mixed[:, :, 3].flatten()
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.6, abs=0.03)
+    # the shared part cancels between frames: what is left is the plain draws, scaled
+    torch.testing.assert_close((mixed[:, :, 1] - mixed[:, :, 0]) / 0.4**0.5, plain[:, :, 1] - plain[:, :, 0])
