@@ -101,8 +101,6 @@ def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
     if (runs / "vae-given").is_dir():  # trained on a VAE we already have: leave its copy out
         shutil.rmtree(dest / "world" / "vae")
     final = json.loads((dest / "world" / "config.json").read_text())
-    # the run's scheduled checkpoints (every save_every steps) before its end, not the probe's
-    # or the one a time limit made just before the end
     for p in [*runs.glob("*.log"), *runs.glob("*/metrics.jsonl"), *runs.glob("*/config.json")]:
         q = dest / "logs" / p.relative_to(runs)
         q.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +110,8 @@ def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
         shutil.copytree(runs / "vae-decoder" / "model", dest / "vae-decoder")
         to_bf16(dest / "vae-decoder")
         optional.append(dest / "vae-decoder")
+    # the run's scheduled checkpoints (every save_every steps) before its end, not the probe's
+    # or the one a time limit made just before the end
     every = json.loads((runs / "dit" / "config.json").read_text())["save_every"]
     for ckpt in sorted((runs / "dit" / "checkpoints").glob("step-*"))[:-1]:
         if int(ckpt.name.split("-")[1]) % every:
@@ -122,8 +122,9 @@ def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
     if (runs / "vae-recipe" / "model").is_dir():  # the other arm's VAE, or the chosen one in float32
         shutil.copytree(runs / "vae-recipe" / "model", dest / "vae-recipe")
         optional.append(dest / "vae-recipe")
-    if size_mib(dest) - sum(size_mib(p) for p in optional) > budget_mib:
-        print(f"warning: the final model and logs alone take {size_mib(dest):.1f} MiB, over {budget_mib:g}")
+    essential = size_mib(dest) - sum(size_mib(p) for p in optional)
+    if essential > budget_mib:
+        print(f"warning: the final model and logs alone take {essential:.1f} MiB, over {budget_mib:g}")
     keep_within(dest, optional, budget_mib)
     print(f"packed {dest} ({size_mib(dest):.1f} MiB)")
 
