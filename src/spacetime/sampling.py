@@ -93,6 +93,14 @@ def predictions(
     return v_c, v_u
 
 
+def conditional_velocity(model: Callable[..., Tensor], x: Tensor, t: Tensor, text: Tensor, text_mask: Tensor,
+                         cond_mask: Tensor | None = None, **kwargs) -> Tensor:
+    """The model's velocity for the prompt alone, one call on the B rows; `kwargs` go to the model
+    (skip guidance's perturbed_blocks and perturbation)."""
+    extra = {} if cond_mask is None else {"cond_mask": cond_mask}  # models without conditions need no kwarg
+    return model(x, t, text, text_mask, **extra, **kwargs).to(x.dtype)
+
+
 def guided_velocity(
     model: Callable[..., Tensor],
     x: Tensor,
@@ -107,8 +115,7 @@ def guided_velocity(
     """v_u + g*(v_c - v_u) at latents x (B, C, T, H, W) and times t (B,), in one model call on 2B
     rows (conditional first); g == 1: one call on the B conditional rows, v_c itself."""
     if guidance_scale == 1.0:
-        extra = {} if cond_mask is None else {"cond_mask": cond_mask}  # models without conditions need no kwarg
-        return model(x, t, text, text_mask, **extra).to(x.dtype)
+        return conditional_velocity(model, x, t, text, text_mask, cond_mask)
     v_c, v_u = predictions(model, x, t, text, text_mask, negative_text, negative_mask, cond_mask)
     return v_u + guidance_scale * (v_c - v_u)
 
@@ -189,7 +196,7 @@ def check_guidance_method(method: str, options: dict | None = None) -> dict:
             raise ValueError(f"guidance option block must be a whole number (a block's index), got {value!r}")
         if key in ("norm_threshold", "eta") and value < 0:
             raise ValueError(f"guidance option {key} must be >= 0, got {value!r}")
-        out[key] = int(value) if key in ("zero_init_steps", "block", "blocks", "identity") else float(value)
+        out[key] = int(value) if isinstance(known[key], int) else float(value)  # counts, indices, flags: ints
     return out
 
 
@@ -320,6 +327,10 @@ def sample(
 
     weight = None if frames is None else (~frames).to(noise.dtype)  # the frames being generated
     running = None  # APG's momentum
+    weak = {}  # skip guidance's weak model
+    if guidance_method == "stg":
+        weak = {"perturbed_blocks": tuple(range(options["block"], options["block"] + options["blocks"])),
+                "perturbation": "identity" if options["identity"] else "frame"}
 
     def velocity(x: Tensor, time: float, step: int) -> Tensor:
         nonlocal running
@@ -333,10 +344,7 @@ def sample(
         if guidance_method == "cfg-zero-star":
             return cfg_zero_star(v_c, v_u, g, weight)
         if guidance_method == "stg":
-            extra = {} if cond_mask is None else {"cond_mask": cond_mask}
-            blocks = tuple(range(options["block"], options["block"] + options["blocks"]))
-            v_p = model(x, tt, text, text_mask, perturbed_blocks=blocks,
-                        perturbation="identity" if options["identity"] else "frame", **extra).to(x.dtype)
+            v_p = conditional_velocity(model, x, tt, text, text_mask, cond_mask, **weak)
             return v_u + g * (v_c - v_u) + options["scale"] * (v_c - v_p)
         v, running = projected_guidance(x, time, v_c, v_u, g, momentum=options["momentum"], running=running,
                                         norm_threshold=options["norm_threshold"], eta=options["eta"],
@@ -360,4 +368,4 @@ def sample(
 
 
 __all__ = ["GUIDANCE_METHODS", "SOLVERS", "cfg_zero_star", "check_guidance_interval", "check_guidance_method",
-           "guided_velocity", "predictions", "projected_guidance", "sample", "timesteps"]
+           "conditional_velocity", "guided_velocity", "predictions", "projected_guidance", "sample", "timesteps"]
