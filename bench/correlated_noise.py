@@ -6,7 +6,7 @@
 Each latent frame's noise is sqrt(alpha)*shared + sqrt(1 - alpha)*own (unit variance still; the
 shared part is one draw per video): a training-free nudge towards one layout for all frames,
 tried against the shipped model's vanishings and duplicates between latent frames
-(docs/model-card.md, "Correlated starting noise"). alpha 0 is the plain eval, draw for draw.
+(docs/experiments.md, "Correlated starting noise"). alpha 0 is the plain eval, draw for draw.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ denoised prediction (what APG removes) and CFG-Zero*'s fitted scale of v_u (what
 
 Per guided step and prompt: t, cos(x0_c - x0_u, x0_c), s* = <v_c, v_u> / |v_u|^2, and the RMS of
 the update x0_c - x0_u. The model samples with its own defaults (plain guidance), so the numbers
-describe the path the shipped sampler takes (docs/model-card.md, "Guidance methods").
+describe the path the shipped sampler takes (docs/experiments.md, "Guidance methods").
 """
 
 from __future__ import annotations

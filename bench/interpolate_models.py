@@ -11,7 +11,7 @@ The DiT's weights are (1 - alpha) * BASE + alpha * TUNED, computed in fp32; ever
 (config, VAE) is TUNED's. Meaningful when TUNED was fine-tuned from BASE (the default model's
 stages are): the two lie in one basin, and points between them often keep what each does well —
 here, an earlier stage's motion and permanence and a later stage's adherence
-(docs/model-card.md). Both DiTs must have the same tensors and shapes.
+(docs/experiments.md, stage 7). Both DiTs must have the same tensors and shapes.
 """
 
 from __future__ import annotations

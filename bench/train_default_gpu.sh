@@ -30,7 +30,7 @@
 # DIT_INIT=.carry/world-model VAE=.carry/world-model/vae; then move the model back.
 # CURVE=K: the DiT's full run saves a checkpoint every 1/K of its steps (rounded up) and keeps
 # them beside the probe's and the time limit's; their EMA weights come back with the result
-# (bench/pack_default.py), for a learning curve (stage 7 in docs/model-card.md).
+# (bench/pack_default.py), for a learning curve (stage 7 in docs/experiments.md).
 # One call brings back at most 64 MiB: with VAE=DIR, the final DiT and one more in bf16 (CURVE=4
 # returns the checkpoint at 1/4 and the last); with the VAE trained in the call, the final DiT and
 # that VAE alone (38 MiB; bench/pack_default.py leaves out what would pass 62 MiB, most wanted
@@ -44,7 +44,7 @@
 # train for; the factor-4 VAE is small (1.8M parameters), so a fifth of a GPU budget (VAE_SHARE=20)
 # is expected to give it more clips than the 40,000 it saw on the CPU in stop 28 (not measured),
 # when no trained copy is at hand to pass as VAE=DIR; DIT_ARGS="..." adds flags to the DiT's run. The finer
-# latent grid docs/model-card.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
+# latent grid docs/experiments.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
 # VAE_WIDE='[96,192]' DIT_ARGS="--model.patch [1,4,4]" (both VAEs at spatial factor 4; the DiT
 # keeps today's token count).
 set -euo pipefail

@@ -59,7 +59,7 @@ def test_default_model_makes_every_advertised_size(pipe, size):
 
 
 def test_default_model_draws_the_prompted_colours(pipe):
-    # the shipped model is weak (docs/model-card.md: adherence 0.45 on held-out prompts), but it
+    # the shipped model is weak (docs/model-card.md: adherence 0.55 on held-out prompts), but it
     # has learned colour words: the tracker finds each prompted object's colour, and a red prompt
     # and a blue prompt give different objects
     prompts = ["A big red ball falls and bounces on the floor. The background is black.",

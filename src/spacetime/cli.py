@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model's own, else cfg)")
     g.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER",
                    help="an option of the guidance method, repeatable: cfg-zero-star zero_init_steps; apg momentum, "
-                        "norm_threshold, eta; stg scale, block, blocks, identity (docs/model-card.md, Guidance methods)")
+                        "norm_threshold, eta; stg scale, block, blocks, identity (docs/experiments.md, Guidance methods)")
     g.add_argument("--negative-prompt", default=None, help="what the video should not show (the unconditional input)")
     g.add_argument("--solver", choices=["euler", "heun"], default="euler")
     g.add_argument("--dtype", choices=DTYPE_NAMES, default=None,

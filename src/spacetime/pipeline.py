@@ -522,7 +522,7 @@ class SpacetimePipeline:
         default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `guidance_method`
         "cfg", "cfg-zero-star", "apg" or "stg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
         how the conditional and unconditional predictions combine; default the model's own, else
-        "cfg" (docs/model-card.md, "Guidance methods"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        "cfg" (docs/experiments.md, "Guidance methods"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
