@@ -2,6 +2,7 @@
 
     python bench/pack_default.py --ship runs/dit-world/model   # -> src/spacetime/models/world
     python bench/pack_default.py RUNS DEST                     # a GPU run: pipeline, VAEs it made, logs
+    python bench/pack_default.py --keep-vae runs/vae-f4-cont/model weights/vae-world-f4   # a VAE for later runs
 
 A GPU run's scheduled DiT checkpoints before its end (`CURVE=K` in bench/train_default_gpu.sh)
 are packed too, as DEST/world-step-N: their EMA weights as pipelines like DEST/world, without the
@@ -37,6 +38,16 @@ def to_bf16(model_dir: Path) -> None:
                    for k, v in t.items()}, f)
 
 
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """DEST becomes TMP: a reader sees the old folder or the new, never half of one."""
+    old = dest.with_name(f".old-{dest.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def ship(model: Path, dest: Path) -> Path:
     if not (model / "COMPLETE").is_file():
         raise SystemExit(f"{model} is not a complete pipeline directory")
@@ -56,14 +67,26 @@ def ship(model: Path, dest: Path) -> Path:
     config["defaults"].setdefault("num_inference_steps", SHIPPED_STEPS)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     to_bf16(tmp)
-    old = dest.with_name(f".old-{dest.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, dest)
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     print(f"shipped {model} -> {dest} ({size / 2**20:.1f} MiB)")
+    return dest
+
+
+def keep_vae(model: Path, dest: Path) -> Path:
+    """A trained VAE kept in the repository for the next DiT runs (weights/: a new checkout keeps
+    it, where runs/ is lost), stored as shipped VAEs are (bf16, latent statistics fp32), so a DiT
+    trained on it and the pipeline that ships it see the same latents. Replaced atomically."""
+    if not (model / "COMPLETE").is_file():
+        raise SystemExit(f"{model} is not a complete VAE directory")
+    tmp = dest.with_name(f".tmp-{dest.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "COMPLETE"):
+        shutil.copy(model / name, tmp / name)
+    to_bf16(tmp)
+    replace_dir(tmp, dest)
+    print(f"kept {model} -> {dest} ({size_mib(dest):.1f} MiB)")
     return dest
 
 
@@ -132,5 +155,7 @@ def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--ship"]:
         ship(Path(sys.argv[2]), PACKAGE_MODEL)
+    elif sys.argv[1:2] == ["--keep-vae"]:
+        keep_vae(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         pack(Path(sys.argv[1]), Path(sys.argv[2]))

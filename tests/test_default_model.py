@@ -146,3 +146,52 @@ def test_correlated_noise_shares_alpha_of_each_frames_variance(bench_module):
     assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.6, abs=0.03)
     # the shared part cancels between frames: what is left is the plain draws, scaled
     torch.testing.assert_close((mixed[:, :, 1] - mixed[:, :, 0]) / 0.4**0.5, plain[:, :, 1] - plain[:, :, 0])
+
+
+KEPT_F4_VAE = Path(__file__).resolve().parents[1] / "weights" / "vae-world-f4"
+
+
+def test_kept_factor4_vae_is_the_next_models_and_reconstructs_held_out_clips():
+    """weights/vae-world-f4 (docs/model-card.md, "What would close the gap"): the spatial-factor-4
+    VAE the next DiT trains on, kept in the repository in bf16. Its held-out quality as a guard
+    (29.0 dB on 64 clips, docs/experiments.md; 28.7 on these 8): 8 held-out clips stay above 27.5 dB."""
+    from safetensors import safe_open
+
+    from spacetime.vae import VideoVAE
+    from spacetime.world.dataset import WorldDataset
+
+    with safe_open(KEPT_F4_VAE / "model.safetensors", "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert all(d == ("F32" if k.startswith("latent_") else "BF16") for k, d in dtypes.items()), dtypes
+    vae = VideoVAE.from_pretrained(KEPT_F4_VAE)
+    assert vae.config.spatial_factor == 4 and vae.config.temporal_factor == 4 and vae.config.latent_channels == 16
+    ds = WorldDataset(seed=0, split="heldout")
+    video = torch.stack([ds.sample(i)["video"] for i in range(8)])
+    with torch.no_grad():
+        latents = vae.encode(video)
+        recon = vae.decode(latents).clamp(-1, 1)
+    assert latents.shape == (8, 16, 5, 16, 16)
+    assert latents.std().item() == pytest.approx(1.0, abs=0.25)  # normalized: what the DiT sees
+    psnr = 10 * torch.log10(4 / ((recon - video) ** 2).mean(dim=(1, 2, 3, 4)))
+    assert psnr.mean() > 27.5, psnr
+
+
+def test_keep_vae_stores_bf16_with_fp32_latent_statistics(tmp_path, bench_module):
+    """bench/pack_default.py --keep-vae: a VAE for later runs, stored as shipped ones are."""
+    from spacetime.checkpoint import save_model
+    from spacetime.vae import VAEConfig, VideoVAE
+
+    pack = bench_module("pack_default")
+    cfg = VAEConfig(channels=(8, 16))
+    vae = VideoVAE(cfg)
+    save_model(tmp_path / "trained", {"model": cfg.to_dict()}, vae)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "stale").write_text("from an earlier keep")
+    pack.keep_vae(tmp_path / "trained", tmp_path / "kept")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["COMPLETE", "config.json", "model.safetensors"]
+    kept = VideoVAE.from_pretrained(tmp_path / "kept")
+    for (name, a), b in zip(vae.state_dict().items(), kept.state_dict().values()):
+        tol = 0 if name.startswith("latent_") else 1e-2 * a.abs().max().item() + 1e-6
+        assert torch.allclose(a, b, atol=tol), name
+    with pytest.raises(SystemExit, match="not a complete VAE directory"):
+        pack.keep_vae(tmp_path / "missing", tmp_path / "kept2")
