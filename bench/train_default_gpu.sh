@@ -43,8 +43,9 @@
 # default [64,128,256]) set the two VAEs, VAE_SHARE=P (default 45) the percent of the budget they
 # train for; the factor-4 VAE is small (1.8M parameters), so a fifth of a GPU budget (VAE_SHARE=20)
 # is expected to give it more clips than the 40,000 it saw on the CPU in stop 28 (not measured),
-# when no trained copy is at hand to pass as VAE=DIR; DIT_ARGS="..." adds flags to the DiT's run. The finer
-# latent grid docs/experiments.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
+# when no trained copy is at hand to pass as VAE=DIR (weights/vae-world-f4 is one, kept in the repository
+# since stop 38: VAE=weights/vae-world-f4 DIT_ARGS="--model.patch [1,2,2] --logit_mean 1.61" CURVE=4 ...);
+# DIT_ARGS="..." adds flags to the DiT's run. The finer latent grid docs/experiments.md asks for ("The VAE sets a ceiling"): VAE_CONFIG=configs/vae-world-f4.yaml
 # VAE_WIDE='[96,192]' DIT_ARGS="--model.patch [1,4,4]" (both VAEs at spatial factor 4; the DiT
 # keeps today's token count).
 set -euo pipefail
