@@ -169,6 +169,9 @@ echo "all done at $(elapsed) s"
 tail -n 1 "$RUNS"/*/metrics.jsonl
 if [ -n "$PACK" ]; then
   python3 bench/pack_default.py "$RUNS" "$RUNS/pack"
+  # a folder that need not exist yet ($OUT/p on the device: stop 38's smoke test lost its pack to
+  # split's "No such file or directory"), and relative to where the script was started, not RUNS
+  PACK=$(realpath -m "$PACK"); mkdir -p "$PACK"
   (cd "$RUNS" && tar cf - pack | split -b 15m - "$PACK/part-")
   ls -la "$PACK"
 fi
