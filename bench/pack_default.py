@@ -68,8 +68,7 @@ def ship(model: Path, dest: Path) -> Path:
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     to_bf16(tmp)
     replace_dir(tmp, dest)
-    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-    print(f"shipped {model} -> {dest} ({size / 2**20:.1f} MiB)")
+    print(f"shipped {model} -> {dest} ({size_mib(dest):.1f} MiB)")
     return dest
 
 
