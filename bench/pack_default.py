@@ -31,21 +31,15 @@ SHIPPED_SHIFT = 5.0
 SHIPPED_STEPS = 20
 
 
+def bf16(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights stored as shipped: float32 tensors in bf16, the latent statistics kept in float32."""
+    return {k: v if k.startswith("latent_") or v.dtype != torch.float32 else v.to(torch.bfloat16)
+            for k, v in tensors.items()}
+
+
 def to_bf16(model_dir: Path) -> None:
     for f in model_dir.rglob("model.safetensors"):
-        t = load_file(f)
-        save_file({k: v if k.startswith("latent_") or v.dtype != torch.float32 else v.to(torch.bfloat16)
-                   for k, v in t.items()}, f)
-
-
-def replace_dir(tmp: Path, dest: Path) -> None:
-    """DEST becomes TMP: a reader sees the old folder or the new, never half of one."""
-    old = dest.with_name(f".old-{dest.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+        save_file(bf16(load_file(f)), f)
 
 
 def ship(model: Path, dest: Path) -> Path:
@@ -67,7 +61,12 @@ def ship(model: Path, dest: Path) -> Path:
     config["defaults"].setdefault("num_inference_steps", SHIPPED_STEPS)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     to_bf16(tmp)
-    replace_dir(tmp, dest)
+    old = dest.with_name(f".old-{dest.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
     print(f"shipped {model} -> {dest} ({size_mib(dest):.1f} MiB)")
     return dest
 
@@ -75,16 +74,10 @@ def ship(model: Path, dest: Path) -> Path:
 def keep_vae(model: Path, dest: Path) -> Path:
     """A trained VAE kept in the repository for the next DiT runs (weights/: a new checkout keeps
     it, where runs/ is lost), stored as shipped VAEs are (bf16, latent statistics fp32), so a DiT
-    trained on it and the pipeline that ships it see the same latents. Replaced atomically."""
+    trained on it and the pipeline that ships it see the same latents. Written atomically."""
     if not (model / "COMPLETE").is_file():
         raise SystemExit(f"{model} is not a complete VAE directory")
-    tmp = dest.with_name(f".tmp-{dest.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "COMPLETE"):
-        shutil.copy(model / name, tmp / name)
-    to_bf16(tmp)
-    replace_dir(tmp, dest)
+    save_model(dest, json.loads((model / "config.json").read_text()), bf16(load_file(model / "model.safetensors")))
     print(f"kept {model} -> {dest} ({size_mib(dest):.1f} MiB)")
     return dest
 

@@ -3,6 +3,7 @@ heading of that file (GitHub's rule for heading anchors), so moving a section be
 cannot leave a reader at a dead link."""
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,11 @@ FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 def heading_anchor(heading: str) -> str:
     """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"`", "", heading.strip().lower())
-    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
+@cache  # read once per page, not once per link to it
+def anchors(page: Path) -> frozenset[str]:
     seen: dict[str, int] = {}
     out = set()
     for line in FENCE.sub("", page.read_text()).splitlines():
@@ -29,7 +30,7 @@ def anchors(page: Path) -> set[str]:
             n = seen.get(a, 0)
             seen[a] = n + 1
             out.add(a if n == 0 else f"{a}-{n}")  # GitHub numbers repeated headings
-    return out
+    return frozenset(out)
 
 
 def test_heading_anchor_follows_githubs_rule():
