@@ -7,7 +7,8 @@ loading, text encoding, denoising, VAE decode and writing the MP4.
 
 With --model, a trained pipeline directory. Without, the world presets at random init (time does
 not depend on the weights): the `world` DiT, the VAE at --vae (default: the VAE shipped in
-src/spacetime/models/world/vae) and the shipped MiniLM text encoder. Timings are the median over --repeats runs after one warm-up run.
+src/spacetime/models/world/vae) and the shipped MiniLM text encoder; --guidance-embed gives that
+DiT a guidance embedding (a guidance-distilled model: one pass a step where guidance applies). Timings are the median over --repeats runs after one warm-up run.
 --process N also times the whole `spacetime generate PROMPT --output X.mp4` command N times (a
 fresh process each: Python start, imports, loading, generating, writing), with --model if given
 (else the shipped default model).
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -45,10 +47,10 @@ def build(args) -> tuple[SpacetimePipeline, float, str]:
 
     torch.manual_seed(0)
     vae = VideoVAE.from_pretrained(args.vae) if Path(args.vae, "COMPLETE").is_file() else VideoVAE(VAE_PRESETS["world"])
-    dit = DiT(DIT_PRESETS["world"])
+    dit = DiT(replace(DIT_PRESETS["world"], guidance_embed=args.guidance_embed))
     text = load_text_encoder("minilm", 64)
     config = {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
-    what = "world presets at random init (world DiT, VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
+    what = "world presets at random init (world DiT" + (" with a guidance embedding" if args.guidance_embed else "") + ", VAE " + (args.vae if Path(args.vae, "COMPLETE").is_file() else "random") + ", MiniLM)"
     return SpacetimePipeline(dit, vae, text, config).to(None, getattr(torch, args.dtype or "float32")), time.perf_counter() - t0, what
 
 
@@ -68,6 +70,8 @@ def main() -> None:
                     help="the DiT's and VAE's weights; bfloat16: generation under CPU autocast (default: the model's own, else float32)")
     ap.add_argument("--guidance-method", choices=GUIDANCE_METHODS, default=None, help="default: the model's own, else cfg")
     ap.add_argument("--guidance-option", type=parse_guidance_option, action="append", default=None, metavar="KEY=NUMBER")
+    ap.add_argument("--guidance-embed", action="store_true",
+                    help="without --model: the world DiT guidance-distilled (one pass a step, not two)")
     ap.add_argument("--process", type=int, default=0, help="also time N whole `spacetime generate` processes")
     ap.add_argument("--peaks", action="store_true",
                     help="also measure this CPU's float32 and bfloat16 matmul rates (bfloat16 on a small matrix: an "

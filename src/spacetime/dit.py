@@ -13,6 +13,10 @@ Conditioning by clean frames (image->video, extension, connecting): `cond_mask` 
 frames given clean. Their tokens are modulated as at timestep 0 instead of the sample's timestep
 and carry a learned condition embedding, as in Open-Sora 1.2 (x_mask / t0).
 
+Guidance-distilled models (`guidance_embed`): the guidance scale enters beside the timestep, as a
+second embedding added to it (FLUX.1-dev's guidance embedding), so that one pass predicts what
+classifier-free guidance makes of two (train.py's `guidance_teacher` trains it).
+
 Native size (Sora trains on videos at their own size): `forward_packed` takes samples of
 different durations and sizes as one token sequence. Every token-wise layer runs on the packed
 sequence at once; attention is block-diagonal (each sample attends to its own tokens and its own
@@ -49,6 +53,8 @@ class DiTConfig:
     rope_theta: float = 10000.0
     qk_norm: bool = True  # RMS norm of queries and keys per head: keeps attention logits bounded
     freq_dim: int = 256  # sinusoidal features of the timestep
+    # the guidance scale as an input (a guidance-distilled model: one pass per step, not two)
+    guidance_embed: bool = False
 
     def __post_init__(self) -> None:
         self.patch = tuple(int(p) for p in self.patch)
@@ -95,6 +101,11 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, dim/2)
     return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+# guidance scales enter timestep_embedding as g / GUIDANCE_UNIT: 1..10 spans the features that
+# timesteps 0.1..1 do
+GUIDANCE_UNIT = 10.0
 
 
 class TimestepEmbedder(nn.Module):
@@ -285,6 +296,7 @@ class DiT(nn.Module):
         self.x_embedder = nn.Linear(math.prod(cfg.patch) * cfg.in_channels, cfg.hidden)  # a strided Conv3d, as a matmul
         self.cond_embed = nn.Parameter(torch.zeros(cfg.hidden))  # added to tokens of frames given clean
         self.t_embedder = TimestepEmbedder(cfg.hidden, cfg.freq_dim)
+        self.g_embedder = TimestepEmbedder(cfg.hidden, cfg.freq_dim) if cfg.guidance_embed else None
         self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_dim, eps=1e-6), nn.Linear(cfg.text_dim, cfg.hidden),
                                        nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden))
         # adaLN-single (PixArt-alpha, Wan): one projection of the timestep embedding shared by all
@@ -306,7 +318,13 @@ class DiT(nn.Module):
         for m in self.t_embedder.mlp:
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.02)
-        for layer in (self.adaLN, self.final.adaLN, self.final.linear, *(b.cross.proj for b in self.blocks)):
+        zeroed = [self.adaLN, self.final.adaLN, self.final.linear, *(b.cross.proj for b in self.blocks)]
+        if self.g_embedder is not None:
+            # a new guidance embedding adds nothing: a student made from a teacher starts as the
+            # teacher's conditional model
+            nn.init.normal_(self.g_embedder.mlp[0].weight, std=0.02)
+            zeroed.append(self.g_embedder.mlp[2])
+        for layer in zeroed:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -345,13 +363,16 @@ class DiT(nn.Module):
 
     def _trunk(self, patches: Tensor, timestep: Tensor, text: Tensor, text_mask: Tensor, rope: Tensor,
                sample: Tensor | None, cond: Tensor | None, runs: list[tuple[int, int]] | None,
-               perturb: tuple[str, int] | None = None, perturbed_blocks: tuple[int, ...] = ()) -> Tensor:
+               perturb: tuple[str, int] | None = None, perturbed_blocks: tuple[int, ...] = (),
+               guidance: Tensor | None = None) -> Tensor:
         """patches (B, N, pt*ph*pw*C) -> (B, N, pt*ph*pw*C). Modulation rows are the S samples'
         timesteps plus, when some tokens are conditions, a row S for timestep 0; `sample` (B, N)
         names each token's sample (None: token b's row is b, the plain batch)."""
         x = self.x_embedder(patches)  # (B, N, D)
         n_samples = timestep.shape[0]
         c = self.t_embedder(timestep)  # (S, D)
+        if guidance is not None:
+            c = c + self.g_embedder(guidance / GUIDANCE_UNIT)
         index = sample
         if cond is not None:
             x = x + cond.unsqueeze(-1).to(x.dtype) * self.cond_embed  # (B, N, D)
@@ -375,6 +396,21 @@ class DiT(nn.Module):
             else:
                 x = block(*args)
         return self.final(x, c, index)
+
+    def _prepare_guidance(self, guidance: Tensor | float | None, n: int, device: torch.device) -> Tensor | None:
+        """(n,) guidance scales for a guidance-distilled model (None: 1, the conditional model);
+        None for a model without the embedding, which refuses scales other than 1."""
+        if self.g_embedder is None:
+            if guidance is not None and not bool((torch.as_tensor(guidance) == 1).all()):
+                raise ValueError("guidance: this model has no guidance embedding (DiTConfig.guidance_embed "
+                                 "is False); guide it with two passes (sampling.guided_velocity) instead")
+            return None
+        guidance = torch.as_tensor(1.0 if guidance is None else guidance, dtype=torch.float32, device=device)
+        if guidance.ndim == 0:
+            guidance = guidance.expand(n)
+        if guidance.shape != (n,):
+            raise ValueError(f"guidance must be ({n},) (one scale per sample) or a scalar, got shape {tuple(guidance.shape)}")
+        return guidance
 
     def _prepare_text(self, timestep: Tensor, text: Tensor, text_mask: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """Checked (timestep (n,), text, bool text_mask), the text without its all-padding tail."""
@@ -404,7 +440,7 @@ class DiT(nn.Module):
 
     def forward(self, x: Tensor | list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,
                 cond_mask: Tensor | list[Tensor] | None = None, perturbed_blocks: tuple[int, ...] = (),
-                perturbation: str = "frame") -> Tensor | list[Tensor]:
+                perturbation: str = "frame", guidance: Tensor | float | None = None) -> Tensor | list[Tensor]:
         """Velocity (B, C, t, h, w) at noisy latents x (B, C, t, h, w) and timesteps (B,) in [0, 1]
         (1 = noise), given text (B, L, text_dim) with text_mask (B, L) (True = real token).
         cond_mask (B, t) bool marks latent frames given clean; with pt > 1 a token is a condition
@@ -414,17 +450,22 @@ class DiT(nn.Module):
         perturbed_blocks: blocks whose self-attention is weakened, the model that spatiotemporal
         skip guidance steers away from (sampling.py): `perturbation` "frame" (attention within each
         token frame only: nothing moves information across time) or "identity" (each token attends
-        to itself alone, perturbed-attention guidance's weak model)."""
+        to itself alone, perturbed-attention guidance's weak model).
+
+        guidance (B,) or a scalar: the guidance scale a guidance-distilled model (`guidance_embed`)
+        predicts for; None is 1, the conditional prediction (the only scale a model without the
+        embedding takes)."""
         if isinstance(x, (list, tuple)):
             if perturbed_blocks:
                 raise ValueError("perturbed_blocks apply to a plain batch (B, C, t, h, w), not a packed list")
-            return self.forward_packed(list(x), timestep, text, text_mask, cond_mask)
+            return self.forward_packed(list(x), timestep, text, text_mask, cond_mask, guidance)
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must be (B, {cfg.in_channels}, t, h, w), got shape {tuple(x.shape)}")
         b = x.shape[0]
         grid = self.token_grid(x.shape[2:])
         timestep, text, text_mask = self._prepare_text(timestep, text, text_mask, b)
+        guidance = self._prepare_guidance(guidance, b, x.device)
         cond = None
         if cond_mask is not None:
             if cond_mask.shape != (b, x.shape[2]) or cond_mask.dtype != torch.bool:
@@ -441,11 +482,11 @@ class DiT(nn.Module):
         perturbed_blocks = tuple(i % cfg.depth for i in perturbed_blocks)
         perturb = (perturbation, grid[1] * grid[2])  # tokens are ordered (t, h, w): a frame is h*w in a row
         out = self._trunk(self.patchify(x), timestep, text, text_mask, self.rope(grid, x.device), None, cond, None,
-                          perturb, perturbed_blocks)
+                          perturb, perturbed_blocks, guidance)
         return self.unpatchify(out, grid).to(x.dtype)  # (B, C, t, h, w)
 
     def forward_packed(self, latents: list[Tensor], timestep: Tensor, text: Tensor, text_mask: Tensor,
-                       cond_masks: list[Tensor] | None = None) -> list[Tensor]:
+                       cond_masks: list[Tensor] | None = None, guidance: Tensor | float | None = None) -> list[Tensor]:
         """Native-size batch: latents [(C, t_i, h_i, w_i)] of any sizes -> velocities of the same
         shapes, as one packed token sequence. Equals running each sample alone."""
         cfg = self.config
@@ -459,6 +500,7 @@ class DiT(nn.Module):
             grids.append(self.token_grid(z.shape[1:], f"latents[{i}]"))
         timestep, text, text_mask = self._prepare_text(timestep, text, text_mask, n)
         device = latents[0].device
+        guidance = self._prepare_guidance(guidance, n, device)
         segments = [math.prod(g) for g in grids]
         # runs of consecutive samples of one size are patchified (and unpatchified) as one batch:
         # a kernel launch per sample would bound a large GPU batch (callers may order by size)
@@ -485,7 +527,7 @@ class DiT(nn.Module):
         tables = {g: self.rope(g, device) for g in set(grids)}  # a batch repeats a few sizes
         rope = torch.cat([tables[g] for g in grids])  # (sum N_i, 1, head_dim/2)
         out = self._trunk(patches, timestep, text, text_mask, rope, sample, cond,
-                          [(b - a, segments[a]) for a, b in runs])  # (1, sum N_i, .)
+                          [(b - a, segments[a]) for a, b in runs], guidance=guidance)  # (1, sum N_i, .)
         outs = out[0].split([sum(segments[a:b]) for a, b in runs])
         return [v.to(latents[a].dtype) for (a, b), o in zip(runs, outs)
                 for v in self.unpatchify(o.unflatten(0, (b - a, -1)), grids[a]).unbind(0)]

@@ -522,7 +522,9 @@ class SpacetimePipeline:
         default: the model's own, else 1 (docs/model-card.md, "Sampling shift"). `guidance_method`
         "cfg", "cfg-zero-star", "apg" or "stg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
         how the conditional and unconditional predictions combine; default the model's own, else
-        "cfg" (docs/experiments.md, "Guidance methods"). `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        "cfg" (docs/experiments.md, "Guidance methods"). A guidance-distilled model (its DiT's
+        `guidance_embed`) makes plain "cfg" without a negative prompt in one pass per step; with a
+        negative prompt or another method it is guided with two, as its own conditional model. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
@@ -537,6 +539,8 @@ class SpacetimePipeline:
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
         guidance_method, guidance_options = self.resolve_guidance_method(guidance_method, guidance_options)
         min_shift = self.resolve_shift(shift)
+        # a guidance-distilled model was taught guidance from "" in plain cfg: one pass a step
+        embedded = bool(self.dit.config.guidance_embed) and guidance_method == "cfg" and negatives is None
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):
@@ -576,7 +580,7 @@ class SpacetimePipeline:
         t0 = time.perf_counter()
         text, mask = self.text_encoder.encode(prompts)
         neg_text = neg_mask = None
-        if guidance_scale != 1.0:
+        if guidance_scale != 1.0 and not embedded:
             negatives = [""] * len(prompts) if negatives is None else negatives * (len(prompts) // len(negatives))
             neg_text, neg_mask = self.text_encoder.encode(negatives)
         timings["text"] = time.perf_counter() - t0
@@ -651,7 +655,7 @@ class SpacetimePipeline:
                 latents = sampling.sample(self.dit, noise, text, mask, num_steps=num_inference_steps,
                                           guidance_scale=guidance_scale, guidance_interval=guidance_interval,
                                           guidance_method=guidance_method, guidance_options=guidance_options,
-                                          negative_text=neg_text, negative_mask=neg_mask,
+                                          embedded_guidance=embedded, negative_text=neg_text, negative_mask=neg_mask,
                                           solver=solver, shift=window_shift, progress=progress, cond_latents=cond_latents,
                                           cond_mask=cond_mask,
                                           start_latents=None if start is None else start.expand(b, -1, -1, -1, -1),

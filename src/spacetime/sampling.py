@@ -26,6 +26,10 @@ every model call and in the result, and the model is given cond_mask — the sam
 one model does text->video, image->video, extension and connecting. SDEdit (video->video) starts
 from `start_latents` noised to t = strength and integrates from there. Loops (tying the first and
 last latent frames) go through `callback`, which may replace the latents after each step.
+
+A guidance-distilled model (DiT `guidance_embed`) was trained to predict v_u + g*(v_c - v_u) from
+the prompt and g alone: `embedded_guidance=True` hands it g at each step, one pass on B rows
+(g = 1 outside the guidance interval), and needs no negative prompt.
 """
 
 from __future__ import annotations
@@ -225,6 +229,7 @@ def sample(
     guidance_interval: tuple[float, float] = (0.0, 1.0),
     guidance_method: str = "cfg",
     guidance_options: dict | None = None,
+    embedded_guidance: bool = False,
     negative_text: Tensor | None = None,
     negative_mask: Tensor | None = None,
     solver: str = "euler",
@@ -259,6 +264,8 @@ def sample(
         attending to itself alone) — one more pass on B rows at each guided step; the model must
         take DiT.forward's perturbed_blocks and perturbation. GUIDANCE_METHODS lists the options
         and their defaults.
+    embedded_guidance: the model takes the guidance scale itself (`guidance=`, a
+        guidance-distilled DiT): one pass per step with g, plain "cfg" only, no negative prompt.
     solver: "euler" (num_steps model calls) or "heun" (2*num_steps - 1), times 2 rows with guidance.
     shift: the timestep shift: training's for this size (flow.resolution_shift), or more to spend
         more of the steps at high noise.
@@ -289,7 +296,11 @@ def sample(
         raise ValueError(f"text must be ({b}, L, D) for {b} latents, got shape {tuple(text.shape)}")
     if text_mask.shape != text.shape[:2]:
         raise ValueError(f"text_mask must be {tuple(text.shape[:2])}, got shape {tuple(text_mask.shape)}")
-    if guidance_scale != 1.0:
+    if embedded_guidance and (guidance_method != "cfg" or negative_text is not None):
+        raise ValueError("embedded_guidance: a guidance-distilled model guides itself towards the prompt from \"\" "
+                         "with guidance_method 'cfg' only; for a negative prompt or another method, guide it with "
+                         "two passes (embedded_guidance=False)")
+    if guidance_scale != 1.0 and not embedded_guidance:
         if negative_text is None or negative_mask is None:
             raise ValueError(f"guidance_scale {guidance_scale} needs negative_text and negative_mask: the "
                              "encoding of the negative prompt, or of \"\" (e.g. text_encoder.encode(['']))")
@@ -338,6 +349,8 @@ def sample(
             return torch.zeros_like(x)
         tt = torch.full((b,), time, device=x.device, dtype=torch.float32)
         g = guidance_scale if lo <= time <= hi else 1.0
+        if embedded_guidance:
+            return conditional_velocity(model, x, tt, text, text_mask, cond_mask, guidance=torch.full_like(tt, g))
         if g == 1.0 or guidance_method == "cfg":
             return guided_velocity(model, x, tt, text, text_mask, negative_text, negative_mask, g, cond_mask)
         v_c, v_u = predictions(model, x, tt, text, text_mask, negative_text, negative_mask, cond_mask)

@@ -19,13 +19,13 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from spacetime import flow
+from spacetime import flow, sampling
 from spacetime.checkpoint import (
     check_checkpoint,
     complete_checkpoints,
@@ -642,6 +642,12 @@ class TrainDiTConfig:
     # "shipped") whose DiT weights start the model and its EMA; a fresh optimizer. A checkpoint to
     # resume from takes precedence.
     init_from: str | None = None
+    # guidance distillation: a trained pipeline directory ("shipped": the default model) whose
+    # classifier-free guidance from "" this model (model.guidance_embed) learns to predict in one
+    # pass, at scales drawn uniformly from guidance_range; the target is then the teacher's guided
+    # velocity instead of eps - x0. Start it from the teacher (init_from) to keep what it knows.
+    guidance_teacher: str | None = None
+    guidance_range: list[float] = field(default_factory=lambda: [1.0, 8.0])
     # steps whose loss or gradients are NaN/inf are skipped (no update) and named in the log; this
     # many in a row stop the run
     max_nonfinite_steps: int = 5
@@ -683,6 +689,11 @@ class TrainDiTConfig:
         for s in self.sizes:
             if len(s) != 3:
                 raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
+        if len(self.guidance_range) != 2 or not 0 <= self.guidance_range[0] <= self.guidance_range[1] <= 100:
+            raise ValueError(f"guidance_range must be [lo, hi] with 0 <= lo <= hi <= 100, got {self.guidance_range}")
+        if self.guidance_teacher and not self.model.guidance_embed:
+            raise ValueError("guidance_teacher needs model.guidance_embed: true (the student takes the guidance "
+                             "scale as an input)")
 
 
 def check_training_sizes(cfg: TrainDiTConfig, vae: VideoVAE) -> None:
@@ -715,6 +726,9 @@ def flow_step_loss(
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
     condition_prob: float = 0.0,
+    teacher: DiT | None = None,
+    negative: tuple[torch.Tensor, torch.Tensor] | None = None,
+    guidance_range: tuple[float, float] = (1.0, 8.0),
 ) -> torch.Tensor:
     """Rectified-flow loss of a batch whose latents may differ in size: same-size batches run as
     one (B, C, t, h, w) tensor, mixed ones as one packed sequence. Each sample's timesteps are
@@ -726,7 +740,12 @@ def flow_step_loss(
 
     `generator`: one for the batch, or one per sample — then each sample's timestep, noise and
     conditions depend on its own generator alone, so a batch split across ranks draws what the
-    whole batch draws in one process. `model` may be wrapped (DDP, FSDP)."""
+    whole batch draws in one process. `model` may be wrapped (DDP, FSDP).
+
+    Guidance distillation: with a `teacher` (a DiT, frozen) and `negative`, the encoding (1, L, D)
+    and mask of "", each sample draws a guidance scale g uniformly from `guidance_range` and the
+    target is the teacher's guided velocity v_u + g*(v_c - v_u) at the same x_t, in place of
+    eps - x0; `model` is given g (`guidance=`)."""
     n = len(latents)
     gens = generator if isinstance(generator, (list, tuple)) else None
     config = getattr(model, "module", model).config
@@ -750,6 +769,10 @@ def flow_step_loss(
     # a mask for every sample, all False where nothing is given: the condition parameters then
     # take part in every step (DDP requires it; their gradient is exactly zero then)
     conds = [torch.zeros(z.shape[1], dtype=torch.bool) if m is None else m for m, z in zip(drawn, latents)]
+    scales = None
+    if teacher is not None:
+        lo, hi = guidance_range
+        scales = torch.cat([lo + (hi - lo) * torch.rand(1, generator=g, device=g.device) for g in per]).float()
     # Samples of one size go as one stacked tensor, moved to the device in one copy: per-sample
     # tensor ops cost a kernel launch each, which bounded GPU training at batch 64 (docs/benchmarks.md)
     groups: dict[tuple, list[int]] = {}
@@ -762,21 +785,33 @@ def flow_step_loss(
         m = torch.stack([conds[i] for i in idx]).to(device, non_blocking=True)  # (b, t)
         ti = t[idx].to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
         xt = torch.where(m[:, None, :, None, None], z, (1 - ti) * z + ti * e)
-        parts.append((idx, z, e, m, xt))
+        if teacher is None:
+            target = e - z
+        else:
+            with torch.no_grad():
+                gi = scales[idx].to(device).view(-1, 1, 1, 1, 1)
+                v_c, v_u = sampling.predictions(teacher, xt, t[idx].to(device), text[idx], text_mask[idx],
+                                                negative[0].expand(len(idx), -1, -1), negative[1].expand(len(idx), -1),
+                                                cond_mask=m)
+                target = v_u + gi * (v_c - v_u)
+        parts.append((idx, target, m, xt))
+    extra = {} if scales is None else {"guidance": scales.to(device)}
     if len(parts) == 1:
-        idx, z, e, m, xt = parts[0]
-        preds = [model(xt, t.to(device), text, text_mask, cond_mask=m)]
+        idx, target, m, xt = parts[0]
+        preds = [model(xt, t.to(device), text, text_mask, cond_mask=m, **extra)]
     else:  # one packed sequence, ordered by size (the model patchifies each run of one size at once)
         order = [i for idx, *_ in parts for i in idx]
+        if scales is not None:
+            extra = {"guidance": scales[order].to(device)}
         out = model([x for *_, xt in parts for x in xt.unbind(0)], t[order].to(device), text[order],
-                    text_mask[order], [c for *_, m, _ in parts for c in m.unbind(0)])
+                    text_mask[order], [c for *_, m, _ in parts for c in m.unbind(0)], **extra)
         starts = [0, *itertools.accumulate(len(idx) for idx, *_ in parts)]
         preds = [torch.stack(out[a:b]) for a, b in zip(starts, starts[1:])]
     # per sample, the mean over the frames to generate only; given frames count for nothing (even a
     # non-finite prediction there)
     losses = []
-    for (idx, z, e, m, _), pred in zip(parts, preds):
-        err = (pred.float() - (e - z)).square().mean(dim=(1, 3, 4))  # (b, t): per latent frame
+    for (idx, target, m, _), pred in zip(parts, preds):
+        err = (pred.float() - target.float()).square().mean(dim=(1, 3, 4))  # (b, t): per latent frame
         keep = ~m
         losses.append(torch.where(keep, err, 0.0).sum(1) / keep.sum(1))
     return torch.cat(losses).mean()
@@ -825,6 +860,29 @@ def check_resumed_encoders(ckpt: Path, cfg: TrainDiTConfig, vae_digest: str, mai
                     ckpt, "; another ".join(changed))
 
 
+def guidance_teacher(cfg: TrainDiTConfig, vae_digest: str, device: torch.device) -> DiT:
+    """The frozen DiT whose guidance a run distils, checked against the run: the same VAE weights
+    (its latent space) and text encoder (its conditioning); its size may differ from the student's."""
+    from spacetime.data.cache import file_digest
+    from spacetime.pipeline import read_pipeline_dit
+
+    try:
+        where, config, teacher = read_pipeline_dit(None if cfg.guidance_teacher == "shipped" else cfg.guidance_teacher)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"guidance_teacher {cfg.guidance_teacher}: {e}") from None
+    if teacher.config.guidance_embed:
+        raise ValueError(f"guidance_teacher {cfg.guidance_teacher} is itself guidance-distilled; distil from a "
+                         "model trained with classifier-free guidance (prompt dropout)")
+    if file_digest(where / "vae" / "model.safetensors") != vae_digest:
+        raise ValueError(f"guidance_teacher {cfg.guidance_teacher} was trained on another VAE than vae {cfg.vae!r}: "
+                         "its velocities are in another latent space")
+    for key in ("text_encoder", "text_max_length"):
+        if config.get(key) != getattr(cfg, key) and not (key == "text_encoder" and config.get(key) == "text_encoder"):
+            raise ValueError(f"guidance_teacher {cfg.guidance_teacher} has {key} {config.get(key)!r}, this run "
+                             f"{getattr(cfg, key)!r}: the teacher must read the prompts as it was trained to")
+    return teacher.to(device).eval().requires_grad_(False)
+
+
 def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     """Train (or resume) a text-to-video DiT on a frozen VAE's latents; returns the pipeline
     directory (`run_dir/model`: DiT EMA weights, its VAE in `vae/`, the text encoder's name)."""
@@ -870,7 +928,9 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             start_dir, start_config, start = read_pipeline_dit(None if cfg.init_from == "shipped" else cfg.init_from)
         except (ValueError, OSError) as e:
             raise ValueError(f"init_from {cfg.init_from}: {e}") from None
-        if start.config != cfg.model:
+        # a guidance-distilled student may start from an undistilled model: all but the new embedding
+        grows = cfg.model.guidance_embed and not start.config.guidance_embed
+        if start.config != (replace(cfg.model, guidance_embed=False) if grows else cfg.model):
             raise ValueError(f"init_from {cfg.init_from}: its DiT config {start.config.to_dict()} differs from model "
                              f"{cfg.model.to_dict()}")
         # the weights fit any VAE and encoder of these widths, but learned another latent space or
@@ -884,10 +944,10 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         if changed and main_rank:
             log.warning("init_from %s was trained with another %s; fine-tuning from it anyway", cfg.init_from,
                         "; ".join(changed))
-        model.load_state_dict(start.state_dict())
-        ema.load_state_dict(start.state_dict())
+        for m in (model, ema):
+            m.load_state_dict(start.state_dict(), strict=not grows)  # a new g_embedder keeps its init
         if main_rank:
-            log.info("DiT weights from %s", cfg.init_from)
+            log.info("DiT weights from %s%s", cfg.init_from, " (the guidance embedding new)" if grows else "")
     if ckpt is not None:  # every rank loads the same full checkpoint, whatever the world size it was saved at
         state = load_checkpoint(ckpt, model=model, ema=ema, rank=rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
@@ -896,6 +956,12 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
         if main_rank:
             log.info("resumed from %s (step %d)", ckpt, step)
         _note_world_change(state, state.get("global_batch"), world * cfg.batch_size * cfg.grad_accum, world, main_rank)
+    teacher = negative = None
+    if cfg.guidance_teacher:
+        teacher = guidance_teacher(cfg, vae_digest, device)
+        negative = text.encode([""])
+        if main_rank:
+            log.info("distilling the guidance of %s at scales %s", cfg.guidance_teacher, cfg.guidance_range)
     if main_rank:
         log.info("DiT with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -1001,7 +1067,8 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                 with sync:
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                         micro_loss = flow_step_loss(train_model, latents, emb, mask, gens, cfg.logit_mean,
-                                                    cfg.logit_std, cfg.condition_prob) / cfg.grad_accum
+                                                    cfg.logit_std, cfg.condition_prob, teacher, negative,
+                                                    tuple(cfg.guidance_range)) / cfg.grad_accum
                     micro_loss.backward()
                 loss = loss + micro_loss.detach()
                 phases["step_s"] += tick()
