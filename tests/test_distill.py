@@ -168,6 +168,12 @@ def test_pipeline_guides_a_distilled_model_in_one_pass_unless_given_a_negative_p
     pipe("a red ball", negative_prompt="blur", num_frames=5, height=32, width=32, num_inference_steps=3,
          guidance_scale=4.0)
     assert [rows for rows, _ in calls] == [2, 2, 2] and all(g is None for _, g in calls)  # two passes, as undistilled
+    # a scale outside those it learned: two passes too
+    pipe = SpacetimePipeline(dit, vae, HashTextEncoder(dim=32, max_length=16), {"guidance_range": [2.0, 6.0]})
+    for scale, rows in ((4.0, 1), (8.0, 2), (1.0, 1)):
+        calls.clear()
+        pipe("a red ball", num_frames=5, height=32, width=32, num_inference_steps=2, guidance_scale=scale)
+        assert [r for r, _ in calls] == [rows, rows], scale
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +202,7 @@ def test_spacetime_train_distils_a_teachers_guidance(teacher_dir, tmp_path):
     out = train_dit(load_config(TrainDiTConfig, None, [*args, "--run_dir", str(tmp_path / "a")]), progress=False)
     pipe = SpacetimePipeline.from_pretrained(out)
     assert pipe.dit.config.guidance_embed and pipe.dit.g_embedder is not None
+    assert pipe.config["guidance_range"] == [2.0, 6.0]  # the scales it learned, for the pipeline
     assert pipe("a ball", num_inference_steps=2).frames[0].shape == (5, 32, 32, 3)
     # refused up front, naming the key: a student without the embedding, a teacher on another VAE,
     # a teacher that reads prompts another way

@@ -523,8 +523,9 @@ class SpacetimePipeline:
         "cfg", "cfg-zero-star", "apg" or "stg" and its `guidance_options` (sampling.GUIDANCE_METHODS):
         how the conditional and unconditional predictions combine; default the model's own, else
         "cfg" (docs/experiments.md, "Guidance methods"). A guidance-distilled model (its DiT's
-        `guidance_embed`) makes plain "cfg" without a negative prompt in one pass per step; with a
-        negative prompt or another method it is guided with two, as its own conditional model. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
+        `guidance_embed`) makes plain "cfg" without a negative prompt in one pass per step at the scales it learned
+        (`guidance_range` in its config.json); with a negative prompt, another method or another
+        scale it is guided with two, as its own conditional model. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
         drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
@@ -539,8 +540,11 @@ class SpacetimePipeline:
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
         guidance_method, guidance_options = self.resolve_guidance_method(guidance_method, guidance_options)
         min_shift = self.resolve_shift(shift)
-        # a guidance-distilled model was taught guidance from "" in plain cfg: one pass a step
-        embedded = bool(self.dit.config.guidance_embed) and guidance_method == "cfg" and negatives is None
+        # a guidance-distilled model was taught guidance from "" in plain cfg, at the scales of its
+        # guidance_range: one pass a step there
+        lo, hi = self.config.get("guidance_range", (0.0, math.inf))
+        embedded = (bool(self.dit.config.guidance_embed) and guidance_method == "cfg" and negatives is None
+                    and (lo <= guidance_scale <= hi or guidance_scale == 1.0))
         if window_frames is not None:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):
