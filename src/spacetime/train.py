@@ -795,14 +795,12 @@ def flow_step_loss(
                                                 cond_mask=m)
                 target = v_u + gi * (v_c - v_u)
         parts.append((idx, target, m, xt))
-    extra = {} if scales is None else {"guidance": scales.to(device)}
+    order = [i for idx, *_ in parts for i in idx]  # one group: 0..n-1
+    extra = {} if scales is None else {"guidance": scales[order].to(device)}
     if len(parts) == 1:
         idx, target, m, xt = parts[0]
         preds = [model(xt, t.to(device), text, text_mask, cond_mask=m, **extra)]
     else:  # one packed sequence, ordered by size (the model patchifies each run of one size at once)
-        order = [i for idx, *_ in parts for i in idx]
-        if scales is not None:
-            extra = {"guidance": scales[order].to(device)}
         out = model([x for *_, xt in parts for x in xt.unbind(0)], t[order].to(device), text[order],
                     text_mask[order], [c for *_, m, _ in parts for c in m.unbind(0)], **extra)
         starts = [0, *itertools.accumulate(len(idx) for idx, *_ in parts)]
@@ -864,10 +862,22 @@ def check_resumed_encoders(ckpt: Path, cfg: TrainDiTConfig, vae_digest: str, mai
                     ckpt, "; another ".join(changed))
 
 
+def trained_with_another(model_dir: Path, config: dict, cfg: TrainDiTConfig, vae_digest: str) -> list[str]:
+    """What a trained pipeline directory (`model_dir`, its `config`) learned with that this run
+    would change: its text encoder, max_length, VAE weights, each "what was -> now" (a local
+    encoder copied into the folder counts as the same)."""
+    from spacetime.data.cache import file_digest
+
+    return [f"{what} {was!r} -> {now!r}" for what, was, now in (
+        ("text_encoder", config.get("text_encoder"), cfg.text_encoder),
+        ("text_max_length", config.get("text_max_length"), cfg.text_max_length),
+        ("VAE (weights sha256)", file_digest(model_dir / "vae" / "model.safetensors")[:12], vae_digest[:12]))
+        if was != now and not (what == "text_encoder" and was == "text_encoder")]
+
+
 def guidance_teacher(cfg: TrainDiTConfig, vae_digest: str, device: torch.device) -> DiT:
     """The frozen DiT whose guidance a run distils, checked against the run: the same VAE weights
     (its latent space) and text encoder (its conditioning); its size may differ from the student's."""
-    from spacetime.data.cache import file_digest
     from spacetime.pipeline import read_pipeline_dit
 
     try:
@@ -877,13 +887,10 @@ def guidance_teacher(cfg: TrainDiTConfig, vae_digest: str, device: torch.device)
     if teacher.config.guidance_embed:
         raise ValueError(f"guidance_teacher {cfg.guidance_teacher} is itself guidance-distilled; distil from a "
                          "model trained with classifier-free guidance (prompt dropout)")
-    if file_digest(where / "vae" / "model.safetensors") != vae_digest:
-        raise ValueError(f"guidance_teacher {cfg.guidance_teacher} was trained on another VAE than vae {cfg.vae!r}: "
-                         "its velocities are in another latent space")
-    for key in ("text_encoder", "text_max_length"):
-        if config.get(key) != getattr(cfg, key) and not (key == "text_encoder" and config.get(key) == "text_encoder"):
-            raise ValueError(f"guidance_teacher {cfg.guidance_teacher} has {key} {config.get(key)!r}, this run "
-                             f"{getattr(cfg, key)!r}: the teacher must read the prompts as it was trained to")
+    changed = trained_with_another(where, config, cfg, vae_digest)
+    if changed:  # another VAE: its velocities are in another latent space; another encoder: other prompts
+        raise ValueError(f"guidance_teacher {cfg.guidance_teacher} was trained with another {'; another '.join(changed)}: "
+                         "the teacher must see this run's latents and read its prompts as it was trained to")
     return teacher.to(device).eval().requires_grad_(False)
 
 
@@ -939,12 +946,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                              f"{cfg.model.to_dict()}")
         # the weights fit any VAE and encoder of these widths, but learned another latent space or
         # another text embedding: allowed (a deliberate transfer), never silent
-        changed = [f"{what} {was!r} -> {now!r}" for what, was, now in (
-            ("text_encoder", start_config.get("text_encoder"), cfg.text_encoder),
-            ("text_max_length", start_config.get("text_max_length"), cfg.text_max_length),
-            ("VAE (weights sha256)", file_digest(start_dir / "vae" / "model.safetensors")[:12],
-             vae_digest[:12])) if was != now
-            and not (what == "text_encoder" and was == "text_encoder")]
+        changed = trained_with_another(start_dir, start_config, cfg, vae_digest)
         if changed and main_rank:
             log.warning("init_from %s was trained with another %s; fine-tuning from it anyway", cfg.init_from,
                         "; ".join(changed))
