@@ -814,3 +814,51 @@ def test_the_frames_strip_stacks_each_runs_first_clips(tmp_path, bench_module):
         for i in range(3):
             y = label * (r + 1) + 30 * r + 10 * i + 5
             assert tuple(strip[y, 30]) == (40 * i, 100 * r, 7), (r, i)
+
+
+def test_cli_scores_a_users_own_prompts(tmp_path, eval_cli, monkeypatch, capsys):
+    """`--prompts FILE`: the file's prompts, in order, in place of the split's (the simulator as the
+    model, so each clip must pass what its prompt asks); a bad file fails before the model loads."""
+    import spacetime.eval as ev
+
+    asked = []
+
+    def simulator(path, **sampling):
+        def generate(prompt, **kw):
+            asked.append(prompt)
+            return BASELINES["simulator"](prompt, **kw)
+        return generate
+
+    monkeypatch.setattr(ev, "pipeline_generator", simulator)
+    model, out = tmp_path / "model", tmp_path / "e"
+    model.mkdir()
+    small = ("--num-frames", "9", "--size", "32x32", "--no-report")
+    (tmp_path / "p.txt").write_text("# mine\na red ball falls\n\n  a blue square moves to the left  \n")
+    assert eval_cli("--model", model, "--prompts", tmp_path / "p.txt", "--out", out, *small) == 0
+    assert asked == ["a red ball falls", "a blue square moves to the left"]
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["settings"]["prompts"] == str(tmp_path / "p.txt") and "split" not in data["settings"]
+    assert [c["prompt"] for c in data["clips"]] == asked
+    assert data["aggregate"]["adherence"]["mean"] == 1.0 and data["aggregate"]["gravity"]["gravity"]["sign_correct"] == 1.0
+    captions = (out / "videos" / "captions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["captions"]["detailed"] for line in captions] == asked
+    # .jsonl, and --num-clips takes the first N
+    asked.clear()
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a green triangle falls"}\n{"prompt": "a red ball"}\n')
+    assert eval_cli("--model", model, "--prompts", tmp_path / "p.jsonl", "--num-clips", 1, "--out", out, *small) == 0
+    assert asked == ["a green triangle falls"]
+    # bad files: named, with the line, and nothing generated
+    asked.clear()
+    bad = {"none.txt": None, "empty.txt": "# only a comment\n\n", "bad.jsonl": '{"prompt": "a red ball"}\n{"text": 1}\n',
+           "latin1.txt": "a r\xe9d ball".encode("latin-1")}
+    for name, text in bad.items():
+        if isinstance(text, bytes):
+            (tmp_path / name).write_bytes(text)
+        elif text is not None:
+            (tmp_path / name).write_text(text)
+        capsys.readouterr()
+        assert eval_cli("--model", model, "--prompts", tmp_path / name, "--out", tmp_path / "x", *small) == 1
+        err = capsys.readouterr().err
+        assert f"--prompts {tmp_path / name}" in err and "Traceback" not in err, err
+        assert name != "bad.jsonl" or "line 2" in err, err
+    assert asked == [] and not (tmp_path / "x").exists()

@@ -2,7 +2,7 @@
 
     spacetime world --out DIR --num-clips N [--split train|heldout] [--num-frames 17] [--size 64x64] [--fps 8] [--seed S]
     spacetime data probe DIR [--out manifest.jsonl]
-    spacetime eval (--model DIR | --videos DIR) --out DIR [--split heldout] [--num-clips N] [--seed S]
+    spacetime eval (--model DIR | --videos DIR) --out DIR [--split heldout | --prompts FILE] [--num-clips N] [--seed S]
     spacetime train-vae --config configs/vae-world.yaml [--key value ...]
     spacetime train --config configs/dit-world.yaml [--key value ...]
     spacetime generate PROMPT [--num-frames N | --seconds S] [--size WxH | --height H --width W] [--fps F]
@@ -29,7 +29,7 @@ from spacetime import __version__
 
 MAX_SIDE = 4096
 MAX_FRAMES = 100_000
-EVAL_MODEL_ONLY = {"split": "heldout", "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
+EVAL_MODEL_ONLY = {"split": "heldout", "prompts": None, "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
                    "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None,
                    "dtype": None, "guidance_method": None, "guidance_option": None}
 # the DiT's and VAE's weights and arithmetic (torch's names): bfloat16 halves their memory and, where the CPU
@@ -225,8 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--videos", type=Path, help="a folder of videos with captions.jsonl (e.g. from `spacetime world`): scored as they are")
     e.add_argument("--out", required=True, type=Path, help="output folder for metrics.json and the report")
     e.add_argument("--split", choices=["train", "heldout"], default=EVAL_MODEL_ONLY["split"], help="--model: which prompts (default heldout)")
+    e.add_argument("--prompts", type=Path, default=None,
+                   help="--model: your own prompts to generate and score, in place of --split's: a text file, one per "
+                        "line (blank lines and lines starting with # skipped), or a .jsonl file of {\"prompt\": ...} lines")
     e.add_argument("--num-clips", type=_int_in("--num-clips", 1, 1_000_000), default=None,
-                   help="--model: prompts to generate (default 64); --videos: score only the first N")
+                   help="--model: prompts to generate (default 64; with --prompts, all of them); --videos: score only the first N")
     e.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0)
     e.add_argument("--num-frames", type=_int_in("--num-frames", 1, MAX_FRAMES), default=EVAL_MODEL_ONLY["num_frames"], help="--model only")
     e.add_argument("--size", type=parse_size, default=EVAL_MODEL_ONLY["size"], metavar="WxH", help="--model only: frame size (default 64x64)")

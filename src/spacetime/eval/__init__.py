@@ -19,6 +19,7 @@ from spacetime.eval.evaluate import (
     evaluate_generator,
     generate_samples,
     load_folder,
+    read_prompts,
     split_prompts,
     write_json,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "generate_samples",
     "load_folder",
     "pipeline_generator",
+    "read_prompts",
     "score_clip",
     "simulate_prompt",
     "split_prompts",

@@ -155,6 +155,7 @@ def run_eval(args: argparse.Namespace) -> int:
         generate_samples,
         load_folder,
         pipeline_generator,
+        read_prompts,
         split_prompts,
         write_json,
     )
@@ -188,6 +189,10 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         if not args.model.is_dir():
             raise ValueError(f"--model {args.model} is not a directory")
+        # a user's prompts are read before the model loads, so a bad file fails at once
+        own = None if args.prompts is None else read_prompts(args.prompts)
+        if own is not None and args.split != EVAL_MODEL_ONLY["split"]:
+            print("spacetime eval: note: --split is not used with --prompts; the file's prompts are", file=sys.stderr)
         check_geometry(args)  # frames and size the model makes, before loading it
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                     "guidance_interval": args.guidance_interval, "shift": args.shift,  # None: the pipeline's (and model's) defaults
@@ -200,15 +205,22 @@ def run_eval(args: argparse.Namespace) -> int:
             return 1
         width, height = args.size
         geometry = {"num_frames": args.num_frames, "height": height, "width": width, "fps": args.fps}
-        num_clips = args.num_clips or 64
-        prompts = split_prompts(args.split, num_clips, seed=args.seed, caption=args.caption, **geometry)
+        if own is None:
+            num_clips = args.num_clips or 64
+            prompts = split_prompts(args.split, num_clips, seed=args.seed, caption=args.caption, **geometry)
+        else:
+            if args.num_clips is not None and args.num_clips > len(own):
+                print(f"spacetime eval: note: {args.num_clips} clips asked for, --prompts {args.prompts} has "
+                      f"{len(own)}: scoring all {len(own)}", file=sys.stderr)
+            prompts = own[: args.num_clips]
+            num_clips = len(prompts)
         samples = save_samples(
             generate_samples(generate, prompts, seed=args.seed, **geometry), args.out / "videos", args.caption
         )
         settings = {
             "source": "model",
             "model": str(args.model),
-            "split": args.split,
+            **({"split": args.split} if own is None else {"prompts": str(args.prompts)}),
             "num_clips": num_clips,
             "seed": args.seed,
             "caption": args.caption,

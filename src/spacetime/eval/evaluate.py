@@ -2,6 +2,7 @@
 
     result = evaluate_generator(generate, split="heldout", num_clips=64)      # a model or a baseline
     result = evaluate_videos(load_folder("videos/"))                          # files with their prompts
+    generate_samples(generate, read_prompts("prompts.txt"))                   # a user's own prompts
     write_json(result, "out/metrics.json")
 
 Prompts come from the world's own clips (captions of the split's stream, `caption` length), so the
@@ -277,6 +278,37 @@ def split_prompts(
         ).captions[caption]
         for i in range(num_clips)
     ]
+
+
+def read_prompts(path: str | os.PathLike) -> list[str]:
+    """A user's prompts for `spacetime eval --model --prompts`: a text file with one prompt a line
+    (blank lines and lines starting with "#" skipped), or a `.jsonl` file of {"prompt": ...}
+    objects. Errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--prompts {path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--prompts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    prompts = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or (path.suffix != ".jsonl" and line.startswith("#")):
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"--prompts {path}, line {n}: not JSON ({e.msg})") from None
+            line = entry.get("prompt") if isinstance(entry, dict) else None
+            if not isinstance(line, str) or not line.strip():
+                raise ValueError(f'--prompts {path}, line {n}: expected an object with a non-empty "prompt" string')
+            line = line.strip()
+        prompts.append(line)
+    if not prompts:
+        raise ValueError(f"--prompts {path}: no prompt in it")
+    return prompts
 
 
 def generate_samples(
