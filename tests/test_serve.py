@@ -1311,3 +1311,121 @@ def test_requests_that_name_no_steps_or_guidance_get_the_models_own(tiny_model_d
             assert wait(client, job["id"])["status"] == "completed"
     finally:
         running.stop()
+
+
+def test_paging_goes_on_after_a_video_deleted_meanwhile(pipe, marks, tmp_path):
+    """A client deleting each video of a page and then asking for the next one `after` the last id
+    it saw (what the SDKs' list iterators do) gets the rest, in either order: the deleted id keeps
+    its place. An id never made here is still a 400."""
+    gated = Gated(pipe)  # held: the jobs stay queued (one in progress) while they are listed and deleted
+    running = ServerThread.start(create_app(gated, tmp_path / "o", marks=marks, limits=LIMITS, queue_size=10))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            made = [client.post("/v1/videos", json={"prompt": f"ball {i}", "num_frames": 1}).json()["id"] for i in range(5)]
+            deleted, after = [], None
+            while True:
+                r = client.get("/v1/videos", params={"limit": 2, **({"after": after} if after else {})})
+                assert r.status_code == 200, r.text
+                page = r.json()
+                for job in page["data"]:
+                    assert client.delete(f"/v1/videos/{job['id']}").status_code == 200
+                    deleted.append(job["id"])
+                if not page["has_more"]:
+                    break
+                after = page["last_id"]
+            assert deleted == made[::-1] and client.get("/v1/videos").json()["data"] == []
+            more = [client.post("/v1/videos", json={"prompt": "a ball", "num_frames": 1}).json()["id"] for _ in range(2)]
+            r = client.get("/v1/videos", params={"after": made[2], "order": "asc"})
+            assert [j["id"] for j in r.json()["data"]] == more, r.text
+            assert client.get("/v1/videos", params={"after": more[1]}).json()["data"][0]["id"] == more[0]
+            r = client.get("/v1/videos", params={"after": "video_" + "0" * 32})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "after"
+    finally:
+        gated.gate.set()
+        running.stop()
+
+
+def test_a_client_gone_mid_body_is_not_a_server_error(server):
+    """A client that closes the connection before its body is whole (an interrupted upload, a
+    client's own timeout) is no error of the server's: no "Exception in ASGI application" with a
+    traceback in its log, and it goes on serving."""
+    import logging
+    import socket
+
+    running, client, out = server
+    before = job_dirs(out)
+    records = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(handler)
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    try:
+        for path, kind, body in (
+                ("/v1/videos", "application/json", b'{"prompt": "a'),
+                ("/v1/videos", "multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na'),
+                ("/v1/videos/edits", "multipart/form-data; boundary=b",
+                 b'--b\r\nContent-Disposition: form-data; name="video"; filename="v.mp4"\r\n\r\n\x00\x00'),
+                ("/v1/verify", "multipart/form-data; boundary=b",
+                 b'--b\r\nContent-Disposition: form-data; name="file"; filename="f.png"\r\n\r\n\x89PNG')):
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {kind}\r\n"
+                      f"Content-Length: 1000\r\n\r\n".encode() + body)
+            time.sleep(0.2)  # the server is reading the body
+            s.close()
+        end = time.monotonic() + 2
+        while time.monotonic() < end and not records:
+            time.sleep(0.05)
+        assert [r.getMessage() for r in records] == []
+    finally:
+        uvicorn_log.removeHandler(handler)
+    assert client.get("/healthz").json()["ok"] and job_dirs(out) == before
+
+
+def test_null_fields_count_as_left_out(server, source_video):
+    """Clients that send unset fields as null: null is the field's default everywhere, as an empty
+    form field is; a remix's or an edit's strength null is 0.6, not "mode edit needs strength",
+    and a null loop or embed_prompt is false, not "Input should be a valid boolean"."""
+    _, client, _ = server
+    r = client.post(f"/v1/videos/{source_video['id']}/remix", json={"prompt": "a blue ball", "strength": None,
+                                                                   "embed_prompt": None, "model": None})
+    assert r.status_code == 200 and r.json()["strength"] == 0.6, r.text
+    edit = client.post("/v1/videos/edits", json={"prompt": "a green ball", "video": {"id": source_video["id"]},
+                                                 "strength": None, "embed_prompt": None})
+    assert edit.status_code == 200 and edit.json()["strength"] == 0.6, edit.text
+    made = client.post("/v1/videos", json={"prompt": "a ball", "num_frames": 1, "steps": 1, "loop": None,
+                                           "embed_prompt": None, "seed": None, "size": None})
+    assert made.status_code == 200 and (made.json()["loop"], made.json()["embed_prompt"]) == (False, False), made.text
+    r2 = client.post("/v1/videos", json={"prompt": None})
+    assert r2.status_code == 400 and r2.json()["error"]["param"] == "prompt", r2.text
+    for job in (r.json(), edit.json(), made.json()):
+        assert wait(client, job["id"])["status"] == "completed"
+
+
+def test_a_405_names_every_method_of_the_path(server):
+    """Allow lists what the path takes (GET and POST on /v1/videos), not one route's methods."""
+    _, client, _ = server
+    r = client.put("/v1/videos", json={"prompt": "a"})
+    assert r.status_code == 405 and r.json()["error"]["code"] == "http_error"
+    assert set(r.headers["allow"].split(", ")) == {"GET", "POST"}, r.headers["allow"]
+    r = client.patch(f"/v1/videos/video_{'0' * 32}")
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "DELETE"}, r.headers["allow"]
+
+
+def test_uploads_sent_as_json_and_unreadable_videos_are_refused_in_plain_words(server):
+    """OpenAI's JSON `input_reference` object (an image URL or file id) is named as an upload this
+    server takes in a multipart form, not "extra inputs are not permitted"; an unreadable video is
+    said to be one once."""
+    _, client, out = server
+    before = job_dirs(out)
+    for key, value in (("input_reference", {"image_url": "data:image/png;base64,AAAA"}), ("input_reference", "x"),
+                       ("image", {"file_id": "file_1"}), ("video", {"id": "video_" + "0" * 32})):
+        r = client.post("/v1/videos", json={"prompt": "a ball", key: value})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["param"] == key and error["message"].startswith(key) and "multipart" in error["message"], r.text
+    r = client.post("/v1/videos", data={"prompt": "a ball", "mode": "extend-forward"},
+                    files={"video": ("v.mp4", b"\x00\x00\x00\x18ftypisom" + bytes(200), "video/mp4")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "video", r.text
+    assert r.json()["error"]["message"].count("not a readable video") == 1, r.text
+    assert job_dirs(out) == before

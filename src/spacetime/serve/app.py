@@ -47,6 +47,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.routing import Route
 
 from spacetime.serve.bodies import (
     ApiError,
@@ -212,8 +215,20 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
+        headers = getattr(e, "headers", None)  # e.g. Allow on a 405
+        if e.status_code == 405:  # Starlette's Allow names the first route of that path alone: name them all
+            path = request.scope["path"]
+            methods = {m for r in app.routes if isinstance(r, Route) and r.methods and r.path_regex.fullmatch(path)
+                       for m in r.methods}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
         return error_response(e.status_code, "not_found" if e.status_code == 404 else "http_error", str(e.detail),
-                      headers=getattr(e, "headers", None))  # e.g. Allow on a 405
+                              headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, e: ClientDisconnect):
+        # the client closed the connection before its body was whole (an upload interrupted, a
+        # client's timeout): nothing to answer, and not the server's error to log with a traceback
+        return Response(status_code=400)
 
     def authorized(request: Request) -> None:
         if token is None:
@@ -248,8 +263,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         **{k: {"type": "string", "format": "binary"} for k in (*UPLOADS, "input_reference")}}}
 
     def validated(fields: dict) -> BaseModel:
-        try:
-            return VideoRequest.model_validate(fields)
+        try:  # null is a field left out, as an empty form field is (clients that send unset fields as null)
+            return VideoRequest.model_validate({k: v for k, v in fields.items() if v is not None})
         except ValidationError as e:
             param, message = first_error(e.errors())
             raise ApiError(400, "invalid_value", message, param) from None
@@ -301,6 +316,10 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                   "application/json": {"schema": body_schema}, "multipart/form-data": {"schema": form_schema}}}})
     async def create_video(request: Request) -> dict:
         fields, files = await read_body(request, limits)
+        for key in (*UPLOADS, "input_reference"):
+            if key in fields:  # only a JSON body has them as fields: a form's are refused unless they are files
+                raise ApiError(400, "invalid_value", f"{key}: an upload: send it as a file in a multipart form (a "
+                                                     "reference by URL or file id is not supported)", key)
         try:
             spec = spec_of(validated(fields), set(files))
         except BaseException:
@@ -392,7 +411,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             source = source_of(fields, files)
             if kind == "edit":
                 fields["mode"] = "edit"
-                fields.setdefault("strength", DEFAULT_EDIT_STRENGTH)
+                if fields.get("strength") is None:  # left out, or null (as clients send unset fields)
+                    fields["strength"] = DEFAULT_EDIT_STRENGTH
                 req = validated(fields)
             else:
                 req = validated({**fields, "mode": "extend-forward"})
@@ -441,6 +461,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                                                      "rest is the source video's", key)
         # the source's own settings, the new prompt: as an edit by id that may change nothing else
         s = source.spec
+        fields = {k: v for k, v in fields.items() if v is not None}  # null: left out, so strength takes its default
         req = validated({"strength": DEFAULT_EDIT_STRENGTH, **fields, "mode": "edit", "size": s.size, "fps": s.fps,
                          "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
                          **({"negative_prompt": s.negative_prompt} if s.negative_prompt is not None else {})})
@@ -455,10 +476,12 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if order == "desc":
             jobs.reverse()
         if after is not None:
-            ids = [j.id for j in jobs]
-            if after not in ids:
+            # by place, not by index: `after` may name a video deleted since (a client deleting
+            # each video of a page, then asking for the next one, as the SDKs' iterators do)
+            place = queue.place(after)
+            if place is None:
                 raise ApiError(400, "invalid_value", f"after: no video {after!r} in the list", "after")
-            jobs = jobs[ids.index(after) + 1:]
+            jobs = [j for j in jobs if (j.seq > place if order == "asc" else j.seq < place)]
         page = jobs[:limit]
         return {"object": "list", "data": [j.to_dict() for j in page], "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None, "has_more": len(jobs) > limit}

@@ -283,7 +283,8 @@ def save_upload(upload: UploadFile, name: str, folder: Path, limits: Limits) -> 
         why = str(e).replace(f"{path}: ", "").replace(str(path), "the upload")
         if "pixels a side" in why:
             raise InvalidRequest(name, why) from None
-        raise InvalidRequest(name, f"not a readable video ({why})") from None
+        # the decoder's own words already start "not a readable video: "; said once
+        raise InvalidRequest(name, f"not a readable video ({why.removeprefix('not a readable video: ')})") from None
     if not d.times:
         raise InvalidRequest(name, "the video has no frames")
     if len(d.times) > limits.max_input_frames:

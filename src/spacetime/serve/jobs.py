@@ -58,6 +58,7 @@ class Job:
     deleted: bool = False
     seconds_taken: float | None = None
     remixed_from_video_id: str | None = None  # as OpenAI's Video object: set on a remix only
+    seq: int = -1  # its place in the order jobs were queued (the list's order), set by submit
 
     @property
     def finished(self) -> bool:
@@ -94,6 +95,10 @@ class JobQueue:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._mean_s = 10.0  # running mean of a job's duration, for Retry-After
+        self._seq = 0  # the next job's place in the list
+        # places of deleted and evicted jobs, newest max_jobs: a client paging the list with `after`
+        # set to the last id it saw, and deleting as it goes, still gets the rest
+        self._gone: dict[str, int] = {}
 
     # --- the workers --------------------------------------------------------------------------
 
@@ -205,6 +210,7 @@ class JobQueue:
                 shutil.rmtree(job.dir, ignore_errors=True)
                 waiting = len(self._queue) + self._running
                 raise QueueFull(max(1, math.ceil(self._mean_s * waiting / self.workers)))
+            job.seq, self._seq = self._seq, self._seq + 1
             self._jobs[job.id] = job
             self._queue.append(job)
             self._evict()
@@ -218,6 +224,20 @@ class JobQueue:
     def list(self) -> list[Job]:
         with self._cond:
             return list(self._jobs.values())
+
+    def place(self, job_id: str) -> int | None:
+        """Where a job is, or was before it was deleted or evicted, in the list's order; None if
+        it is unknown (never made here, or gone long ago)."""
+        with self._cond:
+            job = self._jobs.get(job_id)
+            return job.seq if job is not None else self._gone.get(job_id)
+
+    def _forget(self, job: Job) -> None:
+        """Take a job out of the records, keeping its place for paging (under the lock)."""
+        if self._jobs.pop(job.id, None) is not None:
+            self._gone[job.id] = job.seq
+            while len(self._gone) > self.max_jobs:
+                del self._gone[next(iter(self._gone))]
 
     def cancel(self, job: Job) -> Job:
         """Stop a queued or running job (it becomes failed/cancelled); a finished one is left as it is."""
@@ -235,7 +255,7 @@ class JobQueue:
         self.cancel(job)
         with self._cond:
             job.deleted = True
-            self._jobs.pop(job.id, None)
+            self._forget(job)
             if job.status != "in_progress":
                 shutil.rmtree(job.dir, ignore_errors=True)
 
@@ -244,7 +264,7 @@ class JobQueue:
         excess = len(self._jobs) - self.max_jobs
         for job in [j for j in self._jobs.values() if j.finished][: max(0, excess)]:
             job.deleted = True
-            del self._jobs[job.id]
+            self._forget(job)
             shutil.rmtree(job.dir, ignore_errors=True)
 
     def counts(self) -> dict:
