@@ -314,3 +314,22 @@ def test_malformed_captions_name_file_and_line(tmp_path):
         FileNotFoundError, match=r"no captions file; expected one of captions\.jsonl, captions\.csv"
     ):
         load_captions(d)
+
+
+def test_generate_refuses_to_write_over_its_own_input(tmp_path, capsys):
+    """`generate --video clip.mp4 --output clip.mp4` replaced the user's video with the result (an
+    edit keeps none of it); the input is now refused as the output, before any model loads."""
+    from spacetime.cli import main
+
+    write_video(moving_square(0), tmp_path / "clip.mp4", fps=8)
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(moving_square(1)[0]).save(tmp_path / "still.png")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for args in (["--video", "clip.mp4", "--output", "./clip.mp4"], ["--video", "clip.mp4", "--mode", "edit", "--strength",
+                 "0.5", "--output", "clip.mp4"], ["--image", "still.png", "--output", "still.png"]):
+        flag = args[0]
+        args = [str(tmp_path / a) if a.endswith((".mp4", ".png")) else a for a in args]
+        assert main(["generate", "a ball", "--model", str(tmp_path / "no-model"), *args]) == 1
+        err = capsys.readouterr().err
+        assert f"is the {flag} file: writing it would replace your input" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

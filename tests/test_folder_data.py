@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spacetime.data.folder import FolderVideoDataset, load_captions, resize_and_crop, sample_indices
-from spacetime.data.video import write_video
+from spacetime.data.video import read_video, write_video
 
 
 def level(video: torch.Tensor) -> np.ndarray:
@@ -428,3 +428,60 @@ def test_folder_loader_workers_end_when_the_stream_is_closed(tmp_path):
         assert len(multiprocessing.active_children()) == 2
         stream.close()
         assert multiprocessing.active_children() == []
+
+
+def test_captions_files_in_other_encodings_are_read_or_refused_naming_the_line(tmp_path):
+    """A cp1252 or Latin-1 file was read with its accents replaced in silence: "café.mp4" named a
+    file that does not exist, and "crème" trained as "cr\ufffdme". UTF-16 (what Windows tools write
+    as "Unicode") read as "not valid JSON"; a caption holding U+2028 split its line in two."""
+    from spacetime.data.probe import probe_folder
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(np.zeros((2, 16, 16, 3), np.uint8), d / "café.mp4", fps=8)
+    (d / "captions.jsonl").write_bytes(('{"path": "café.mp4", "caption": "un café"}\n').encode("utf-16"))
+    assert [(e["path"].name, e["captions"]) for e in load_captions(d)] == [("café.mp4", {"caption": "un café"})]
+    line = json.dumps({"path": "café.mp4", "caption": "one\u2028two \x85 three"}, ensure_ascii=False)
+    (d / "captions.jsonl").write_text(line + "\r\n", encoding="utf-8")
+    assert [e["captions"]["caption"] for e in load_captions(d)] == ["one\u2028two \x85 three"]
+    (d / "captions.jsonl").write_text('{"path": "café.mp4", "caption": "x", "n": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ValueError, match=r"captions.jsonl:1: not valid JSON"):
+        load_captions(d)
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_bytes("path,caption\ncafé.mp4,un café crème\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"captions.csv:2: not UTF-8 text \(byte 0xe9"):
+        load_captions(d)
+    rows = probe_folder(d, progress=False)  # the probe says why, not "caf\ufffd.mp4 is missing"
+    assert [(r["path"], r["ok"]) for r in rows] == [("captions.csv", False), ("café.mp4", True)]
+    assert "captions.csv:2: not UTF-8 text" in rows[0]["error"]
+
+
+def test_probe_refuses_to_write_its_manifest_over_the_captions_file_or_a_video(tmp_path, capsys):
+    from spacetime.cli import main
+
+    d = ramp_folder(tmp_path, 3, 10)
+    captions = (d / "captions.jsonl").read_text()
+    for out, why in [(d / "captions.jsonl", "captions files"), (d / "ramp.mp4", "videos"), (d, "is a directory")]:
+        assert main(["data", "probe", str(d), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert f"--out {out}: " in err and why in err and "Traceback" not in err
+    assert (d / "captions.jsonl").read_text() == captions and len(read_video(d / "ramp.mp4")[0]) == 3
+    assert main(["data", "probe", str(d), "--out", str(d / "manifest.jsonl")]) == 0
+
+
+def test_a_name_in_the_other_unicode_normalization_names_the_file(tmp_path):
+    """Files copied from a Mac keep names in NFD ("e" + a combining accent) while scripts write
+    captions in NFC: the entry was skipped as missing and the probe listed "café.mp4" twice, once
+    missing and once without a caption."""
+    import unicodedata
+
+    from spacetime.data.probe import probe_folder
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(np.zeros((2, 16, 16, 3), np.uint8), d / unicodedata.normalize("NFD", "café.mp4"), fps=8)
+    (d / "captions.jsonl").write_text(json.dumps({"path": "café.mp4", "caption": "un café"}) + "\n")
+    (entry,) = load_captions(d, strict=True)
+    assert entry["path"].name == unicodedata.normalize("NFD", "café.mp4")
+    (row,) = probe_folder(d, progress=False)
+    assert row["ok"] and row["captioned"]

@@ -593,3 +593,26 @@ def test_pad_keeps_the_frames_either_side_of_a_window(tmp_path):
     times = decode(ts, rgb=False).times
     d = decode(ts, start=times[38], end=times[45], pad=True, rgb=False)
     assert d.times[0] == pytest.approx(times[37]) and d.times[-1] == pytest.approx(times[45])
+
+
+def test_a_matroska_clip_that_starts_late_is_not_called_damaged(tmp_path, caplog):
+    """A clip cut from a longer one with its timestamps kept (ffmpeg's segment muxer) starts at 5 s;
+    Matroska gives its duration as where it ends (6.25 s), so the whole clip read as cut short and
+    a window drawn over 6.25 s mostly fell past its end."""
+    from spacetime.data.decode import video_info
+    from spacetime.data.probe import probe_video
+
+    path = _encode(tmp_path / "late.mkv", "matroska", "libx264", [20 * k for k in range(10)], rate=8,
+                   times=[5 + k / 8 for k in range(10)])
+    row = probe_video(path)
+    assert row["ok"] and row["error"] is None and row["frames"] == 10 and row["duration"] == pytest.approx(1.25)
+    assert video_info(path)["duration"] == pytest.approx(1.25)
+    with caplog.at_level(logging.WARNING):
+        assert len(read_video(path)[0]) == 10
+    assert "damaged" not in caplog.text
+    # the check still sees a late-starting clip that is cut short
+    whole = _encode(tmp_path / "whole.mkv", "matroska", "libx264", [(10 + 2 * k) % 250 for k in range(100)], rate=8,
+                    times=[5 + k / 8 for k in range(100)], opts={"g": "8"})
+    (tmp_path / "cut.mkv").write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    row = probe_video(tmp_path / "cut.mkv")
+    assert not row["ok"] and "of the 12.500 s the container gives" in row["error"]

@@ -381,6 +381,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for flag, path in (("--image", args.image), ("--video", args.video), ("--video2", args.video2)):
         if path is not None and not path.is_file():
             raise ValueError(f"{flag} {path}: {'is a directory, not a file' if path.is_dir() else 'no such file'}")
+        if path is not None and args.output.exists() and os.path.samefile(path, args.output):
+            raise ValueError(f"--output {args.output} is the {flag} file: writing it would replace your input; "
+                             "name another file")
     if args.output.parent and not args.output.parent.exists():
         raise ValueError(f"--output {args.output}: folder {args.output.parent} does not exist")
     if args.output.is_dir():

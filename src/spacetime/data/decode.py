@@ -268,15 +268,27 @@ def _stream_duration(container, stream) -> float | None:
     """The stream's duration (s) as the container gives it, or None."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    tag = stream.metadata.get("DURATION", "")  # Matroska's per-track tag, "HH:MM:SS.nnnnnnnnn"
+    # Matroska's per-track tag, "HH:MM:SS.nnnnnnnnn": where the track ends, its late start included
+    tag = stream.metadata.get("DURATION", "")
     try:
         h, m, sec = tag.split(":")
-        return int(h) * 3600 + int(m) * 60 + float(sec)
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        return int(h) * 3600 + int(m) * 60 + float(sec) - start
     except ValueError:
         pass
-    if container.duration and len(container.streams) == 1:  # else audio may be what sets it
-        return container.duration / 1_000_000  # AV_TIME_BASE
+    if len(container.streams) == 1:  # else audio may be what sets it
+        return _container_duration(container)
     return None
+
+
+def _container_duration(container) -> float | None:
+    """The container's duration (s), or None. Matroska's (MKV, WebM) is where the file ends, counted
+    from 0: a clip cut out with its timestamps kept (ffmpeg's segment muxer) starts late, and its
+    length is that less the start."""
+    if not container.duration:
+        return None
+    late = container.start_time and "matroska" in container.format.name
+    return (container.duration - (container.start_time if late else 0)) / 1_000_000  # AV_TIME_BASE
 
 
 def _check_times(d: Decoded, duration: float | None) -> None:
@@ -308,7 +320,7 @@ def video_info(path: str | os.PathLike) -> dict:
         if stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
-            duration = container.duration / 1_000_000  # AV_TIME_BASE
+            duration = _container_duration(container)
         else:
             duration = stream.frames / fps if stream.frames else None
         # FFmpeg reads image files with its "image2" and "<codec>_pipe" demuxers, at a made-up 25 fps

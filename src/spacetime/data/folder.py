@@ -13,11 +13,13 @@ target fps by timestamp (nearest source frame), and in space by the policy docum
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
 import numbers
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,17 @@ def find_captions_file(directory: str | Path) -> Path | None:
     if len(found) > 1:
         log.warning("%s: both %s exist; using %s", directory, " and ".join(CAPTION_FILES), found[0].name)
     return found[0] if found else None
+
+
+def on_disk(directory: Path, rel: str) -> str:
+    """`rel` as the folder spells it: a name in the other Unicode normalization (macOS writes "é" as
+    "e" and a combining accent, NFD; most scripts write NFC) names the file, as it would on macOS."""
+    if not os.path.lexists(directory / rel):
+        for form in ("NFC", "NFD"):
+            other = unicodedata.normalize(form, rel)
+            if other != rel and os.path.lexists(directory / other):
+                return other
+    return rel
 
 
 def read_caption_rows(src: Path) -> list[tuple[int, str, dict[str, str]]]:
@@ -85,7 +98,7 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
                 len(empty), ", ".join(f"{rel!r} (line {line})" for rel, line in empty[:5]))
     entries, missing = [], []
     for line, rel, captions in rows:
-        path = (directory / rel).resolve()
+        path = (directory / on_disk(directory, rel)).resolve()
         if not path.is_file():
             if strict:
                 raise FileNotFoundError(f"{src}:{line}: names {rel!r}, which does not exist")
@@ -97,16 +110,36 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     return entries
 
 
+def _read_text(src: Path) -> str:
+    """A captions file's text: UTF-8, with or without a byte-order mark, or UTF-16 with one (what
+    Windows tools write as "Unicode"); other bytes are a ValueError naming the line, never replaced
+    in silence (a cp1252 "café.mp4" would name a file that does not exist)."""
+    raw = src.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{src}: not valid UTF-16 text ({e.reason}); save it as UTF-8") from None
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark (some editors write one) is not part of the first line
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{src}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}; saved as Latin-1 or "
+                         "Windows-1252?); save the file as UTF-8") from None
+
+
 def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     rows = []
-    # utf-8-sig: a byte-order mark (some editors write one) is not part of the first line
-    for line_no, line in enumerate(src.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
+    # lines end at "\n" only: JSON strings may hold U+2028 or U+0085, which str.splitlines() breaks at
+    for line_no, line in enumerate(_read_text(src).split("\n"), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg} at column {e.colno})") from None
+            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits, arrays nested too deep
+            raise ValueError(f"{src}:{line_no}: not valid JSON ({e})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("path"), str) or not obj["path"]:
             raise ValueError(f'{src}:{line_no}: each line needs a "path" string')
         rows.append((line_no, obj["path"], _captions_of(obj, f"{src}:{line_no}")))
@@ -123,7 +156,7 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
 
 
 def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
-    with src.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+    with io.StringIO(_read_text(src), newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "caption"} <= set(reader.fieldnames):
             raise ValueError(

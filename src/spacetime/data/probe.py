@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spacetime.atomic import atomic_write_text
 from spacetime.data.decode import VideoReadError, decode
-from spacetime.data.folder import caption_notes, find_captions_file, read_caption_rows
+from spacetime.data.folder import CAPTION_FILES, caption_notes, find_captions_file, on_disk, read_caption_rows
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -100,7 +100,7 @@ def _probe(
                 {**dict.fromkeys(FIELDS), "path": src.name, "ok": False, "error": str(e), "captioned": False}
             )
         for line, rel, _ in caption_rows:
-            named.setdefault(Path(os.path.normpath(rel)).as_posix(), line)
+            named.setdefault(Path(os.path.normpath(on_disk(directory, rel))).as_posix(), line)
     files = _videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
@@ -128,6 +128,13 @@ def main_probe(directory: Path, out: Path | None) -> int:
     broken or damaged, the captions file is malformed or names a missing file, or there are no
     videos at all. Videos without a caption, videos named by more than one entry and empty captions
     are reported but do not fail the check."""
+    if out is not None:  # before the work: a manifest must not take the place of the user's own files
+        if out.is_dir():
+            raise ValueError(f"--out {out}: is a directory; name the manifest file to write (e.g. manifest.jsonl)")
+        own = [directory / n for n in CAPTION_FILES if (directory / n).is_file()]
+        if out.is_file() and (out.suffix.lower() in VIDEO_EXTENSIONS or any(out.samefile(p) for p in own)):
+            raise ValueError(f"--out {out}: is one of your {'videos' if out.suffix.lower() in VIDEO_EXTENSIONS else 'captions files'}"
+                             "; the manifest would replace it: name another file (e.g. manifest.jsonl)")
     rows, caption_rows = _probe(directory, out, progress=True)
     bad = [r for r in rows if not r["ok"]]
     uncaptioned = [r["path"] for r in rows if r["ok"] and not r["captioned"]]
