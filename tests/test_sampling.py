@@ -408,3 +408,36 @@ def test_the_cli_offers_the_samplers_guidance_methods():
     from spacetime.cli import GUIDANCE_METHODS
 
     assert GUIDANCE_METHODS == tuple(sampling.GUIDANCE_METHODS)
+
+
+def test_autoguidance_probe_adds_the_guides_push_to_plain_guidance(bench_module):
+    """bench/autoguidance.py: the sampler's v_u + g(v_c - v_u) of the rows it returns is
+    v_c + (g - 1)(v_c - v_u) + (scale - 1)(v_c - v_guide); scale 1 leaves the model alone."""
+    ag = bench_module("autoguidance")
+
+    class Linear(torch.nn.Module):  # a stand-in DiT: its velocity depends on x and the text
+        def __init__(self, a):
+            super().__init__()
+            self.a = a
+
+        def forward(self, x, t, text, mask, **kw):
+            return self.a * x + text.mean(dim=(1, 2)).view(-1, 1, 1, 1, 1)
+
+    model, guide = Linear(2.0), Linear(0.5)
+    x = torch.randn(1, 4, 2, 3, 3)
+    t = torch.full((1,), 0.7)
+    text, empty = torch.randn(1, 5, 8), torch.zeros(1, 5, 8)
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    g, scale = 5.0, 2.5
+    v_c, v_u, v_b = model(x, t, text, mask), model(x, t, empty, mask), guide(x, t, text, mask)
+    want = v_c + (g - 1) * (v_c - v_u) + (scale - 1) * (v_c - v_b)
+    wrapped = ag.Autoguided(model, guide, scale, g, everywhere=False)
+    got = sampling.guided_velocity(wrapped, x, t, text, mask, empty, mask, g)
+    assert torch.allclose(got, want, atol=1e-5)
+    # outside the guidance interval (one row): the model alone, or with the push where asked
+    assert torch.equal(wrapped(x, t, text, mask), v_c)
+    everywhere = ag.Autoguided(model, guide, scale, g, everywhere=True)
+    assert torch.allclose(everywhere(x, t, text, mask), v_c + (scale - 1) * (v_c - v_b), atol=1e-6)
+    plain = ag.Autoguided(model, guide, 1.0, g, everywhere=True)
+    assert torch.equal(sampling.guided_velocity(plain, x, t, text, mask, empty, mask, g),
+                       sampling.guided_velocity(model, x, t, text, mask, empty, mask, g))
