@@ -1403,13 +1403,13 @@ def test_null_fields_count_as_left_out(server, source_video):
 
 
 def test_a_405_names_every_method_of_the_path(server):
-    """Allow lists what the path takes (GET and POST on /v1/videos), not one route's methods."""
+    """Allow lists what the path takes (GET, HEAD and POST on /v1/videos), not one route's methods."""
     _, client, _ = server
     r = client.put("/v1/videos", json={"prompt": "a"})
     assert r.status_code == 405 and r.json()["error"]["code"] == "http_error"
-    assert set(r.headers["allow"].split(", ")) == {"GET", "POST"}, r.headers["allow"]
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}, r.headers["allow"]
     r = client.patch(f"/v1/videos/video_{'0' * 32}")
-    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "DELETE"}, r.headers["allow"]
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE"}, r.headers["allow"]
 
 
 def test_uploads_sent_as_json_and_unreadable_videos_are_refused_in_plain_words(server):
@@ -1429,3 +1429,15 @@ def test_uploads_sent_as_json_and_unreadable_videos_are_refused_in_plain_words(s
     assert r.status_code == 400 and r.json()["error"]["param"] == "video", r.text
     assert r.json()["error"]["message"].count("not a readable video") == 1, r.text
     assert job_dirs(out) == before
+
+
+def test_head_answers_the_json_endpoints(server):
+    """Uptime monitors and link checkers send HEAD: the JSON endpoints answered 405 to it."""
+    _, client, _ = server
+    vid = client.post("/v1/videos", json={"prompt": "a ball"}).json()["id"]
+    for path in ("/healthz", "/v1/config", "/v1/videos", f"/v1/videos/{vid}"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.headers["content-type"] == got.headers["content-type"] == "application/json", path
+    assert client.head(f"/v1/videos/video_{'0' * 32}").status_code == 404
+    assert "HEAD" in client.put("/healthz").headers["allow"]
