@@ -575,3 +575,26 @@ def test_a_checkpoints_ema_exports_as_the_model_training_ships(vae_dir, tmp_path
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert exported.config["defaults"]["shift"] == 5.0 and exported.config["defaults"]["guidance_interval"] == [0.3, 1.0]
     assert exported.config["defaults"]["num_frames"] == 5 and exported.dit.config == shipped.dit.config
+
+
+def test_sampling_and_timestep_values_are_checked_before_the_run_starts(vae_dir, tmp_path, capsys):
+    """A negative sample_every sampled at every step (step % -1 == 0); a guidance_scale the
+    pipeline refuses stopped the run at its first samples, hours in; a NaN logit_std was
+    flow's "std must be > 0" after config.json was written; a size of 0 was the renderer's
+    "height must be a positive integer", naming no key; `--vae` at a text-to-video model folder
+    was a KeyError traceback."""
+    run = tmp_path / "r"
+    args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--max_steps", "1", "--run_dir", str(run)]
+    for extra, message in ((["--sample_every", "-1"], "sample_every must be >= 0"),
+                           (["--sample_every", "1", "--guidance_scale", "-1"], "guidance_scale (of the samples)"),
+                           (["--logit_std", "nan"], "logit_std a finite number > 0"),
+                           (["--logit_mean", "inf"], "logit_mean must be finite"),
+                           (["--sizes", "[[1,0,32]]"], "sizes[0]: frames, height and width must be >= 1"),
+                           (["--seed", "-1"], "seed must be in [0, 2**40]")):
+        assert main([*args, *extra]) == 1
+        assert message in capsys.readouterr().err, extra
+        assert not run.exists(), extra
+    assert main([*args, "--sample_every", "0"]) == 0  # a model folder to point --vae at
+    assert main([*args, "--run_dir", str(tmp_path / "r2"), "--vae", str(run / "model")]) == 1
+    assert f"vae {run / 'model'}: a text-to-video model folder, not a VAE" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

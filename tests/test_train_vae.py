@@ -97,7 +97,7 @@ def test_command_line_values_as_people_type_them(tmp_path):
     with pytest.raises(ValueError, match="is a directory; give a YAML file"):
         load_config(TrainVAEConfig, tmp_path)
     path.write_text("max_steps: 10\noptim:\n  lr: 1.0e-4\n  warmup_steps: 5\n  lr: 1.0e-3\n")
-    with pytest.raises(ValueError, match=r"(?s)not valid YAML .*the key 'lr' is given twice.*line 5"):
+    with pytest.raises(ValueError, match=r"not valid YAML \(line 5, column 3: the key 'lr' is given twice\)"):
         load_config(TrainVAEConfig, path)  # YAML kept the last lr, silently
 
 
@@ -451,3 +451,73 @@ def test_bf16_on_a_cpu_that_emulates_it_is_warned_at_the_start(tmp_path, monkeyp
                                                          "--run_dir", str(tmp_path / f"{precision}{fast}")]), progress=False)
         warned[precision, fast] = "precision bf16 on a CPU without bfloat16 arithmetic" in caplog.text
     assert warned == {("bf16", False): True, ("bf16", True): False, ("fp32", False): False}
+
+
+def test_broken_yaml_in_a_file_or_an_override_is_one_line_naming_it(tmp_path, capsys):
+    """A YAML syntax error in an override (`--sizes "[[5,32,32]"`) was a yaml ParserError
+    traceback; in a file it was a message of six lines; a file not in UTF-8 did not name itself."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1\n  x: :\n")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"max_steps: 1\n# caf\xe9\n")
+    for argv, message in (([f"--config={bad}"], f"{bad}: not valid YAML (line 2, column 4"),
+                          ([f"--config={latin1}"], f"{latin1}: not a UTF-8 text file"),
+                          (["--model.channels", "[8,8"], "--model.channels: cannot read '[8,8'")):
+        assert main(["train-vae", *argv, "--run_dir", str(tmp_path / "r")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_values_torch_would_fail_on_later_are_refused_at_the_start(tmp_path, capsys):
+    """`--threads -1` was set_num_threads' RuntimeError traceback; a seed past int64 once multiplied
+    was "Overflow when unpacking long long"; a negative data.seed numpy's "expected non-negative
+    integer" (with config.json already written); latent_stats_batches 0 a ZeroDivisionError after
+    the whole run had trained; a negative keep_checkpoints kept every checkpoint in silence."""
+    run = tmp_path / "r"
+    for key, value, message in (("threads", "-1", "threads must be >= 0"),
+                                ("seed", str(2**50), "seed must be in [0, 2**40]"),
+                                ("data.seed", "-5", "data.seed must be in [0, 2**40]"),
+                                ("latent_stats_batches", "0", "latent_stats_batches must be >= 1"),
+                                ("keep_checkpoints", "-1", "keep_checkpoints must be >= 0"),
+                                ("data.max_bad_fraction", "-1", "data.max_bad_fraction is a share"),
+                                ("run_dir", "", "run_dir is empty")):
+        assert main(["train-vae", *TINY, "--max_steps", "1", "--run_dir", str(run), f"--{key}", value]) == 1
+        assert message in capsys.readouterr().err, key
+        assert not run.exists(), key
+
+
+def test_a_run_dir_that_is_a_file_or_another_kind_of_run_is_named(tmp_path, capsys):
+    """A run_dir that is a file was "[Errno 17] File exists"; a VAE run pointed at a DiT run's
+    run_dir (made here by hand: a checkpoint whose config has a text_encoder) listed every model
+    key as changed, and a DiT run at a VAE run's was told to resume from an older VAE checkpoint."""
+    (tmp_path / "file").write_text("notes")
+    assert main(["train-vae", *TINY, "--run_dir", str(tmp_path / "file")]) == 1
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "notes"
+    run = tmp_path / "r"
+    assert main(["train-vae", *TINY, "--max_steps", "2", "--save_every", "1", "--run_dir", str(run)]) == 0
+    config = (run / "config.json").read_text()
+    assert main(["train", "--run_dir", str(run), "--text_encoder", "hash:32", "--model.text_dim", "32"]) == 1
+    err = capsys.readouterr().err
+    assert "is a VAE (spacetime train-vae) training run's; this is a DiT" in err and "--resume" not in err, err
+    assert (run / "config.json").read_text() == config
+
+
+def test_a_pipeline_or_checkpoint_as_the_vae_to_start_from_is_named(tmp_path, capsys):
+    """init_from a text-to-video model folder (or a DiT checkpoint) was a KeyError / TypeError
+    traceback from VideoVAE.from_pretrained."""
+    import json
+
+    from spacetime.checkpoint import save_model
+
+    pipe = tmp_path / "pipe"
+    save_model(pipe, {"format": "spacetime-pipeline", "dit": {"hidden": 32}}, {"w": torch.zeros(1)})
+    ckpt = tmp_path / "ckpt"
+    save_model(ckpt, {"model": {"hidden": 32, "depth": 2}, "text_encoder": "hash:32"}, {"w": torch.zeros(1)})
+    (ckpt / "state.json").write_text(json.dumps({"step": 1}))
+    for where, message in ((pipe, f"a text-to-video model folder, not a VAE (its VAE is {pipe / 'vae'})"),
+                           (ckpt, "a training checkpoint, not a VAE model folder")):
+        assert main(["train-vae", *TINY, "--run_dir", str(tmp_path / "r"), "--init_from", str(where)]) == 1
+        assert f"init_from {where}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -48,7 +48,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return from_dict(tp, value, prefix=f"{key}.")
     if origin in (tuple, list):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            try:
+                value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            except yaml.YAMLError as e:
+                raise ValueError(f"{key}: cannot read {value!r} as a list ({_yaml_problem(e)})") from None
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key}: expected a list, got {value!r}")
         inner = typing.get_args(tp)[0] if typing.get_args(tp) else Any
@@ -127,7 +130,10 @@ def parse_overrides(args: list[str]) -> dict:
                 raise ValueError(f"{arg} needs a value")
             key, value = arg[2:], args[i + 1]
             i += 2
-        parsed = yaml.safe_load(value) if value.strip() else value
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError as e:  # `--sizes "[[5,32,32]"`: a YAML traceback otherwise
+            raise ValueError(f"--{key}: cannot read {value!r} ({_yaml_problem(e)})") from None
         node = out
         parts = key.replace("-", "_").split(".")
         for p in parts[:-1]:
@@ -151,6 +157,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (its own message spans several lines,
+    with the source quoted and a caret under the column)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if problem and mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(e).split())
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -171,7 +187,9 @@ def _read_yaml(path: Path, read: list[Path], chain: tuple[Path, ...] = ()) -> di
     try:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({e})") from None
+        raise ValueError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+    except UnicodeDecodeError as e:  # the codec's message alone did not name the file
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     read.append(path)

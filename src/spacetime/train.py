@@ -108,12 +108,13 @@ class TrainVAEConfig:
     resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_steps", "log_every", "save_every"):
+        for name in ("batch_size", "max_steps", "log_every", "save_every", "latent_stats_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         _check_device(self.device)
+        _check_run_values(self)
         for name in ("kl_weight", "l1_weight", "l2_weight", "gradient_weight", "latent_noise"):
             w = getattr(self, name)
             if not (w >= 0 and math.isfinite(w)):
@@ -123,6 +124,26 @@ class TrainVAEConfig:
         if self.latent_noise and not self.freeze_encoder:
             # its scale is the latents' spread, which an encoder in training would be free to grow
             raise ValueError("latent_noise needs freeze_encoder (noise in units of fixed latents' spread)")
+
+
+MAX_SEED = 2**40  # seed * 1_000_003 + ...: the per-sample and per-step generators' seeds stay within int64
+
+
+def _check_run_values(cfg: TrainVAEConfig | TrainDiTConfig) -> None:
+    """Checks both trainings share: values torch or the data stream would take only to fail later,
+    after the run's directory is made (a traceback from set_num_threads, "Overflow when unpacking
+    long long", numpy's "expected non-negative integer"), or take in silence."""
+    if not cfg.run_dir.strip():  # Path("") is the current directory: the run would spill into it
+        raise ValueError("run_dir is empty; give the run's directory")
+    if cfg.threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+    if cfg.keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints must be >= 0 (0: keep every checkpoint), got {cfg.keep_checkpoints}")
+    for name, seed in (("seed", cfg.seed), ("data.seed", cfg.data.seed)):
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"{name} must be in [0, 2**40], got {seed}")
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise ValueError(f"data.max_bad_fraction is a share of the videos in [0, 1], got {cfg.data.max_bad_fraction}")
 
 
 def _check_device(spec: str) -> None:
@@ -239,6 +260,31 @@ def vae_path(spec: str) -> Path:
     return SHIPPED_VAE if spec == "shipped" else Path(spec)
 
 
+def load_vae(spec: str, key: str) -> VideoVAE:
+    """The VAE model directory `spec` names, for the config key `key` (`vae`, `init_from`): another
+    kind of folder (a text-to-video pipeline, a training checkpoint) or damaged files are an error
+    naming the key, not a KeyError or TypeError from inside the loading."""
+    from safetensors import SafetensorError
+
+    path = vae_path(spec)
+    try:
+        return VideoVAE.from_pretrained(path)
+    except (ValueError, OSError) as e:  # a missing or incomplete directory, unreadable files
+        raise ValueError(f"{key} {spec}: {e}") from None
+    except (KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+        if isinstance(config, dict) and config.get("format") == "spacetime-pipeline":
+            hint = f"a text-to-video model folder, not a VAE (its VAE is {path / 'vae'})"
+        elif (path / "state.json").is_file():
+            hint = "a training checkpoint, not a VAE model folder (a VAE run's model is run_dir/model)"
+        else:
+            hint = f"not a VAE model folder, or a damaged one ({type(e).__name__}: {e})"
+        raise ValueError(f"{key} {spec}: {hint}"[:500]) from None
+
+
 def parallelize(model: DiT, ema: DiT, cfg: TrainDiTConfig, device: torch.device, world: int) -> torch.nn.Module:
     """Ready a DiT for training, in this order: activation checkpointing (inside each block),
     torch.compile of each block (optional), then the data-parallel wrapper — DDP around the
@@ -290,8 +336,11 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     and restarted with the same command) continues from its own newest checkpoint, with a warning:
     resuming from `resume` again would throw that work away. The checkpoint's files are checked,
     and so is its model config against `config` (the run's), before anything is loaded."""
+    for d in (run_dir, run_dir / "checkpoints"):  # was "[Errno 17] File exists", at the first save
+        if d.exists() and not d.is_dir():
+            raise ValueError(f"run_dir: {d} is a file, not a directory; give another run_dir")
     latest = latest_checkpoint(run_dir)
-    if resume is None:
+    if not resume:  # `--resume ""` too: no path given ("an incomplete checkpoint" named "" before)
         path = latest
     else:
         path = Path(resume)
@@ -307,6 +356,17 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
                              "from it")
     if path is None:
         return None
+    if config is not None and (path / "state.json").is_file():
+        try:
+            saved = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            saved = None  # named by check_checkpoint below
+        theirs = _run_kind(saved) if isinstance(saved, dict) else None
+        if theirs is not None and theirs != _run_kind(config):
+            # named before its files are checked: a DiT run pointed at a VAE run's run_dir was told
+            # its ema.safetensors was "damaged or missing", and to resume from an older VAE checkpoint
+            raise ValueError(f"checkpoint {path} is a {theirs} training run's; this is a {_run_kind(config)} run: "
+                             "give it another run_dir")
     try:
         saved = check_checkpoint(path, ema)
     except ValueError as e:
@@ -320,6 +380,11 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
         raise ValueError(f"checkpoint {path} was saved with another model ({diff}); resume with the same model "
                          "config, or give another run_dir (init_from starts a new run from a trained model)")
     return path
+
+
+def _run_kind(config: dict) -> str:
+    """What a run's config trains: "DiT" (`spacetime train`) or "VAE" (`spacetime train-vae`)."""
+    return "DiT (spacetime train)" if "text_encoder" in config else "VAE (spacetime train-vae)"
 
 
 def _finished(run_dir: Path, step: int, max_steps: int, main_rank: bool) -> bool:
@@ -503,7 +568,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
-        start = VideoVAE.from_pretrained(vae_path(cfg.init_from))
+        start = load_vae(cfg.init_from, "init_from")
         if start.config != model.config:
             raise ValueError(f"init_from {cfg.init_from}: its config {start.config} differs from model {model.config}")
         model.load_state_dict(start.state_dict())
@@ -686,9 +751,20 @@ class TrainDiTConfig:
             raise ValueError(f"data.cache_variants must be >= 1, got {self.data.cache_variants}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for s in self.sizes:
+        _check_run_values(self)
+        if self.sample_every < 0:  # step % -1 == 0: a negative one sampled at every step
+            raise ValueError(f"sample_every must be >= 0 (0: never), got {self.sample_every}")
+        # the pipeline refuses these only when the first samples are made, hours into the run
+        if not 0 <= self.guidance_scale <= 100:
+            raise ValueError(f"guidance_scale (of the samples) must be in [0, 100], got {self.guidance_scale}")
+        if not (self.logit_std > 0 and math.isfinite(self.logit_std)) or not math.isfinite(self.logit_mean):
+            raise ValueError(f"logit_mean must be finite and logit_std a finite number > 0, got {self.logit_mean} "
+                             f"and {self.logit_std}")
+        for i, s in enumerate(self.sizes):
             if len(s) != 3:
                 raise ValueError(f"sizes must be [frames, height, width] triples, got {s}")
+            if min(s) < 1:  # the world renderer's "height must be a positive integer" named no key
+                raise ValueError(f"sizes[{i}]: frames, height and width must be >= 1, got {s}")
         if len(self.guidance_range) != 2 or not 0 <= self.guidance_range[0] <= self.guidance_range[1] <= 100:
             raise ValueError(f"guidance_range must be [lo, hi] with 0 <= lo <= hi <= 100, got {self.guidance_range}")
         if self.guidance_teacher and not self.model.guidance_embed:
@@ -914,7 +990,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     # every check comes before config.json is rewritten (_start_run)
     ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, ema=True)
     vae_dir = vae_path(cfg.vae)
-    vae = VideoVAE.from_pretrained(vae_dir).to(device)
+    vae = load_vae(cfg.vae, "vae").to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
         raise ValueError(f"model.in_channels is {cfg.model.in_channels} but the VAE at {cfg.vae} makes "
                          f"{vae.config.latent_channels}-channel latents")
