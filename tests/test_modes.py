@@ -238,6 +238,7 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     ({"video": "VIDEO", "num_frames": 1}, "at least 5 frames"),
     ({"video": "/nonexistent/clip.mp4"}, "no such file"),
     ({"image": "BROKEN"}, "cannot read image"),
+    ({"image": "TEXT"}, r"^image: cannot read image .*notes.txt"),  # was "cannot read video" (FFmpeg's try)
     ({"image": b"\x89PNG\r\n\x1a\n..."}, "not the file's bytes"),
     ({"prompt": None}, "prompt must be a string"),
     ({"prompt": "caf\udce9 ball"}, "prompt is not valid UTF-8"),  # a Latin-1 byte a shell passed on undecoded
@@ -248,7 +249,8 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
 def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "BROKEN": str(broken)}
+    (tmp_path / "notes.txt").write_text("not an image")
+    stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "BROKEN": str(broken), "TEXT": str(tmp_path / "notes.txt")}
     kwargs = {k: stand_in.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     with pytest.raises(ValueError, match=message):
         if "prompt" in kwargs:
@@ -657,3 +659,17 @@ def test_the_long_video_bench_reports_drift_clip_by_clip(monkeypatch, tmp_path, 
     assert abs(perm["ci95_high"] - (-0.2 + 4.303 * 0.1 / np.sqrt(3))) < 1e-3
     adherence = next(s for s in out["drift_per_clip"]["summary"] if s["metric"] == "adherence")
     assert adherence["mean"] == 0 and adherence["clips_down"] == adherence["clips_up"] == 0
+
+
+def test_array_inputs_errors_name_their_argument(pipe):
+    """A grayscale (H, W) image was refused as a 'video' of the wrong shape; every array error said
+    'video', also for image and video2; a callback that is not callable failed after the first step."""
+    frame = clip(0)[0]
+    gray = run(pipe, image=frame[..., 0], num_frames=5)[0]
+    assert np.array_equal(gray, run(pipe, image=np.repeat(frame[..., :1], 3, -1), num_frames=5)[0])
+    with pytest.raises(ValueError, match=r"^video2: integer video values must lie in 0..255, got 0..300 \(given shape"):
+        run(pipe, video=clip(0), video2=np.linspace(0, 300, 9 * 32 * 32 * 3).reshape(9, 32, 32, 3).astype(np.int64))
+    with pytest.raises(ValueError, match=r"^image: a list must hold one or more frames"):
+        run(pipe, image=[])
+    with pytest.raises(ValueError, match="callback must be a function of"):
+        run(pipe, callback=5)

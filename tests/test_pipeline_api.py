@@ -77,7 +77,7 @@ def test_bfloat16_weights(tiny_model_dir):
     assert half.to(torch.float32) is half and half.dtype == torch.float32  # bf16-rounded weights, in float32
     assert half.to("cpu", torch.bfloat16).dtype == torch.bfloat16
     assert np.array_equal(_run(pipe.to(dtype=torch.float32)), full)
-    with pytest.raises(ValueError, match="dtype must be a floating torch.dtype"):
+    with pytest.raises(ValueError, match=r"dtype must be torch.float32, torch.bfloat16 or torch.float16 \(or its name\), got torch.int8"):
         pipe.to(dtype=torch.int8)
     by_hand = SpacetimePipeline.from_pretrained(tiny_model_dir)
     by_hand.dit.to(torch.bfloat16)  # a component cast by hand, as diffusers users do: was a mixed-dtype error
@@ -178,3 +178,42 @@ def test_fast_bfloat16_follows_what_onednn_runs_natively(monkeypatch):
 
     assert fast_bfloat16("cpu") == torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert fast_bfloat16(torch.device("meta"))  # not a CPU: a GPU's bfloat16 is native
+
+
+def test_sizes_past_the_limits_are_refused_before_any_work(tiny_model_dir, monkeypatch):
+    """num_frames=10**9 or height=10**6 ran for hours (a window at a time) before running out of
+    memory; now the CLI's bounds, and frames that cannot fit this machine's memory, are a ValueError
+    naming the argument before the text encoder or the sampler runs."""
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("generation started")
+
+    monkeypatch.setattr(pipe.text_encoder, "encode", no_work)
+    for kwargs, message in (({"num_frames": 10**9}, "num_frames must be at most 100000, got 1000000000"),
+                            ({"height": 10**6}, "height must be at most 4096, got 1000000"),
+                            ({"width": 4097}, "width must be at most 4096, got 4097"),
+                            ({"num_frames": 99_997, "height": 4096, "width": 4096},  # 4.6 TiB of uint8 frames
+                             r"1 video\(s\) of 99997 frames of 4096x4096 \(WxH\) are 4687.4 GiB of frames, more than")):
+        with pytest.raises(ValueError, match=message):
+            pipe("a", **kwargs)
+    assert pipe.fit_size(5, 4095, 32) == (5, 4096, 32)  # the largest side is still made
+
+
+def test_dtypes_by_name_and_unusable_dtypes_and_devices_are_named(tiny_model_dir, monkeypatch):
+    """torch_dtype="float16" and pipe.to("bfloat16") were refused or taken for a device ('Invalid
+    device string'); float64 weights failed at the first matmul (autocast runs below float32 only);
+    pipe.to("cuda") without CUDA was torch's AssertionError."""
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir, torch_dtype="float16")
+    assert pipe.dtype == torch.float16 and _run(pipe).shape == (5, 32, 32, 3)
+    assert pipe.to("torch.float32").dtype == torch.float32 and pipe.to("bfloat16").dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r"torch_dtype must be torch.float32, .* got torch.float64"):
+        SpacetimePipeline.from_pretrained(tiny_model_dir, torch_dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"dtype must be torch.float32, .* got 'float64'"):
+        pipe.to("float64")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device 'cuda': this PyTorch has no cuda device available"):
+        pipe.to("cuda")
+    with pytest.raises(ValueError, match="device must be a torch device .* got 'gpu0'"):
+        pipe.to("gpu0")
+    assert pipe.device == torch.device("cpu")

@@ -193,14 +193,15 @@ class SpacetimePipeline:
         self.defaults = config.get("defaults", {})
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, *, torch_dtype: torch.dtype | None = None,
+    def from_pretrained(cls, path: str | Path | None = None, *, torch_dtype: torch.dtype | str | None = None,
                         device: str | torch.device | None = None) -> SpacetimePipeline:
         """A pipeline directory; None: the default world model shipped in the package. `torch_dtype`
-        (e.g. torch.bfloat16): the DiT's and VAE's weights in it, generation under autocast; default:
+        (e.g. torch.bfloat16 or "bfloat16"): the DiT's and VAE's weights in it, generation under autocast; default:
         the model's own (`defaults.dtype` in its config.json, the dtype it was measured in), else
         float32.
         A local text encoder is found in the folder's `text_encoder/` (where `save_pretrained` puts
         it), else at the recorded path (a relative one: beside the folder, then from here)."""
+        torch_dtype = None if torch_dtype is None else _torch_dtype("torch_dtype", torch_dtype)  # before loading
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
@@ -233,8 +234,14 @@ class SpacetimePipeline:
     def fit_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """The nearest size the model can make (1 + 4k frames, sides multiples of the latent patch
         in pixels), with a logged warning when that differs from what was asked, as diffusers does."""
+        from spacetime.cli import MAX_FRAMES, MAX_SIDE  # the CLI's bounds; cli imports no torch
+
         num_frames, height, width = (_positive_int(name, v) for name, v in
                                      (("num_frames", num_frames), ("height", height), ("width", width)))
+        # refused before any work: a side of 10^6 or 10^9 frames would run for hours, then run out of memory
+        for name, v, most in (("num_frames", num_frames, MAX_FRAMES), ("height", height, MAX_SIDE), ("width", width, MAX_SIDE)):
+            if v > most:
+                raise ValueError(f"{name} must be at most {most}, got {v}")
         ft, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
         fitted = (1 + ft * math.floor((num_frames - 1) / ft + 0.5),
                   mh * max(1, math.floor(height / mh + 0.5)), mw * max(1, math.floor(width / mw + 0.5)))
@@ -293,10 +300,16 @@ class SpacetimePipeline:
                         log.warning("%s is %dx%d (WxH); resized to %dx%d", name, d.width, d.height, size[1], size[0])
                     frames = np.stack(d.frames)
                 except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
-                    what, why = ("image", not_image) if not_image else ("video", e)
+                    what, why = ("image", not_image) if not_image else ("image" if name == "image" else "video", e)
                     raise ValueError(f"{name}: cannot read {what} {str(path)!r}: {why}") from None
         else:
-            frames = to_uint8_frames(x)
+            if name == "image" and isinstance(x, (np.ndarray, Tensor)) and x.ndim == 2:  # grayscale (H, W)
+                x = x[..., None]
+            try:
+                frames = to_uint8_frames(x)
+            except ValueError as e:  # its message says "video" whatever the argument: named here
+                given = f" (given shape {tuple(x.shape)})" if isinstance(x, (np.ndarray, Tensor)) else ""
+                raise ValueError(f"{name}: {e}{given}") from None
         return frames
 
     @staticmethod
@@ -348,17 +361,26 @@ class SpacetimePipeline:
         return str(self.dtype).removeprefix("torch.")
 
     def to(self, device: str | torch.device | torch.dtype | None = None,
-           dtype: torch.dtype | None = None) -> SpacetimePipeline:
+           dtype: torch.dtype | str | None = None) -> SpacetimePipeline:
         """Move the DiT, the VAE and the text encoder to `device`, and/or cast the DiT's and VAE's
         weights to `dtype`, as diffusers' `pipe.to("cuda")`, `pipe.to(torch.bfloat16)`,
         `pipe.to("cuda", torch.float16)`; frames still come back as uint8 arrays on the CPU. The text
-        encoder stays float32 (its embeddings are cast where the DiT uses them)."""
-        if isinstance(device, torch.dtype):
+        encoder stays float32 (its embeddings are cast where the DiT uses them). A dtype may be named
+        ("bfloat16"); a device this PyTorch cannot use is refused before anything moves."""
+        if isinstance(device, torch.dtype) or (isinstance(device, str)  # a dtype's name, "bfloat16"
+                                               and isinstance(getattr(torch, device.removeprefix("torch."), None), torch.dtype)):
             device, dtype = None, device if dtype is None else dtype
-        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch.dtype (torch.float32, torch.bfloat16, ...), got {dtype!r}")
+        if dtype is not None:
+            dtype = _torch_dtype("dtype", dtype)
         if device is not None:
-            device = torch.device(device)
+            try:
+                device = torch.device(device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be a torch device ('cpu', 'cuda', 'cuda:1', ...) or a dtype, "
+                                 f"got {device!r}") from None
+            available = getattr(getattr(torch, device.type, None), "is_available", None)
+            if device.type != "cpu" and callable(available) and not available():
+                raise ValueError(f"device {str(device)!r}: this PyTorch has no {device.type} device available")
             self.dit.to(device)
             self.vae.to(device)
             self.text_encoder.device = device
@@ -558,6 +580,8 @@ class SpacetimePipeline:
                                  f"prompts x num_videos_per_prompt), got {len(generator)} items")
         elif generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
+        if callback is not None and not callable(callback):  # else a TypeError after the first step
+            raise ValueError(f"callback must be a function of (step, total), got {callback!r}"[:300])
         mode = self._mode(image, video, video2, extend, strength, loop)
         if strength is not None:
             strength = float(strength)
@@ -578,6 +602,12 @@ class SpacetimePipeline:
         width = self.defaults.get("width", 64) if width is None else width
         num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
+        need, have = len(prompts) * num_frames * height * width * 3, _memory_bytes()  # the uint8 frames returned
+        if have is not None and need > have:
+            raise ValueError(f"{len(prompts)} video(s) of {_frames(num_frames)} of {width}x{height} (WxH) are "
+                             f"{need / 2**30:.1f} GiB of frames, more than this machine's memory ({have / 2**30:.1f} GiB): "
+                             "ask for fewer (prompts x num_videos_per_prompt), shorter (num_frames) or smaller "
+                             "(height, width) videos")
         media.update({name: self._load_media(x, name, (height, width)) for name, x in inputs.items() if name not in media})
         media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
@@ -801,6 +831,26 @@ def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tenso
         return torch.cat([draw_noise((1, *shape[1:]), g, device) for g in generator])
     on = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(shape, generator=generator, device=on).to(device)
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _torch_dtype(name: str, v) -> torch.dtype:
+    """A dtype the DiT and VAE run in (float32, or below it under autocast), as a torch.dtype or its
+    name ("bfloat16", "torch.float16"); float64 and the rest are refused naming the argument."""
+    dtype = _DTYPES.get(v.removeprefix("torch.")) if isinstance(v, str) else v
+    if dtype not in _DTYPES.values():
+        raise ValueError(f"{name} must be torch.float32, torch.bfloat16 or torch.float16 (or its name), got {v!r}")
+    return dtype
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes; None where the OS does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _positive_int(name: str, v) -> int:
