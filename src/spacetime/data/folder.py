@@ -110,8 +110,8 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     return entries
 
 
-def _read_text(src: Path) -> str:
-    """A captions file's text: UTF-8, with or without a byte-order mark, or UTF-16 with one (what
+def read_text(src: Path) -> str:
+    """A captions (or prompts) file's text: UTF-8, with or without a byte-order mark, or UTF-16 with one (what
     Windows tools write as "Unicode"); other bytes are a ValueError naming the line, never replaced
     in silence (a cp1252 "café.mp4" would name a file that does not exist)."""
     raw = src.read_bytes()
@@ -131,7 +131,7 @@ def _read_text(src: Path) -> str:
 def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     rows = []
     # lines end at "\n" only: JSON strings may hold U+2028 or U+0085, which str.splitlines() breaks at
-    for line_no, line in enumerate(_read_text(src).split("\n"), 1):
+    for line_no, line in enumerate(read_text(src).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -156,7 +156,7 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
 
 
 def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
-    with io.StringIO(_read_text(src), newline="") as f:
+    with io.StringIO(read_text(src), newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "caption"} <= set(reader.fieldnames):
             raise ValueError(

@@ -192,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
         # a user's prompts are read before the model loads, so a bad file fails at once
         own = None if args.prompts is None else read_prompts(args.prompts)
         if own is not None and args.split != EVAL_MODEL_ONLY["split"]:
-            print("spacetime eval: note: --split is not used with --prompts; the file's prompts are", file=sys.stderr)
+            print("spacetime eval: note: --split is not used with --prompts; the file's prompts are scored", file=sys.stderr)
         check_geometry(args)  # frames and size the model makes, before loading it
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                     "guidance_interval": args.guidance_interval, "shift": args.shift,  # None: the pipeline's (and model's) defaults

@@ -287,20 +287,23 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--prompts {path}: no such file")
+    from spacetime.data.folder import read_text
+
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--prompts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        text = read_text(path)  # as a captions file: UTF-8 (or UTF-16 with a BOM), else the line named
+    except ValueError as e:
+        raise ValueError(f"--prompts {e}") from None
     prompts = []
-    for n, line in enumerate(lines, 1):
+    # lines end at "\n" only, as in captions files: a prompt may hold U+2028, which splitlines() breaks at
+    for n, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if not line or (path.suffix != ".jsonl" and line.startswith("#")):
             continue
         if path.suffix == ".jsonl":
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"--prompts {path}, line {n}: not JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:  # a JSONDecodeError, a 5,000-digit number, deep nesting
+                raise ValueError(f"--prompts {path}, line {n}: not JSON ({getattr(e, 'msg', e)})") from None
             line = entry.get("prompt") if isinstance(entry, dict) else None
             if not isinstance(line, str) or not line.strip():
                 raise ValueError(f'--prompts {path}, line {n}: expected an object with a non-empty "prompt" string')
