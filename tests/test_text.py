@@ -117,6 +117,18 @@ def test_missing_or_unfit_paths_are_named(tmp_path):
         TextEncoder.from_pretrained(tmp_path / "pickled")
     with pytest.raises(ValueError, match="max_length must be >= 1, got 0"):
         HashTextEncoder(max_length=0)
+    # a config.json that names no architecture, or one transformers does not know: our words, naming the file
+    (tmp_path / "untyped").mkdir()
+    (tmp_path / "untyped" / "config.json").write_text('{"hidden_size": 8}')
+    (tmp_path / "untyped" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match='untyped/config.json: no "model_type"'):
+        TextEncoder(tmp_path / "untyped")
+    (tmp_path / "untyped" / "config.json").write_text('{"model_type": "no-such-encoder"}')
+    with pytest.raises(ValueError, match="untyped/config.json: transformers .* cannot build model type 'no-such"):
+        TextEncoder(tmp_path / "untyped")
+    (tmp_path / "untyped" / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match='untyped/config.json: no "model_type"'):
+        TextEncoder(tmp_path / "untyped")
 
 
 def _with_minilm_tokenizer(model, path):

@@ -300,22 +300,29 @@ def _load(path: Path, max_length: int):
         raw = json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'}: cannot read the encoder's config ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("model_type"), str) or not raw["model_type"]:
+        # transformers would guess the architecture from the folder's name, or fail in its own words
+        raise ValueError(f"{path / 'config.json'}: no \"model_type\" (e.g. \"bert\" or \"t5\") names the encoder's "
+                         "architecture; save the model with save_pretrained(), which writes it")
     if plain_bert(raw, path):
         _check_positions(raw.get("max_position_embeddings", 512), max_length, path)
         model = BertEncoder.from_directory(path, raw)
         if model is not None:
             return BertTokenizer(path), model
+    import transformers
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     # local_files_only: a path we are given is read from disk and nothing else, even if it looks
     # like a hub name; trust_remote_code=False: never run code that ships with a model directory
     opts = {"local_files_only": True, "trust_remote_code": False}
-    config = AutoConfig.from_pretrained(path, **opts)
+    try:
+        config = AutoConfig.from_pretrained(path, **opts)
+    except (ValueError, KeyError) as e:  # a model type this transformers does not know
+        raise ValueError(f"{path / 'config.json'}: transformers {transformers.__version__} cannot build model type "
+                         f"{raw['model_type']!r} ({str(e).splitlines()[0]})") from None
     _check_positions(getattr(config, "max_position_embeddings", None), max_length, path)
     if config.model_type in ("t5", "mt5", "umt5"):
         # AutoModel would build the whole encoder-decoder; the text conditioning is the encoder's output
-        import transformers
-
         cls = getattr(transformers, {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
                       [config.model_type])
     elif getattr(config, "is_encoder_decoder", False):
