@@ -190,8 +190,13 @@ def test_a_long_loop_ends_with_a_transition_back_to_the_start(pipe, recorded):
 
 
 def test_a_loop_needs_three_latent_frames(pipe):
-    with pytest.raises(ValueError, match="at least 9 frames"):
+    """The shortest lengths are refused naming the argument the caller sets (num_frames)."""
+    with pytest.raises(ValueError, match="a loop needs num_frames of at least 9 .*got 5"):
         run(pipe, loop=True, num_frames=5)
+    with pytest.raises(ValueError, match="connecting needs num_frames of at least 9 .*got 5"):
+        run(pipe, video=clip(1), video2=clip(2), num_frames=5)
+    with pytest.raises(ValueError, match="extending needs num_frames of at least 5 .*got 1"):
+        run(pipe, video=clip(1), num_frames=1)
 
 
 def test_least_frames_follows_the_vaes_temporal_factor():

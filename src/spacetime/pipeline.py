@@ -634,7 +634,7 @@ class SpacetimePipeline:
         if long:
             t = 1 + (window - 1) // ft
         if loop and t < 3:
-            raise ValueError(f"a loop needs at least {least_frames(mode, ft, loop)} frames (3 latent frames), "
+            raise ValueError(f"a loop needs num_frames of at least {least_frames(mode, ft, loop)} (3 latent frames), "
                              f"got {num_frames}")
         # sampler calls planned: the first window, the windows extending a long video (each adds
         # ft * (t - t // 2) frames; a long extension's first window holds its context, so the same
@@ -714,7 +714,7 @@ class SpacetimePipeline:
             """Windows whose head is each `befores`' end and whose tail is each `afters`' start
             (one pair, or one per prompt) -> the generated middles."""
             if t < 3:
-                raise ValueError(f"connecting needs a window of at least {least_frames('connect', ft)} frames "
+                raise ValueError(f"connecting needs num_frames of at least {least_frames('connect', ft)} "
                                  f"(3 latent frames), got {num_frames}")
             n1, n2 = connect_context(len(befores[0]), len(afters[0]), t, ft)
             if n2 < 1:
@@ -752,7 +752,7 @@ class SpacetimePipeline:
         elif mode == "extend":
             src = media["video"]
             if t < 2:
-                raise ValueError(f"extending needs a window of at least {least_frames('extend', ft)} frames "
+                raise ValueError(f"extending needs num_frames of at least {least_frames('extend', ft)} "
                                  f"(2 latent frames), got {num_frames}")
             n, _ = extension_context(extend, len(src), t, ft)
             if extend == "forward":
