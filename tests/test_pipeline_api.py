@@ -198,6 +198,10 @@ def test_sizes_past_the_limits_are_refused_before_any_work(tiny_model_dir, monke
         with pytest.raises(ValueError, match=message):
             pipe("a", **kwargs)
     assert pipe.fit_size(5, 4095, 32) == (5, 4096, 32)  # the largest side is still made
+    # a huge num_videos_per_prompt is counted, not expanded into a list of prompts first (80 GB of
+    # references at 10**10: a MemoryError or the machine's OOM killer before the check was reached)
+    with pytest.raises(ValueError, match=r"10000000000 video\(s\) of 5 frames of 32x32 .* num_videos_per_prompt"):
+        pipe("a", num_videos_per_prompt=10**10, num_frames=5, height=32, width=32)
 
 
 def test_dtypes_by_name_and_unusable_dtypes_and_devices_are_named(tiny_model_dir, monkeypatch):

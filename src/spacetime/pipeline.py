@@ -571,12 +571,10 @@ class SpacetimePipeline:
             window_frames = _positive_int("window_frames", window_frames)
         if not isinstance(loop, (bool, np.bool_)):
             raise ValueError(f"loop must be True or False, got {loop!r}")
-        if negatives is not None and len(negatives) == len(prompts) > 1:
-            negatives = [n for n in negatives for _ in range(per_prompt)]
-        prompts = [p for p in prompts for _ in range(per_prompt)]
+        count = len(prompts) * per_prompt  # the videos asked for; the lists grow only once memory allows them
         if isinstance(generator, (list, tuple)):
-            if len(generator) != len(prompts) or not all(isinstance(g, torch.Generator) for g in generator):
-                raise ValueError(f"generator: give one torch.Generator, or a list of one per video ({len(prompts)}: "
+            if len(generator) != count or not all(isinstance(g, torch.Generator) for g in generator):
+                raise ValueError(f"generator: give one torch.Generator, or a list of one per video ({count}: "
                                  f"prompts x num_videos_per_prompt), got {len(generator)} items")
         elif generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
@@ -602,12 +600,15 @@ class SpacetimePipeline:
         width = self.defaults.get("width", 64) if width is None else width
         num_frames, height, width = self.fit_size(num_frames, height, width)
         self.check_size(num_frames, height, width)
-        need, have = len(prompts) * num_frames * height * width * 3, _memory_bytes()  # the uint8 frames returned
+        need, have = count * num_frames * height * width * 3, _memory_bytes()  # the uint8 frames returned
         if have is not None and need > have:
-            raise ValueError(f"{len(prompts)} video(s) of {_frames(num_frames)} of {width}x{height} (WxH) are "
+            raise ValueError(f"{count} video(s) of {_frames(num_frames)} of {width}x{height} (WxH) are "
                              f"{need / 2**30:.1f} GiB of frames, more than this machine's memory ({have / 2**30:.1f} GiB): "
                              "ask for fewer (prompts x num_videos_per_prompt), shorter (num_frames) or smaller "
                              "(height, width) videos")
+        if negatives is not None and len(negatives) == len(prompts) > 1:
+            negatives = [n for n in negatives for _ in range(per_prompt)]
+        prompts = [p for p in prompts for _ in range(per_prompt)]
         media.update({name: self._load_media(x, name, (height, width)) for name, x in inputs.items() if name not in media})
         media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
