@@ -1410,6 +1410,11 @@ def test_a_405_names_every_method_of_the_path(server):
     assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}, r.headers["allow"]
     r = client.patch(f"/v1/videos/video_{'0' * 32}")
     assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE"}, r.headers["allow"]
+    # the POST-only routes under /v1/videos are not video ids (GET /v1/videos/edits was "not a video id")
+    for path in ("/v1/videos/edits", "/v1/videos/extensions"):
+        for method in ("GET", "HEAD", "DELETE", "PATCH"):
+            r = client.request(method, path)
+            assert r.status_code == 405 and r.headers["allow"] == "POST", (method, path, r.status_code, r.headers)
 
 
 def test_uploads_sent_as_json_and_unreadable_videos_are_refused_in_plain_words(server):
@@ -1441,3 +1446,29 @@ def test_head_answers_the_json_endpoints(server):
         assert head.headers["content-type"] == got.headers["content-type"] == "application/json", path
     assert client.head(f"/v1/videos/video_{'0' * 32}").status_code == 404
     assert "HEAD" in client.put("/healthz").headers["allow"]
+
+
+def test_ranges_it_cannot_read_get_the_whole_file_and_unsatisfiable_ones_a_json_416(server, source_video):
+    """A malformed Range was answered in plain text (400 'Range header: range must be requested'),
+    and one past the end with an empty 416; RFC 9110 lets a server ignore a Range it cannot read,
+    and this API's errors are JSON."""
+    from spacetime.serve.app import byte_ranges
+
+    _, client, _ = server
+    url = f"/v1/videos/{source_video['id']}/content"
+    whole = client.get(url)
+    size = len(whole.content)
+    assert whole.status_code == 200 and size > 100
+    for asked in ("bytes=abc", "bytes=5-2", "items=0-1", "bytes=", "bytes=0x1-2"):
+        r = client.get(url, headers={"Range": asked})
+        assert r.status_code == 200 and r.content == whole.content, (asked, r.status_code, r.text[:80])
+    for asked in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=-0"):
+        r = client.get(url, headers={"Range": asked})
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}", (asked, r.status_code)
+        assert r.json()["error"]["code"] == "range_not_satisfiable" and str(size) in r.json()["error"]["message"]
+    r = client.get(url, headers={"Range": "bytes=2-5"})
+    assert r.status_code == 206 and r.content == whole.content[2:6]
+    r = client.get(url, headers={"Range": f"bytes=-{size + 5}"})  # a suffix longer than the file: all of it
+    assert r.status_code == 206 and r.content == whole.content
+    assert byte_ranges("bytes=0-1, 5-, -3") == [(0, 1), (5, None), (None, 3)]
+    assert byte_ranges("bytes=-") is None and byte_ranges("bytes 0-1") is None and byte_ranges("bytes=１-２") is None

@@ -218,8 +218,10 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         headers = getattr(e, "headers", None)  # e.g. Allow on a 405
         if e.status_code == 405:  # Starlette's Allow names the first route of that path alone: name them all
             path = request.scope["path"]
-            methods = {m for r in app.routes if isinstance(r, Route) and r.methods and r.path_regex.fullmatch(path)
-                       for m in r.methods}
+            routes = [r for r in app.routes if isinstance(r, Route) and r.methods and r.path_regex.fullmatch(path)]
+            # /v1/videos/edits is its own route, not a video id that /v1/videos/{video_id} also matches
+            routes = [r for r in routes if "{" not in r.path] or routes
+            methods = {m for r in routes for m in r.methods}
             headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
         return error_response(e.status_code, "not_found" if e.status_code == 404 else "http_error", str(e.detail),
                               headers=headers)
@@ -246,6 +248,12 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if job is None:
             raise ApiError(404, "not_found", f"{param}: no video {video_id}", param)
         return job
+
+    def not_a_route(video_id: str) -> None:
+        """GET or DELETE /v1/videos/edits reaches /v1/videos/{video_id}: answer as for a method the
+        POST-only route does not take, not with "not a video id"."""
+        if video_id in ("edits", "extensions"):
+            raise StarletteHTTPException(405)
 
     def completed_source(video_id: str, param: str) -> Job:
         """The job whose video a remix, edit or extension starts from: it must have one."""
@@ -488,19 +496,29 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.get("/v1/videos/{video_id}", dependencies=auth, summary="Get a video job")
     def get_video(video_id: str) -> dict:
+        not_a_route(video_id)
         return job_or_404(video_id).to_dict()
 
     # HEAD as well as GET: download tools ask for the size and type first (curl -I)
     @app.head("/v1/videos/{video_id}/content", dependencies=auth, include_in_schema=False)
     @app.get("/v1/videos/{video_id}/content", dependencies=auth, summary="Download the video (or its thumbnail)",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}, "image/png": {}}}})
-    def video_content(video_id: str, variant: Literal["video", "thumbnail"] = "video"):
+    def video_content(request: Request, video_id: str, variant: Literal["video", "thumbnail"] = "video"):
         job = job_or_404(video_id)
         if job.status != "completed":
             raise ApiError(409, "not_ready", f"video {video_id} is {job.status}; content is there once it is completed")
         name, media = (VIDEO, "video/mp4") if variant == "video" else (THUMBNAIL, "image/png")
         if not (job.dir / name).is_file():  # deleted meanwhile, or removed by hand
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
+        asked = request.headers.get("range")
+        if asked is not None:
+            size = (job.dir / name).stat().st_size
+            readable = byte_ranges(asked)
+            if readable is None:  # RFC 9110 14.2: a server may ignore a Range it cannot read; the whole file
+                request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
+            elif any((start if start is not None else max(size - end, 0)) >= size for start, end in readable):
+                raise ApiError(416, "range_not_satisfiable", f"Range {asked[:100]!r}: the {variant} is {size} bytes",
+                               "range", headers={"Content-Range": f"bytes */{size}"})
         return FileResponse(job.dir / name, media_type=media, content_disposition_type="inline",
                             filename=f"{video_id}{Path(name).suffix}")
 
@@ -544,6 +562,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.delete("/v1/videos/{video_id}", dependencies=auth, summary="Cancel and delete a video job and its files")
     def delete_video(video_id: str) -> dict:
+        not_a_route(video_id)
         queue.delete(job_or_404(video_id))
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
@@ -583,6 +602,23 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                           dependencies=auth if needs_token else None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def byte_ranges(value: str) -> list[tuple[int | None, int | None]] | None:
+    """A Range header's `bytes=a-b, c-, -n` as (start, end) pairs (end inclusive; start None for
+    the last n bytes), or None where it is not that: another unit, a non-number, a start past its end."""
+    unit, eq, spec = value.partition("=")
+    if not eq or unit.strip().lower() != "bytes":
+        return None
+    pairs = []
+    for part in spec.split(","):
+        a, dash, b = (x.strip() for x in part.strip().partition("-"))
+        if not dash or not (a or b) or not all(x.isascii() and x.isdigit() for x in (a, b) if x):
+            return None
+        if a and b and int(a) > int(b):
+            return None
+        pairs.append((int(a) if a else None, int(b) if b else None))
+    return pairs
 
 
 def _version() -> str:
