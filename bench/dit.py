@@ -270,7 +270,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reps-long", type=int, default=3, help="timed steps per model in the long setting")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--settings", default="anchor,long")
-    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--precisions", default=None,
+                    help="fp32,bf16 by default; fp32 alone on a CPU that emulates bfloat16 (AVX2: a 4096^2 bf16 mm "
+                         "there takes minutes, and the bf16 rows hours)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile each transformer block of every model (training's `compile: true`)")
@@ -285,6 +287,13 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     import diffusers
 
+    if args.precisions is None:
+        from spacetime.pipeline import fast_bfloat16
+
+        args.precisions = "fp32,bf16" if fast_bfloat16("cpu") else "fp32"
+        if args.precisions == "fp32":
+            print("this CPU emulates bfloat16 (no AVX-512/AMX): fp32 rows only; --precisions fp32,bf16 to force them",
+                  file=sys.stderr)
     settings, precisions = args.settings.split(","), args.precisions.split(",")
     grid = SETTINGS["anchor"][1]
     n_ours = count_parameters(DiT(PRESETS["world"]))
