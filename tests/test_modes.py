@@ -240,7 +240,7 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     ({"video": "VIDEO", "extend": "sideways"}, "extend must be"),
     ({"video": "VIDEO", "loop": True}, "loop"),
     ({"video": "SHORT", "extend": "backward"}, "needs at least 4"),
-    ({"video": "VIDEO", "num_frames": 1}, "at least 5 frames"),
+    ({"video": "VIDEO", "num_frames": 1}, "extending needs num_frames of at least 5 "),
     ({"video": "/nonexistent/clip.mp4"}, "no such file"),
     ({"image": "BROKEN"}, "cannot read image"),
     ({"image": "TEXT"}, r"^image: cannot read image .*notes.txt"),  # was "cannot read video" (FFmpeg's try)
