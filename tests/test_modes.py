@@ -678,3 +678,20 @@ def test_array_inputs_errors_name_their_argument(pipe):
         run(pipe, image=[])
     with pytest.raises(ValueError, match="callback must be a function of"):
         run(pipe, callback=5)
+
+
+def test_an_input_over_the_size_limit_without_a_size_names_the_input(pipe, tmp_path):
+    """Without height and width the output takes the input's size; one over the limit a side (an
+    8000x6000 photo) is an error naming the input and what to pass, not "height must be at most
+    4096" of a height the user never gave."""
+    from PIL import Image
+
+    from spacetime.cli import MAX_SIDE
+
+    wide = tmp_path / "pano rama.png"
+    Image.new("RGB", (MAX_SIDE + 4, 16), (200, 40, 40)).save(wide)
+    with pytest.raises(ValueError, match=r"image .*pano rama\.png is 4100x16 \(WxH\); without height and width .*--size"):
+        run(pipe, image=str(wide))
+    with pytest.raises(ValueError, match=r"^video is 4100x16 \(WxH\)"):
+        run(pipe, video=np.zeros((1, 16, MAX_SIDE + 4, 3), np.uint8))
+    assert run(pipe, image=str(wide), num_frames=1, height=16, width=32)[0].shape == (1, 16, 32, 3)  # a size given: scaled

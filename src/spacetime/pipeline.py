@@ -592,6 +592,11 @@ class SpacetimePipeline:
             first = next(iter(inputs))
             media[first] = self._load_media(inputs[first], first)
             height, width = media[first].shape[1:3]
+            from spacetime.cli import MAX_SIDE
+
+            if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
+                raise ValueError(f"{said[first]} is {width}x{height} (WxH); without height and width the output takes "
+                                 f"its size, over {MAX_SIDE} pixels a side: give them (--size WxH) to scale it down")
         if mode == "edit" and num_frames is not None:
             log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
             num_frames = None
