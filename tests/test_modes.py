@@ -695,3 +695,36 @@ def test_an_input_over_the_size_limit_without_a_size_names_the_input(pipe, tmp_p
     with pytest.raises(ValueError, match=r"^video is 4100x16 \(WxH\)"):
         run(pipe, video=np.zeros((1, 16, MAX_SIDE + 4, 3), np.uint8))
     assert run(pipe, image=str(wide), num_frames=1, height=16, width=32)[0].shape == (1, 16, 32, 3)  # a size given: scaled
+
+
+def test_one_side_given_with_an_input_keeps_its_aspect_ratio(pipe, tmp_path):
+    """width alone (or height alone) with an input: the other side follows the input's aspect
+    ratio, rounded to what the model makes, instead of the model's default (a 96x48 photo at height
+    64 was stretched to 32x64, the model's width)."""
+    from PIL import Image
+
+    from spacetime.checkpoint import save_model
+    from spacetime.cli import main
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(make_clip(3, num_frames=1, height=48, width=96).frames[0]).save(photo)
+    assert run(pipe, image=str(photo), num_frames=1, width=64)[0].shape == (1, 32, 64, 3)
+    assert run(pipe, image=str(photo), num_frames=1, height=64)[0].shape == (1, 64, 128, 3)
+    tall = make_clip(4, num_frames=5, height=64, width=32).frames
+    assert run(pipe, video=tall, num_frames=9, width=32)[0].shape == (5 + 8, 64, 32, 3)
+    with pytest.raises(ValueError, match=r"image .*photo\.png is 96x48 \(WxH\); at height 4000 its aspect ratio makes "
+                                         r"the output 8000x4000, over 4096"):
+        run(pipe, image=str(photo), height=4000)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        run(pipe, image=str(photo), width=-3)
+    # the CLI too: --height alone with --image
+    vae_dir = save_model(tmp_path / "vae", {"model": pipe.vae.config.to_dict()}, pipe.vae)
+    cfg = {"format": "spacetime-pipeline", "dit": pipe.dit.config.to_dict(), "text_encoder": "hash:32",
+           "text_max_length": 16, "defaults": {"num_frames": 9, "height": 32, "width": 32, "fps": 8.0}}
+    model = str(save_model(tmp_path / "model", cfg, pipe.dit, subdirs={"vae": vae_dir}))
+    out = tmp_path / "w.png"
+    assert main(["generate", "x", "--model", model, "--num-inference-steps", "1", "--no-provenance", "--image", str(photo),
+                 "--height", "64", "--output", str(out)]) == 0
+    assert Image.open(out).size == (128, 64)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["width"], sidecar["height"]) == (128, 64)

@@ -424,9 +424,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         num_frames = num_frames or d.get("num_frames", 17)
     width, height = args.size if args.size else (args.width, args.height)
-    if (width, height) == (None, None) and not (args.image or args.video):  # with an input: the input's size
-        width, height = d.get("width", 64), d.get("height", 64)
-    elif (width is None) != (height is None):  # one side given: the model's default for the other
+    if not (args.image or args.video):  # with an input the pipeline takes its size, or its aspect ratio with one side
         width, height = width or d.get("width", 64), height or d.get("height", 64)
     if args.video is not None and args.fps is None:
         from spacetime.data.decode import video_info

@@ -520,7 +520,8 @@ class SpacetimePipeline:
         one ends with a transition back to its start, made as a connection at CONNECT_STRENGTH).
         `num_frames` is the generation
         window (given context frames included);
-        images and videos of another size are resized to height x width with a warning.
+        images and videos of another size are resized to height x width with a warning; without
+        them the output takes the first input's size, with one of them its aspect ratio.
         Text/image -> video longer than `window_frames` (default: twice the model's training
         length) is made window by window, each extending the last (Sora's long videos); so is an
         extension whose window is longer (forward: each window starts from the end so far;
@@ -588,15 +589,25 @@ class SpacetimePipeline:
         inputs = {name: x for name, x in (("image", image), ("video", video), ("video2", video2)) if x is not None}
         said = {name: f"{name} {x}" if isinstance(x, (str, os.PathLike)) else name for name, x in inputs.items()}
         media = {}
-        if height is None and width is None and inputs:
+        if (height is None or width is None) and inputs:
+            # the output takes the first input's size, or with one side given its aspect ratio (not
+            # the model's default for the other side, which would stretch it)
             first = next(iter(inputs))
             media[first] = self._load_media(inputs[first], first)
-            height, width = media[first].shape[1:3]
+            ih, iw = media[first].shape[1:3]
+            if height is None and width is None:
+                height, width, how = ih, iw, "without height and width the output takes its size,"
+            elif height is None:
+                width = _positive_int("width", width)
+                height, how = max(1, round(width * ih / iw)), f"at width {width} its aspect ratio makes the output"
+            else:
+                height = _positive_int("height", height)
+                width, how = max(1, round(height * iw / ih)), f"at height {height} its aspect ratio makes the output"
             from spacetime.cli import MAX_SIDE
 
             if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
-                raise ValueError(f"{said[first]} is {width}x{height} (WxH); without height and width the output takes "
-                                 f"its size, over {MAX_SIDE} pixels a side: give them (--size WxH) to scale it down")
+                raise ValueError(f"{said[first]} is {iw}x{ih} (WxH); {how} {width}x{height}, over {MAX_SIDE} pixels a "
+                                 "side: give height and width (--size WxH) to scale it down")
         if mode == "edit" and num_frames is not None:
             log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
             num_frames = None
