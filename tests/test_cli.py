@@ -242,3 +242,31 @@ def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, t
     with pytest.raises(SystemExit) as e:
         main(["generate", "a red ball", "--guidance-option", "eta"])
     assert e.value.code == 2 and "--guidance-option must be KEY=NUMBER" in capsys.readouterr().err
+
+
+def test_generate_names_every_input_video_at_another_frame_rate(tiny_model_dir, tmp_path, caplog):
+    """--video2 at another rate than the output's is named as --video is (it was not checked), and an
+    animated WebP's rate is read from its frames' durations (FFmpeg, which gave it, cannot decode
+    one, so it passed as a still)."""
+    import logging
+
+    from PIL import Image
+
+    from spacetime.data.video import write_video
+
+    frames = make_clip(0, num_frames=9, height=32, width=32).frames
+    slow, fast, webp = tmp_path / "slow.mp4", tmp_path / "fast.mp4", tmp_path / "anim.webp"
+    write_video(frames, slow, fps=8)
+    write_video(frames, fast, fps=24)
+    Image.fromarray(frames[0]).save(webp, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]],
+                                    duration=40, loop=0, lossless=True)
+    base = ["generate", "a ball", "--model", str(tiny_model_dir), "--num-inference-steps", "1", "--no-provenance"]
+    with caplog.at_level(logging.WARNING, logger="spacetime.cli"):
+        assert main([*base, "--video", str(slow), "--mode", "connect", "--video2", str(fast), "--num-frames", "9",
+                     "--output", str(tmp_path / "c.mp4")]) == 0
+    assert f"--video2 {fast} is 24 fps; the output is written at 8 fps" in caplog.text
+    assert "--video " not in caplog.text  # the 8-fps one matches
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spacetime.cli"):
+        assert main([*base, "--video", str(webp), "--output", str(tmp_path / "w.mp4")]) == 0
+    assert f"--video {webp} is 25 fps" in caplog.text

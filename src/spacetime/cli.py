@@ -426,18 +426,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     width, height = args.size if args.size else (args.width, args.height)
     if not (args.image or args.video):  # with an input the pipeline takes its size, or its aspect ratio with one side
         width, height = width or d.get("width", 64), height or d.get("height", 64)
-    if args.video is not None and args.fps is None:
-        from spacetime.data.decode import video_info
-
-        try:
-            info = video_info(args.video)
-            source_fps = None if info["still"] else info["fps"]  # a still has no rate to play at
-        except Exception:  # noqa: BLE001 - an unreadable file is reported by the pipeline, naming it
-            source_fps = None
+    for flag, path in (("--video", args.video), ("--video2", args.video2)):
+        source_fps = _source_fps(path) if path is not None and args.fps is None else None
         if source_fps and abs(source_fps - fps) > 0.01 * fps:
             logging.getLogger(__name__).warning(
-                "--video %s is %g fps; the output is written at %g fps (the model's), so its frames play %.2gx as "
-                "fast: pass --fps to choose", args.video, source_fps, fps, fps / source_fps)
+                "%s %s is %g fps; the output is written at %g fps (the model's), so its frames play %.2gx as "
+                "fast: pass --fps to choose", flag, path, source_fps, fps, fps / source_fps)
     prompt = args.prompt
     if args.expand_prompt:
         from spacetime.world.prompts import expand_prompt
@@ -495,6 +489,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
     return 0
+
+
+def _source_fps(path: Path) -> float | None:
+    """The frame rate an input video plays at; None for a still (it has no rate to play at) or a file
+    that cannot be read (the pipeline reports it, naming it). Read as the pipeline reads it: an
+    animated PNG or WebP by PIL, from its frames' durations (FFmpeg cannot decode animated WebP)."""
+    from spacetime.data.decode import video_info
+    from spacetime.pipeline import IMAGE_SUFFIXES
+
+    try:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            from PIL import Image, ImageSequence
+
+            with Image.open(path) as im:
+                if getattr(im, "n_frames", 1) > 1:
+                    ms = []
+                    for frame in ImageSequence.Iterator(im):
+                        frame.load()  # WebP sets a frame's duration as it loads it
+                        ms.append(frame.info.get("duration") or 0)
+                    return 1000 * len(ms) / sum(ms) if sum(ms) > 0 else None
+                return None
+        info = video_info(path)
+        return None if info["still"] else info["fps"]
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the pipeline, naming it
+        return None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

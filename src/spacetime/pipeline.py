@@ -47,6 +47,10 @@ CONNECT_CONTEXT = 2  # latent frames of each video a connecting window holds (5 
 CONNECT_STRENGTH = 0.6
 
 
+# files read with PIL (EXIF orientation, 16-bit greys, animated PNG and WebP); the rest with FFmpeg
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
 def size_multiples(vae_config, patch) -> tuple[int, int, int]:
     """What a model of this VAE and DiT patch makes: (frames step, height multiple, width multiple)
     — frames are 1 + step*k, sides multiples of the VAE's downsampling times the patch."""
@@ -276,7 +280,7 @@ class SpacetimePipeline:
             if not path.is_file():
                 raise ValueError(f"{name}: no such file {str(path)!r}")
             frames, not_image = None, None
-            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 from PIL import Image, ImageSequence, UnidentifiedImageError
 
                 try:
