@@ -728,3 +728,21 @@ def test_one_side_given_with_an_input_keeps_its_aspect_ratio(pipe, tmp_path):
     assert Image.open(out).size == (128, 64)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert (sidecar["width"], sidecar["height"]) == (128, 64)
+
+
+def test_a_device_or_a_pipe_given_as_an_input_is_named_so(pipe, tmp_path, capsys):
+    """/dev/null or a pipe (`--video <(curl ...)`) exists but is no file: it was called "no such
+    file", which it plainly is not."""
+    import os
+
+    from spacetime.cli import main
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for x in ("/dev/null", str(fifo)):
+        with pytest.raises(ValueError, match=r"is not a regular file \(a device or a pipe\)"):
+            run(pipe, video=x)
+        assert main(["generate", "x", "--image", x, "--output", str(tmp_path / "x.mp4")]) == 1
+        assert f"--image {x}: not a regular file (a device or a pipe" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no such file"):
+        run(pipe, video=str(tmp_path / "missing.mp4"))

@@ -380,7 +380,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--mode connect needs --video2")
     for flag, path in (("--image", args.image), ("--video", args.video), ("--video2", args.video2)):
         if path is not None and not path.is_file():
-            raise ValueError(f"{flag} {path}: {'is a directory, not a file' if path.is_dir() else 'no such file'}")
+            why = ("no such file" if not path.exists() else "is a directory, not a file" if path.is_dir() else
+                   "not a regular file (a device or a pipe, such as <(...)): save it to a file first")
+            raise ValueError(f"{flag} {path}: {why}")
         if path is not None and args.output.exists() and os.path.samefile(path, args.output):
             raise ValueError(f"--output {args.output} is the {flag} file: writing it would replace your input; "
                              "name another file")

@@ -277,8 +277,11 @@ class SpacetimePipeline:
             path = Path(x)
             if path.is_dir():
                 raise ValueError(f"{name}: {str(path)!r} is a directory, not a file")
-            if not path.is_file():
+            if not path.exists():
                 raise ValueError(f"{name}: no such file {str(path)!r}")
+            if not path.is_file():  # a device or a pipe: FFmpeg would block on it, or seek in vain
+                raise ValueError(f"{name}: {str(path)!r} is not a regular file (a device or a pipe); save it to a "
+                                 "file first")
             frames, not_image = None, None
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 from PIL import Image, ImageSequence, UnidentifiedImageError
