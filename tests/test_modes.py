@@ -746,3 +746,19 @@ def test_a_device_or_a_pipe_given_as_an_input_is_named_so(pipe, tmp_path, capsys
         assert f"--image {x}: not a regular file (a device or a pipe" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no such file"):
         run(pipe, video=str(tmp_path / "missing.mp4"))
+
+
+def test_an_input_stretched_to_another_aspect_ratio_is_said_to_be(pipe, tmp_path, caplog):
+    """A portrait video made landscape is stretched, not merely resized: the warning says so (and
+    what to do); a resize that keeps the shape says only that."""
+    tall = tmp_path / "tall.mp4"
+    write_video(make_clip(5, num_frames=5, height=64, width=32).frames, tall, fps=8)
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        run(pipe, video=str(tall), num_frames=9, height=32, width=64)  # scaled as it is decoded
+        run(pipe, video=make_clip(5, num_frames=5, height=64, width=32).frames, num_frames=9, height=32, width=64)
+    assert caplog.text.count("video is 32x64 (WxH); resized to 64x32; stretched, as its aspect ratio (0.50) is not "
+                             "the output's (2.00)") == 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        run(pipe, video=str(tall), num_frames=9, height=32, width=16)
+    assert "resized to 16x32" in caplog.text and "stretched" not in caplog.text

@@ -304,7 +304,7 @@ class SpacetimePipeline:
 
                     d = decode_video(path, max_frames=1 if name == "image" else None, size=size)
                     if size is not None and (d.height, d.width) != tuple(size):
-                        log.warning("%s is %dx%d (WxH); resized to %dx%d", name, d.width, d.height, size[1], size[0])
+                        _warn_resized(name, d.height, d.width, *size)
                     frames = np.stack(d.frames)
                 except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
                     what, why = ("image", not_image) if not_image else ("image" if name == "image" else "video", e)
@@ -323,7 +323,7 @@ class SpacetimePipeline:
     def _fit_media(frames: np.ndarray, name: str, height: int, width: int) -> np.ndarray:
         """Frames resized to height x width, with a warning, when they are another size."""
         if frames.shape[1:3] != (height, width):
-            log.warning("%s is %dx%d (WxH); resized to %dx%d", name, frames.shape[2], frames.shape[1], width, height)
+            _warn_resized(name, *frames.shape[1:3], height, width)
             t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
             t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
             frames = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -846,6 +846,15 @@ class SpacetimePipeline:
         if video is None:
             return "text"
         return "connect" if video2 is not None else "edit" if strength is not None else "extend"
+
+
+def _warn_resized(name: str, h: int, w: int, height: int, width: int) -> None:
+    """The warning for an input resized to the output's size; one whose shape changes is said to be
+    stretched, not only resized (a portrait video at a landscape size)."""
+    aspect, out = w / h, width / height
+    stretched = (f"; stretched, as its aspect ratio ({aspect:.2f}) is not the output's ({out:.2f}): give a size of its "
+                 "aspect ratio, or crop it first") if abs(math.log(aspect / out)) > 0.02 else ""
+    log.warning("%s is %dx%d (WxH); resized to %dx%d%s", name, w, h, width, height, stretched)
 
 
 def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:
