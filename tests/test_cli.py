@@ -270,3 +270,18 @@ def test_generate_names_every_input_video_at_another_frame_rate(tiny_model_dir, 
     with caplog.at_level(logging.WARNING, logger="spacetime.cli"):
         assert main([*base, "--video", str(webp), "--output", str(tmp_path / "w.mp4")]) == 0
     assert f"--video {webp} is 25 fps" in caplog.text
+
+
+def test_generate_loop_help_says_how_long_a_long_loop_is(tiny_model_dir, tmp_path):
+    """--help promised every loop NUM_FRAMES - 1 frames; one longer than a window is the clip and
+    then the transition back to its start, longer than asked (docs/modes.md): the help says so, and
+    the sidecar records what was made."""
+    from spacetime.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["generate"]
+    text = next(a.help for a in sub._actions if a.dest == "loop")
+    assert "NUM_FRAMES - 1 frames" in text and "longer than --window-frames" in text and "transition" in text
+    out = tmp_path / "l.mp4"
+    assert main(["generate", "a ball", "--model", str(tiny_model_dir), "--num-inference-steps", "1", "--no-provenance",
+                 "--loop", "--num-frames", "13", "--window-frames", "9", "--output", str(out)]) == 0
+    assert read_video(out)[0].shape[0] == json.loads(out.with_suffix(".json").read_text())["num_frames"] == 13 + 4

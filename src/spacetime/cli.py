@@ -189,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "transition starts from a cross-fade of the two ends noised to this level (default "
                         "0.6; 1: from noise)")
     g.add_argument("--loop", action="store_true",
-                   help="make the last frame flow into the first (a loop of NUM_FRAMES - 1 frames: the next would be the first again)")
+                   help="make the last frame flow into the first: a loop of NUM_FRAMES - 1 frames (the next would be the first "
+                        "again); one longer than --window-frames is the clip, then a generated transition back to its start "
+                        "(a window less its two ends: 20 frames more with the default 33-frame window)")
     g.add_argument("--expand-prompt", action="store_true",
                    help="rewrite a short world prompt in the detailed caption style the model was trained on "
                         "(seeded by --seed; the sidecar keeps both)")
