@@ -762,3 +762,18 @@ def test_an_input_stretched_to_another_aspect_ratio_is_said_to_be(pipe, tmp_path
     with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
         run(pipe, video=str(tall), num_frames=9, height=32, width=16)
     assert "resized to 16x32" in caplog.text and "stretched" not in caplog.text
+
+
+def test_an_output_taken_from_a_much_larger_input_is_warned_of(pipe, caplog):
+    """Without a size the output takes the input's: a phone photo at a 64x64 model would sample for
+    hours with nothing said. The warning names the input, the factor and a size of its aspect ratio."""
+    big = make_clip(2, num_frames=1, height=128, width=192).frames  # 24 times the model's 32x32
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        assert run(pipe, image=big, num_frames=1, num_inference_steps=1)[0].shape == (1, 128, 192, 3)
+    assert ("image is 192x128 (WxH), and the output takes 192x128: 24 times the pixels of the 32x32 this model makes "
+            "by default") in caplog.text and "--size 48x32 keeps its aspect ratio" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        run(pipe, image=big[:, :64, :64], num_frames=1, num_inference_steps=1)  # 4 times: no warning
+        run(pipe, image=big, num_frames=1, num_inference_steps=1, height=32, width=48)  # a size given: none
+    assert "times the pixels" not in caplog.text

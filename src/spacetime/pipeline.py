@@ -47,6 +47,9 @@ CONNECT_CONTEXT = 2  # latent frames of each video a connecting window holds (5 
 CONNECT_STRENGTH = 0.6
 
 
+# an output taken from an input's size with this many times the pixels of the model's default is
+# warned of: sampling time grows with their square (a 12-megapixel photo at a 64x64 model: hours)
+BIG_INPUT = 16
 # files read with PIL (EXIF orientation, 16-bit greys, animated PNG and WebP); the rest with FFmpeg
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -615,6 +618,15 @@ class SpacetimePipeline:
             if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
                 raise ValueError(f"{said[first]} is {iw}x{ih} (WxH); {how} {width}x{height}, over {MAX_SIDE} pixels a "
                                  "side: give height and width (--size WxH) to scale it down")
+            dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
+            if height * width > BIG_INPUT * dh * dw:  # a phone photo at a 64x64 model: hours, for nothing it learned
+                _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
+                scale = min(dh, dw) / min(height, width)  # its shorter side the model's shorter side
+                log.warning("%s is %dx%d (WxH), and the output takes %dx%d: %.0f times the pixels of the %dx%d this model "
+                            "makes by default; sampling slows with the square of that, and the model has not learned "
+                            "such sizes. Give a size (--size %dx%d keeps its aspect ratio)", said[first], iw, ih, width,
+                            height, height * width / (dh * dw), dw, dh, mw * max(1, round(width * scale / mw)),
+                            mh * max(1, round(height * scale / mh)))
         if mode == "edit" and num_frames is not None:
             log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
             num_frames = None
