@@ -598,3 +598,16 @@ def test_sampling_and_timestep_values_are_checked_before_the_run_starts(vae_dir,
     assert main([*args, "--run_dir", str(tmp_path / "r2"), "--vae", str(run / "model")]) == 1
     assert f"vae {run / 'model'}: a text-to-video model folder, not a VAE" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_resumed_dit_trains_with_the_configs_optimizer_values(vae_dir, tmp_path, caplog):
+    """The DiT's resume loaded the saved param_groups over the config's weight_decay and betas."""
+    from spacetime.checkpoint import latest_checkpoint, read_optimizer_state
+
+    run = tmp_path / "r"
+    args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(run)]
+    assert main([*args, "--max_steps", "1"]) == 0
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "2", "--optim.weight_decay", "0.1"]) == 0
+    assert "optim.weight_decay 0.0 -> 0.1" in caplog.text
+    assert read_optimizer_state(latest_checkpoint(run))["param_groups"][0]["weight_decay"] == 0.1

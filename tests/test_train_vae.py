@@ -521,3 +521,18 @@ def test_a_pipeline_or_checkpoint_as_the_vae_to_start_from_is_named(tmp_path, ca
         assert main(["train-vae", *TINY, "--run_dir", str(tmp_path / "r"), "--init_from", str(where)]) == 1
         assert f"init_from {where}: {message}" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_trains_with_the_configs_optimizer_values(tmp_path, caplog):
+    """Loading the optimizer's state brought back its saved param_groups: a resume with another
+    optim.weight_decay or optim.betas trained on with the old ones, while config.json said the new."""
+    from spacetime.checkpoint import read_optimizer_state
+
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run)]
+    assert main([*args, "--max_steps", "1"]) == 0
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "2", "--optim.weight_decay", "0.5", "--optim.betas", "[0.5, 0.6]"]) == 0
+    assert "optim.weight_decay 0.0 -> 0.5, optim.betas [0.9, 0.99] -> [0.5, 0.6]" in caplog.text
+    group = read_optimizer_state(latest_checkpoint(run))["param_groups"][0]
+    assert group["weight_decay"] == 0.5 and tuple(group["betas"]) == (0.5, 0.6)

@@ -321,6 +321,23 @@ def _by_index(osd: dict, names: list[str]) -> dict:
             "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
 
 
+def _optimizer_from_config(opt: torch.optim.Optimizer, cfg: OptimConfig, main_rank: bool) -> None:
+    """After a resume's optimizer state is loaded: its hyperparameters are the run's config's.
+    `load_state_dict` brings back the saved param_groups, so a resume with another
+    optim.weight_decay or optim.betas trained on with the old values in silence, while the run's
+    config.json said the new ones. (The learning rate is set at every step from optim.*.)"""
+    changed = []
+    for key, now in (("weight_decay", cfg.weight_decay), ("betas", tuple(cfg.betas))):
+        was = opt.param_groups[0].get(key)
+        if was is not None and (tuple(was) if key == "betas" else was) != now:
+            changed.append(f"optim.{key} {list(was) if key == 'betas' else was} -> {list(now) if key == 'betas' else now}")
+        for g in opt.param_groups:
+            g[key] = now
+    if changed and main_rank:
+        log.info("resuming with %s (the run's config; the checkpoint's optimizer had the old value)",
+                 ", ".join(changed))
+
+
 def _step_of(checkpoint: Path) -> int:
     try:
         return int(json.loads((checkpoint / "state.json").read_text())["step"])
@@ -582,6 +599,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     step, position, elapsed = 0, 0, 0.0
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
+        _optimizer_from_config(opt, cfg.optim, main_rank)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         if _finished(run_dir, step, cfg.max_steps, main_rank):
             return run_dir / "model"
@@ -1060,6 +1078,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             set_optimizer_state_dict(model, opt, _by_name(osd, names), options=StateDictOptions(full_state_dict=True))
         else:
             opt.load_state_dict(osd)
+        _optimizer_from_config(opt, cfg.optim, main_rank)
 
     def full_states() -> tuple:
         """(model, EMA, optimizer) as full state dicts on rank 0 — a collective under FSDP."""
