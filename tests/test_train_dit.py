@@ -611,3 +611,27 @@ def test_a_resumed_dit_trains_with_the_configs_optimizer_values(vae_dir, tmp_pat
         assert main([*args, "--max_steps", "2", "--optim.weight_decay", "0.1"]) == 0
     assert "optim.weight_decay 0.0 -> 0.1" in caplog.text
     assert read_optimizer_state(latest_checkpoint(run))["param_groups"][0]["weight_decay"] == 0.1
+
+
+def test_a_stop_at_a_scheduled_save_saves_that_step_once(vae_dir, tmp_path, monkeypatch, capsys):
+    """Ctrl-C read at a step that save_every saves: that step was saved twice, the second save
+    removing the complete first before its own was renamed in."""
+    import signal
+
+    import spacetime.train as train_module
+
+    real_save, saved = train_module.save_checkpoint, []
+    real_step, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def step_then_ctrl_c(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            signal.raise_signal(signal.SIGINT)  # read with the next step's flags: a stop after step 2
+        return real_step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_ctrl_c)
+    monkeypatch.setattr(train_module, "save_checkpoint", lambda run_dir, step, **kw: (saved.append(step),
+                                                                                      real_save(run_dir, step, **kw))[1])
+    args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(tmp_path / "r"), "--save_every", "2"]
+    assert main([*args, "--max_steps", "4"]) == 130
+    assert "stopped by Ctrl-C at step 2" in capsys.readouterr().err and saved == [2]

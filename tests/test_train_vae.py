@@ -3,6 +3,7 @@
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -536,3 +537,55 @@ def test_a_resume_trains_with_the_configs_optimizer_values(tmp_path, caplog):
     assert "optim.weight_decay 0.0 -> 0.5, optim.betas [0.9, 0.99] -> [0.5, 0.6]" in caplog.text
     group = read_optimizer_state(latest_checkpoint(run))["param_groups"][0]
     assert group["weight_decay"] == 0.5 and tuple(group["betas"]) == (0.5, 0.6)
+
+
+def test_a_step_is_saved_once_and_a_kill_mid_save_or_mid_prune_keeps_a_complete_checkpoint(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """Ctrl-C during a scheduled save, or a restart of a run killed while writing its model, saved
+    the same step again: the second save removed the complete step-N before renaming the new one
+    in, and a kill there (torchrun's SIGKILL after --shutdown-timeout) left no checkpoint with
+    keep_checkpoints 1. A kill mid-way through pruning left an old checkpoint with COMPLETE but
+    without some of its files."""
+    import shutil
+    import signal
+
+    import spacetime.checkpoint as checkpoint
+    import spacetime.train as train_module
+
+    real_save, saved = train_module.save_checkpoint, []
+
+    def save_then_ctrl_c(run_dir, step, **kw):
+        saved.append(step)
+        if step == 2 and saved.count(2) == 1:
+            signal.raise_signal(signal.SIGINT)  # arrives while step 2 is being written
+        return real_save(run_dir, step, **kw)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_ctrl_c)
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "4", "--save_every", "2", "--keep_checkpoints", "1"]
+    assert main(args) == 130
+    assert saved == [2] and "stopped by Ctrl-C at step 2" in capsys.readouterr().err
+    assert main([*args[:-6], "--max_steps", "2"]) == 0  # resumed at its last step: nothing to save but the model
+    assert saved == [2] and (run / "model" / "COMPLETE").is_file()
+    shutil.rmtree(run / "model")  # killed while writing its model: the restart writes it, not step 2 again
+    assert main([*args[:-6], "--max_steps", "2"]) == 0
+    assert saved == [2] and (run / "model" / "COMPLETE").is_file()
+    # save_checkpoint itself, killed while deleting what a save replaces (the same step saved again)
+    # or prunes: what is left of the old directory is never taken for a complete checkpoint
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(tmp_path / "s", 1, config={}, model=model, optimizer=opt, keep=1)
+    real_rmtree = shutil.rmtree
+
+    def killed_mid_rmtree(path, *a, **kw):
+        (Path(path) / "model.safetensors").unlink(missing_ok=True)
+        raise KeyboardInterrupt
+
+    for step in (1, 2):
+        monkeypatch.setattr(checkpoint.shutil, "rmtree", killed_mid_rmtree)
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(tmp_path / "s", step, config={}, model=model, optimizer=opt, keep=1)
+        monkeypatch.setattr(checkpoint.shutil, "rmtree", real_rmtree)
+        complete = checkpoint.complete_checkpoints(tmp_path / "s")
+        assert [p.name for p in complete] == [f"step-{step:08d}"]
+        checkpoint.check_checkpoint(complete[0])

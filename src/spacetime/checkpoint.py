@@ -117,6 +117,7 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-step-{step:08d}-"))
+    replaced = None
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         save_file(_tensors(model), tmp / "model.safetensors")
@@ -136,18 +137,32 @@ def save_checkpoint(
         (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **extra, **(state or {})}, indent=2))
         (tmp / COMPLETE).write_text("ok\n")
         _share_like_files(tmp)
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # this step saved before: moved aside whole (one rename), then the new one in
+            replaced = _set_aside(final)
         tmp.rename(final)
     except SafetensorError as e:  # its writer's I/O failures (a full disk) are not OSErrors
         shutil.rmtree(tmp, ignore_errors=True)
         raise OSError(f"{final}: cannot write the checkpoint ({e}); the previous checkpoints are kept") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if replaced is not None and not final.exists():  # the new one never got in: the old one back
+            (replaced / final.name).rename(final)
         raise
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(_set_aside(old), ignore_errors=True)
     return final
+
+
+def _set_aside(checkpoint: Path) -> Path:
+    """Rename a checkpoint to be deleted out of the `step-*` names first: a kill during the
+    deletion (which takes a while on a large model) then leaves a `.tmp-step-*` directory that the
+    next start sweeps, never a `step-*` one with COMPLETE and some of its files gone."""
+    aside = Path(tempfile.mkdtemp(dir=checkpoint.parent, prefix=f".tmp-{checkpoint.name}-deleted-"))
+    target = aside / checkpoint.name
+    checkpoint.rename(target)
+    return aside
 
 
 def _share_like_files(root: Path) -> None:

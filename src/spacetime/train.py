@@ -399,6 +399,10 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     return path
 
 
+def _in_run(checkpoint: Path, run_dir: Path) -> bool:
+    return checkpoint.parent.resolve() == (run_dir / "checkpoints").resolve()
+
+
 def _run_kind(config: dict) -> str:
     """What a run's config trains: "DiT" (`spacetime train`) or "VAE" (`spacetime train-vae`)."""
     return "DiT (spacetime train)" if "text_encoder" in config else "VAE (spacetime train-vae)"
@@ -620,7 +624,15 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     t0 = time.perf_counter()
     stop_flag = StopFlag()
 
+    saved = {"step": step if ckpt is not None and _in_run(ckpt, run_dir) else None}  # this run's newest on disk
+
     def checkpoint() -> None:
+        """Save a checkpoint, unless this step's is on disk already (saved on schedule just before
+        a stop, or the one this run resumed from): saving a step again put the complete one at risk
+        and cost a save's time, under torchrun's --shutdown-timeout too."""
+        if saved["step"] == step:
+            return
+        saved["step"] = step
         if main_rank:
             save_checkpoint(run_dir, step, config=config_dict, model=model, optimizer=opt, keep=cfg.keep_checkpoints,
                             state={"position": position, "elapsed_s": elapsed + time.perf_counter() - t0,
@@ -1107,9 +1119,17 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     phases, logged_at = {"data_s": 0.0, "encode_s": 0.0, "step_s": 0.0}, step
     nonfinite, stop_flag = 0, StopFlag()
 
+    saved = {"step": step if ckpt is not None and _in_run(ckpt, run_dir) else None}  # this run's newest on disk
+
     def checkpoint() -> tuple:
-        """Save a checkpoint; returns the full (model, EMA, optimizer) states it gathered."""
+        """Save a checkpoint, unless this step's is on disk already (saved on schedule just before
+        a stop, or the one this run resumed from: saving it again put the complete one at risk and
+        cost a save's time, under torchrun's --shutdown-timeout too); returns the full (model, EMA,
+        optimizer) states it gathered."""
         states = full_states()
+        if saved["step"] == step:
+            return states
+        saved["step"] = step
         rngs = None
         if world > 1:  # every rank's RNG states go in the checkpoint, each restored to its rank
             rngs = [None] * world
