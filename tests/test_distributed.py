@@ -141,6 +141,35 @@ def test_a_damaged_or_different_checkpoint_is_named_before_anything_changes(vae_
     assert "ema.safetensors: damaged or missing" in capsys.readouterr().err
 
 
+def test_the_older_checkpoint_a_damaged_one_names_resumes_and_the_damaged_one_is_set_aside(vae_dir, tmp_path, caplog,
+                                                                                            capsys):
+    """The error for a damaged newest checkpoint says to --resume the one before; doing so was
+    refused in turn ("gone past it, to" the damaged one, then the same error): no way on but to
+    remove files by hand. Now the run resumes there, renames the damaged one out of the way, and
+    ends as a run never damaged; the same command then goes on from the run's own newest."""
+    straight = tmp_path / "straight"
+    assert main([*_args(vae_dir, straight, batch=2, steps=4), "--save_every", "1"]) == 0
+    run = tmp_path / "r"
+    args = [*_args(vae_dir, run, batch=2, steps=3), "--save_every", "1"]
+    assert main(args) == 0
+    older, newest = sorted((run / "checkpoints").glob("step-*"))
+    with open(newest / "ema.safetensors", "r+b") as f:
+        f.truncate(1000)
+    assert main([*args, "--max_steps", "4"]) == 1
+    assert f"--resume {older}" in capsys.readouterr().err
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "4", "--resume", str(older)]) == 0
+    assert "is damaged" in caplog.text and "resumed from" in caplog.text and f"{older} (step 2)" in caplog.text
+    assert (run / "checkpoints" / "set-aside-step-00000003" / "COMPLETE").is_file()
+    assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-00000003", "step-00000004"]
+    a, b = (load_file(r / "model" / "model.safetensors") for r in (straight, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "5", "--resume", str(older)]) == 0  # pruned since: the run's own newest
+    assert "gone past it, to step-00000004" in caplog.text
+
+
 def test_a_finished_run_run_again_does_nothing(vae_dir, tmp_path, caplog):
     run = tmp_path / "r"
     assert main(_args(vae_dir, run, batch=2, steps=2)) == 0

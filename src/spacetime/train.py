@@ -362,10 +362,20 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     else:
         path = Path(resume)
         given = _step_of(path) if path.is_dir() else -1
-        if latest is not None and _step_of(latest) > given and latest.resolve() != path.resolve():
+        gone_past = latest is not None and _step_of(latest) > given and latest.resolve() != path.resolve()
+        damage = None
+        if gone_past:
+            try:
+                check_checkpoint(latest, ema)
+            except ValueError as e:  # what the error for a damaged newest checkpoint told to do
+                damage = str(e)
+        if gone_past and (damage is None or not (path / "COMPLETE").is_file()):
             log.warning("resume %s: ignored: this run has gone past it, to %s (the same command resumes the run); "
                         "to start again from %s, remove the newer checkpoints", resume, latest.name, resume)
             path = latest
+        elif gone_past:
+            log.warning("resume %s: the run's newest checkpoint %s is damaged (%s): resuming from %s as given; "
+                        "the checkpoints after it are set aside", resume, latest, damage, resume)
         elif not path.is_dir():
             raise ValueError(f"resume {resume}: no such checkpoint directory")
         elif not (path / "COMPLETE").is_file():
@@ -417,10 +427,12 @@ def _finished(run_dir: Path, step: int, max_steps: int, main_rank: bool) -> bool
     return done
 
 
-def _start_run(run_dir: Path, config: dict, main_rank: bool, world: int) -> None:
+def _start_run(run_dir: Path, config: dict, main_rank: bool, world: int, step: int) -> None:
     """Once every check of a start has passed: make the run's directory, write its config.json and
     sweep what killed runs left half-written. A start that fails its checks thus leaves an
-    existing run's config.json as it was, and no new directory behind."""
+    existing run's config.json as it was, and no new directory behind. Checkpoints after the
+    resumed `step` (there are some only when `--resume` went back past a damaged newest one) are
+    renamed `set-aside-step-*`: never resumed from again, never pruned in place of the run's own."""
     import torch.distributed as dist
 
     if main_rank:
@@ -428,6 +440,14 @@ def _start_run(run_dir: Path, config: dict, main_rank: bool, world: int) -> None
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         for p in remove_partial_saves(run_dir):
             log.info("removed %s, half-written by a run that was killed", p)
+        for p in complete_checkpoints(run_dir):
+            if _step_of(p) > step:
+                aside = p.with_name(f"set-aside-{p.name}")
+                while aside.exists():
+                    aside = aside.with_name(aside.name + "-")
+                p.rename(aside)
+                log.warning("%s is after the resumed step %d: renamed %s (remove it when it is not wanted)",
+                            p, step, aside.name)
     if world > 1:  # no rank writes into run_dir (a cache entry) while rank 0 sweeps it
         dist.barrier()
 
@@ -613,7 +633,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
         _note_world_change(state, state.get("global_batch", state.get("world_size", 1) * cfg.batch_size),
                            world * cfg.batch_size, world, main_rank)
     batches = video_batches(cfg.data, cfg.batch_size, position)  # this rank's share of the stream
-    _start_run(run_dir, config_dict, main_rank, world)
+    _start_run(run_dir, config_dict, main_rank, world, step)
     if main_rank:
         log.info("VAE with %.2fM parameters, training steps %d..%d on %d rank(s)",
                  count_parameters(model) / 1e6, step, cfg.max_steps, world)
@@ -1111,7 +1131,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     # each rank reads samples position + rank, + rank + world, ... of the stream (world data
     # shards so by itself; folder data in dit_items): a global batch is world x batch_size
     items = dit_items(cfg.data, position, vae, sizes=cfg.sizes, vae_dir=vae_dir, cache_dir=run_dir / "cache" / "latents")
-    _start_run(run_dir, config_dict, main_rank, world)
+    _start_run(run_dir, config_dict, main_rank, world, step)
     logger = _Logger(run_dir, step) if main_rank else None
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", disable=not (progress and main_rank))
     model.train()
