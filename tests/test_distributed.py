@@ -139,6 +139,10 @@ def test_a_damaged_or_different_checkpoint_is_named_before_anything_changes(vae_
     (newest / "ema.safetensors").unlink()
     assert main([*args, "--max_steps", "3"]) == 1
     assert "ema.safetensors: damaged or missing" in capsys.readouterr().err
+    (newest / "ema.safetensors").write_bytes((older / "ema.safetensors").read_bytes())
+    (newest / "state.json").write_text('{"step": 2}')  # parses, but without what loading reads: was a KeyError
+    assert main([*args, "--max_steps", "3"]) == 1
+    assert "state.json: damaged or missing (ValueError: not a JSON object with 'position', 'rng')" in capsys.readouterr().err
 
 
 def test_the_older_checkpoint_a_damaged_one_names_resumes_and_the_damaged_one_is_set_aside(vae_dir, tmp_path, caplog,

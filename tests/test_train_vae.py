@@ -574,7 +574,7 @@ def test_a_step_is_saved_once_and_a_kill_mid_save_or_mid_prune_keeps_a_complete_
     # or prunes: what is left of the old directory is never taken for a complete checkpoint
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    save_checkpoint(tmp_path / "s", 1, config={}, model=model, optimizer=opt, keep=1)
+    save_checkpoint(tmp_path / "s", 1, config={}, model=model, optimizer=opt, keep=1, state={"position": 0})
     real_rmtree = shutil.rmtree
 
     def killed_mid_rmtree(path, *a, **kw):
@@ -584,7 +584,7 @@ def test_a_step_is_saved_once_and_a_kill_mid_save_or_mid_prune_keeps_a_complete_
     for step in (1, 2):
         monkeypatch.setattr(checkpoint.shutil, "rmtree", killed_mid_rmtree)
         with pytest.raises(KeyboardInterrupt):
-            save_checkpoint(tmp_path / "s", step, config={}, model=model, optimizer=opt, keep=1)
+            save_checkpoint(tmp_path / "s", step, config={}, model=model, optimizer=opt, keep=1, state={"position": 0})
         monkeypatch.setattr(checkpoint.shutil, "rmtree", real_rmtree)
         complete = checkpoint.complete_checkpoints(tmp_path / "s")
         assert [p.name for p in complete] == [f"step-{step:08d}"]

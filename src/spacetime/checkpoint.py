@@ -191,10 +191,14 @@ def remove_partial_saves(run_dir: str | Path) -> list[Path]:
     return found
 
 
+# what loading reads from each JSON file of a checkpoint (a resume's state.json without them was a KeyError)
+_JSON_KEYS = {"config.json": (), "state.json": ("step", "position", "rng"), "optimizer.json": ("param_groups", "state_meta")}
+
+
 def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
     """A complete checkpoint's config.json, having checked that each of its files (`ema`: with
-    ema.safetensors) is there and parses (JSON, safetensors headers); a ValueError naming the file
-    otherwise."""
+    ema.safetensors) is there and parses (JSON objects with the keys loading reads, safetensors
+    headers); a ValueError naming the file otherwise."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -207,6 +211,9 @@ def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
         try:
             if name.endswith(".json"):
                 data = json.loads(f.read_text())
+                missing = [k for k in _JSON_KEYS.get(name, ()) if not (isinstance(data, dict) and k in data)]
+                if missing or not isinstance(data, dict):
+                    raise ValueError(f"not a JSON object with {', '.join(map(repr, missing or _JSON_KEYS[name]))}")
                 if name == "config.json":
                     config = data
             else:
