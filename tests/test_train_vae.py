@@ -589,3 +589,25 @@ def test_a_step_is_saved_once_and_a_kill_mid_save_or_mid_prune_keeps_a_complete_
         complete = checkpoint.complete_checkpoints(tmp_path / "s")
         assert [p.name for p in complete] == [f"step-{step:08d}"]
         checkpoint.check_checkpoint(complete[0])
+
+
+def test_ctrl_c_to_the_process_group_with_loader_workers_is_said_once_and_checkpoints(tmp_path):
+    """The terminal's Ctrl-C reaches the DataLoader workers too, which inherit the handler: the
+    "stopping after this step" line was printed by each of them as well."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "r"
+    cmd = [sys.executable, "-m", "spacetime", "train-vae", *TINY, "--max_steps", "100000", "--data.num_workers", "2",
+           "--run_dir", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 2:
+        assert time.time() < deadline and proc.poll() is None, "slow, or it died"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.count("Ctrl-C: stopping after this step") == 1, err[-2000:]
+    assert latest_checkpoint(run) is not None

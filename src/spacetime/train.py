@@ -472,6 +472,7 @@ class StopFlag:
     within a second of the first is the same keypress delivered twice (torchrun forwards it)."""
 
     def __init__(self):
+        import os
         import signal
         import threading
 
@@ -480,6 +481,7 @@ class StopFlag:
         self.code = 143  # the exit status, 128 + the signal, as the shell reports it
         self._first_int = None
         self._old = {}
+        self._pid = os.getpid()  # DataLoader workers fork with this handler: the signal is the main process's
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -488,6 +490,8 @@ class StopFlag:
         import os
         import signal
 
+        if os.getpid() != self._pid:  # a worker: a Ctrl-C reaches the whole process group, which said it thrice
+            return
         if signum == signal.SIGINT:
             now = time.monotonic()
             if self._first_int is not None and now - self._first_int > 1.0:
