@@ -308,6 +308,11 @@ def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
         if k.startswith(("encoder.", "latent_")):
             assert torch.equal(a[k], b[k]), k
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    # resumed with freeze_encoder turned off: the optimizer's state is the decoder's alone (was torch's
+    # "parameter group that doesn't match", naming neither key nor checkpoint)
+    with pytest.raises(ValueError, match="trained with freeze_encoder: true, this run has false"):
+        train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "5", "--run_dir", str(tmp_path / "b"),
+                                                     "--init_from", str(base)]), progress=False)
     with pytest.raises(ValueError, match="freeze_encoder needs init_from"):
         load_config(TrainVAEConfig, None, ["--freeze_encoder", "true"])
     with pytest.raises(ValueError, match="differs from model"):

@@ -610,6 +610,13 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     run_dir = Path(cfg.run_dir)
     config_dict = to_dict(cfg)
     ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict)  # checked before config.json is rewritten
+    if ckpt is not None:  # the optimizer's state covers the parameters it trained: all, or the decoder's
+        was = bool(json.loads((ckpt / "config.json").read_text()).get("freeze_encoder", False))
+        if was != cfg.freeze_encoder:  # was torch's "loaded state dict contains a parameter group that doesn't match"
+            raise ValueError(f"checkpoint {ckpt} was trained with freeze_encoder: {str(was).lower()}, this run has "
+                             f"{str(cfg.freeze_encoder).lower()}: its optimizer state is for another set of weights. "
+                             "Resume with the same freeze_encoder, or start a new run_dir with init_from: this run's "
+                             "model (run_dir/model, or a checkpoint exported as one)")
     torch.manual_seed(cfg.seed)
     model = VideoVAE(cfg.model)
     if cfg.init_from:
