@@ -210,7 +210,7 @@ def test_saves_are_readable_as_the_umask_allows_and_killed_saves_are_swept(vae_d
         assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))  # were 0700 / 0600: the owner's alone
 
 
-def test_nonfinite_steps_are_skipped_then_stop_the_run(vae_dir, tmp_path, monkeypatch, caplog):
+def test_nonfinite_steps_are_skipped_then_stop_the_run(vae_dir, tmp_path, monkeypatch, caplog, capsys):
     import spacetime.train as train_module
 
     real, calls = train_module.flow_step_loss, {"n": 0}
@@ -228,8 +228,11 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(vae_dir, tmp_path, monkey
     weights = load_file(tmp_path / "a" / "model" / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in weights.values())
     calls["n"], poison = 0, set(range(100))
-    with pytest.raises(RuntimeError, match="max_nonfinite_steps=2"):
-        main([*_args(vae_dir, tmp_path / "b", batch=2, steps=6), "--max_nonfinite_steps", "2"])
+    # one line naming the step, exit 1 (it was a traceback)
+    assert main([*_args(vae_dir, tmp_path / "b", batch=2, steps=6), "--max_nonfinite_steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "spacetime train: error: non-finite loss or gradients at step 2" in err and "max_nonfinite_steps=2" in err
+    assert "Traceback" not in err
 
 
 def test_sigterm_checkpoints_at_the_next_step_and_the_run_resumes(vae_dir, tmp_path):

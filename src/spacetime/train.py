@@ -524,6 +524,11 @@ class TrainingStopped(Exception):
         self.code = code
 
 
+class TrainingDiverged(RuntimeError, ValueError):
+    """More than max_nonfinite_steps steps in a row had a non-finite loss or gradients. A ValueError
+    too, so `spacetime train` reports it in one line naming the step (it was a traceback), exit 1."""
+
+
 def sample_generators(seed: int, indices: list[int]) -> list[torch.Generator]:
     """One generator per sample, seeded by its index in the run's data stream: what a sample
     draws (prompt dropout, timestep, noise, conditions) is the same whichever rank, batch or
@@ -1238,7 +1243,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
                        f"{position + world * cfg.batch_size * cfg.grad_accum - 1} "
                        f"of the stream); step skipped, {nonfinite} in a row")
                 if nonfinite > cfg.max_nonfinite_steps:
-                    raise RuntimeError(f"{msg}: more than max_nonfinite_steps={cfg.max_nonfinite_steps}; stopping. "
+                    raise TrainingDiverged(f"{msg}: more than max_nonfinite_steps={cfg.max_nonfinite_steps}; stopping. "
                                        "Lower optim.lr, or check the data")
                 log.warning(msg)
                 opt.zero_grad(set_to_none=True)
