@@ -213,7 +213,8 @@ def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
                 data = json.loads(f.read_text())
                 missing = [k for k in _JSON_KEYS.get(name, ()) if not (isinstance(data, dict) and k in data)]
                 if missing or not isinstance(data, dict):
-                    raise ValueError(f"not a JSON object with {', '.join(map(repr, missing or _JSON_KEYS[name]))}")
+                    keys = missing or _JSON_KEYS[name]
+                    raise ValueError("not a JSON object" + (f" with {', '.join(map(repr, keys))}" if keys else ""))
                 if name == "config.json":
                     config = data
             else:
