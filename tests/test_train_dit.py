@@ -517,7 +517,7 @@ def test_a_resume_with_another_vae_or_text_encoder_is_refused_or_named(vae_dir, 
     shutil.copytree(vae_dir, tmp_path / "moved")  # the same weights elsewhere: the same latent space
     with caplog.at_level(logging.WARNING, logger="spacetime.train"):
         assert main([*args, "--max_steps", "2", "--vae", str(tmp_path / "moved")]) == 0
-    assert "another" not in caplog.text
+    assert "with another" not in caplog.text and "-> \"" not in caplog.text  # the VAE's path: max_steps alone
     with caplog.at_level(logging.WARNING, logger="spacetime.train"):
         assert main([*args, "--max_steps", "3", "--vae", str(tmp_path / "moved"), "--text_max_length", "8",
                      "--text_encoder", "hash:032"]) == 0  # (as another encoder of this width would be)

@@ -539,9 +539,36 @@ def test_a_resume_trains_with_the_configs_optimizer_values(tmp_path, caplog):
     assert main([*args, "--max_steps", "1"]) == 0
     with caplog.at_level("INFO", logger="spacetime.train"):
         assert main([*args, "--max_steps", "2", "--optim.weight_decay", "0.5", "--optim.betas", "[0.5, 0.6]"]) == 0
-    assert "optim.weight_decay 0.0 -> 0.5, optim.betas [0.9, 0.99] -> [0.5, 0.6]" in caplog.text
+    assert "optim.betas [0.9, 0.99] -> [0.5, 0.6], optim.weight_decay 0.0 -> 0.5" in caplog.text
     group = read_optimizer_state(latest_checkpoint(run))["param_groups"][0]
     assert group["weight_decay"] == 0.5 and tuple(group["betas"]) == (0.5, 0.6)
+
+
+def test_a_resume_names_what_its_config_changes(tmp_path, caplog):
+    """config.json is rewritten with a resumed run's config: a changed seed, data.seed or max_steps
+    went unsaid, and the old values were lost. Now each change is named, old -> new; a warning when
+    what is trained changes, a note when only how it runs (log_every), nothing when nothing does."""
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run)]
+    assert main([*args, "--max_steps", "1"]) == 0
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "2", "--seed", "3", "--data.seed", "5"]) == 0
+    changes = [r for r in caplog.records if "resuming from" in r.getMessage()]
+    assert len(changes) == 1 and changes[0].levelname == "WARNING", caplog.text
+    assert "max_steps 1 -> 2, seed 0 -> 3" in changes[0].getMessage() and "data.seed 0 -> 5" in changes[0].getMessage()
+    assert json.loads((run / "config.json").read_text())["seed"] == 3
+    caplog.clear()
+    with caplog.at_level("INFO", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "3", "--seed", "3", "--data.seed", "5", "--log_every", "7"]) == 0
+    changes = [r for r in caplog.records if "resuming from" in r.getMessage()]
+    assert [r.levelname for r in changes] == ["WARNING"] and "max_steps 2 -> 3" in changes[0].getMessage()
+    assert "seed" not in changes[0].getMessage() and "log_every 1 -> 7" in changes[0].getMessage()
+    same = [*args, "--max_steps", "3", "--seed", "3", "--data.seed", "5"]
+    for extra, levels in ((["--log_every", "2"], ["INFO"]), ([], [])):  # only how it runs; then nothing at all
+        caplog.clear()
+        with caplog.at_level("INFO", logger="spacetime.train"):
+            assert main([*same, "--log_every", "7", *extra]) == 0
+        assert [r.levelname for r in caplog.records if "resuming from" in r.getMessage()] == levels, caplog.text
 
 
 def test_a_step_is_saved_once_and_a_kill_mid_save_or_mid_prune_keeps_a_complete_checkpoint(tmp_path, monkeypatch,

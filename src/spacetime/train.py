@@ -321,21 +321,14 @@ def _by_index(osd: dict, names: list[str]) -> dict:
             "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
 
 
-def _optimizer_from_config(opt: torch.optim.Optimizer, cfg: OptimConfig, main_rank: bool) -> None:
+def _optimizer_from_config(opt: torch.optim.Optimizer, cfg: OptimConfig) -> None:
     """After a resume's optimizer state is loaded: its hyperparameters are the run's config's.
     `load_state_dict` brings back the saved param_groups, so a resume with another
     optim.weight_decay or optim.betas trained on with the old values in silence, while the run's
-    config.json said the new ones. (The learning rate is set at every step from optim.*.)"""
-    changed = []
-    for key, now in (("weight_decay", cfg.weight_decay), ("betas", tuple(cfg.betas))):
-        was = opt.param_groups[0].get(key)
-        if was is not None and (tuple(was) if key == "betas" else was) != now:
-            changed.append(f"optim.{key} {list(was) if key == 'betas' else was} -> {list(now) if key == 'betas' else now}")
-        for g in opt.param_groups:
-            g[key] = now
-    if changed and main_rank:
-        log.info("resuming with %s (the run's config; the checkpoint's optimizer had the old value)",
-                 ", ".join(changed))
+    config.json said the new ones (the change is logged by checkpoint_to_resume; the learning rate
+    is set at every step from optim.*)."""
+    for g in opt.param_groups:
+        g["weight_decay"], g["betas"] = cfg.weight_decay, tuple(cfg.betas)
 
 
 def _step_of(checkpoint: Path) -> int:
@@ -347,12 +340,13 @@ def _step_of(checkpoint: Path) -> int:
 
 
 def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None = None,
-                         ema: bool = False) -> Path | None:
+                         ema: bool = False, main_rank: bool = True) -> Path | None:
     """`resume` (which must be a complete checkpoint: never a silent fresh start), else the
     newest complete checkpoint in run_dir, else None. A run that has gone past `resume` (stopped
     and restarted with the same command) continues from its own newest checkpoint, with a warning:
     resuming from `resume` again would throw that work away. The checkpoint's files are checked,
-    and so is its model config against `config` (the run's), before anything is loaded."""
+    and so is its model config against `config` (the run's), before anything is loaded; any other
+    key the run changes is logged (`main_rank`)."""
     for d in (run_dir, run_dir / "checkpoints"):  # was "[Errno 17] File exists", at the first save
         if d.exists() and not d.is_dir():
             raise ValueError(f"run_dir: {d} is a file, not a directory; give another run_dir")
@@ -406,7 +400,44 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
                          if old.get(k) != new.get(k))
         raise ValueError(f"checkpoint {path} was saved with another model ({diff}); resume with the same model "
                          "config, or give another run_dir (init_from starts a new run from a trained model)")
+    if config is not None and main_rank:
+        _note_config_changes(path, saved, config)
     return path
+
+
+# what a resume may change without changing what is trained: where, how fast, what is logged and kept
+_RUNTIME_KEYS = ("resume", "run_dir", "threads", "device", "compile", "grad_checkpointing", "log_every", "save_every",
+                 "keep_checkpoints", "sample_every", "sample_prompts", "sample_steps", "guidance_scale")
+
+
+# checked on their own (check_resumed_encoders; train_vae's freeze_encoder), or the resume's own path
+_NAMED_ELSEWHERE = ("resume", "vae", "text_encoder", "text_max_length", "freeze_encoder")
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _note_config_changes(checkpoint: Path, saved: dict, config: dict) -> None:
+    """One line naming each key a resume changes, old -> new: config.json is rewritten with the new
+    values at the start, so the log is where the old ones are kept (a changed seed, data.seed or
+    max_steps went unsaid). A warning when what is trained changes, a note when only how it runs."""
+    old, new = _flat(saved), _flat(json.loads(json.dumps(config)))  # tuples as the saved JSON has them: lists
+    changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in _NAMED_ELSEWHERE]
+    if not changed:
+        return
+    says = ", ".join(f"{k} {json.dumps(old.get(k))} -> {json.dumps(new.get(k))}" for k in changed)
+    if all(k in _RUNTIME_KEYS for k in changed):
+        log.info("resuming from %s with %s", checkpoint, says)
+    else:
+        log.warning("resuming from %s with a changed config: %s (this run's config.json has the new values)",
+                    checkpoint, says)
 
 
 def _in_run(checkpoint: Path, run_dir: Path) -> bool:
@@ -614,7 +645,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     warn_slow_bfloat16(cfg.precision, device, main_rank)
     run_dir = Path(cfg.run_dir)
     config_dict = to_dict(cfg)
-    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict)  # checked before config.json is rewritten
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, main_rank=main_rank)  # before config.json is rewritten
     if ckpt is not None:  # the optimizer's state covers the parameters it trained: all, or the decoder's
         was = bool(json.loads((ckpt / "config.json").read_text()).get("freeze_encoder", False))
         if was != cfg.freeze_encoder:  # was torch's "loaded state dict contains a parameter group that doesn't match"
@@ -639,7 +670,7 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     step, position, elapsed = 0, 0, 0.0
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, optimizer=opt)
-        _optimizer_from_config(opt, cfg.optim, main_rank)
+        _optimizer_from_config(opt, cfg.optim)
         step, position, elapsed = state["step"], state["position"], state.get("elapsed_s", 0.0)
         if _finished(run_dir, step, cfg.max_steps, main_rank):
             return run_dir / "model"
@@ -1054,7 +1085,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
     run_dir = Path(cfg.run_dir)
     config_dict = to_dict(cfg)
     # every check comes before config.json is rewritten (_start_run)
-    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, ema=True)
+    ckpt = checkpoint_to_resume(run_dir, cfg.resume, config_dict, ema=True, main_rank=main_rank)
     vae_dir = vae_path(cfg.vae)
     vae = load_vae(cfg.vae, "vae").to(device)
     if vae.config.latent_channels != cfg.model.in_channels:
@@ -1126,7 +1157,7 @@ def train_dit(cfg: TrainDiTConfig, progress: bool = True) -> Path:
             set_optimizer_state_dict(model, opt, _by_name(osd, names), options=StateDictOptions(full_state_dict=True))
         else:
             opt.load_state_dict(osd)
-        _optimizer_from_config(opt, cfg.optim, main_rank)
+        _optimizer_from_config(opt, cfg.optim)
 
     def full_states() -> tuple:
         """(model, EMA, optimizer) as full state dicts on rank 0 — a collective under FSDP."""
