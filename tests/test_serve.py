@@ -106,6 +106,10 @@ def test_text_to_video_job_from_submit_to_mp4(server, pipe):
     from PIL import Image
 
     assert thumb.headers["content-type"] == "image/png" and Image.open(io.BytesIO(thumb.content)).size == (32, 32)
+    # OpenAI's third variant (all its SDKs offer it; it was a 400): the 5 frames in a 3 x 2 grid
+    sheet = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "spritesheet"})
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(sheet.content)).size == (96, 64)
     listed = client.get("/v1/videos").json()
     assert listed["object"] == "list" and job["id"] in [j["id"] for j in listed["data"]]
     assert json.loads((out / job["id"] / "job.json").read_text())["status"] == "completed"
@@ -261,7 +265,7 @@ def test_uploads_drive_the_prompting_modes(server, tmp_path):
     job = wait(client, r.json()["id"])
     assert job["status"] == "completed" and job["mode"] == "image-to-video"
     kept = {p.name for p in (out / job["id"]).iterdir()}
-    assert kept == {"input-image.png", "video.mp4", "thumbnail.png", "job.json"}  # the server's names only
+    assert kept == {"input-image.png", "video.mp4", "thumbnail.png", "spritesheet.png", "job.json"}  # the server's names only
     r = client.post("/v1/videos", data={"prompt": "it goes on", "steps": "1", "mode": "extend-forward"},
                     files={"video": ("../../evil.mp4", mp4(tmp_path, clip), "video/mp4")})
     job = wait(client, r.json()["id"])
@@ -484,6 +488,8 @@ def test_served_files_carry_credentials_the_api_checks(server, marks, tiny_model
     assert report["watermark"]["score"] is not None  # 9 frames: long enough to be judged
     thumb = client.get(f"/v1/videos/{job['id']}/credentials", params={"variant": "thumbnail"}).json()
     assert thumb["exit_code"] == 0 and thumb["file"] == f"{job['id']}.png" and thumb["c2pa"]["trusted"]
+    sheet = client.get(f"/v1/videos/{job['id']}/credentials", params={"variant": "spritesheet"}).json()
+    assert sheet["exit_code"] == 0 and sheet["c2pa"]["trusted"] and sheet["c2pa"]["claims"]["generation"]["seed"] == 11
     # asked for, the prompt itself is in the manifest
     shown = wait(client, client.post("/v1/videos", json={"prompt": prompt, "steps": 1, "embed_prompt": True}).json()["id"])
     assert shown["embed_prompt"] is True
@@ -583,6 +589,36 @@ def test_bad_uploads_are_a_400_naming_the_field(server, tmp_path, data, files, p
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
     assert job_dirs(out) == before  # nothing kept of a refused request
+
+
+def test_sprite_sheet_spaces_frames_over_the_clip_and_keeps_it_small():
+    from spacetime.serve.jobs import sprite_sheet
+
+    frames = np.repeat(np.arange(100, dtype=np.uint8)[:, None, None, None], 3, axis=3)  # frame i is level i
+    sheet = sprite_sheet(np.broadcast_to(frames, (100, 300, 512, 3)).copy())
+    assert sheet.shape == (5 * 150, 5 * 256, 3)  # 25 frames, 5 x 5, each scaled down to 256 wide
+    cells = [int(sheet[r * 150 + 75, c * 256 + 128, 0]) for r in range(5) for c in range(5)]
+    assert cells[0] == 0 and cells[-1] == 99 and cells == sorted(cells) and len(set(cells)) == 25
+    small = sprite_sheet(np.broadcast_to(frames[:2], (2, 8, 6, 3)).copy())  # never scaled up; 2 frames, 2 x 1
+    assert small.shape == (8, 12, 3) and (small[0, 0, 0], small[0, 6, 0]) == (0, 1)
+
+
+def test_openai_features_this_server_lacks_are_named(server):
+    """What OpenAI's Node SDK sends for those (it was 'Extra inputs are not permitted', a bare 405
+    and 'Not Found'): a URL reference in a form, and the characters routes."""
+    _, client, _ = server
+    for key in ("input_reference[image_url]", "input_reference[file_id]", "image[url]"):
+        r = client.post("/v1/videos", data={"prompt": "a ball", key: "https://example.com/a.png"},
+                        files={"video": ("v.mp4", b"not read", "video/mp4")})  # a file: multipart
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == key and err["message"].startswith(f"{key}: an upload"), r.text
+        assert "not supported" in err["message"]
+    r = client.post("/v1/videos/characters", data={"name": "bob"}, files={"video": ("v.mp4", b"x", "video/mp4")})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_supported" and "characters" in r.text
+    r = client.get("/v1/videos/characters/char_123")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_supported"
+    r = client.get("/v1/videos/characters")
+    assert r.status_code == 405 and "POST" in r.headers["allow"]
 
 
 def test_unknown_and_traversal_like_ids(server):

@@ -4,7 +4,7 @@ under uvicorn.
     POST   /v1/videos                  JSON, or multipart with image / video / video2 uploads -> a job
     GET    /v1/videos                  the jobs, newest first (limit, after, order)
     GET    /v1/videos/{id}             one job: status queued|in_progress|completed|failed, progress 0-100
-    GET    /v1/videos/{id}/content     the MP4 (?variant=thumbnail: the first frame as PNG)
+    GET    /v1/videos/{id}/content     the MP4 (?variant=thumbnail: the first frame as PNG; spritesheet: frames in a grid)
     GET    /v1/videos/{id}/credentials the provenance check of that file (`spacetime verify --json`)
     POST   /v1/videos/{id}/remix       JSON {prompt}: an edit of that completed video with the new prompt
     POST   /v1/videos/edits            prompt + video (an upload, or video[id] of a completed job) -> an edit
@@ -65,8 +65,8 @@ from spacetime.serve.bodies import (
     verify_upload,
 )
 from spacetime.serve.jobs import (
+    FILES,
     ID_RE,
-    THUMBNAIL,
     VIDEO,
     Job,
     JobQueue,
@@ -252,7 +252,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     def not_a_route(video_id: str) -> None:
         """GET or DELETE /v1/videos/edits reaches /v1/videos/{video_id}: answer as for a method the
         POST-only route does not take, not with "not a video id"."""
-        if video_id in ("edits", "extensions"):
+        if video_id in ("edits", "extensions", "characters"):
             raise StarletteHTTPException(405)
 
     def completed_source(video_id: str, param: str) -> Job:
@@ -324,8 +324,9 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                   "application/json": {"schema": body_schema}, "multipart/form-data": {"schema": form_schema}}}})
     async def create_video(request: Request) -> dict:
         fields, files = await read_body(request, limits)
-        for key in (*UPLOADS, "input_reference"):
-            if key in fields:  # only a JSON body has them as fields: a form's are refused unless they are files
+        for key in fields:  # a JSON body's upload fields, and a form's input_reference[image_url] (what
+            # OpenAI's clients make of {"image_url": ...} in a form; a form's plain ones are refused unless files)
+            if key.split("[", 1)[0] in (*UPLOADS, "input_reference"):
                 raise ApiError(400, "invalid_value", f"{key}: an upload: send it as a file in a multipart form (a "
                                                      "reference by URL or file id is not supported)", key)
         try:
@@ -440,6 +441,14 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
         return await admit(spec, files, source=source, settle=settle)
 
+    # OpenAI's characters (someone or something to cast in later videos) have no counterpart here: a
+    # 404 that says so, not a bare 405 (the POST reached /v1/videos/{id}/remix's neighbours) or "Not Found"
+    @app.post("/v1/videos/characters", dependencies=auth, include_in_schema=False)
+    @app.get("/v1/videos/characters/{character_id}", dependencies=auth, include_in_schema=False)
+    def characters(character_id: str | None = None) -> None:
+        raise ApiError(404, "not_supported", "characters (/v1/videos/characters) are not supported by this server; "
+                                             "give a picture of the character as input_reference instead")
+
     @app.post("/v1/videos/edits", dependencies=auth, summary="Edit a video (SDEdit) with a prompt",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "multipart/form-data": {"schema": edit_form}, "application/json": {"schema": edit_json}}}})
@@ -503,11 +512,11 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     @app.head("/v1/videos/{video_id}/content", dependencies=auth, include_in_schema=False)
     @app.get("/v1/videos/{video_id}/content", dependencies=auth, summary="Download the video (or its thumbnail)",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}, "image/png": {}}}})
-    def video_content(request: Request, video_id: str, variant: Literal["video", "thumbnail"] = "video"):
+    def video_content(request: Request, video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video"):
         job = job_or_404(video_id)
         if job.status != "completed":
             raise ApiError(409, "not_ready", f"video {video_id} is {job.status}; content is there once it is completed")
-        name, media = (VIDEO, "video/mp4") if variant == "video" else (THUMBNAIL, "image/png")
+        name, media = (VIDEO, "video/mp4") if variant == "video" else (FILES[variant], "image/png")
         if not (job.dir / name).is_file():  # deleted meanwhile, or removed by hand
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
         asked = request.headers.get("range")
@@ -533,11 +542,11 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.get("/v1/videos/{video_id}/credentials", dependencies=auth,
              summary="Check the video's (or thumbnail's) Content Credentials and watermark")
-    def video_credentials(video_id: str, variant: Literal["video", "thumbnail"] = "video") -> dict:
+    def video_credentials(video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> dict:
         job = job_or_404(video_id)
         if job.status != "completed":
             raise ApiError(409, "not_ready", f"video {video_id} is {job.status}; it has credentials once it is completed")
-        name = VIDEO if variant == "video" else THUMBNAIL
+        name = FILES[variant]
         if not (job.dir / name).is_file():
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
         return check(job.dir / name, f"{video_id}{Path(name).suffix}")

@@ -30,7 +30,31 @@ from spacetime.serve.schema import JobSpec
 log = logging.getLogger(__name__)
 
 ID_RE = re.compile(r"video_[0-9a-f]{32}")  # the only ids there are: made here, never by a client
-VIDEO, THUMBNAIL = "video.mp4", "thumbnail.png"
+VIDEO, THUMBNAIL, SPRITESHEET = "video.mp4", "thumbnail.png", "spritesheet.png"
+FILES = {"video": VIDEO, "thumbnail": THUMBNAIL, "spritesheet": SPRITESHEET}  # by the API's `variant`
+SHEET_FRAMES, SHEET_TILE = 25, 256  # a sprite sheet: at most this many frames, each at most this many pixels a side
+
+
+def sprite_sheet(frames: np.ndarray, most: int = SHEET_FRAMES, tile: int = SHEET_TILE) -> np.ndarray:  # noqa: F821
+    """OpenAI's `spritesheet` variant: frames evenly spaced over the clip, first and last included,
+    in a near-square grid read left to right, top to bottom (T H W 3 uint8 -> H' W' 3), each scaled
+    down (never up) to `tile` pixels on its longer side, so the sheet stays small for any length or
+    size. Cells past the last frame are black."""
+    import numpy as np
+    from PIL import Image
+
+    t, h, w = frames.shape[:3]
+    picks = np.unique(np.linspace(0, t - 1, min(t, most)).round().astype(int))
+    scale = min(1.0, tile / max(h, w))
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    cols = math.ceil(math.sqrt(len(picks)))
+    rows = math.ceil(len(picks) / cols)
+    sheet = np.zeros((rows * th, cols * tw, 3), np.uint8)
+    for i, f in enumerate(picks):
+        cell = frames[f] if (th, tw) == (h, w) else np.asarray(Image.fromarray(frames[f]).resize((tw, th), Image.BICUBIC))
+        r, c = divmod(i, cols)
+        sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = cell
+    return sheet
 
 
 class QueueFull(Exception):
@@ -309,6 +333,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
     def run(job: Job, progress: Callable[[int, int], None]) -> None:
         import torch
 
+        from spacetime.data.video import to_uint8_frames
         from spacetime.provenance import (
             Ingredient,
             Provenance,
@@ -342,7 +367,9 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
         sign = marks.identity is not None
         inputs = [Ingredient(path, role) for role, path in media.items()]
         write_output(frames, job.dir / VIDEO, s.fps, Provenance(claims, inputs, marks.identity, sign=sign))
-        # the preview carries the same claims; its inputs are already recorded in the video's manifest
+        # the previews carry the same claims; their inputs are already recorded in the video's manifest
         write_output(frames[:1], job.dir / THUMBNAIL, s.fps, Provenance(claims, [], marks.identity, sign=sign))
+        sheet = sprite_sheet(to_uint8_frames(frames))[None]
+        write_output(sheet, job.dir / SPRITESHEET, s.fps, Provenance(claims, [], marks.identity, sign=sign))
 
     return run
