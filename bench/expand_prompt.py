@@ -1,31 +1,48 @@
 """Does `--expand-prompt` (re-captioning a user's short prompt in the detailed style the model was
-trained on) make the model follow the prompt better?
+trained on) make the model follow the prompt better? And does completing a prompt that names an
+object without its colour (`complete_prompt`, what `spacetime generate` does by default)?
 
     python bench/expand_prompt.py [--model DIR] [--num-clips 60] [--captions short,medium] [--json out.json]
+    python bench/expand_prompt.py --colourless --variants "as typed,completed,expanded" --json out/complete_prompt.json
 
-Prompts: the short and medium captions of held-out world clips (what a user types). Each prompt is
-generated twice with the same seed: conditioned on the prompt as typed, and on its expansion
-(`spacetime.world.prompts.expand_prompt`, seeded as `spacetime generate --expand-prompt` does);
-both videos are scored by the eval against the prompt as typed — what the user asked for, not what
-the expansion added. 17 frames, 64x64, 8 fps, 25 steps, guidance 5.
+Prompts: the short and medium captions of held-out world clips (what a user types); with
+`--colourless`, with their colour words taken out ("a ball falls and bounces on the floor"). Each
+prompt is generated once per variant with the same seed: conditioned on the prompt as typed, on its
+expansion (`spacetime.world.prompts.expand_prompt`, seeded as `spacetime generate --expand-prompt`
+does), or on its completion (`complete_prompt`: the medium-style expansion when an object has no
+colour, else the prompt as typed); every video is scored by the eval against the prompt as typed —
+what the user asked for, not what the expansion added. 17 frames, 64x64, 8 fps, 25 steps, guidance
+5. "empty" is the share of clips that are a plain background: most frames with a pixel standard
+deviation under 4 levels (a world frame with one object in view has ~15 or more).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from spacetime.eval import evaluate
 from spacetime.eval.evaluate import Sample, split_prompts
 from spacetime.eval.generators import derived_seed
 from spacetime.pipeline import SpacetimePipeline
-from spacetime.world.prompts import expand_prompt
+from spacetime.world.prompts import complete_prompt, expand_prompt
+from spacetime.world.vocab import COLOURS
 
 METRICS = ("adherence", "motion", "permanence", "physics", "smoothness")
+COLOUR_WORDS = r"\b(" + "|".join(COLOURS) + r")\b"
+
+
+def blank(frames) -> bool:
+    """Most frames a flat background (the model drew no object)."""
+    f = np.asarray(frames, dtype=np.float32)
+    f = f * 255 if f.max() <= 1.0 else f
+    return float(np.mean([x.std() < 4 for x in f])) > 0.5
 
 
 def main() -> None:
@@ -33,6 +50,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="a pipeline directory (default: the shipped model)")
     ap.add_argument("--num-clips", type=int, default=60)
     ap.add_argument("--captions", default="short,medium")
+    ap.add_argument("--variants", default="as typed,expanded", help="of: as typed, expanded, completed")
+    ap.add_argument("--colourless", action="store_true", help="take the colour words out of the prompts")
+    ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
@@ -42,28 +62,32 @@ def main() -> None:
     rows = []
     for caption in args.captions.split(","):
         prompts = split_prompts("heldout", args.num_clips, seed=args.seed, caption=caption)
-        for variant in ("as typed", "expanded"):
-            samples, t0 = [], time.perf_counter()
+        if args.colourless:
+            prompts = [" ".join(re.sub(COLOUR_WORDS, "", p).split()) for p in prompts]
+        for variant in args.variants.split(","):
+            rewrite = {"as typed": lambda p, seed: p, "expanded": expand_prompt, "completed": complete_prompt}[variant]
+            samples, t0, empty = [], time.perf_counter(), 0
             for i, prompt in enumerate(prompts):
                 seed = derived_seed(args.seed, i, 1)
-                conditioning = expand_prompt(prompt, seed=seed) if variant == "expanded" else prompt
-                frames = pipe(conditioning, num_frames=17, height=64, width=64, num_inference_steps=25,
+                conditioning = rewrite(prompt, seed=seed)
+                frames = pipe(conditioning, num_frames=17, height=64, width=64, num_inference_steps=args.steps,
                               guidance_scale=5.0, generator=torch.Generator().manual_seed(seed)).frames[0]
                 samples.append(Sample(f"{i:06d}", prompt, frames, 8.0))  # judged against the prompt as typed
+            empty = sum(blank(smp.frames) for smp in samples)
             agg = evaluate(samples, seed=args.seed, progress=False).aggregate()
-            row = {"caption": caption, "variant": variant, "clips": len(prompts),
-                   **{m: agg[m]["mean"] for m in METRICS},
+            row = {"caption": caption, "variant": variant, "colourless": args.colourless, "clips": len(prompts),
+                   "empty": empty / len(prompts), **{m: agg[m]["mean"] for m in METRICS},
                    "gravity_sign": agg["gravity"]["gravity"]["sign_correct"],
                    "gravity_clips": agg["gravity"]["gravity"]["clips"],
                    "seconds": round(time.perf_counter() - t0, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| prompts | conditioned on | " + " | ".join(METRICS) + " | gravity sign (clips) |")
-    print("|" + " --- |" * (len(METRICS) + 3))
+    print("\n| prompts | conditioned on | empty | " + " | ".join(METRICS) + " | gravity sign (clips) |")
+    print("|" + " --- |" * (len(METRICS) + 4))
     for r in rows:
         vals = " | ".join("-" if r[m] is None else f"{r[m]:.3f}" for m in METRICS)
         g = "-" if r["gravity_sign"] is None else f"{r['gravity_sign']:.2f} ({r['gravity_clips']})"
-        print(f"| {r['caption']} | {r['variant']} | {vals} | {g} |")
+        print(f"| {r['caption']}{' colourless' if r['colourless'] else ''} | {r['variant']} | {r['empty']:.2f} | {vals} | {g} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": str(args.model or "shipped default"), "rows": rows,

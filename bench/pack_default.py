@@ -59,6 +59,9 @@ def ship(model: Path, dest: Path) -> Path:
     # 20 sampler steps: on the same 200 prompts every metric within its noise of 25 steps' (stop 35,
     # docs/model-card.md "Denoising steps vs quality"), a fifth less time
     config["defaults"].setdefault("num_inference_steps", SHIPPED_STEPS)
+    # a prompt naming an object without its colour drew an empty scene in 82% of 60 held-out short
+    # prompts; completed, none (docs/captions.md, "Prompts without colours")
+    config["defaults"].setdefault("complete_prompt", True)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     to_bf16(tmp)
     old = dest.with_name(f".old-{dest.name}")

@@ -409,6 +409,29 @@ def test_expand_prompt_keeps_user_attributes_and_fills_the_rest():
         assert expand_prompt(junk, seed=3)
 
 
+def test_complete_prompt_gives_each_object_a_colour_and_keeps_the_rest():
+    """The world's captions name every object's colour, and the shipped model drew an empty scene
+    for "a ball falls" (and for every prompt without a colour, docs/captions.md)."""
+    from spacetime.world.prompts import complete_prompt
+
+    for prompt in ("a red ball falls", "a blue square and a green triangle", "the camera pans left",
+                   "an empty gray background", "", "a purple dragon"):
+        assert complete_prompt(prompt, seed=0) == prompt  # nothing to complete: as typed
+    for seed in range(4):
+        for prompt, shapes in (("a ball falls", ["ball"]), ("two squares", ["square", "square"]),
+                               ("a red ball and a triangle", ["ball", "triangle"])):
+            text = complete_prompt(prompt, seed=seed)
+            spec = parse_prompt(text)
+            assert [o.shape for o in spec.objects] == shapes and all(o.colour for o in spec.objects), text
+            assert not spec.unknown_words and len(text) < 200, text  # the medium style, not the detailed
+        assert parse_prompt(complete_prompt("a red ball and a triangle", seed=seed)).objects[0].colour == "red"
+        assert parse_prompt(complete_prompt("a ball falls", seed=seed)).objects[0].motion == "falls"
+    assert complete_prompt("a ball", seed=1) == complete_prompt("a ball", seed=1)
+    assert len({complete_prompt("a ball", seed=s) for s in range(6)}) > 1  # the colour is drawn, seeded
+    with pytest.raises(ValueError, match="style must be one of"):
+        expand_prompt("a ball", style="long")
+
+
 def test_parse_notes_conflicts_and_odd_counts():
     spec = parse_prompt("a red ball, the camera pans left and right")
     assert spec.camera == "pan-left" and len(spec.objects) == 1 and spec.objects[0].motion is None

@@ -285,3 +285,46 @@ def test_generate_loop_help_says_how_long_a_long_loop_is(tiny_model_dir, tmp_pat
     assert main(["generate", "a ball", "--model", str(tiny_model_dir), "--num-inference-steps", "1", "--no-provenance",
                  "--loop", "--num-frames", "13", "--window-frames", "9", "--output", str(out)]) == 0
     assert read_video(out)[0].shape[0] == json.loads(out.with_suffix(".json").read_text())["num_frames"] == 13 + 4
+
+
+def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tiny_model_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The shipped model drew an empty scene for "a ball falls" (its captions always name a colour):
+    a model whose config.json has defaults.complete_prompt gets the completed prompt, the sidecar
+    keeps both; --prompt-as-typed, --expand-prompt, an input image and other models take it as typed."""
+    import shutil
+
+    from spacetime.pipeline import SpacetimePipeline
+    from spacetime.world.prompts import complete_prompt, parse_prompt
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["defaults"]["complete_prompt"] = True
+    (model / "config.json").write_text(json.dumps(config))
+    seen = []
+    real = SpacetimePipeline.__call__
+
+    def spy(self, prompt, *args, **kwargs):
+        seen.append(prompt)
+        return real(self, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(SpacetimePipeline, "__call__", spy)
+    still = tmp_path / "still.png"
+    from PIL import Image
+
+    Image.fromarray(make_clip(0, num_frames=1, height=32, width=32).frames[0]).save(still)
+    base = ["generate", "a ball falls", "--num-inference-steps", "1", "--no-provenance", "--seed", "4"]
+    for name, extra, completed in (("c", ["--model", str(model)], True), ("t", ["--model", str(model), "--prompt-as-typed"], False),
+                                   ("o", ["--model", str(tiny_model_dir)], False),
+                                   ("i", ["--model", str(model), "--image", str(still)], False)):
+        assert main([*base, *extra, "--output", str(tmp_path / f"{name}.mp4")]) == 0, name
+        sidecar = json.loads((tmp_path / f"{name}.json").read_text())
+        want = complete_prompt("a ball falls", seed=4, num_frames=5) if completed else None
+        assert sidecar["prompt"] == "a ball falls" and sidecar["completed_prompt"] == want, name
+        assert seen[-1] == (want or "a ball falls"), name
+        assert ("completed prompt: " in capsys.readouterr().out) == completed, name
+    done = complete_prompt("a ball falls", seed=4, num_frames=5)
+    assert parse_prompt(done).objects[0].shape == "ball" and parse_prompt(done).objects[0].colour, done
+    assert main([*base[:1], "a red ball falls", *base[2:], "--model", str(model), "--output", str(tmp_path / "r.mp4")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["completed_prompt"] is None and seen[-1] == "a red ball falls"

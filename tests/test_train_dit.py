@@ -635,3 +635,16 @@ def test_a_stop_at_a_scheduled_save_saves_that_step_once(vae_dir, tmp_path, monk
     args = ["train", *TINY_DIT, "--vae", str(vae_dir), "--run_dir", str(tmp_path / "r"), "--save_every", "2"]
     assert main([*args, "--max_steps", "4"]) == 130
     assert "stopped by Ctrl-C at step 2" in capsys.readouterr().err and saved == [2]
+
+
+def test_a_world_trained_model_asks_for_prompt_completion_a_folder_trained_one_does_not():
+    """A model trained on the world's captions (which always name each object's colour) drew an
+    empty scene for "a ball falls": its config asks `generate` to complete such prompts; a model
+    trained on a user's own captions takes prompts as typed."""
+    from spacetime.train import pipeline_config
+
+    run = {"model": {}, "text_encoder": "minilm", "text_max_length": 64,
+           "data": {"source": "world", "num_frames": 17, "height": 64, "width": 64, "fps": 8.0}}
+    assert pipeline_config(run)["defaults"]["complete_prompt"] is True
+    run["data"]["source"] = "folder"
+    assert "complete_prompt" not in pipeline_config(run)["defaults"]

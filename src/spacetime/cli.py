@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--expand-prompt", action="store_true",
                    help="rewrite a short world prompt in the detailed caption style the model was trained on "
                         "(seeded by --seed; the sidecar keeps both)")
+    g.add_argument("--prompt-as-typed", action="store_true",
+                   help="condition on the prompt exactly as typed: a model whose config.json says so (the shipped one) "
+                        "otherwise completes a text prompt that names an object without its colour, as its captions "
+                        "always name one (seeded by --seed; the sidecar keeps both)")
     g.add_argument("--window-frames", type=_int_in("--window-frames", 9, MAX_FRAMES), default=None,
                    help="videos longer than this are made window by window (default: twice the training length)")
     g.add_argument("--embed-prompt", action="store_true",
@@ -444,6 +448,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         prompt = expand_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17), fps=fps,
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
+    completed = None
+    if (d.get("complete_prompt") and not (args.expand_prompt or args.prompt_as_typed)
+            and args.image is None and args.video is None):  # an input's colours are its own: never redrawn
+        from spacetime.world.prompts import complete_prompt
+
+        aspect = width / height if width and height else d.get("width", 64) / d.get("height", 64)
+        completed = complete_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17),
+                                    fps=fps, aspect=aspect)
+        if completed == args.prompt:
+            completed = None
+        else:
+            prompt = completed
+            print(f"completed prompt: {prompt} (this model draws an empty scene for an object without a colour; "
+                  "--prompt-as-typed to turn this off)")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
     method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     shift = pipe.resolve_shift(args.shift)
@@ -464,7 +482,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     params = {"num_frames": num_frames, "height": height, "width": width, "fps": fps,
               "num_inference_steps": steps, "guidance_scale": guidance,
               **guidance_interval_parameters(interval), "shift": shift, **guidance_method_parameters(method, options),
-              "solver": args.solver, "dtype": dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt}
+              "solver": args.solver, "dtype": dtype, "strength": strength, "loop": args.loop, "expand_prompt": args.expand_prompt,
+              "complete_prompt": completed is not None}
     t_hash = time.perf_counter()
     claims = generation_claims(prompt=args.prompt, model=model_identity(model), parameters=params, seed=args.seed,
                                mode=made_as, embed_prompt=args.embed_prompt, negative_prompt=args.negative_prompt)
@@ -479,7 +498,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     provenance["prompt_in_manifest"] = args.embed_prompt and not args.no_provenance
     provenance["seconds"]["model_hash"] = round(t_hash, 4)
     timings = {"load": load_s, **out.timings, "write": time.perf_counter() - t0}
-    sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None, "negative_prompt": args.negative_prompt, "model": str(model),
+    sidecar = {"prompt": args.prompt, "expanded_prompt": prompt if args.expand_prompt else None,
+               "completed_prompt": completed, "negative_prompt": args.negative_prompt, "model": str(model),
                "image": args.image and str(args.image), "video": args.video and str(args.video), "mode": made_as,
                "video2": args.video2 and str(args.video2), "strength": strength, "loop": args.loop,
                # requested_frames is what --num-frames asked (the window, with a video), num_frames what was made

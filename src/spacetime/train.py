@@ -1003,12 +1003,15 @@ def write_samples(pipe, prompts: list[str], out_dir: Path, *, num_frames: int, h
 def pipeline_config(run_config: dict, text_encoder: str | None = None) -> dict:
     """The config of the model a run makes, from the run's config (a checkpoint's config.json):
     its DiT, text encoder (`text_encoder`: where the model folder finds it, if not the run's
-    spec) and the data's size as the sampling defaults; a guidance-distilled model's the scales it
-    learned (`guidance_range`: outside them the pipeline guides it with two passes)."""
+    spec) and the data's size as the sampling defaults (and, trained on the world, `complete_prompt`);
+    a guidance-distilled model's the scales it learned (`guidance_range`: outside them the pipeline
+    guides it with two passes)."""
     d = run_config["data"]
     out = {"format": "spacetime-pipeline", "dit": run_config["model"],
            "text_encoder": text_encoder or run_config["text_encoder"], "text_max_length": run_config["text_max_length"],
            "defaults": {"num_frames": d["num_frames"], "height": d["height"], "width": d["width"], "fps": d["fps"]}}
+    if d.get("source", "world") == "world":  # its captions name every object's colour: prompts that do not are
+        out["defaults"]["complete_prompt"] = True  # completed at generation (world.prompts.complete_prompt)
     if run_config.get("guidance_teacher"):
         out["guidance_range"] = list(run_config["guidance_range"])
     return out

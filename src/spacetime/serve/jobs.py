@@ -96,7 +96,7 @@ class Job:
                 "seconds": s.seconds, "num_frames": s.num_frames, "height": s.height, "width": s.width,
                 "fps": s.fps, "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
                 "mode": s.mode, "strength": s.strength, "loop": s.loop, "embed_prompt": s.embed_prompt,
-                "remixed_from_video_id": self.remixed_from_video_id}
+                "revised_prompt": s.revised_prompt, "remixed_from_video_id": self.remixed_from_video_id}
 
 
 # runs one job: (job, progress(step, total)) -> frames written to job.dir; raises to fail it
@@ -345,7 +345,12 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
 
         s = job.spec
         media = inputs_of(job)  # paths in the job's own folder, written by the server
-        out = pipe(s.prompt, negative_prompt=s.negative_prompt, num_frames=s.window_frames or s.num_frames, height=s.height,
+        if s.mode == "text-to-video" and pipe.defaults.get("complete_prompt"):  # as `spacetime generate` does
+            from spacetime.world.prompts import complete_prompt
+
+            done = complete_prompt(s.prompt, seed=s.seed, num_frames=s.num_frames, fps=s.fps, aspect=s.width / s.height)
+            s.revised_prompt = None if done == s.prompt else done
+        out = pipe(s.revised_prompt or s.prompt, negative_prompt=s.negative_prompt, num_frames=s.window_frames or s.num_frames, height=s.height,
                    width=s.width, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
                    generator=torch.Generator().manual_seed(s.seed), image=media.get("image"),
                    video=media.get("video"), video2=media.get("video2"), strength=s.strength,
@@ -360,7 +365,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
                   **guidance_interval_parameters(pipe.resolve_guidance_interval()), "shift": pipe.resolve_shift(),
                   **guidance_method_parameters(*pipe.resolve_guidance_method()),
                   "solver": "euler",  # the pipeline's default, the only one the server runs
-                  "strength": s.strength, "loop": s.loop}
+                  "strength": s.strength, "loop": s.loop, "complete_prompt": s.revised_prompt is not None}
         claims = generation_claims(prompt=s.prompt, model=marks.model, parameters=params, seed=s.seed,
                                    mode=_made_as(s, s.num_frames), embed_prompt=s.embed_prompt,
                                    negative_prompt=s.negative_prompt)

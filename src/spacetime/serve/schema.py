@@ -125,6 +125,9 @@ class JobSpec:
     # the pipeline's generation window where it is not the output's length: an extension's
     # (context frames from the video's end, then the new ones); num_frames is then the stitched total
     window_frames: int | None = None
+    # what the model was conditioned on where it is not `prompt`: a text prompt naming an object without
+    # its colour, completed for a model whose defaults say so (`complete_prompt`; DALL-E 3's field name)
+    revised_prompt: str | None = None
 
     @property
     def size(self) -> str:

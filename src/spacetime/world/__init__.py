@@ -9,7 +9,7 @@ from spacetime.world.captions import caption_clip
 from spacetime.world.clip import Clip, make_clip, stream_seed
 from spacetime.world.dataset import WorldDataset, write_world
 from spacetime.world.physics import Event, Trajectory, simulate
-from spacetime.world.prompts import expand_prompt, parse_prompt
+from spacetime.world.prompts import complete_prompt, expand_prompt, parse_prompt
 from spacetime.world.render import render, visible_fraction
 from spacetime.world.scene import (
     HELDOUT_TRIPLES,
@@ -32,6 +32,7 @@ __all__ = [
     "WorldDataset",
     "WorldObject",
     "caption_clip",
+    "complete_prompt",
     "expand_prompt",
     "is_heldout",
     "make_clip",

@@ -525,11 +525,16 @@ def shows_prompt(spec: SceneSpec, traj: Trajectory, visible: np.ndarray) -> bool
     )
 
 
-def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
-    """A short prompt in the detailed caption style: what it leaves open is drawn at random (seeded),
-    then a scene that fits is simulated and captioned, so the expansion is something the world can
-    show. What the prompt says (colours, shapes, sizes, motions, walls, background, gravity, camera,
-    occluder) is kept: a draw that does not show it (`shows_prompt`) is drawn again.
+CAPTION_STYLES = ("short", "medium", "detailed")
+
+
+def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0,
+                  style: str = "detailed") -> str:
+    """A short prompt in the detailed caption style (or `style` "medium" or "short"): what it leaves
+    open is drawn at random (seeded), then a scene that fits is simulated and captioned, so the
+    expansion is something the world can show. What the prompt says (colours, shapes, sizes,
+    motions, walls, background, gravity, camera, occluder) is kept: a draw that does not show it
+    (`shows_prompt`) is drawn again.
 
     >>> expand_prompt("a red ball falls", seed=0)  # doctest: +SKIP
     'A large red ball falls, then bounces on the floor twice. Under gravity on a gray background; the camera is static.'
@@ -537,6 +542,8 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
     from spacetime.world.clip import check_clip_args  # here: clip.py imports this module
 
     check_clip_args(num_frames, 64, 64, fps)
+    if style not in CAPTION_STYLES:
+        raise ValueError(f"style must be one of {', '.join(CAPTION_STYLES)}, got {style!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_aspect(aspect)
@@ -544,7 +551,7 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
     if parse_shots(text):  # the user's shot list is kept: make_clip draws the scene and the cuts
         from spacetime.world.clip import make_clip
 
-        return make_clip(seed, num_frames=num_frames, height=64, width=max(1, round(64 * aspect)), fps=fps, spec=spec).captions["detailed"]
+        return make_clip(seed, num_frames=num_frames, height=64, width=max(1, round(64 * aspect)), fps=fps, spec=spec).captions[style]
     times = np.arange(num_frames) / fps
     tries = 50  # as the eval's simulator: a caption that drops a wall the user asked for is a worse one
     for attempt in range(tries):  # as make_clip, a draw whose bodies jam is drawn anew; and one that
@@ -559,5 +566,16 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
         visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
         # and, stricter than the eval, no object is behind the bar in every frame: "stays behind the bar" hides it
         if (shows_prompt(spec, traj, visible) and visible.max(0).min() >= HIDDEN) or attempt == tries - 1:
-            return caption_clip(scene, traj, visible, rng)["detailed"]
+            return caption_clip(scene, traj, visible, rng)[style]
     raise AssertionError("unreachable")
+
+
+def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
+    """`text` as typed when every object it names has a colour (or it names none: an empty scene,
+    a camera move), else its medium-style expansion (`expand_prompt`): the world's captions always
+    name each object's colour, and a model trained on them draws an empty scene for "a ball falls".
+    What the prompt says is kept; only what it leaves open is drawn (seeded)."""
+    spec = parse_prompt(text)
+    if all(o.colour is not None for o in spec.objects):
+        return text
+    return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")

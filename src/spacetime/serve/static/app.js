@@ -264,7 +264,8 @@ async function show(job) {
   $("download").href = url;
   $("download").download = job.id + ".mp4";
   $("details").textContent = job.prompt + " · " + job.size + " · " + plural(job.num_frames, "frame") + " at " + job.fps +
-    " fps · " + plural(job.steps, "step") + " · guidance " + job.guidance_scale + " · seed " + job.seed;
+    " fps · " + plural(job.steps, "step") + " · guidance " + job.guidance_scale + " · seed " + job.seed +
+    (job.revised_prompt ? " · made from the completed prompt: " + job.revised_prompt : "");
   $("result").hidden = false;
   const box = $("credentials");
   box.textContent = "checking the credentials…";
