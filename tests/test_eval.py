@@ -862,3 +862,14 @@ def test_cli_scores_a_users_own_prompts(tmp_path, eval_cli, monkeypatch, capsys)
         assert f"--prompts {tmp_path / name}" in err and "Traceback" not in err, err
         assert name != "bad.jsonl" or "line 2" in err, err
     assert asked == [] and not (tmp_path / "x").exists()
+
+
+def test_a_prompts_file_named_in_capitals_jsonl_is_read_as_jsonl(tmp_path):
+    from spacetime.eval import read_prompts
+
+    f = tmp_path / "mine.JSONL"
+    f.write_text('{"prompt": "a red ball falls"}\n', encoding="utf-8")
+    assert read_prompts(f) == ["a red ball falls"]  # not the JSON line as a prompt
+    t = tmp_path / "mine.txt"  # a text file: BOM, CRLF, comments, blank lines, unicode, duplicates kept
+    t.write_bytes("\ufeff# mine\r\na red ball falls\r\n\r\nun ballon 🎈\r\na red ball falls\r\n".encode())
+    assert read_prompts(t) == ["a red ball falls", "un ballon 🎈", "a red ball falls"]

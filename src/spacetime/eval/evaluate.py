@@ -294,12 +294,13 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     except ValueError as e:
         raise ValueError(f"--prompts {e}") from None
     prompts = []
+    jsonl = path.suffix.lower() == ".jsonl"  # "P.JSONL" too: read as text, each JSON line was one prompt
     # lines end at "\n" only, as in captions files: a prompt may hold U+2028, which splitlines() breaks at
     for n, line in enumerate(text.split("\n"), 1):
         line = line.strip()
-        if not line or (path.suffix != ".jsonl" and line.startswith("#")):
+        if not line or (not jsonl and line.startswith("#")):
             continue
-        if path.suffix == ".jsonl":
+        if jsonl:
             try:
                 entry = json.loads(line)
             except (ValueError, RecursionError) as e:  # a JSONDecodeError, a 5,000-digit number, deep nesting
