@@ -873,3 +873,19 @@ def test_a_prompts_file_named_in_capitals_jsonl_is_read_as_jsonl(tmp_path):
     t = tmp_path / "mine.txt"  # a text file: BOM, CRLF, comments, blank lines, unicode, duplicates kept
     t.write_bytes("\ufeff# mine\r\na red ball falls\r\n\r\nun ballon 🎈\r\na red ball falls\r\n".encode())
     assert read_prompts(t) == ["a red ball falls", "un ballon 🎈", "a red ball falls"]
+
+
+def test_a_model_whose_vae_weights_do_not_fit_its_config_is_a_message_not_a_traceback(tmp_path, tiny_model_dir, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "vae" / "config.json").read_text())
+    cfg["model"]["latent_channels"] //= 2  # another VAE's config over these weights
+    (model / "vae" / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "p.txt").write_text("a red ball falls\n")
+    rc = main(["eval", "--model", str(model), "--prompts", str(tmp_path / "p.txt"), "--num-frames", "9",
+               "--size", "32x32", "--num-inference-steps", "1", "--no-report", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"--model {model}: cannot be loaded" in err and "size mismatch" in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
