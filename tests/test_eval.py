@@ -889,3 +889,12 @@ def test_a_model_whose_vae_weights_do_not_fit_its_config_is_a_message_not_a_trac
     err = capsys.readouterr().err
     assert rc == 1 and f"--model {model}: cannot be loaded" in err and "size mismatch" in err
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_a_prompts_path_that_is_a_directory_is_named_so(tmp_path):
+    from spacetime.eval import read_prompts
+
+    with pytest.raises(ValueError, match="is a directory"):
+        read_prompts(tmp_path)
+    with pytest.raises(ValueError, match="no such file"):
+        read_prompts(tmp_path / "missing.txt")

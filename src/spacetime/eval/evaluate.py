@@ -285,8 +285,9 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     (blank lines and lines starting with "#" skipped), or a `.jsonl` file of {"prompt": ...}
     objects. Errors name the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--prompts {path}: no such file")
+    if not path.is_file():  # a directory, a FIFO or /dev/null is not "no such file"
+        why = "no such file" if not path.exists() else "is a directory" if path.is_dir() else "not a regular file"
+        raise ValueError(f"--prompts {path}: {why}")
     from spacetime.data.folder import read_text
 
     try:
