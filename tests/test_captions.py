@@ -432,6 +432,30 @@ def test_complete_prompt_gives_each_object_a_colour_and_keeps_the_rest():
         expand_prompt("a ball", style="long")
 
 
+def test_complete_prompt_for_an_input_names_the_colours_it_shows():
+    """With an image or video, the object it shows vanished when the prompt named no colour (88% of
+    the new frames blank over 8 clips, image -> video and extension alike): its own colours are
+    written in, never drawn ones."""
+    from spacetime.world.prompts import complete_prompt, objects_in
+
+    seen = [("red", "ball"), ("blue", "square")]
+    for prompt, want in (("it rolls right", "a red ball; it rolls right"),
+                         ("a ball falls", "a red ball falls"),
+                         ("the big ball bounces and a square falls", "the big red ball bounces and a blue square falls"),
+                         ("a square hits the ball", "a blue square hits the red ball"),  # a shape's own colour first
+                         ("a red ball and a square", "a red ball and a blue square"),  # none named twice
+                         ("a blue ball", "a blue ball"), ("the camera pans left", "the camera pans left")):
+        assert complete_prompt(prompt, seed=0, seen=seen) == want, prompt
+        assert all(o.colour for o in parse_prompt(want).objects), want
+    assert complete_prompt("a ball", seen=[]) == "a ball"  # footage without the world's colours: as typed
+    assert complete_prompt("a red ball and a ball", seen=[("red", "ball")]) == "a red ball and a ball"
+    for s in range(6):  # the tracker reads the scene's own colours, the largest first
+        clip = make_clip(2000 + s, num_frames=1, height=64, width=64)
+        found = objects_in(clip.frames)
+        shown = {o.colour for o, v in zip(clip.scene.objects, clip.visible[0]) if v >= 0.9}
+        assert shown <= {c for c, _ in found} <= {o.colour for o in clip.scene.objects}, (found, clip.captions["short"])
+
+
 def test_parse_notes_conflicts_and_odd_counts():
     spec = parse_prompt("a red ball, the camera pans left and right")
     assert spec.camera == "pan-left" and len(spec.objects) == 1 and spec.objects[0].motion is None

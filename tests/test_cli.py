@@ -291,11 +291,12 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
                                                                              capsys):
     """The shipped model drew an empty scene for "a ball falls" (its captions always name a colour):
     a model whose config.json has defaults.complete_prompt gets the completed prompt, the sidecar
-    keeps both; --prompt-as-typed, --expand-prompt, an input image and other models take it as typed."""
+    keeps both; from an image, with the image's colours; --prompt-as-typed and other models take it
+    as typed."""
     import shutil
 
     from spacetime.pipeline import SpacetimePipeline
-    from spacetime.world.prompts import complete_prompt, parse_prompt
+    from spacetime.world.prompts import complete_prompt, objects_in, parse_prompt
 
     model = tmp_path / "m"
     shutil.copytree(tiny_model_dir, model)
@@ -315,15 +316,17 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
 
     Image.fromarray(make_clip(0, num_frames=1, height=32, width=32).frames[0]).save(still)
     base = ["generate", "a ball falls", "--num-inference-steps", "1", "--no-provenance", "--seed", "4"]
-    for name, extra, completed in (("c", ["--model", str(model)], True), ("t", ["--model", str(model), "--prompt-as-typed"], False),
-                                   ("o", ["--model", str(tiny_model_dir)], False),
-                                   ("i", ["--model", str(model), "--image", str(still)], False)):
+    drawn = complete_prompt("a ball falls", seed=4, num_frames=5)
+    shown = objects_in(make_clip(0, num_frames=1, height=32, width=32).frames)  # the image's own colours
+    for name, extra, want in (("c", ["--model", str(model)], drawn),
+                              ("t", ["--model", str(model), "--prompt-as-typed"], None),
+                              ("o", ["--model", str(tiny_model_dir)], None),
+                              ("i", ["--model", str(model), "--image", str(still)], f"a {shown[0][0]} ball falls")):
         assert main([*base, *extra, "--output", str(tmp_path / f"{name}.mp4")]) == 0, name
         sidecar = json.loads((tmp_path / f"{name}.json").read_text())
-        want = complete_prompt("a ball falls", seed=4, num_frames=5) if completed else None
         assert sidecar["prompt"] == "a ball falls" and sidecar["completed_prompt"] == want, name
         assert seen[-1] == (want or "a ball falls"), name
-        assert ("completed prompt: " in capsys.readouterr().out) == completed, name
+        assert ("completed prompt: " in capsys.readouterr().out) == (want is not None), name
     done = complete_prompt("a ball falls", seed=4, num_frames=5)
     assert parse_prompt(done).objects[0].shape == "ball" and parse_prompt(done).objects[0].colour, done
     assert main([*base[:1], "a red ball falls", *base[2:], "--model", str(model), "--output", str(tmp_path / "r.mp4")]) == 0

@@ -613,3 +613,21 @@ def test_a_detector_that_cannot_judge_decoded_frames_is_not_called_undecodable(t
     report = verify_file(plain)
     assert report["exit_code"] == 3 and "detector could not judge" in report["verdict"]
     assert report["watermark"]["note"] == "not judged: Singular matrix"
+
+
+def test_verify_prints_on_a_console_that_cannot_show_the_prompt_and_names_a_pipe(tmp_path, cfg):
+    """A verified file whose embedded prompt has an emoji, on a cp1252 console: 'charmap' codec
+    error, exit 1 and no report. A FIFO was 'no such file'."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.mp4"
+    write_output(_clip(3), out, 8.0, Provenance(_claims(prompt="a red ball 🎈 bounces", embed_prompt=True), config_dir=cfg))
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    env = {**os.environ, "SPACETIME_CONFIG_DIR": str(cfg), "PYTHONIOENCODING": "cp1252"}
+    proc = subprocess.run([sys.executable, "-m", "spacetime", "verify", str(out)], capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"\\U0001f388" in proc.stdout and b"charmap" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "spacetime", "verify", "--json", str(fifo)], capture_output=True, env=env)
+    assert proc.returncode == 3 and json.loads(proc.stdout)[0]["error"] == "not a regular file (a device or a pipe)"

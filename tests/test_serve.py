@@ -605,8 +605,9 @@ def test_sprite_sheet_spaces_frames_over_the_clip_and_keeps_it_small():
 
 def test_a_prompt_without_colours_is_completed_where_the_model_says_so(server, pipe, monkeypatch):
     """As `spacetime generate` does: the job says what the model was conditioned on (revised_prompt,
-    DALL-E 3's name for it) and its credentials that the prompt was completed."""
-    from spacetime.world.prompts import complete_prompt
+    DALL-E 3's name for it) and its credentials that the prompt was completed; from an image, with
+    the image's colours."""
+    from spacetime.world.prompts import complete_prompt, objects_in
 
     _, client, _ = server
     body = {"prompt": "a ball falls", "num_frames": 5, "size": "32x32", "steps": 1, "seed": 3}
@@ -620,8 +621,13 @@ def test_a_prompt_without_colours_is_completed_where_the_model_says_so(server, p
     assert claims["parameters"]["complete_prompt"] is True
     coloured = wait(client, client.post("/v1/videos", json={**body, "prompt": "a red ball falls"}).json()["id"])
     assert coloured["revised_prompt"] is None  # every object has its colour: as typed
-    remix = wait(client, client.post(f"/v1/videos/{coloured['id']}/remix", json={"prompt": "a ball"}).json()["id"])
-    assert remix["status"] == "completed" and remix["revised_prompt"] is None  # a video's colours are its own
+    # from an image: the colours it shows, not drawn ones (the model let the given object vanish)
+    still = make_clip(0, num_frames=1, height=32, width=32).frames[0]
+    r = client.post("/v1/videos", data={"prompt": "it rolls right", "steps": "1", "seed": "3"},
+                    files={"input_reference": ("still.png", png(still), "image/png")})
+    job = wait(client, r.json()["id"])
+    colour, shape = objects_in(still[None])[0]
+    assert job["mode"] == "image-to-video" and job["revised_prompt"] == f"a {colour} {shape}; it rolls right"
 
 
 def test_openai_features_this_server_lacks_are_named(server):

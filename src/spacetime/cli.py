@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(seeded by --seed; the sidecar keeps both)")
     g.add_argument("--prompt-as-typed", action="store_true",
                    help="condition on the prompt exactly as typed: a model whose config.json says so (the shipped one) "
-                        "otherwise completes a text prompt that names an object without its colour, as its captions "
-                        "always name one (seeded by --seed; the sidecar keeps both)")
+                        "otherwise completes a prompt that names an object without its colour, as its captions always "
+                        "name one: with the colours of an --image/--video where the new frames join it, else with a "
+                        "scene drawn by --seed (the sidecar keeps both)")
     g.add_argument("--window-frames", type=_int_in("--window-frames", 9, MAX_FRAMES), default=None,
                    help="videos longer than this are made window by window (default: twice the training length)")
     g.add_argument("--embed-prompt", action="store_true",
@@ -449,13 +450,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                aspect=aspect)
         print(f"expanded prompt: {prompt}")
     completed = None
-    if (d.get("complete_prompt") and not (args.expand_prompt or args.prompt_as_typed)
-            and args.image is None and args.video is None):  # an input's colours are its own: never redrawn
-        from spacetime.world.prompts import complete_prompt
+    if d.get("complete_prompt") and not (args.expand_prompt or args.prompt_as_typed):
+        from spacetime.world.prompts import complete_prompt, parse_prompt
 
         aspect = width / height if width and height else d.get("width", 64) / d.get("height", 64)
+        seen = None  # text alone: a scene drawn; with an input, the colours it shows where the new frames join it
+        if (args.image is not None or args.video is not None) and any(o.colour is None for o in parse_prompt(args.prompt).objects):
+            seen = objects_where_inputs_join(mode or "image-to-video", args.image, args.video, args.video2)
         completed = complete_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17),
-                                    fps=fps, aspect=aspect)
+                                    fps=fps, aspect=aspect, seen=seen)
         if completed == args.prompt:
             completed = None
         else:
@@ -515,6 +518,34 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def objects_where_inputs_join(mode: str, image=None, video=None, video2=None) -> list[tuple[str, str | None]]:
+    """The (colour, shape) of the world-palette objects (`world.prompts.objects_in`) where the new
+    frames meet the input: the image; the video's last 4 frames (its first 4 extending backward);
+    both videos' joining ends; 8 frames across an edited video. Frames are read as the pipeline
+    reads them, then thinned to at most 256 pixels a side: colours survive it, and the tracker's
+    time stays small for any input."""
+    import numpy as np
+
+    from spacetime.pipeline import SpacetimePipeline
+    from spacetime.world.prompts import objects_in
+
+    load = SpacetimePipeline._load_media
+    if image is not None:
+        frames = load(image, "image")[:1]
+    else:
+        v = load(video, "video")
+        if mode == "extend-backward":
+            frames = v[:4]
+        elif mode == "connect":
+            frames = np.concatenate([v[-4:], load(video2, "video2")[:4]]) if video2 is not None else v[-4:]
+        elif mode == "edit":
+            frames = v[:: max(1, len(v) // 8)][:8]
+        else:  # extending forward, a loop of the video
+            frames = v[-4:]
+    step = max(1, math.ceil(max(frames.shape[1:3]) / 256))
+    return objects_in(np.ascontiguousarray(frames[:, ::step, ::step]))
+
+
 def _source_fps(path: Path) -> float | None:
     """The frame rate an input video plays at; None for a still (it has no rate to play at) or a file
     that cannot be read (the pipeline reports it, naming it). Read as the pipeline reads it: an
@@ -548,7 +579,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     def check(f: Path) -> dict:
         # a path that cannot be checked is reported in its place, and the others are still checked;
         # its report has every key of a checked file's, as null, so scripts can index them
-        why = "is a directory" if f.is_dir() else None if f.is_file() else "no such file"
+        why = ("is a directory" if f.is_dir() else None if f.is_file()
+               else "not a regular file (a device or a pipe)" if f.exists() else "no such file")
         if why is None:
             try:
                 return verify_file(f, trust_pem=pem)
@@ -565,6 +597,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"spacetime verify: error: {e}", file=sys.stderr)
         return VERIFY_UNCHECKED
     reports = [check(f) for f in args.files]
+    with contextlib.suppress(AttributeError, ValueError):  # an embedded prompt's emoji on a cp1252 console
+        sys.stdout.reconfigure(errors="backslashreplace")  # was a 'charmap' error, exit 1, for a verified file
     try:
         if args.json:
             print(json.dumps(reports, indent=1))

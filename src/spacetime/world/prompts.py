@@ -570,12 +570,60 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
     raise AssertionError("unreachable")
 
 
-def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0) -> str:
+def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0,
+                    seen: list[tuple[str, str | None]] | None = None) -> str:
     """`text` as typed when every object it names has a colour (or it names none: an empty scene,
-    a camera move), else its medium-style expansion (`expand_prompt`): the world's captions always
-    name each object's colour, and a model trained on them draws an empty scene for "a ball falls".
-    What the prompt says is kept; only what it leaves open is drawn (seeded)."""
+    a camera move), else completed: the world's captions always name each object's colour, and a
+    model trained on them draws an empty scene for "a ball falls" (and lets the object of a given
+    image or video vanish). Without `seen`, the prompt's medium-style expansion (`expand_prompt`):
+    what it says is kept, what it leaves open drawn (seeded). With `seen` — the (colour, shape) of
+    the objects an input image or video shows, largest first (`objects_in`) — the prompt as typed
+    with those colours written in front of the shapes it names: the scene is the input's."""
     spec = parse_prompt(text)
     if all(o.colour is not None for o in spec.objects):
         return text
-    return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")
+    if seen is None:
+        return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")
+    return _name_colours(text, spec, seen)
+
+
+def objects_in(frames: np.ndarray, fps: float = 8.0) -> list[tuple[str, str | None]]:
+    """The (colour, shape) of each world-palette object uint8 (T, H, W, 3) frames show, the largest
+    first, read by the eval's tracker; empty for footage without the world's colours."""
+    from spacetime.eval.track import track  # here: the eval imports this module
+
+    found = [(float(t.coverage.max()), colour, t.shape() or t.shape(t.present))
+             for colour, t in track(frames, fps).tracks.items() if t.present.any()]
+    return [(colour, shape) for _, colour, shape in sorted(found, key=lambda f: -f[0])]
+
+
+def _name_colours(text: str, spec: SceneSpec, seen: list[tuple[str, str | None]]) -> str:
+    """`text` with a colour of `seen` before each shape word that has none (a shape's own
+    colour first, then the largest left), every colour used once and none the prompt names; a
+    prompt that names no shape ("it rolls right") is prefixed with the first object seen."""
+    named = {o.colour for o in spec.objects if o.colour}
+    left = [(c, sh) for c, sh in seen if c not in named]
+    if not left:
+        return text
+    words = list(re.finditer(r"[^\W_]+", text))
+    out, at, used = [], 0, set()
+    for k, m in enumerate(words):
+        kind = _object_word(unicodedata.normalize("NFKC", m.group()).lower())
+        if kind is None or kind[0] != "shape":
+            continue
+        before = k  # back over size words to the first word of the noun phrase
+        while before > 0 and (_object_word(words[before - 1].group().lower()) or ("",))[0] in ("size", "colour"):
+            before -= 1
+        if any((_object_word(w.group().lower()) or ("",))[0] == "colour" for w in words[before:k]):
+            continue
+        free = [c for c in left if c[0] not in used]
+        if not free:
+            break
+        colour = next((c for c, sh in free if sh == kind[1]), free[0][0])
+        used.add(colour)
+        out += [text[at:m.start()], colour, " "]  # after any size word: "the big red ball", as captions say
+        at = m.start()
+    if used:
+        return "".join(out) + text[at:]
+    colour, shape = left[0]
+    return f"a {colour} {shape or 'ball'}; {text}"
