@@ -432,6 +432,15 @@ def test_complete_prompt_gives_each_object_a_colour_and_keeps_the_rest():
         expand_prompt("a ball", style="long")
 
 
+def test_a_long_prompt_is_cut_between_words():
+    """Cut at 10,000 characters mid-word, 'red' came back as the unknown word 're'."""
+    text = "a ball " + "x" * 9990 + " red"  # 10,001 characters: "red" straddles the limit
+    spec = parse_prompt(text)
+    assert "re" not in spec.unknown_words and spec.unknown_words == ["x" * 9990]
+    assert any("only the first 9997 were read" in n for n in spec.notes), spec.notes
+    assert parse_prompt("y" * 20_000).unknown_words == ["y" * 10_000]  # one word: cut where it must be
+
+
 def test_complete_prompt_for_an_input_names_the_colours_it_shows():
     """With an image or video, the object it shows vanished when the prompt named no colour (88% of
     the new frames blank over 8 clips, image -> video and extension alike): its own colours are

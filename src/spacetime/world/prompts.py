@@ -184,6 +184,18 @@ def _tokens(text: str) -> list[str]:
     return ["gray" if t == "grey" else t for t in toks if t[0].isalnum() or t in ".,;:!?" or unicodedata.category(t) == "So"]
 
 
+def _first_chars(text: str) -> str:
+    """At most MAX_CHARS characters of `text`, cut before a word it would split ("red" cut to "re"
+    read as an unknown word); a single word longer than that is cut where it must be."""
+    if len(text) <= MAX_CHARS:
+        return text
+    head = text[:MAX_CHARS]
+    if text[MAX_CHARS].isspace() or head[-1].isspace():
+        return head
+    space = max(head.rfind(c) for c in " \t\n\r")
+    return head[:space] if space > 0 else head
+
+
 def _quote(said: str) -> str:
     """A phrase of the prompt as a note quotes it: at most ~80 characters."""
     return repr(said if len(said) <= 80 else said[:77] + "...")
@@ -213,8 +225,8 @@ def parse_prompt(text: str) -> SceneSpec:
         text = bytes(text).decode("utf-8", "replace")
     text = "" if text is None else text if isinstance(text, str) else str(text)
     if len(text) > MAX_CHARS:
-        notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {MAX_CHARS} were read")
-        text = text[:MAX_CHARS]
+        text = _first_chars(text)
+        notes.append(f"prompt longer than {MAX_CHARS} characters; only the first {len(text)} were read")
     toks, shots, shot_error, unread = split_shot_phrases(_tokens(text), _object_word)  # "then cut to ..." phrases
     if shot_error:
         notes.append(shot_error)
@@ -499,7 +511,7 @@ def parse_shots(text: str) -> list[ShotSpec]:
     """The shots a prompt asks for, in order (the wide view first; empty for one shot). Unlike
     `parse_prompt` it raises: a ValueError naming the shot phrase it could not understand."""
     notes: list[str] = []
-    _, shots, error, _ = split_shot_phrases(_tokens("" if text is None else str(text)[:MAX_CHARS]), _object_word)
+    _, shots, error, _ = split_shot_phrases(_tokens(_first_chars("" if text is None else str(text))), _object_word)
     if error:
         raise ValueError(error)
     return fit_shots(shots, notes)
