@@ -331,3 +331,22 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
     assert parse_prompt(done).objects[0].shape == "ball" and parse_prompt(done).objects[0].colour, done
     assert main([*base[:1], "a red ball falls", *base[2:], "--model", str(model), "--output", str(tmp_path / "r.mp4")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["completed_prompt"] is None and seen[-1] == "a red ball falls"
+
+
+def test_generate_names_a_vae_whose_weights_do_not_fit_its_config(tiny_model_dir, tmp_path, capsys):
+    """Another VAE's config over these weights: load_state_dict's RuntimeError came out of
+    `spacetime generate` as a traceback (the eval caught it on its own); now one line naming the file."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "vae" / "config.json").read_text())
+    cfg["model"]["latent_channels"] //= 2
+    (model / "vae" / "config.json").write_text(json.dumps(cfg))
+    assert main(["generate", "a red ball", "--model", str(model), "--output", str(tmp_path / "x.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert f"{model / 'vae' / 'model.safetensors'}: cannot load the VAE" in err and "size mismatch" in err
+    assert not (tmp_path / "x.mp4").exists()
+    (model / "vae" / "config.json").write_text("{}")
+    assert main(["generate", "a red ball", "--model", str(model), "--output", str(tmp_path / "x.mp4")]) == 1
+    assert "cannot read the VAE config (KeyError" in capsys.readouterr().err

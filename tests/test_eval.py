@@ -887,7 +887,7 @@ def test_a_model_whose_vae_weights_do_not_fit_its_config_is_a_message_not_a_trac
     rc = main(["eval", "--model", str(model), "--prompts", str(tmp_path / "p.txt"), "--num-frames", "9",
                "--size", "32x32", "--num-inference-steps", "1", "--no-report", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == 1 and f"--model {model}: cannot be loaded" in err and "size mismatch" in err
+    assert rc == 1 and f"{model / 'vae' / 'model.safetensors'}: cannot load the VAE" in err and "size mismatch" in err
     assert not (tmp_path / "o" / "metrics.json").exists()
 
 

@@ -251,9 +251,16 @@ class VideoVAE(nn.Module):
                              "/ 'vae'; configs say vae: shipped)" if str(path) == "shipped" else ""))
         if not (path / "COMPLETE").is_file():
             raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker)")
-        config = json.loads((path / "config.json").read_text())
-        model = cls(VAEConfig(**config["model"]))
-        model.load_state_dict(load_file(path / "model.safetensors"))
+        try:
+            config = json.loads((path / "config.json").read_text())
+            model = cls(VAEConfig(**config["model"]))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{path / 'config.json'}: cannot read the VAE config ({type(e).__name__}: {e})"[:500]) from None
+        try:
+            model.load_state_dict(load_file(path / "model.safetensors"))
+        except Exception as e:  # noqa: BLE001 - missing, truncated or mismatched weights: the folder's fault
+            # was load_state_dict's RuntimeError, a traceback out of `generate` (the DiT's load says this already)
+            raise ValueError(f"{path / 'model.safetensors'}: cannot load the VAE ({type(e).__name__}: {e})"[:500]) from None
         return model.eval()
 
     # --- shapes ---------------------------------------------------------------------------------

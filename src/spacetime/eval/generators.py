@@ -197,12 +197,9 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
 
     from spacetime.data.video import to_uint8_frames
 
-    try:
-        pipe = SpacetimePipeline.from_pretrained(str(model_dir), torch_dtype=dtype and getattr(torch, dtype))
-    except RuntimeError as e:  # weights that do not fit the config (load_state_dict): a message, not a traceback
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-        said = " ".join(lines[:2]) + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
-        raise ModelUnavailableError(f"--model {model_dir}: cannot be loaded: its weights do not fit its config ({said})") from None
+    # weights that do not fit their config are a ValueError naming the file (VideoVAE.from_pretrained,
+    # read_pipeline_dit): the command's one-line error, not a traceback
+    pipe = SpacetimePipeline.from_pretrained(str(model_dir), torch_dtype=dtype and getattr(torch, dtype))
     # what is used, the defaults resolved: the model's own, else the pipeline's
     used = {"num_inference_steps": pipe.resolve_num_inference_steps(sampling.get("num_inference_steps")),
             "guidance_scale": pipe.resolve_guidance_scale(sampling.get("guidance_scale"))}
