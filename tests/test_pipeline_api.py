@@ -221,3 +221,21 @@ def test_dtypes_by_name_and_unusable_dtypes_and_devices_are_named(tiny_model_dir
     with pytest.raises(ValueError, match="device must be a torch device .* got 'gpu0'"):
         pipe.to("gpu0")
     assert pipe.device == torch.device("cpu")
+
+
+def test_a_training_checkpoint_folder_names_the_runs_model(tiny_model_dir, tmp_path):
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints" / "step-00000010"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text(json.dumps({"model": {}, "data": {}}))
+    (ckpt / "state.json").write_text("{}")
+    (ckpt / "COMPLETE").write_text("ok\n")
+    with pytest.raises(ValueError, match=r"a training checkpoint.*not written yet"):
+        SpacetimePipeline.from_pretrained(ckpt)
+    shutil.copytree(tiny_model_dir, run / "model")
+    with pytest.raises(ValueError, match=r"a training checkpoint.*load the run's model, .*run[/\\]model"):
+        SpacetimePipeline.from_pretrained(ckpt)
+    (ckpt / "COMPLETE").unlink()  # half-written: said the same way
+    with pytest.raises(ValueError, match=r"a training checkpoint.*run[/\\]model"):
+        SpacetimePipeline.from_pretrained(ckpt)
+

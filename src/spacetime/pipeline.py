@@ -166,6 +166,14 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: no such model directory")
+    if (path / "state.json").is_file() or (path.name.startswith("step-") and path.parent.name == "checkpoints"):
+        # a training checkpoint (checkpoint.py): the run's config and optimizer state, no VAE or
+        # pipeline config; the model a run makes is its `model/`, written when training ends
+        model = path.parent.parent / "model"
+        where = (f"load the run's model, {model}" if (model / "COMPLETE").is_file() else
+                 f"the run's model ({model}) is not written yet: it is, when training reaches max_steps "
+                 "(run `spacetime train` again to resume)")
+        raise ValueError(f"{path} is a training checkpoint (weights and optimizer state), not a model directory: {where}")
     if not (path / "COMPLETE").is_file():
         hint = f" (a training run? its model is {path / 'model'})" if (path / "model" / "COMPLETE").is_file() else ""
         raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it{hint}")
