@@ -239,3 +239,24 @@ def test_a_training_checkpoint_folder_names_the_runs_model(tiny_model_dir, tmp_p
     with pytest.raises(ValueError, match=r"a training checkpoint.*run[/\\]model"):
         SpacetimePipeline.from_pretrained(ckpt)
 
+
+def test_pil_images_with_premultiplied_alpha_or_transparent_greys_are_read(tmp_path):
+    from PIL import Image
+
+    grey = np.array([[200, 0], [50, 255]], np.uint8)
+    alpha = np.array([[255, 0], [255, 255]], np.uint8)
+    la = Image.merge("LA", [Image.fromarray(grey), Image.fromarray(alpha)])
+    want = np.repeat((grey * (alpha > 0))[None, ..., None], 3, -1)
+    for im in (la.convert("La"), la.convert("RGBA").convert("RGBa")):
+        assert np.array_equal(SpacetimePipeline._load_media(im, "image"), want), im.mode
+        assert np.array_equal(SpacetimePipeline._load_media([im, im], "video"), np.concatenate([want, want])), im.mode
+    # a 16-bit grey PNG with a transparent value (tRNS): scaled to 8 bits, that value black
+    deep = Image.fromarray(np.array([[51400, 0], [1028, 65535]], np.uint16))
+    deep.save(tmp_path / "grey16.png", transparency=1028)
+    want = np.repeat(np.array([[200, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
+    assert np.array_equal(SpacetimePipeline._load_media(tmp_path / "grey16.png", "image"), want)
+    assert np.array_equal(SpacetimePipeline._load_media(Image.open(tmp_path / "grey16.png"), "image"), want)
+    f = Image.fromarray(np.array([[0.5, 0.0], [0.25, 1.0]], np.float32))
+    f.info["transparency"] = 0.25
+    want = np.repeat(np.array([[128, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
+    assert np.array_equal(SpacetimePipeline._load_media(f, "image"), want)

@@ -300,9 +300,9 @@ class SpacetimePipeline:
                 try:
                     with Image.open(path) as im:
                         if name != "image" and getattr(im, "n_frames", 1) > 1:  # an animated PNG or WebP: all of it
-                            frames = to_uint8_frames([f.copy() for f in ImageSequence.Iterator(im)])
+                            frames = to_uint8_frames(_readable_pil([f.copy() for f in ImageSequence.Iterator(im)]))
                         else:
-                            frames = to_uint8_frames(im)
+                            frames = to_uint8_frames(_readable_pil(im))
                 except UnidentifiedImageError as e:  # perhaps a video under an image's name: FFmpeg tries
                     not_image = e
                 except Image.DecompressionBombError as e:
@@ -324,7 +324,7 @@ class SpacetimePipeline:
             if name == "image" and isinstance(x, (np.ndarray, Tensor)) and x.ndim == 2:  # grayscale (H, W)
                 x = x[..., None]
             try:
-                frames = to_uint8_frames(x)
+                frames = to_uint8_frames(_readable_pil(x))
             except ValueError as e:  # its message says "video" whatever the argument: named here
                 given = f" (given shape {tuple(x.shape)})" if isinstance(x, (np.ndarray, Tensor)) else ""
                 raise ValueError(f"{name}: {e}{given}") from None
@@ -875,6 +875,33 @@ def _warn_resized(name: str, h: int, w: int, height: int, width: int) -> None:
     stretched = (f"; stretched, as its aspect ratio ({aspect:.2f}) is not the output's ({out:.2f}): give a size of its "
                  "aspect ratio, or crop it first") if abs(math.log(aspect / out)) > 0.02 else ""
     log.warning("%s is %dx%d (WxH); resized to %dx%d%s", name, w, h, width, height, stretched)
+
+
+def _readable_pil(x):
+    """PIL images that `to_uint8_frames` misreads, made ones it reads (in a list too): premultiplied
+    alpha ("La", which PIL converts to nothing else but "LA"; "RGBa") unpremultiplied, and a
+    16-bit or float grey with a transparent value (a 16-bit PNG's tRNS, which PIL's RGBA conversion
+    clips to white or black) as uint8 (H, W, 3), scaled as without it, that value black."""
+    if isinstance(x, (list, tuple)):
+        return [_readable_pil(f) for f in x]
+    if not (hasattr(x, "convert") and hasattr(x, "getbands")):
+        return x
+    if x.mode in ("La", "RGBa"):
+        return x.convert("LA" if x.mode == "La" else "RGBA")
+    if "transparency" in x.info and (x.mode in ("I", "F") or x.mode.startswith("I;16")):
+        from PIL import ImageOps
+
+        from spacetime.data.decode import over_black
+        from spacetime.data.video import to_uint8_frames
+
+        clear = x.info["transparency"]
+        if x.getexif().get(0x0112, 1) != 1:  # upright first, as to_uint8_frames turns it
+            x = ImageOps.exif_transpose(x)
+        plain = x.copy()
+        plain.info.pop("transparency", None)
+        alpha = np.where(np.asarray(x) == clear, 0, 255).astype(np.uint8)  # (H, W)
+        return over_black(to_uint8_frames(plain)[0], alpha[..., None])  # (H, W, 3)
+    return x
 
 
 def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:
