@@ -260,3 +260,21 @@ def test_pil_images_with_premultiplied_alpha_or_transparent_greys_are_read(tmp_p
     f.info["transparency"] = 0.25
     want = np.repeat(np.array([[128, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
     assert np.array_equal(SpacetimePipeline._load_media(f, "image"), want)
+
+
+def test_save_pretrained_never_replaces_a_file_or_a_folder_of_other_things(tiny_model_dir, tmp_path):
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ValueError, match=r"save_pretrained: .*notes\.txt is a file"):
+        pipe.save_pretrained(notes)
+    assert notes.read_text() == "mine"
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "todo.md").write_text("keep")
+    with pytest.raises(ValueError, match=r"save_pretrained: .*home holds other files .*todo\.md"):
+        pipe.save_pretrained(home)
+    assert (home / "todo.md").read_text() == "keep" and (home / "photos").is_dir()
+    (tmp_path / "empty").mkdir()
+    assert (pipe.save_pretrained(tmp_path / "empty") / "COMPLETE").is_file()  # an empty folder: filled
+    assert (pipe.save_pretrained(tmp_path / "empty") / "COMPLETE").is_file()  # a model folder: replaced

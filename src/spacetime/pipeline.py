@@ -229,12 +229,25 @@ class SpacetimePipeline:
     def save_pretrained(self, path: str | Path) -> Path:
         """This pipeline as a model directory `from_pretrained` loads anywhere, written atomically:
         config, the DiT's weights and `vae/` (float32), a local text encoder copied into
-        `text_encoder/`, then COMPLETE."""
+        `text_encoder/`, then COMPLETE. `path`: a new or empty folder, or a model folder, replaced
+        whole; a file or a folder of other things is refused (ValueError), never deleted."""
         import tempfile
 
         from spacetime.checkpoint import save_model
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"save_pretrained: path must be a folder (a str or Path), got {path!r}"[:300])
         path = Path(path)
+        # the folder is replaced whole (atomically): only an empty one or a model folder (COMPLETE,
+        # written last by every save) may be, never a file or a folder of the user's other things
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"save_pretrained: {path} is a file; give a folder to write the model into")
+        if path.is_dir() and not (path / "COMPLETE").is_file():
+            others = sorted(p.name for p in path.iterdir())
+            if others:
+                raise ValueError(f"save_pretrained: {path} holds other files ({', '.join(others[:5])}"
+                                 f"{', ...' if len(others) > 5 else ''}) and is not a model folder; saving replaces "
+                                 "the folder whole: give a new or empty one")
         config = dict(self.config, format="spacetime-pipeline", dit=self.dit.config.to_dict())
         subdirs = {}
         local = getattr(getattr(self.text_encoder, "config", None), "path", None)
