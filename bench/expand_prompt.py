@@ -4,6 +4,7 @@ object without its colour (`complete_prompt`, what `spacetime generate` does by 
 
     python bench/expand_prompt.py [--model DIR] [--num-clips 60] [--captions short,medium] [--json out.json]
     python bench/expand_prompt.py --colourless --variants "as typed,completed,expanded" --json out/complete_prompt.json
+    python bench/expand_prompt.py --synonyms --captions short --variants "as typed,completed"
     python bench/expand_prompt.py --colourless --input image --captions medium --variants "as typed,completed"
     python bench/expand_prompt.py --colourless --input extend --captions medium --variants "as typed,completed"
 
@@ -45,6 +46,7 @@ from spacetime.world.vocab import COLOURS
 
 METRICS = ("adherence", "motion", "permanence", "physics", "smoothness")
 COLOUR_WORDS = r"\b(" + "|".join(COLOURS) + r")\b"
+SAID_AS = {"red": "crimson", "magenta": "pink", "yellow": "gold", "cyan": "teal", "green": "lime", "orange": "amber"}
 
 
 def blank_share(frames) -> float:
@@ -66,6 +68,8 @@ def main() -> None:
     ap.add_argument("--captions", default="short,medium")
     ap.add_argument("--variants", default="as typed,expanded", help="of: as typed, expanded, completed")
     ap.add_argument("--colourless", action="store_true", help="take the colour words out of the prompts")
+    ap.add_argument("--synonyms", action="store_true",
+                    help="say the colours as users might: crimson, pink, gold, teal, lime, amber (blue stays blue)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--input", choices=("none", "image", "extend"), default="none",
                     help="generate from each held-out clip's first frame, or extend the clip")
@@ -82,6 +86,8 @@ def main() -> None:
                            split="heldout") for i in range(args.num_clips)] if args.input != "none" else []
         if args.colourless:
             prompts = [" ".join(re.sub(COLOUR_WORDS, "", p).split()) for p in prompts]
+        if args.synonyms:
+            prompts = [re.sub(COLOUR_WORDS, lambda m: SAID_AS.get(m.group(), m.group()), p) for p in prompts]
         for variant in args.variants.split(","):
             samples, t0, empty, blank_frames = [], time.perf_counter(), 0, []
             for i, prompt in enumerate(prompts):
@@ -109,7 +115,8 @@ def main() -> None:
                 judged = frames[16:] if args.input == "extend" else frames  # the extension: from the last given frame on
                 samples.append(Sample(f"{i:06d}", prompt, judged, 8.0))  # judged against the prompt as typed
             agg = evaluate(samples, seed=args.seed, progress=False).aggregate()
-            row = {"caption": caption, "variant": variant, "colourless": args.colourless, "input": args.input,
+            row = {"caption": caption, "variant": variant, "colourless": args.colourless, "synonyms": args.synonyms,
+                   "input": args.input,
                    "clips": len(prompts), "empty": empty / len(prompts),
                    "blank_frames": float(np.mean(blank_frames)), **{m: agg[m]["mean"] for m in METRICS},
                    "gravity_sign": agg["gravity"]["gravity"]["sign_correct"],
@@ -122,7 +129,8 @@ def main() -> None:
     for r in rows:
         vals = " | ".join("-" if r[m] is None else f"{r[m]:.3f}" for m in METRICS)
         g = "-" if r["gravity_sign"] is None else f"{r['gravity_sign']:.2f} ({r['gravity_clips']})"
-        print(f"| {r['caption']}{' colourless' if r['colourless'] else ''} | {r['input']} | {r['variant']} | "
+        said = " colourless" if r["colourless"] else " synonyms" if r.get("synonyms") else ""
+        print(f"| {r['caption']}{said} | {r['input']} | {r['variant']} | "
               f"{r['empty']:.2f} | {r['blank_frames']:.2f} | {vals} | {g} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

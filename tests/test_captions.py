@@ -415,7 +415,7 @@ def test_complete_prompt_gives_each_object_a_colour_and_keeps_the_rest():
     from spacetime.world.prompts import complete_prompt
 
     for prompt in ("a red ball falls", "a blue square and a green triangle", "the camera pans left",
-                   "an empty gray background", "", "a purple dragon"):
+                   "an empty gray background", "", "a brown dragon"):
         assert complete_prompt(prompt, seed=0) == prompt  # nothing to complete: as typed
     for seed in range(4):
         for prompt, shapes in (("a ball falls", ["ball"]), ("two squares", ["square", "square"]),
@@ -426,6 +426,10 @@ def test_complete_prompt_gives_each_object_a_colour_and_keeps_the_rest():
             assert not spec.unknown_words and len(text) < 200, text  # the medium style, not the detailed
         assert parse_prompt(complete_prompt("a red ball and a triangle", seed=seed)).objects[0].colour == "red"
         assert parse_prompt(complete_prompt("a ball falls", seed=seed)).objects[0].motion == "falls"
+    # a colour the world lacks is said as the world's (the model drew nothing for "pink", "gold")
+    assert complete_prompt("a Pink triangle and a golden square", seed=0) == "a magenta triangle and a yellow square"
+    assert complete_prompt("goldfish and a crimson ball", seed=0) == "goldfish and a red ball"
+    assert complete_prompt("a purple dragon", seed=0) == "a magenta dragon"  # no shape: nothing else to complete
     assert complete_prompt("a ball", seed=1) == complete_prompt("a ball", seed=1)
     assert len({complete_prompt("a ball", seed=s) for s in range(6)}) > 1  # the colour is drawn, seeded
     with pytest.raises(ValueError, match="style must be one of"):
@@ -453,7 +457,9 @@ def test_complete_prompt_for_an_input_names_the_colours_it_shows():
                          ("the big ball bounces and a square falls", "the big red ball bounces and a blue square falls"),
                          ("a square hits the ball", "a blue square hits the red ball"),  # a shape's own colour first
                          ("a red ball and a square", "a red ball and a blue square"),  # none named twice
-                         ("a blue ball", "a blue ball"), ("the camera pans left", "the camera pans left")):
+                         ("a blue ball", "a blue ball"), ("the camera pans left", "the camera pans left"),
+                         ("a ball falls, then cut to a close-up of the ball",  # the same ball again
+                          "a red ball falls, then cut to a close-up of the red ball")):
         assert complete_prompt(prompt, seed=0, seen=seen) == want, prompt
         assert all(o.colour for o in parse_prompt(want).objects), want
     assert complete_prompt("a ball", seen=[]) == "a ball"  # footage without the world's colours: as typed
