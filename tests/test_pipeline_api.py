@@ -278,3 +278,23 @@ def test_save_pretrained_never_replaces_a_file_or_a_folder_of_other_things(tiny_
     (tmp_path / "empty").mkdir()
     assert (pipe.save_pretrained(tmp_path / "empty") / "COMPLETE").is_file()  # an empty folder: filled
     assert (pipe.save_pretrained(tmp_path / "empty") / "COMPLETE").is_file()  # a model folder: replaced
+
+
+def test_bad_call_arguments_are_named_before_any_work(tiny_model_dir):
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    shape = (1, *pipe.vae.latent_shape(5, 32, 32))
+
+    def refused(**kw) -> str:
+        with pytest.raises(ValueError) as e:
+            pipe("a red ball", num_inference_steps=1, **kw)
+        return str(e.value)
+
+    assert "latents must be a float tensor, got dtype torch.int64" in refused(latents=torch.zeros(shape, dtype=torch.long))
+    assert "latents must be a torch tensor" in refused(latents=np.zeros(shape, np.float32))
+    assert "latents holds NaN or infinite values" in refused(latents=torch.full(shape, float("nan")))
+    assert f"latents must be a float tensor of shape {shape}" in refused(latents=torch.zeros(shape[1:]))
+    with pytest.raises(ValueError, match=r"generator\[1\] is not a torch\.Generator \(got int\)"):
+        pipe(["a", "b"], num_inference_steps=1, generator=[torch.Generator(), 3])
+    # diffusers' legacy callback(step, timestep, latents): refused up front, not a TypeError after a step
+    assert "callback must be a function of (step, total); it cannot be called with two" in refused(callback=lambda step, timestep, latents: None)
+    assert "guidance_options must be a dict" in refused(guidance_options=1)

@@ -490,6 +490,8 @@ class SpacetimePipeline:
         """The guidance method a call uses and its options, defaults filled in: `method` (checked),
         else the model's own (`defaults.guidance_method` in its config.json), else plain "cfg". The
         model's method comes with its `guidance_options`, which `options` given override."""
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"guidance_options must be a dict of the guidance method's options, got {options!r}"[:300])
         own = self.defaults.get("guidance_method", "cfg")
         if method is not None and method != own:
             return method, sampling.check_guidance_method(method, options)
@@ -605,13 +607,29 @@ class SpacetimePipeline:
             raise ValueError(f"loop must be True or False, got {loop!r}")
         count = len(prompts) * per_prompt  # the videos asked for; the lists grow only once memory allows them
         if isinstance(generator, (list, tuple)):
-            if len(generator) != count or not all(isinstance(g, torch.Generator) for g in generator):
+            if len(generator) != count:
                 raise ValueError(f"generator: give one torch.Generator, or a list of one per video ({count}: "
                                  f"prompts x num_videos_per_prompt), got {len(generator)} items")
+            for i, g in enumerate(generator):
+                if not isinstance(g, torch.Generator):
+                    raise ValueError(f"generator[{i}] is not a torch.Generator (got {type(g).__name__})")
         elif generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
         if callback is not None and not callable(callback):  # else a TypeError after the first step
             raise ValueError(f"callback must be a function of (step, total), got {callback!r}"[:300])
+        if callback is not None:
+            import inspect
+
+            try:
+                signature = inspect.signature(callback)
+            except (TypeError, ValueError):  # a builtin without one: called as given
+                signature = None
+            try:
+                if signature is not None:
+                    signature.bind(1, 1)
+            except TypeError:  # e.g. diffusers' callback(step, timestep, latents): else a TypeError after a step
+                raise ValueError(f"callback must be a function of (step, total); it cannot be called with two "
+                                 f"arguments: {getattr(callback, '__name__', callback)}{signature}"[:300]) from None
         mode = self._mode(image, video, video2, extend, strength, loop)
         if strength is not None:
             strength = float(strength)
@@ -705,11 +723,17 @@ class SpacetimePipeline:
         first_noise = []  # the user's `latents`, the first window's noise
         if latents is not None:
             want = (b, c, t, h, w)
-            if not isinstance(latents, Tensor) or tuple(latents.shape) != want or not latents.is_floating_point():
-                got = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
+            if not isinstance(latents, Tensor):
+                raise ValueError(f"latents must be a torch tensor of shape {want}, got {type(latents).__name__}")
+            if not latents.is_floating_point():
+                raise ValueError(f"latents must be a float tensor, got dtype {latents.dtype}")
+            if tuple(latents.shape) != want:
+                got = tuple(latents.shape)
                 raise ValueError(f"latents must be a float tensor of shape {want} (B C T H W: videos, latent channels, "
                                  f"latent frames, height / {h and height // h}, width / {w and width // w}), got {got}")
-            first_noise.append(latents.float().to(self._device))
+            if not torch.isfinite(latents).all():  # else NaN frames, silently
+                raise ValueError("latents holds NaN or infinite values")
+            first_noise.append(latents.detach().float().to(self._device))
 
         def step_done(*_) -> None:
             nonlocal steps_done
