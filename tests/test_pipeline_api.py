@@ -298,3 +298,14 @@ def test_bad_call_arguments_are_named_before_any_work(tiny_model_dir):
     # diffusers' legacy callback(step, timestep, latents): refused up front, not a TypeError after a step
     assert "callback must be a function of (step, total); it cannot be called with two" in refused(callback=lambda step, timestep, latents: None)
     assert "guidance_options must be a dict" in refused(guidance_options=1)
+
+
+def test_from_pretrained_and_to_name_what_they_cannot_use(tiny_model_dir):
+    with pytest.raises(ValueError, match=r"config\.json is a file, not a model directory: give the folder"):
+        SpacetimePipeline.from_pretrained(tiny_model_dir / "config.json")
+    with pytest.raises(ValueError, match=r"path must be a model directory \(a str or Path\) or None, got 3"):
+        SpacetimePipeline.from_pretrained(3)
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    with pytest.raises(ValueError, match=r"device 'xla': this PyTorch has no xla device"):
+        pipe.to("xla")
+    assert pipe.device == torch.device("cpu")

@@ -163,7 +163,11 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
             raise ValueError(f"no default text-to-video model is installed ({DEFAULT_MODEL} is not a complete "
                              "pipeline); pass a model directory trained with `spacetime train`")
         path = DEFAULT_MODEL
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a model directory (a str or Path) or None, got {path!r}"[:300])
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file, not a model directory: give the folder that holds config.json")
     if not path.is_dir():
         raise ValueError(f"{path}: no such model directory")
     if (path / "state.json").is_file() or (path.name.startswith("step-") and path.parent.name == "checkpoints"):
@@ -410,7 +414,14 @@ class SpacetimePipeline:
                 raise ValueError(f"device must be a torch device ('cpu', 'cuda', 'cuda:1', ...) or a dtype, "
                                  f"got {device!r}") from None
             available = getattr(getattr(torch, device.type, None), "is_available", None)
-            if device.type != "cpu" and callable(available) and not available():
+            if not callable(available):  # a type without a torch module ("xla" without torch_xla): tried
+                def available() -> bool:
+                    try:
+                        torch.empty(0, device=device)
+                    except RuntimeError:
+                        return False
+                    return True
+            if device.type != "cpu" and not available():
                 raise ValueError(f"device {str(device)!r}: this PyTorch has no {device.type} device available")
             self.dit.to(device)
             self.vae.to(device)
