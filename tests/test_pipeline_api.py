@@ -309,3 +309,16 @@ def test_from_pretrained_and_to_name_what_they_cannot_use(tiny_model_dir):
     with pytest.raises(ValueError, match=r"device 'xla': this PyTorch has no xla device"):
         pipe.to("xla")
     assert pipe.device == torch.device("cpu")
+
+
+def test_latents_of_an_edit_are_the_edited_videos_latent_frames(tiny_model_dir):
+    """An edit keeps its video's length, whatever num_frames: its latents were checked against the
+    default num_frames' shape, and a shorter noise was padded with zeros, silently."""
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    vid = (np.random.default_rng(0).random((9, 32, 32, 3)) * 255).astype(np.uint8)
+    noise = torch.randn((1, 16, 3, 4, 4), generator=torch.Generator().manual_seed(0))
+    kw = {"video": vid, "strength": 0.5, "num_inference_steps": 2}
+    given = pipe("a red ball", latents=noise, **kw).frames[0]
+    assert np.array_equal(given, pipe("a red ball", generator=torch.Generator().manual_seed(0), **kw).frames[0])
+    with pytest.raises(ValueError, match=r"latents must be a float tensor of shape \(1, 16, 3, 4, 4\)"):
+        pipe("a red ball", latents=noise[:, :, :2], **kw)

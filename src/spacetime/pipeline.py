@@ -593,7 +593,7 @@ class SpacetimePipeline:
         `guidance_embed`) makes plain "cfg" without a negative prompt in one pass per step at the scales it learned
         (`guidance_range` in its config.json); with a negative prompt, another method or another
         scale it is guided with two, as its own conditional model. `latents`: the starting noise (B, C, t, h, w) of the first window instead of
-        drawn noise; `output_type` "latent" returns the denoised latents of a one-window text ->
+        drawn noise (an edit's: t its video's latent frames); `output_type` "latent" returns the denoised latents of a one-window text ->
         video or image -> video. `return_dict=False`: the tuple `(frames,)`."""
         prompts = _prompts("prompt", prompt)
         negatives = None if negative_prompt is None else _prompts("negative_prompt", negative_prompt)
@@ -733,7 +733,8 @@ class SpacetimePipeline:
                              "loop): the other modes join decoded frames")
         first_noise = []  # the user's `latents`, the first window's noise
         if latents is not None:
-            want = (b, c, t, h, w)
+            # an edit's one window is its video's latent frames (it keeps the video's length)
+            want = (b, c, 1 + (len(media["video"]) - 1) // ft if mode == "edit" else t, h, w)
             if not isinstance(latents, Tensor):
                 raise ValueError(f"latents must be a torch tensor of shape {want}, got {type(latents).__name__}")
             if not latents.is_floating_point():
