@@ -230,13 +230,13 @@ def test_a_training_checkpoint_folder_names_the_runs_model(tiny_model_dir, tmp_p
     (ckpt / "config.json").write_text(json.dumps({"model": {}, "data": {}}))
     (ckpt / "state.json").write_text("{}")
     (ckpt / "COMPLETE").write_text("ok\n")
-    with pytest.raises(ValueError, match=r"a training checkpoint.*not written yet"):
+    with pytest.raises(ValueError, match=r"holds a training checkpoint.*not written yet"):
         SpacetimePipeline.from_pretrained(ckpt)
     shutil.copytree(tiny_model_dir, run / "model")
-    with pytest.raises(ValueError, match=r"a training checkpoint.*load the run's model, .*run[/\\]model"):
+    with pytest.raises(ValueError, match=r"holds a training checkpoint.*load the run's model, .*run[/\\]model"):
         SpacetimePipeline.from_pretrained(ckpt)
     (ckpt / "COMPLETE").unlink()  # half-written: said the same way
-    with pytest.raises(ValueError, match=r"a training checkpoint.*run[/\\]model"):
+    with pytest.raises(ValueError, match=r"holds a training checkpoint.*run[/\\]model"):
         SpacetimePipeline.from_pretrained(ckpt)
 
 
@@ -322,3 +322,14 @@ def test_latents_of_an_edit_are_the_edited_videos_latent_frames(tiny_model_dir):
     assert np.array_equal(given, pipe("a red ball", generator=torch.Generator().manual_seed(0), **kw).frames[0])
     with pytest.raises(ValueError, match=r"latents must be a float tensor of shape \(1, 16, 3, 4, 4\)"):
         pipe("a red ball", latents=noise[:, :, :2], **kw)
+
+
+def test_a_vae_folder_or_a_runs_checkpoints_folder_is_named_as_such(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"vae is a VAE model directory \(spacetime train-vae's\), not a text-to-video "
+                                         r"pipeline.*--vae"):
+        SpacetimePipeline.from_pretrained(tiny_model_dir / "vae")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000010").mkdir(parents=True)
+    shutil.copytree(tiny_model_dir, run / "model")
+    with pytest.raises(ValueError, match=r"training checkpoints.*load the run's model, .*run[/\\]model"):
+        SpacetimePipeline.from_pretrained(run / "checkpoints")

@@ -170,14 +170,16 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
         raise ValueError(f"{path} is a file, not a model directory: give the folder that holds config.json")
     if not path.is_dir():
         raise ValueError(f"{path}: no such model directory")
-    if (path / "state.json").is_file() or (path.name.startswith("step-") and path.parent.name == "checkpoints"):
+    checkpoints = path.name == "checkpoints" and any(path.glob("step-*"))  # a run's folder of them
+    if checkpoints or (path / "state.json").is_file() or (path.name.startswith("step-") and path.parent.name == "checkpoints"):
         # a training checkpoint (checkpoint.py): the run's config and optimizer state, no VAE or
         # pipeline config; the model a run makes is its `model/`, written when training ends
-        model = path.parent.parent / "model"
+        model = (path.parent if checkpoints else path.parent.parent) / "model"
         where = (f"load the run's model, {model}" if (model / "COMPLETE").is_file() else
                  f"the run's model ({model}) is not written yet: it is, when training reaches max_steps "
                  "(run `spacetime train` again to resume)")
-        raise ValueError(f"{path} is a training checkpoint (weights and optimizer state), not a model directory: {where}")
+        what = "a run's training checkpoints" if checkpoints else "a training checkpoint (weights and optimizer state)"
+        raise ValueError(f"{path} holds {what}, not a model directory: {where}")
     if not (path / "COMPLETE").is_file():
         hint = f" (a training run? its model is {path / 'model'})" if (path / "model" / "COMPLETE").is_file() else ""
         raise ValueError(f"{path} is not a complete model directory (no COMPLETE marker); refusing to load it{hint}")
@@ -185,6 +187,10 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'}: cannot read the pipeline config ({e})") from None
+    if isinstance(config, dict) and "format" not in config and isinstance(config.get("model"), dict) and (
+            "temporal_factor" in config["model"]):  # VideoVAE.from_pretrained's folder
+        raise ValueError(f"{path} is a VAE model directory (spacetime train-vae's), not a text-to-video pipeline: a "
+                         "pipeline is a DiT trained on it (spacetime train --vae FOLDER) with the VAE inside")
     if not isinstance(config, dict) or config.get("format") != "spacetime-pipeline":
         what = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {what!r})")
