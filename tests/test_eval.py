@@ -145,13 +145,14 @@ def test_eval_passes_its_sampling_flags_to_the_model_and_records_them(tmp_path, 
                     "--num-clips", "1", "--no-report", "--guidance-interval", "0.3", "1", "--num-inference-steps", "8",
                     "--guidance-method", "apg", "--guidance-option", "momentum=-0.5", "--guidance-option", "eta=0.2") == 0
     assert seen == [{"num_inference_steps": 8, "guidance_scale": None, "guidance_interval": [0.3, 1.0], "shift": None,
-                     "dtype": None, "guidance_method": "apg", "guidance_options": {"momentum": -0.5, "eta": 0.2}}]
+                     "dtype": None, "guidance_method": "apg", "guidance_options": {"momentum": -0.5, "eta": 0.2},
+                     "prompt_as_typed": False}]
     settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
     assert settings["guidance_interval"] == [0.3, 1.0] and settings["num_inference_steps"] == 8
     assert "guidance_scale" not in settings  # a stand-in generator: only what was asked is known
     # a model's generator records what it uses, its defaults resolved (the model's own interval)
     assert one.sampling == {"num_inference_steps": 25, "guidance_scale": 5.0, "guidance_interval": [0.0, 1.0], "shift": 1.0,
-                            "guidance_method": "cfg", "guidance_options": {}, "dtype": "float32"}
+                            "guidance_method": "cfg", "guidance_options": {}, "dtype": "float32", "complete_prompt": False}
     apg = pipeline_generator(tiny_model_dir, num_inference_steps=2, guidance_method="apg", guidance_options={"eta": 0.5})
     assert apg.sampling["guidance_options"] == {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.5}
     assert not np.array_equal(two("a red ball", **kw), apg("a red ball", **kw))
@@ -898,3 +899,35 @@ def test_a_prompts_path_that_is_a_directory_is_named_so(tmp_path):
         read_prompts(tmp_path)
     with pytest.raises(ValueError, match="no such file"):
         read_prompts(tmp_path / "missing.txt")
+
+
+def test_eval_of_a_model_completes_prompts_as_generate_does_unless_told(tmp_path, tiny_model_dir, monkeypatch):
+    """`spacetime generate` completes a prompt that names no colour for a model whose config says so;
+    the eval generated from it as written, so it measured an empty scene no user would get."""
+    import shutil
+
+    from spacetime.pipeline import SpacetimePipeline
+    from spacetime.world.prompts import parse_prompt
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["defaults"]["complete_prompt"] = True
+    (model / "config.json").write_text(json.dumps(cfg))
+    seen, real = [], SpacetimePipeline.__call__
+
+    def spy(self, prompt, *args, **kwargs):
+        seen.append(prompt)
+        return real(self, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(SpacetimePipeline, "__call__", spy)
+    (tmp_path / "p.txt").write_text("a ball falls\na red ball falls\n")
+    base = ["eval", "--model", str(model), "--prompts", str(tmp_path / "p.txt"), "--num-frames", "5", "--size", "32x32",
+            "--num-inference-steps", "1", "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["settings"]["complete_prompt"] is True
+    assert seen[0] != "a ball falls" and parse_prompt(seen[0]).objects[0].colour and seen[1] == "a red ball falls"
+    assert main([*base, "--prompt-as-typed", "--out", str(tmp_path / "b")]) == 0
+    assert seen[2:] == ["a ball falls", "a red ball falls"]
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["complete_prompt"] is False

@@ -31,7 +31,7 @@ MAX_SIDE = 4096
 MAX_FRAMES = 100_000
 EVAL_MODEL_ONLY = {"split": "heldout", "prompts": None, "num_frames": 17, "size": (64, 64), "fps": 8.0,  # eval flags for --model, defaults
                    "num_inference_steps": None, "guidance_scale": None, "guidance_interval": None, "shift": None,
-                   "dtype": None, "guidance_method": None, "guidance_option": None}
+                   "dtype": None, "guidance_method": None, "guidance_option": None, "prompt_as_typed": False}
 # the DiT's and VAE's weights and arithmetic (torch's names): bfloat16 halves their memory and, where the CPU
 # has bfloat16 matrix units, samples faster (docs/benchmarks.md)
 DTYPE_NAMES = ("float32", "bfloat16")
@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--model only: an option of the guidance method, repeatable")
     e.add_argument("--dtype", choices=DTYPE_NAMES, default=EVAL_MODEL_ONLY["dtype"],
                    help="--model only: the DiT's and VAE's weights and arithmetic (default: the model's own, else float32)")
+    e.add_argument("--prompt-as-typed", action="store_true",
+                   help="--model only: generate from each prompt exactly as written, not completed as `generate` "
+                        "completes it for a model whose config.json says so (a prompt naming an object without its colour)")
     e.add_argument("--caption", choices=["detailed", "medium", "short"], default="detailed",
                    help="which caption length is the prompt (default detailed, the style the model is trained on)")
     e.add_argument("--no-report", action="store_true", help="write metrics.json only (no matplotlib needed)")

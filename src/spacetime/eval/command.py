@@ -197,7 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
         sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale,
                     "guidance_interval": args.guidance_interval, "shift": args.shift,  # None: the pipeline's (and model's) defaults
                     "dtype": args.dtype, "guidance_method": args.guidance_method,
-                    "guidance_options": guidance_options(args.guidance_option)}
+                    "guidance_options": guidance_options(args.guidance_option), "prompt_as_typed": args.prompt_as_typed}
         try:
             generate = pipeline_generator(args.model, **sampling)
         except ModelUnavailableError as e:

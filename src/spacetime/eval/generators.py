@@ -180,12 +180,15 @@ MULTISHOT_BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None, **sampling) -> Generator:
+def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None, prompt_as_typed: bool = False,
+                       **sampling) -> Generator:
     """The trained text-to-video model in `model_dir` as a generator (`SpacetimePipeline`, loaded
     only here, so evaluation without a model never imports it). `dtype`: torch's name for the DiT's
     and VAE's weights and arithmetic. `dtype` and `sampling`, pipeline arguments (num_inference_steps,
     guidance_scale, guidance_interval, shift, guidance_method, guidance_options): those left out or None are the model's own defaults,
-    else the pipeline's."""
+    else the pipeline's. A model whose config.json has `defaults.complete_prompt` is given each prompt
+    completed as `spacetime generate` gives it (`world.prompts.complete_prompt`, seeded by the clip's
+    seed), unless `prompt_as_typed`; the clip is still scored against the prompt as written."""
     try:
         from spacetime.pipeline import SpacetimePipeline  # type: ignore[import-not-found]
     except ImportError as e:
@@ -208,12 +211,18 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
     used["guidance_method"], used["guidance_options"] = pipe.resolve_guidance_method(
         sampling.get("guidance_method"), sampling.get("guidance_options"))
 
+    complete = bool(pipe.defaults.get("complete_prompt")) and not prompt_as_typed
+
     def generate(
         prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int
     ) -> np.ndarray:
         # exactly the size asked, or an error before any generating: the reference clips are rendered
         # at that size, and a rounded one would only fail after the first clip
         pipe.check_size(num_frames, height, width)
+        if complete:
+            from spacetime.world.prompts import complete_prompt
+
+            prompt = complete_prompt(prompt, seed=seed, num_frames=num_frames, fps=fps, aspect=width / height)
         out = pipe(
             prompt,
             num_frames=num_frames,
@@ -224,5 +233,5 @@ def pipeline_generator(model_dir: str | os.PathLike, *, dtype: str | None = None
         )
         return to_uint8_frames(out.frames[0])
 
-    generate.sampling = {**used, "dtype": pipe.dtype_name}
+    generate.sampling = {**used, "dtype": pipe.dtype_name, "complete_prompt": complete}
     return generate
