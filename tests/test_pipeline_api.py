@@ -333,3 +333,16 @@ def test_a_vae_folder_or_a_runs_checkpoints_folder_is_named_as_such(tiny_model_d
     shutil.copytree(tiny_model_dir, run / "model")
     with pytest.raises(ValueError, match=r"training checkpoints.*load the run's model, .*run[/\\]model"):
         SpacetimePipeline.from_pretrained(run / "checkpoints")
+
+
+def test_save_pretrained_to_dot_and_tilde_paths(tiny_model_dir, tmp_path, monkeypatch):
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert (pipe.save_pretrained(".") / "COMPLETE").is_file()  # was "PosixPath('.') has an empty name"
+    assert (here / "COMPLETE").is_file()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    saved = pipe.save_pretrained("~/models/tiny")  # was a folder named "~" in the working directory
+    assert saved == tmp_path / "home" / "models" / "tiny" and not (here / "~").exists()
+    assert SpacetimePipeline.from_pretrained("~/models/tiny").device == torch.device("cpu")

@@ -165,7 +165,7 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
         path = DEFAULT_MODEL
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a model directory (a str or Path) or None, got {path!r}"[:300])
-    path = Path(path)
+    path = Path(os.path.expanduser(path))
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file, not a model directory: give the folder that holds config.json")
     if not path.is_dir():
@@ -247,7 +247,8 @@ class SpacetimePipeline:
 
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"save_pretrained: path must be a folder (a str or Path), got {path!r}"[:300])
-        path = Path(path)
+        # "~" is the user's home, and "." or "out/" a folder with a name: it is replaced by renaming
+        path = Path(os.path.abspath(os.path.expanduser(path)))
         # the folder is replaced whole (atomically): only an empty one or a model folder (COMPLETE,
         # written last by every save) may be, never a file or a folder of the user's other things
         if path.exists() and not path.is_dir():
