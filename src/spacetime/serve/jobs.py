@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from spacetime.atomic import atomic_write_text
 from spacetime.provenance.identity import SigningIdentity
 from spacetime.serve.schema import JobSpec
@@ -35,12 +37,11 @@ FILES = {"video": VIDEO, "thumbnail": THUMBNAIL, "spritesheet": SPRITESHEET}  # 
 SHEET_FRAMES, SHEET_TILE = 25, 256  # a sprite sheet: at most this many frames, each at most this many pixels a side
 
 
-def sprite_sheet(frames: np.ndarray, most: int = SHEET_FRAMES, tile: int = SHEET_TILE) -> np.ndarray:  # noqa: F821
+def sprite_sheet(frames: np.ndarray, most: int = SHEET_FRAMES, tile: int = SHEET_TILE) -> np.ndarray:
     """OpenAI's `spritesheet` variant: frames evenly spaced over the clip, first and last included,
     in a near-square grid read left to right, top to bottom (T H W 3 uint8 -> H' W' 3), each scaled
     down (never up) to `tile` pixels on its longer side, so the sheet stays small for any length or
     size. Cells past the last frame are black."""
-    import numpy as np
     from PIL import Image
 
     t, h, w = frames.shape[:3]
