@@ -256,6 +256,12 @@ def test_pil_images_with_premultiplied_alpha_or_transparent_greys_are_read(tmp_p
     want = np.repeat(np.array([[200, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
     assert np.array_equal(SpacetimePipeline._load_media(tmp_path / "grey16.png", "image"), want)
     assert np.array_equal(SpacetimePipeline._load_media(Image.open(tmp_path / "grey16.png"), "image"), want)
+    with Image.open(tmp_path / "grey16.png") as closed:  # used after its `with`: its pixels never read
+        pass
+    with pytest.raises(ValueError, match=r"^image: the PIL image's file was closed before its pixels were read"):
+        SpacetimePipeline._load_media(closed, "image")
+    with pytest.raises(ValueError, match=r"^video: the PIL image's file was closed"):
+        SpacetimePipeline._load_media([closed], "video")
     f = Image.fromarray(np.array([[0.5, 0.0], [0.25, 1.0]], np.float32))
     f.info["transparency"] = 0.25
     want = np.repeat(np.array([[128, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)

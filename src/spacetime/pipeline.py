@@ -942,6 +942,11 @@ def _readable_pil(x):
         return [_readable_pil(f) for f in x]
     if not (hasattr(x, "convert") and hasattr(x, "getbands")):
         return x
+    try:
+        x.load()
+    except AssertionError:  # PIL's own check, message-less: Image.open's lazy file closed by its `with`
+        raise ValueError("the PIL image's file was closed before its pixels were read (an Image.open used after its "
+                         "`with` block): call .load() or .copy() on it inside the block") from None
     if x.mode in ("La", "RGBa"):
         return x.convert("LA" if x.mode == "La" else "RGBA")
     if "transparency" in x.info and (x.mode in ("I", "F") or x.mode.startswith("I;16")):
