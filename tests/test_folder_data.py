@@ -485,3 +485,19 @@ def test_a_name_in_the_other_unicode_normalization_names_the_file(tmp_path):
     assert entry["path"].name == unicodedata.normalize("NFD", "café.mp4")
     (row,) = probe_folder(d, progress=False)
     assert row["ok"] and row["captioned"]
+
+
+def test_csv_captions_refuse_an_unclosed_quote_and_take_long_captions(tmp_path):
+    """A quote never closed swallowed every later row into one caption in silence, a badly quoted
+    caption was mangled, and a caption over 128 KiB (fine in JSONL) raised _csv.Error naming no file."""
+    d = ramp_folder(tmp_path, 3, 10)
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_text('path,caption\nramp.mp4,"a ramp\nb.mp4,a ball\n')
+    with pytest.raises(ValueError, match=r"captions.csv:2: not valid CSV \(unexpected end of data\)"):
+        load_captions(d)
+    (d / "captions.csv").write_text('path,caption\nramp.mp4,ok\nramp.mp4,"a "big" ramp"\n')
+    with pytest.raises(ValueError, match=r"captions.csv:3: not valid CSV"):
+        load_captions(d)
+    (d / "captions.csv").write_text('path,caption\nramp.mp4,"two\nlines"\nramp.mp4,' + "x" * 200_000 + "\n")
+    entries = load_captions(d)
+    assert [(e["line"], len(e["captions"]["caption"])) for e in entries] == [(2, 9), (4, 200_000)]

@@ -156,17 +156,30 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
 
 
 def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
-    with io.StringIO(read_text(src), newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "caption"} <= set(reader.fieldnames):
-            raise ValueError(
-                f"{src}:1: the header must name the columns path,caption; got {reader.fieldnames}"
-            )
-        rows = []
-        for row in reader:
-            if not row.get("path") or row.get("caption") is None:
-                raise ValueError(f"{src}:{reader.line_num}: needs a path and a caption")
-            rows.append((reader.line_num, row["path"], {"caption": row["caption"]}))
+    text = read_text(src)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))  # a caption as long as JSONL allows (the default stops at 128 KiB)
+    start = 1  # the line the row being read begins on (a quoted caption may span lines)
+    try:
+        with io.StringIO(text, newline="") as f:
+            # strict: a quote opened and never closed is an error, not a caption that swallows the rest of the file
+            reader = csv.DictReader(f, strict=True)
+            if reader.fieldnames is None or not {"path", "caption"} <= set(reader.fieldnames):
+                raise ValueError(
+                    f"{src}:1: the header must name the columns path,caption; got {reader.fieldnames}"
+                )
+            rows = []
+            start = reader.line_num + 1
+            for row in reader:
+                if not row.get("path") or row.get("caption") is None:
+                    raise ValueError(f"{src}:{start}: needs a path and a caption")
+                rows.append((start, row["path"], {"caption": row["caption"]}))
+                start = reader.line_num + 1
+    except csv.Error as e:
+        raise ValueError(f'{src}:{start}: not valid CSV ({e}); a quoted field must end with a quote, and a quote '
+                         'inside one is written twice ("")') from None
+    finally:
+        csv.field_size_limit(limit)
     return rows
 
 
