@@ -331,6 +331,9 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
     assert parse_prompt(done).objects[0].shape == "ball" and parse_prompt(done).objects[0].colour, done
     assert main([*base[:1], "a red ball falls", *base[2:], "--model", str(model), "--output", str(tmp_path / "r.mp4")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["completed_prompt"] is None and seen[-1] == "a red ball falls"
+    capsys.readouterr()
+    assert main([*base[:1], "a red ball", *base[2:], "--model", str(model), "--output", str(tmp_path / "s.png")]) == 0
+    assert "(1 frame, 32x32" in capsys.readouterr().out  # it said "(1 frames, ..."
 
 
 def test_generate_names_a_vae_whose_weights_do_not_fit_its_config(tiny_model_dir, tmp_path, capsys):

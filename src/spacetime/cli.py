@@ -517,7 +517,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "solver": args.solver, "dtype": dtype, "seed": args.seed, "seconds": {k: round(v, 3) for k, v in timings.items()},
                "provenance": provenance}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
-    print(f"wrote {args.output} ({num_frames} frames, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
+    frames = "1 frame" if num_frames == 1 else f"{num_frames} frames"  # a still said "(1 frames, ...)"
+    print(f"wrote {args.output} ({frames}, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
     return 0
 
 
