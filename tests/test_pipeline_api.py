@@ -352,3 +352,13 @@ def test_save_pretrained_to_dot_and_tilde_paths(tiny_model_dir, tmp_path, monkey
     saved = pipe.save_pretrained("~/models/tiny")  # was a folder named "~" in the working directory
     assert saved == tmp_path / "home" / "models" / "tiny" and not (here / "~").exists()
     assert SpacetimePipeline.from_pretrained("~/models/tiny").device == torch.device("cpu")
+
+
+def test_from_pretrained_checks_its_device_before_loading(tiny_model_dir, tmp_path):
+    """A model whose default dtype is bfloat16 asks whether the device runs it fast: a device torch
+    cannot parse was a RuntimeError from torch.device there."""
+    folder = _with_sampling_defaults(tiny_model_dir, tmp_path / "bf16", dtype="bfloat16")
+    for device, said in (("gpu", "device must be a torch device"), (3, "device must be a torch device"),
+                         ("cuda", "this PyTorch has no cuda device available")):
+        with pytest.raises(ValueError, match=said):
+            SpacetimePipeline.from_pretrained(folder, device=device)

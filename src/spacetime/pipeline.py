@@ -227,6 +227,7 @@ class SpacetimePipeline:
         A local text encoder is found in the folder's `text_encoder/` (where `save_pretrained` puts
         it), else at the recorded path (a relative one: beside the folder, then from here)."""
         torch_dtype = None if torch_dtype is None else _torch_dtype("torch_dtype", torch_dtype)  # before loading
+        device = None if device is None else _torch_device(device)
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
@@ -415,21 +416,7 @@ class SpacetimePipeline:
         if dtype is not None:
             dtype = _torch_dtype("dtype", dtype)
         if device is not None:
-            try:
-                device = torch.device(device)
-            except (RuntimeError, TypeError):
-                raise ValueError(f"device must be a torch device ('cpu', 'cuda', 'cuda:1', ...) or a dtype, "
-                                 f"got {device!r}") from None
-            available = getattr(getattr(torch, device.type, None), "is_available", None)
-            if not callable(available):  # a type without a torch module ("xla" without torch_xla): tried
-                def available() -> bool:
-                    try:
-                        torch.empty(0, device=device)
-                    except RuntimeError:
-                        return False
-                    return True
-            if device.type != "cpu" and not available():
-                raise ValueError(f"device {str(device)!r}: this PyTorch has no {device.type} device available")
+            device = _torch_device(device)
             self.dit.to(device)
             self.vae.to(device)
             self.text_encoder.device = device
@@ -984,6 +971,27 @@ def _torch_dtype(name: str, v) -> torch.dtype:
     if dtype not in _DTYPES.values():
         raise ValueError(f"{name} must be torch.float32, torch.bfloat16 or torch.float16 (or its name), got {v!r}")
     return dtype
+
+
+def _torch_device(device) -> torch.device:
+    """A device this PyTorch can use, as a torch.device; anything else refused naming it, before
+    anything is loaded or moved."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device ('cpu', 'cuda', 'cuda:1', ...) or a dtype, "
+                         f"got {device!r}") from None
+    available = getattr(getattr(torch, device.type, None), "is_available", None)
+    if not callable(available):  # a type without a torch module ("xla" without torch_xla): tried
+        def available() -> bool:
+            try:
+                torch.empty(0, device=device)
+            except RuntimeError:
+                return False
+            return True
+    if device.type != "cpu" and not available():
+        raise ValueError(f"device {str(device)!r}: this PyTorch has no {device.type} device available")
+    return device
 
 
 def _memory_bytes() -> int | None:
