@@ -501,3 +501,24 @@ def test_csv_captions_refuse_an_unclosed_quote_and_take_long_captions(tmp_path):
     (d / "captions.csv").write_text('path,caption\nramp.mp4,"two\nlines"\nramp.mp4,' + "x" * 200_000 + "\n")
     entries = load_captions(d)
     assert [(e["line"], len(e["captions"]["caption"])) for e in entries] == [(2, 9), (4, 200_000)]
+
+
+def test_captioned_paths_no_file_system_takes_are_errors_naming_the_line(tmp_path):
+    """A path holding a NUL was "embedded null byte" and a lone surrogate a UnicodeEncodeError, naming
+    no file or line; a name over 255 bytes was a raw OSError from both load_captions and the probe."""
+    from spacetime.data.probe import probe_folder
+
+    d = ramp_folder(tmp_path, 3, 10)
+    for bad, why in [("a\x00.mp4", "NUL"), ("a\ud800.mp4", "not a file name")]:
+        (d / "captions.jsonl").write_text(json.dumps({"path": bad, "caption": "x"}) + "\n")
+        with pytest.raises(ValueError, match=rf"captions.jsonl:1: the path .* {why}"):
+            load_captions(d)
+        assert [(r["path"], r["ok"]) for r in probe_folder(d, progress=False)] == [("captions.jsonl", False), ("ramp.mp4", True)]
+    long = "a" * 300 + ".mp4"
+    (d / "captions.jsonl").write_text(json.dumps({"path": long, "caption": "x"}) + "\n" + json.dumps({"path": "ramp.mp4", "caption": "y"}) + "\n")
+    assert [e["line"] for e in load_captions(d)] == [2]
+    with pytest.raises(FileNotFoundError, match="captions.jsonl:1: names"):
+        load_captions(d, strict=True)
+    rows = probe_folder(d, progress=False)
+    assert [(r["path"], r["ok"]) for r in rows] == [(long, False), ("ramp.mp4", True)]
+    assert "named in captions.jsonl line 1 but not a name the file system takes" in rows[0]["error"]

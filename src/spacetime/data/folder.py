@@ -52,6 +52,25 @@ def on_disk(directory: Path, rel: str) -> str:
     return rel
 
 
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a name the system refuses (too long) rather than an OSError."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _checked_path(rel: str, where: str) -> str:
+    # a NUL or a lone surrogate (JSON's "\ud800") cannot be in a file name: os calls would fail naming neither
+    if "\x00" in rel:
+        raise ValueError(f"{where}: the path {rel!r} holds a NUL character, which no file name can")
+    try:
+        os.fsencode(rel)
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: the path {rel!r} is not a file name this system can spell") from None
+    return rel
+
+
 def read_caption_rows(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     """(line, relative path, {name: caption}) per entry; a malformed line is a ValueError naming
     the file and line. Extra fields are ignored."""
@@ -99,7 +118,7 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     entries, missing = [], []
     for line, rel, captions in rows:
         path = (directory / on_disk(directory, rel)).resolve()
-        if not path.is_file():
+        if not is_file(path):
             if strict:
                 raise FileNotFoundError(f"{src}:{line}: names {rel!r}, which does not exist")
             missing.append(f"{rel!r} (line {line})")
@@ -142,7 +161,7 @@ def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
             raise ValueError(f"{src}:{line_no}: not valid JSON ({e})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("path"), str) or not obj["path"]:
             raise ValueError(f'{src}:{line_no}: each line needs a "path" string')
-        rows.append((line_no, obj["path"], _captions_of(obj, f"{src}:{line_no}")))
+        rows.append((line_no, _checked_path(obj["path"], f"{src}:{line_no}"), _captions_of(obj, f"{src}:{line_no}")))
     return rows
 
 
@@ -173,7 +192,7 @@ def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
             for row in reader:
                 if not row.get("path") or row.get("caption") is None:
                     raise ValueError(f"{src}:{start}: needs a path and a caption")
-                rows.append((start, row["path"], {"caption": row["caption"]}))
+                rows.append((start, _checked_path(row["path"], f"{src}:{start}"), {"caption": row["caption"]}))
                 start = reader.line_num + 1
     except csv.Error as e:
         raise ValueError(f'{src}:{start}: not valid CSV ({e}); a quoted field must end with a quote, and a quote '

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from spacetime.atomic import atomic_write_text
 from spacetime.data.decode import VideoReadError, decode
-from spacetime.data.folder import CAPTION_FILES, caption_notes, find_captions_file, on_disk, read_caption_rows
+from spacetime.data.folder import (
+    CAPTION_FILES,
+    caption_notes,
+    find_captions_file,
+    is_file,
+    on_disk,
+    read_caption_rows,
+)
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -104,9 +111,12 @@ def _probe(
     files = _videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
-        if not path.is_file():
-            why = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
-                   else f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "missing")
+        if not is_file(path):
+            try:
+                why = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                       else f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "missing")
+            except OSError as e:  # a name the system refuses
+                why = f"not a name the file system takes ({e.strerror})"
             row = {
                 **dict.fromkeys(FIELDS),
                 "ok": False,
