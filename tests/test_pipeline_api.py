@@ -362,3 +362,14 @@ def test_from_pretrained_checks_its_device_before_loading(tiny_model_dir, tmp_pa
                          ("cuda", "this PyTorch has no cuda device available")):
         with pytest.raises(ValueError, match=said):
             SpacetimePipeline.from_pretrained(folder, device=device)
+
+
+def test_a_text_encoder_of_another_width_than_the_dit_is_named_at_load(tiny_model_dir, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_encoder"] = "hash:16"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: its text encoder 'hash:16' makes 16-wide embeddings; its DiT "
+                                         r"takes 32 \(text_dim\)"):
+        SpacetimePipeline.from_pretrained(folder)

@@ -231,6 +231,10 @@ class SpacetimePipeline:
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
+        if text.dim != dit.config.text_dim:  # else "text must be (B, L, 32)" at the first call
+            raise ValueError(f"{path / 'config.json'}: its text encoder {config['text_encoder']!r} makes {text.dim}-wide "
+                             f"embeddings; its DiT takes {dit.config.text_dim} (text_dim): the DiT was trained with "
+                             "another encoder")
         pipe = cls(dit, vae, text, config)
         torch_dtype = getattr(torch, pipe.resolve_dtype(device=device)) if torch_dtype is None else torch_dtype
         if torch_dtype != torch.float32 or device is not None:
