@@ -373,3 +373,18 @@ def test_a_text_encoder_of_another_width_than_the_dit_is_named_at_load(tiny_mode
     with pytest.raises(ValueError, match=r"config\.json: its text encoder 'hash:16' makes 16-wide embeddings; its DiT "
                                          r"takes 32 \(text_dim\)"):
         SpacetimePipeline.from_pretrained(folder)
+
+
+def test_a_vae_of_another_latent_width_than_the_dit_is_named_at_load(tiny_model_dir, tmp_path):
+    from dataclasses import replace
+
+    from spacetime.checkpoint import save_model
+    from spacetime.vae import PRESETS, VideoVAE
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    shutil.rmtree(folder / "vae")
+    save_model(folder / "vae", {"model": replace(PRESETS["tiny"], latent_channels=8).to_dict()},
+               VideoVAE(replace(PRESETS["tiny"], latent_channels=8)))
+    with pytest.raises(ValueError, match=r"vae makes 8 latent channels; its DiT takes 16 \(in_channels\)"):
+        SpacetimePipeline.from_pretrained(folder)

@@ -230,6 +230,9 @@ class SpacetimePipeline:
         device = None if device is None else _torch_device(device)
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
+        if vae.config.latent_channels != dit.config.in_channels:  # another run's VAE: "x must be (B, 16, ...)" at each call
+            raise ValueError(f"{path / 'vae'} makes {vae.config.latent_channels} latent channels; its DiT takes "
+                             f"{dit.config.in_channels} (in_channels): the DiT was trained on another VAE")
         text = load_text_encoder(resolve_text_encoder(config["text_encoder"], path), config["text_max_length"])
         if text.dim != dit.config.text_dim:  # else "text must be (B, L, 32)" at the first call
             raise ValueError(f"{path / 'config.json'}: its text encoder {config['text_encoder']!r} makes {text.dim}-wide "
