@@ -619,6 +619,10 @@ def test_a_prompt_without_colours_is_completed_where_the_model_says_so(server, p
     assert job["revised_prompt"] == complete_prompt("a ball falls", seed=3, num_frames=5) != "a ball falls"
     claims = client.get(f"/v1/videos/{job['id']}/credentials").json()["c2pa"]["claims"]["generation"]
     assert claims["parameters"]["complete_prompt"] is True
+    typed = wait(client, client.post("/v1/videos", json={**body, "prompt_as_typed": True}).json()["id"])
+    assert typed["prompt_as_typed"] is True and typed["revised_prompt"] is None  # as `generate --prompt-as-typed`
+    remix = wait(client, client.post(f"/v1/videos/{job['id']}/remix", json={"prompt": "a ball", "prompt_as_typed": True}).json()["id"])
+    assert remix["status"] == "completed" and remix["revised_prompt"] is None
     coloured = wait(client, client.post("/v1/videos", json={**body, "prompt": "a red ball falls"}).json()["id"])
     assert coloured["revised_prompt"] is None  # every object has its colour: as typed
     # from an image: the colours it shows, not drawn ones (the model let the given object vanish)
@@ -929,7 +933,7 @@ def test_odd_values_in_every_field_are_never_a_500(pipe, marks, tmp_path):
     gated = Gated(pipe)  # held: whatever is accepted waits, and is cancelled when the server stops
     running = ServerThread.start(create_app(gated, tmp_path / "o", marks=marks, limits=LIMITS, queue_size=1000))
     fields = ["prompt", "negative_prompt", "model", "size", "height", "width", "seconds", "num_frames", "fps", "steps",
-              "guidance_scale", "seed", "mode", "strength", "loop", "embed_prompt"]
+              "guidance_scale", "seed", "mode", "strength", "loop", "embed_prompt", "prompt_as_typed"]
     odd = [None, "", [], {}, -1, 0, 1e308, "nan", "∞", "1" * 40, {"$ref": "/etc/passwd"}, "../../x"]
     try:
         with httpx.Client(base_url=running.url, timeout=30) as client:

@@ -347,6 +347,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         return await admit(spec, files, settle=lambda n: video_spec(spec, n["video"], n.get("video2"), ft, limits,
                                                                     length_param))
 
+    remix_fields = ("prompt", "strength", "embed_prompt", "prompt_as_typed", "model")  # the rest is the source's
+
     # --- remix, edits, extensions: new jobs from a video (OpenAI's names; our modes edit and
     # extend-forward). A source given by id lends its job's settings as defaults; its finished
     # video is copied in as the new job's input video, so its manifest makes it an ingredient.
@@ -354,7 +356,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     from_video_fields = {k: v for k, v in body_schema["properties"].items()
                          if k not in ("seconds", "num_frames", "mode", "loop")}
     remix_schema = {"type": "object", "required": ["prompt"], "additionalProperties": False, "properties": {
-        k: body_schema["properties"][k] for k in ("prompt", "strength", "embed_prompt", "model")}}
+        k: body_schema["properties"][k] for k in remix_fields}}
     remix_schema["properties"]["strength"] = {**remix_schema["properties"]["strength"], "default": DEFAULT_EDIT_STRENGTH}
     by_id = {"type": "string", "description": "the id of a completed video, instead of an upload"}
     edit_form = {"type": "object", "required": ["prompt"], "properties": {
@@ -473,9 +475,9 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             key = next(iter(files))
             raise ApiError(400, "invalid_value", f"{key}: a remix takes no uploads; its video is {video_id}'s", key)
         for key in fields:
-            if key not in ("prompt", "strength", "embed_prompt", "model"):
-                raise ApiError(400, "invalid_value", f"{key}: a remix takes prompt, strength and embed_prompt; the "
-                                                     "rest is the source video's", key)
+            if key not in remix_fields:
+                raise ApiError(400, "invalid_value", f"{key}: a remix takes prompt, strength, embed_prompt and "
+                                                     "prompt_as_typed; the rest is the source video's", key)
         # the source's own settings, the new prompt: as an edit by id that may change nothing else
         s = source.spec
         fields = {k: v for k, v in fields.items() if v is not None}  # null: left out, so strength takes its default

@@ -97,7 +97,8 @@ class Job:
                 "seconds": s.seconds, "num_frames": s.num_frames, "height": s.height, "width": s.width,
                 "fps": s.fps, "steps": s.steps, "guidance_scale": s.guidance_scale, "seed": s.seed,
                 "mode": s.mode, "strength": s.strength, "loop": s.loop, "embed_prompt": s.embed_prompt,
-                "revised_prompt": s.revised_prompt, "remixed_from_video_id": self.remixed_from_video_id}
+                "prompt_as_typed": s.prompt_as_typed, "revised_prompt": s.revised_prompt,
+                "remixed_from_video_id": self.remixed_from_video_id}
 
 
 # runs one job: (job, progress(step, total)) -> frames written to job.dir; raises to fail it
@@ -346,7 +347,7 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
 
         s = job.spec
         media = inputs_of(job)  # paths in the job's own folder, written by the server
-        if pipe.defaults.get("complete_prompt"):  # as `spacetime generate` does
+        if pipe.defaults.get("complete_prompt") and not s.prompt_as_typed:  # as `spacetime generate` does
             from spacetime.cli import objects_where_inputs_join
             from spacetime.world.prompts import complete_prompt, parse_prompt
 

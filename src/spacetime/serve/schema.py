@@ -93,6 +93,9 @@ def request_model(limits: Limits) -> type[BaseModel]:
         loop: bool = Field(False, description="make the last frame flow into the first")
         embed_prompt: bool = Field(False, description="store the prompt itself in the signed Content Credentials "
                                                        "(default: only its SHA-256)")
+        prompt_as_typed: bool = Field(False, description="condition on the prompt exactly as written (default: a "
+                                      "prompt naming an object without its colour is completed for a model whose "
+                                      "config says so; the job's revised_prompt says how)")
 
         @field_validator("height", "width", "seconds", "num_frames", "fps", "steps", "guidance_scale", "seed",
                          "strength", mode="before")
@@ -122,6 +125,7 @@ class JobSpec:
     strength: float | None
     loop: bool
     embed_prompt: bool = False  # the prompt itself in the Content Credentials, not only its hash
+    prompt_as_typed: bool = False  # never completed (revised_prompt below), whatever the model's defaults
     # the pipeline's generation window where it is not the output's length: an extension's
     # (context frames from the video's end, then the new ones); num_frames is then the stitched total
     window_frames: int | None = None
@@ -198,7 +202,7 @@ def resolve(req: BaseModel, uploads: set[str], defaults: dict, fit, limits: Limi
                    width=width, fps=fps, steps=req.steps or default_steps,
                    guidance_scale=default_guidance if req.guidance_scale is None else req.guidance_scale,
                    seed=seed, mode=mode, strength=resolve_strength(mode, req.strength), loop=req.loop,
-                   embed_prompt=req.embed_prompt)
+                   embed_prompt=req.embed_prompt, prompt_as_typed=req.prompt_as_typed)
 
 
 def check_length(num_frames: int, height: int, width: int, limits: Limits, param: str) -> None:
