@@ -388,3 +388,21 @@ def test_a_vae_of_another_latent_width_than_the_dit_is_named_at_load(tiny_model_
                VideoVAE(replace(PRESETS["tiny"], latent_channels=8)))
     with pytest.raises(ValueError, match=r"vae makes 8 latent channels; its DiT takes 16 \(in_channels\)"):
         SpacetimePipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("text_encoder", None, "text_encoder must be a string"), ("text_encoder", 3, "text_encoder must be a string"),
+    ("text_max_length", None, "text_max_length must be a positive integer"),
+    ("text_max_length", "x", "text_max_length must be a positive integer"),
+    ("defaults", [], "defaults must be an object"), ("dit", [], "dit must be an object")])
+def test_a_model_config_missing_or_mistyping_a_field_is_named(tiny_model_dir, tmp_path, field, value, said):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if value is None:
+        del config[field]
+    else:
+        config[field] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=rf"config\.json: {said}"):
+        SpacetimePipeline.from_pretrained(folder)

@@ -194,6 +194,16 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
     if not isinstance(config, dict) or config.get("format") != "spacetime-pipeline":
         what = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{path}/config.json is not a spacetime text-to-video pipeline (format {what!r})")
+    for name, ok, want in (("dit", isinstance(config.get("dit"), dict), "an object (DiTConfig's fields)"),
+                           ("text_encoder", isinstance(config.get("text_encoder"), str),
+                            'a string ("minilm", "hash:DIM" or a folder)'),
+                           ("text_max_length", isinstance(config.get("text_max_length"), int)
+                            and not isinstance(config.get("text_max_length"), bool) and config["text_max_length"] >= 1,
+                            "a positive integer"),
+                           ("defaults", isinstance(config.get("defaults", {}), dict), "an object")):
+        if not ok:  # else a KeyError or AttributeError from the loading below, or from every call
+            got = repr(config[name]) if name in config else "missing"
+            raise ValueError(f"{path / 'config.json'}: {name} must be {want}, got {got}"[:300])
     try:
         dit = DiT(DiTConfig(**config["dit"]))
         dit.load_state_dict(load_file(path / "model.safetensors"))
