@@ -288,7 +288,7 @@ def test_generate_loop_help_says_how_long_a_long_loop_is(tiny_model_dir, tmp_pat
 
 
 def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tiny_model_dir, tmp_path, monkeypatch,
-                                                                             capsys):
+                                                                             capsys, caplog):
     """The shipped model drew an empty scene for "a ball falls" (its captions always name a colour):
     a model whose config.json has defaults.complete_prompt gets the completed prompt, the sidecar
     keeps both; from an image, with the image's colours; --prompt-as-typed and other models take it
@@ -334,6 +334,15 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
     capsys.readouterr()
     assert main([*base[:1], "a red ball", *base[2:], "--model", str(model), "--output", str(tmp_path / "s.png")]) == 0
     assert "(1 frame, 32x32" in capsys.readouterr().out  # it said "(1 frames, ..."
+    # words the world does not know are named (they asked for nothing, in silence)
+    with caplog.at_level("WARNING", logger="spacetime.cli"):
+        assert main([*base[:1], "a red dog jumps", *base[2:], "--model", str(model), "--output", str(tmp_path / "d.mp4")]) == 0
+    assert "words this model never saw in training" in caplog.text and "ask for nothing: dog, jumps" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spacetime.cli"):  # another model's captions are its own: no such note
+        assert main([*base[:1], "a red dog jumps", *base[2:], "--model", str(tiny_model_dir), "--output",
+                     str(tmp_path / "d2.mp4")]) == 0
+    assert "never saw" not in caplog.text
 
 
 def test_generate_names_a_vae_whose_weights_do_not_fit_its_config(tiny_model_dir, tmp_path, capsys):

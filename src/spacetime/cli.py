@@ -468,6 +468,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             prompt = completed
             print(f"completed prompt: {prompt} (this model draws an empty scene for an object without a colour; "
                   "--prompt-as-typed to turn this off)")
+    if d.get("complete_prompt"):  # a model of the world's captions knows the world's words alone
+        from spacetime.world.prompts import parse_prompt
+
+        unknown = parse_prompt(args.prompt).unknown_words
+        if unknown:
+            logging.getLogger(__name__).warning(
+                "words this model never saw in training (its captions are the world's: docs/captions.md), so they "
+                "ask for nothing: %s", ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""))
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
     method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     shift = pipe.resolve_shift(args.shift)
