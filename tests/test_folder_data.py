@@ -522,3 +522,18 @@ def test_captioned_paths_no_file_system_takes_are_errors_naming_the_line(tmp_pat
     rows = probe_folder(d, progress=False)
     assert [(r["path"], r["ok"]) for r in rows] == [(long, False), ("ramp.mp4", True)]
     assert "named in captions.jsonl line 1 but not a name the file system takes" in rows[0]["error"]
+
+
+def test_probe_knows_a_video_captioned_by_an_absolute_path_or_through_dotdot(tmp_path, capsys):
+    """A captioned path written absolute, or through "..", that names a video inside the folder was
+    probed twice and the video reported as having no caption."""
+    from spacetime.data.probe import main_probe
+
+    d = ramp_folder(tmp_path, 3, 10)
+    write_video(np.zeros((2, 16, 16, 3), np.uint8), d / "b.mp4", fps=8)
+    write_video(np.zeros((2, 16, 16, 3), np.uint8), tmp_path / "outside.mp4", fps=8)
+    (d / "captions.jsonl").write_text("".join(json.dumps({"path": p, "caption": "x"}) + "\n" for p in
+                                              [str(d / "ramp.mp4"), "../d/b.mp4", "../outside.mp4"]))
+    assert main_probe(d, None) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 files ok" in out and "no caption" not in out

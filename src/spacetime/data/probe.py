@@ -74,6 +74,16 @@ def _videos_under(directory: Path) -> set[str]:
     }
 
 
+def _relative(directory: Path, rel: str) -> str:
+    """A captioned path as the folder's listing spells it: an absolute path or one through ".." that
+    names a file inside the folder is that file (else it would be listed twice, once uncaptioned)."""
+    full = Path(os.path.normpath(directory.absolute() / rel))
+    try:
+        return full.relative_to(os.path.normpath(directory.absolute())).as_posix()
+    except ValueError:  # outside the folder: as written
+        return Path(os.path.normpath(rel)).as_posix()
+
+
 def probe_folder(
     directory: str | Path, manifest_path: str | Path | None = None, progress: bool = True
 ) -> list[dict]:
@@ -107,7 +117,7 @@ def _probe(
                 {**dict.fromkeys(FIELDS), "path": src.name, "ok": False, "error": str(e), "captioned": False}
             )
         for line, rel, _ in caption_rows:
-            named.setdefault(Path(os.path.normpath(on_disk(directory, rel))).as_posix(), line)
+            named.setdefault(_relative(directory, on_disk(directory, rel)), line)
     files = _videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
