@@ -406,3 +406,16 @@ def test_a_model_config_missing_or_mistyping_a_field_is_named(tiny_model_dir, tm
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=rf"config\.json: {said}"):
         SpacetimePipeline.from_pretrained(folder)
+
+
+def test_an_image_of_several_frames_is_refused_not_cut_to_its_first(tiny_model_dir):
+    """diffusers users batch images, one per prompt; the pipeline took the first for every prompt."""
+    from PIL import Image
+
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    a, b = Image.new("RGB", (32, 32), "red"), Image.new("RGB", (32, 32), "blue")
+    with pytest.raises(ValueError, match=r"^image: got 2 frames \(2, 32, 32, 3\); give one image"):
+        pipe(["a", "b"], image=[a, b], num_inference_steps=1)
+    with pytest.raises(ValueError, match=r"^image: got 3 frames"):
+        pipe("a", image=np.zeros((3, 32, 32, 3), np.uint8), num_inference_steps=1)
+    assert pipe("a", image=[a], num_inference_steps=1).frames[0].shape == (5, 32, 32, 3)

@@ -370,6 +370,9 @@ class SpacetimePipeline:
             except ValueError as e:  # its message says "video" whatever the argument: named here
                 given = f" (given shape {tuple(x.shape)})" if isinstance(x, (np.ndarray, Tensor)) else ""
                 raise ValueError(f"{name}: {e}{given}") from None
+            if name == "image" and len(frames) > 1:  # else its first frame for every prompt, silently
+                raise ValueError(f"image: got {len(frames)} frames {frames.shape}; give one image (a video goes in "
+                                 "video=; for one image per prompt, call once per image)")
         return frames
 
     @staticmethod
