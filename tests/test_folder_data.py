@@ -537,3 +537,18 @@ def test_probe_knows_a_video_captioned_by_an_absolute_path_or_through_dotdot(tmp
     assert main_probe(d, None) == 0
     out = capsys.readouterr().out
     assert "3 of 3 files ok" in out and "no caption" not in out
+
+
+def test_utf16_captions_without_a_byte_order_mark_are_named_as_such(tmp_path):
+    """UTF-16 without its byte-order mark read as "not valid JSON (Expecting property name ...)" or a
+    header of 'p\\x00a\\x00t\\x00h', saying nothing of the encoding."""
+    d = ramp_folder(tmp_path, 3, 10)
+    (d / "captions.jsonl").write_bytes('{"path": "ramp.mp4", "caption": "x"}\n'.encode("utf-16-le"))
+    with pytest.raises(ValueError, match=r"captions.jsonl:1: UTF-16 text without a byte-order mark"):
+        load_captions(d)
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_bytes("path,caption\nramp.mp4,x\n".encode("utf-16-be"))
+    with pytest.raises(ValueError, match=r"captions.csv:1: UTF-16 text without a byte-order mark"):
+        load_captions(d)
+    (d / "captions.csv").write_bytes(b"path,caption\nramp.mp4,a \x00 in a caption\n")
+    assert load_captions(d)[0]["captions"] == {"caption": "a \x00 in a caption"}

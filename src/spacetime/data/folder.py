@@ -139,6 +139,9 @@ def read_text(src: Path) -> str:
             return raw.decode("utf-16")
         except UnicodeDecodeError as e:
             raise ValueError(f"{src}: not valid UTF-16 text ({e.reason}); save it as UTF-8") from None
+    head = raw[:256]
+    if head and head.count(0) * 4 >= len(head):  # ASCII in UTF-16 is every other byte NUL
+        raise ValueError(f"{src}:1: UTF-16 text without a byte-order mark (or not text at all); save it as UTF-8")
     try:
         return raw.decode("utf-8-sig")  # a byte-order mark (some editors write one) is not part of the first line
     except UnicodeDecodeError as e:
