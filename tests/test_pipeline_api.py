@@ -419,3 +419,10 @@ def test_an_image_of_several_frames_is_refused_not_cut_to_its_first(tiny_model_d
     with pytest.raises(ValueError, match=r"^image: got 3 frames"):
         pipe("a", image=np.zeros((3, 32, 32, 3), np.uint8), num_inference_steps=1)
     assert pipe("a", image=[a], num_inference_steps=1).frames[0].shape == (5, 32, 32, 3)
+
+
+def test_the_output_indexes_by_position_and_by_name_as_diffusers(tiny_model_dir):
+    out = SpacetimePipeline.from_pretrained(tiny_model_dir)("a", num_inference_steps=1)
+    assert out[0] is out.frames and out["frames"] is out.frames
+    with pytest.raises(KeyError, match="nope"):
+        out["nope"]

@@ -217,8 +217,12 @@ class SpacetimePipelineOutput:
     frames: list  # one video per prompt (x num_videos_per_prompt): uint8 (T, H, W, 3) arrays by default
     timings: dict[str, float] = field(default_factory=dict)  # seconds: text, denoise, decode
 
-    def __getitem__(self, i: int):
-        """`out[0]` is the frames, as diffusers' outputs index their first field."""
+    def __getitem__(self, i: int | str):
+        """`out[0]` and `out["frames"]` are the frames, as diffusers' outputs index their fields."""
+        if isinstance(i, str):
+            if i not in ("frames", "timings"):
+                raise KeyError(i)
+            return getattr(self, i)
         return (self.frames,)[i]
 
 
