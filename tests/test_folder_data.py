@@ -552,3 +552,15 @@ def test_utf16_captions_without_a_byte_order_mark_are_named_as_such(tmp_path):
         load_captions(d)
     (d / "captions.csv").write_bytes(b"path,caption\nramp.mp4,a \x00 in a caption\n")
     assert load_captions(d)[0]["captions"] == {"caption": "a \x00 in a caption"}
+
+
+def test_probe_names_the_manifest_it_cannot_write(tmp_path, capsys):
+    """An --out in a place no file can be written was an error naming our temporary file."""
+    from spacetime.cli import main
+
+    d = ramp_folder(tmp_path, 3, 10)
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "manifest.jsonl"  # under a file: no directory can be made there
+    assert main(["data", "probe", str(d), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write the manifest" in err and ".tmp" not in err and "Traceback" not in err

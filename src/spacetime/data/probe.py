@@ -138,7 +138,10 @@ def _probe(
             row["error"] = row["error"].removeprefix(f"{path}: ")
         rows.append({"path": rel, **{k: row[k] for k in FIELDS[1:-1]}, "captioned": rel in named})
     if manifest_path is not None:
-        atomic_write_text(manifest_path, "".join(json.dumps(r) + "\n" for r in rows))
+        try:
+            atomic_write_text(manifest_path, "".join(json.dumps(r) + "\n" for r in rows))
+        except OSError as e:  # FileNotFoundError or PermissionError naming the temporary file, not the manifest
+            raise OSError(f"{manifest_path}: cannot write the manifest ({e.strerror})") from None
     return rows, caption_rows
 
 
