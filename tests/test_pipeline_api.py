@@ -426,3 +426,12 @@ def test_the_output_indexes_by_position_and_by_name_as_diffusers(tiny_model_dir)
     assert out[0] is out.frames and out["frames"] is out.frames
     with pytest.raises(KeyError, match="nope"):
         out["nope"]
+
+
+def test_latents_given_are_not_changed_in_place(tiny_model_dir):
+    """A loop ties its last latent frame's noise to its first: it wrote that into the user's tensor."""
+    pipe = SpacetimePipeline.from_pretrained(tiny_model_dir)
+    latents = torch.randn((1, *pipe.vae.latent_shape(9, 32, 32)), generator=torch.Generator().manual_seed(0))
+    kept = latents.clone()
+    pipe("a", latents=latents, loop=True, num_frames=9, num_inference_steps=1)
+    assert torch.equal(latents, kept)

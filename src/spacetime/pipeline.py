@@ -763,7 +763,7 @@ class SpacetimePipeline:
                                  f"latent frames, height / {h and height // h}, width / {w and width // w}), got {got}")
             if not torch.isfinite(latents).all():  # else NaN frames, silently
                 raise ValueError("latents holds NaN or infinite values")
-            first_noise.append(latents.detach().float().to(self._device))
+            first_noise.append(latents.detach().to(self._device, torch.float32, copy=True))  # a loop ties it in place
 
         def step_done(*_) -> None:
             nonlocal steps_done
