@@ -564,3 +564,15 @@ def test_probe_names_the_manifest_it_cannot_write(tmp_path, capsys):
     assert main(["data", "probe", str(d), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{out}: cannot write the manifest" in err and ".tmp" not in err and "Traceback" not in err
+
+
+def test_probe_says_a_loop_of_links_is_one(tmp_path):
+    """A link to itself was reported as "a link to loop.mp4, which does not exist", a file that does."""
+    from spacetime.data.probe import probe_folder
+
+    d = ramp_folder(tmp_path, 3, 10)
+    os.symlink("loop.mp4", d / "loop.mp4")
+    rows = {r["path"]: r for r in probe_folder(d, progress=False)}
+    assert not rows["loop.mp4"]["ok"] and rows["loop.mp4"]["error"] == "a link that leads back to itself (a loop of links)"
+    os.symlink("gone.mp4", d / "dangling.mp4")
+    assert probe_folder(d, progress=False)[0]["error"] == "a link to gone.mp4, which does not exist"

@@ -8,6 +8,7 @@ fatal. Nothing is written into DIR unless asked: the manifest goes where `--out`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -74,6 +75,16 @@ def _videos_under(directory: Path) -> set[str]:
     }
 
 
+def _dangling(path: Path) -> str:
+    """Why a link names no file: its target is not there, or it leads back to itself."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a link that leads back to itself (a loop of links)"
+    return f"a link to {os.readlink(path)}, which does not exist"
+
+
 def _relative(directory: Path, rel: str) -> str:
     """A captioned path as the folder's listing spells it: an absolute path or one through ".." that
     names a file inside the folder is that file (else it would be listed twice, once uncaptioned)."""
@@ -124,7 +135,7 @@ def _probe(
         if not is_file(path):
             try:
                 why = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
-                       else f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "missing")
+                       else _dangling(path) if path.is_symlink() else "missing")
             except OSError as e:  # a name the system refuses
                 why = f"not a name the file system takes ({e.strerror})"
             row = {
