@@ -576,3 +576,16 @@ def test_probe_says_a_loop_of_links_is_one(tmp_path):
     assert not rows["loop.mp4"]["ok"] and rows["loop.mp4"]["error"] == "a link that leads back to itself (a loop of links)"
     os.symlink("gone.mp4", d / "dangling.mp4")
     assert probe_folder(d, progress=False)[0]["error"] == "a link to gone.mp4, which does not exist"
+
+
+def test_an_entry_naming_a_directory_is_not_said_to_be_missing(tmp_path, caplog):
+    """load_captions(strict=True) said a captioned directory "does not exist"."""
+    d = ramp_folder(tmp_path, 3, 10)
+    (d / "clips").mkdir()
+    (d / "captions.jsonl").write_text(json.dumps({"path": "clips", "caption": "x"}) + "\n"
+                                      + json.dumps({"path": "ramp.mp4", "caption": "y"}) + "\n")
+    with pytest.raises(FileNotFoundError, match=r"captions.jsonl:1: names 'clips', which is a directory, not a video"):
+        load_captions(d, strict=True)
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
+        assert [e["line"] for e in load_captions(d)] == [2]
+    assert "'clips' (line 1, a directory)" in caplog.text

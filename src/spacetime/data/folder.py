@@ -119,9 +119,12 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     for line, rel, captions in rows:
         path = (directory / on_disk(directory, rel)).resolve()
         if not is_file(path):
+            # os.path's tests are False, not an OSError, for a name the system refuses
+            kind = "a directory" if os.path.isdir(path) else "not a regular file" if os.path.exists(path) else None
             if strict:
-                raise FileNotFoundError(f"{src}:{line}: names {rel!r}, which does not exist")
-            missing.append(f"{rel!r} (line {line})")
+                raise FileNotFoundError(f"{src}:{line}: names {rel!r}, which "
+                                        + (f"is {kind}, not a video" if kind else "does not exist"))
+            missing.append(f"{rel!r} (line {line}{', ' + kind if kind else ''})")
             continue
         entries.append({"path": path, "captions": captions, "line": line})
     if missing:
