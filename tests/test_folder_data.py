@@ -589,3 +589,14 @@ def test_an_entry_naming_a_directory_is_not_said_to_be_missing(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
         assert [e["line"] for e in load_captions(d)] == [2]
     assert "'clips' (line 1, a directory)" in caplog.text
+
+
+def test_a_csv_caption_with_an_unquoted_comma_is_refused_not_cut(tmp_path):
+    """`ramp.mp4,a dog, running` trained as "a dog": the fields past the header's were dropped in silence."""
+    d = ramp_folder(tmp_path, 3, 10)
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_text("path,caption\nramp.mp4,a ramp\nramp.mp4,a dog, running\n")
+    with pytest.raises(ValueError, match=r"captions.csv:3: 3 fields, but the header names 2; put a caption"):
+        load_captions(d)
+    (d / "captions.csv").write_text('path,caption,source\nramp.mp4,"a dog, running",web\n')  # more columns: ignored
+    assert load_captions(d)[0]["captions"] == {"caption": "a dog, running"}

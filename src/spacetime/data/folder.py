@@ -198,6 +198,9 @@ def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
             for row in reader:
                 if not row.get("path") or row.get("caption") is None:
                     raise ValueError(f"{src}:{start}: needs a path and a caption")
+                if None in row:  # DictReader's key for the fields past the header's: a caption cut at a comma
+                    raise ValueError(f"{src}:{start}: {len(reader.fieldnames) + len(row[None])} fields, but the header "
+                                     f"names {len(reader.fieldnames)}; put a caption that holds a comma in quotes")
                 rows.append((start, _checked_path(row["path"], f"{src}:{start}"), {"caption": row["caption"]}))
                 start = reader.line_num + 1
     except csv.Error as e:
