@@ -600,3 +600,13 @@ def test_a_csv_caption_with_an_unquoted_comma_is_refused_not_cut(tmp_path):
         load_captions(d)
     (d / "captions.csv").write_text('path,caption,source\nramp.mp4,"a dog, running",web\n')  # more columns: ignored
     assert load_captions(d)[0]["captions"] == {"caption": "a dog, running"}
+
+
+def test_a_jsonl_key_given_twice_is_refused_not_half_read(tmp_path):
+    """{"path": .., "caption": "a", "caption": "b"} trained on "b" alone, dropping "a" in silence."""
+    d = ramp_folder(tmp_path, 3, 10)
+    for line in ['{"path": "ramp.mp4", "caption": "a", "caption": "b"}',
+                 '{"path": "ramp.mp4", "captions": {"short": "a", "short": "b"}}']:
+        (d / "captions.jsonl").write_text('{"path": "ramp.mp4", "caption": "ok"}\n' + line + "\n")
+        with pytest.raises(ValueError, match=r"captions.jsonl:2: not valid JSON \(the key '(caption|short)' appears more"):
+            load_captions(d)

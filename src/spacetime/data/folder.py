@@ -160,7 +160,7 @@ def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
         except (ValueError, RecursionError) as e:  # an integer of over 4300 digits, arrays nested too deep
@@ -169,6 +169,16 @@ def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
             raise ValueError(f'{src}:{line_no}: each line needs a "path" string')
         rows.append((line_no, _checked_path(obj["path"], f"{src}:{line_no}"), _captions_of(obj, f"{src}:{line_no}")))
     return rows
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    # json keeps the last of a repeated key: {"caption": "a", "caption": "b"} would drop a caption in silence
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {key!r} appears more than once in one object")
+    return obj
 
 
 def _captions_of(obj: dict, where: str) -> dict[str, str]:
