@@ -610,3 +610,14 @@ def test_a_jsonl_key_given_twice_is_refused_not_half_read(tmp_path):
         (d / "captions.jsonl").write_text('{"path": "ramp.mp4", "caption": "ok"}\n' + line + "\n")
         with pytest.raises(ValueError, match=r"captions.jsonl:2: not valid JSON \(the key '(caption|short)' appears more"):
             load_captions(d)
+
+
+def test_a_json_document_for_captions_jsonl_is_named_as_such(tmp_path):
+    """A captions.jsonl holding one JSON array, or pretty-printed objects, was "Expecting property name
+    ... at column 2" or 'each line needs a "path" string', saying nothing of the one-object-per-line format."""
+    d = ramp_folder(tmp_path, 3, 10)
+    rows = [{"path": "ramp.mp4", "caption": "a"}]
+    for text in [json.dumps(rows), json.dumps(rows, indent=2), json.dumps(rows[0], indent=2)]:
+        (d / "captions.jsonl").write_text(text + "\n")
+        with pytest.raises(ValueError, match=r"captions.jsonl:1: .*one JSON object per line \(JSON Lines\)"):
+            load_captions(d)

@@ -159,14 +159,17 @@ def _read_jsonl(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     for line_no, line in enumerate(read_text(src).split("\n"), 1):
         if not line.strip():
             continue
+        # a JSON array, or an object spread over lines (pretty-printed), is the commonest wrong shape
+        hint = ("; the file holds one JSON object per line (JSON Lines), not one JSON document"
+                if line_no == 1 and line.strip() in ("{", "[") or line.lstrip().startswith("[{") else "")
         try:
             obj = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+            raise ValueError(f"{src}:{line_no}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno}){hint}") from None
         except (ValueError, RecursionError) as e:  # an integer of over 4300 digits, arrays nested too deep
             raise ValueError(f"{src}:{line_no}: not valid JSON ({e})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("path"), str) or not obj["path"]:
-            raise ValueError(f'{src}:{line_no}: each line needs a "path" string')
+            raise ValueError(f'{src}:{line_no}: each line needs a "path" string{hint}')
         rows.append((line_no, _checked_path(obj["path"], f"{src}:{line_no}"), _captions_of(obj, f"{src}:{line_no}")))
     return rows
 
