@@ -621,3 +621,18 @@ def test_a_json_document_for_captions_jsonl_is_named_as_such(tmp_path):
         (d / "captions.jsonl").write_text(text + "\n")
         with pytest.raises(ValueError, match=r"captions.jsonl:1: .*one JSON object per line \(JSON Lines\)"):
             load_captions(d)
+
+
+def test_one_video_named_in_two_spellings_is_warned_as_repeated(tmp_path, caplog, capsys):
+    """"ramp.mp4" and its absolute path (or "../d/ramp.mp4") are one video drawn twice, but only the
+    same spelling twice was warned about."""
+    from spacetime.data.probe import main_probe
+
+    d = ramp_folder(tmp_path, 3, 10)
+    (d / "captions.jsonl").write_text("".join(json.dumps({"path": p, "caption": "x"}) + "\n"
+                                              for p in ["ramp.mp4", str(d / "ramp.mp4"), "../d/./ramp.mp4"]))
+    with caplog.at_level(logging.WARNING, logger="spacetime.data.folder"):
+        assert len(load_captions(d)) == 3
+    assert "'ramp.mp4' (lines 1, 2, 3)" in caplog.text
+    assert main_probe(d, None) == 0
+    assert "ramp.mp4 (lines 1, 2, 3)" in capsys.readouterr().out

@@ -77,15 +77,30 @@ def read_caption_rows(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     return _read_jsonl(src) if src.suffix == ".jsonl" else _read_csv(src)
 
 
-def caption_notes(rows: list[tuple[int, str, dict[str, str]]]) -> tuple[dict[str, list[int]], list[tuple[str, int]]]:
+def folder_relative(directory: Path, rel: str) -> str:
+    """A captioned path as the folder's listing spells it: in the file's own Unicode normalization, and
+    an absolute path or one through ".." that names a file inside the folder as that file's relative
+    path; a path outside the folder as written (normalized)."""
+    rel = on_disk(directory, rel)
+    full = Path(os.path.normpath(directory.absolute() / rel))
+    try:
+        return full.relative_to(os.path.normpath(directory.absolute())).as_posix()
+    except ValueError:
+        return Path(os.path.normpath(rel)).as_posix()
+
+
+def caption_notes(
+    rows: list[tuple[int, str, dict[str, str]]], directory: Path | None = None
+) -> tuple[dict[str, list[int]], list[tuple[str, int]]]:
     """What a captions file's rows may hold by mistake, legal but worth saying: paths named on more
     than one line (path -> lines; each entry is a sample of its own, with its own clip window and
     caption) and entries with an empty caption ((path, line); one trains as the unconditional
-    prompt, which prompt dropout already provides)."""
+    prompt, which prompt dropout already provides). With `directory`, two spellings of one file
+    (absolute, through "..", in the other Unicode normalization) are one path."""
     lines: dict[str, list[int]] = {}
     empty = []
     for line, rel, captions in rows:
-        rel = Path(os.path.normpath(rel)).as_posix()
+        rel = Path(os.path.normpath(rel)).as_posix() if directory is None else folder_relative(directory, rel)
         lines.setdefault(rel, []).append(line)
         if any(not c.strip() for c in captions.values()):
             empty.append((rel, line))
@@ -108,7 +123,7 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
     rows = read_caption_rows(src)
     # a warning about the whole folder is the same on every rank: rank 0 says it, the others at DEBUG
     level = logging.WARNING if rank_and_world()[0] == 0 else logging.DEBUG
-    repeated, empty = caption_notes(rows)
+    repeated, empty = caption_notes(rows, directory)
     if repeated:
         log.log(level, "%s: %d videos are named by more than one entry (each entry is a sample of its own): %s", src,
                 len(repeated), ", ".join(f"{rel!r} (lines {', '.join(map(str, ls))})" for rel, ls in list(repeated.items())[:5]))

@@ -19,8 +19,8 @@ from spacetime.data.folder import (
     CAPTION_FILES,
     caption_notes,
     find_captions_file,
+    folder_relative,
     is_file,
-    on_disk,
     read_caption_rows,
 )
 
@@ -85,16 +85,6 @@ def _dangling(path: Path) -> str:
     return f"a link to {os.readlink(path)}, which does not exist"
 
 
-def _relative(directory: Path, rel: str) -> str:
-    """A captioned path as the folder's listing spells it: an absolute path or one through ".." that
-    names a file inside the folder is that file (else it would be listed twice, once uncaptioned)."""
-    full = Path(os.path.normpath(directory.absolute() / rel))
-    try:
-        return full.relative_to(os.path.normpath(directory.absolute())).as_posix()
-    except ValueError:  # outside the folder: as written
-        return Path(os.path.normpath(rel)).as_posix()
-
-
 def probe_folder(
     directory: str | Path, manifest_path: str | Path | None = None, progress: bool = True
 ) -> list[dict]:
@@ -128,7 +118,7 @@ def _probe(
                 {**dict.fromkeys(FIELDS), "path": src.name, "ok": False, "error": str(e), "captioned": False}
             )
         for line, rel, _ in caption_rows:
-            named.setdefault(_relative(directory, on_disk(directory, rel)), line)
+            named.setdefault(folder_relative(directory, rel), line)
     files = _videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
@@ -179,7 +169,7 @@ def main_probe(directory: Path, out: Path | None) -> int:
         print("  no captions file (captions.jsonl or captions.csv): FolderVideoDataset needs one")
     elif uncaptioned:
         print(f"  {len(uncaptioned)} videos have no caption: {', '.join(uncaptioned[:5])}")
-    repeated, empty = caption_notes(caption_rows)  # a malformed file has no rows: its own row says why
+    repeated, empty = caption_notes(caption_rows, directory)  # a malformed file has no rows: its own row says why
     if repeated:
         print(f"  {len(repeated)} videos are named by more than one entry (each entry is a sample of its own): "
               + ", ".join(f"{rel} (lines {', '.join(map(str, ls))})" for rel, ls in list(repeated.items())[:5]))
