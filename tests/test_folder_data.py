@@ -498,9 +498,12 @@ def test_csv_captions_refuse_an_unclosed_quote_and_take_long_captions(tmp_path):
     (d / "captions.csv").write_text('path,caption\nramp.mp4,ok\nramp.mp4,"a "big" ramp"\n')
     with pytest.raises(ValueError, match=r"captions.csv:3: not valid CSV"):
         load_captions(d)
-    (d / "captions.csv").write_text('path,caption\nramp.mp4,"two\nlines"\nramp.mp4,' + "x" * 200_000 + "\n")
-    entries = load_captions(d)
-    assert [(e["line"], len(e["captions"]["caption"])) for e in entries] == [(2, 9), (4, 200_000)]
+    (d / "captions.csv").write_text('path,caption\n\nramp.mp4,"two\nlines"\n\nramp.mp4,' + "x" * 200_000 + "\n")
+    entries = load_captions(d)  # each row's first line, past blank lines
+    assert [(e["line"], len(e["captions"]["caption"])) for e in entries] == [(3, 9), (6, 200_000)]
+    (d / "captions.csv").write_text('path,caption\n\nramp.mp4,x\n\n\nramp.mp4,"y\nramp.mp4,z\n')
+    with pytest.raises(ValueError, match=r"captions.csv:6: not valid CSV \(unexpected end of data\)"):
+        load_captions(d)
 
 
 def test_captioned_paths_no_file_system_takes_are_errors_naming_the_line(tmp_path):

@@ -19,6 +19,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import unicodedata
 from pathlib import Path
 
@@ -208,11 +209,14 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
     raise ValueError(f'{where}: needs a "caption" string or a "captions" object of strings')
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # what csv counts as a line end (io.StringIO with newline="")
+
+
 def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     text = read_text(src)
     limit = csv.field_size_limit()
     csv.field_size_limit(max(limit, len(text)))  # a caption as long as JSONL allows (the default stops at 128 KiB)
-    start = 1  # the line the row being read begins on (a quoted caption may span lines)
+    done = 1  # the lines read so far: the header's, then each row's
     try:
         with io.StringIO(text, newline="") as f:
             # strict: a quote opened and never closed is an error, not a caption that swallows the rest of the file
@@ -222,16 +226,20 @@ def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
                     f"{src}:1: the header must name the columns path,caption; got {reader.fieldnames}"
                 )
             rows = []
-            start = reader.line_num + 1
             for row in reader:
+                done = reader.line_num
+                # the line the row begins on: a quoted caption may span lines, and blank lines are passed over
+                fields = [v for v in row.values() if isinstance(v, str)] + row.get(None, [])
+                start = done - sum(len(_NEWLINE.findall(v)) for v in fields)
                 if not row.get("path") or row.get("caption") is None:
                     raise ValueError(f"{src}:{start}: needs a path and a caption")
                 if None in row:  # DictReader's key for the fields past the header's: a caption cut at a comma
                     raise ValueError(f"{src}:{start}: {len(reader.fieldnames) + len(row[None])} fields, but the header "
                                      f"names {len(reader.fieldnames)}; put a caption that holds a comma in quotes")
                 rows.append((start, _checked_path(row["path"], f"{src}:{start}"), {"caption": row["caption"]}))
-                start = reader.line_num + 1
     except csv.Error as e:
+        lines = _NEWLINE.split(text)
+        start = next((n for n in range(done, len(lines)) if lines[n].strip()), done) + 1  # the next row's first line
         raise ValueError(f'{src}:{start}: not valid CSV ({e}); a quoted field must end with a quote, and a quote '
                          'inside one is written twice ("")') from None
     finally:
