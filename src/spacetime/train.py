@@ -269,10 +269,8 @@ def load_vae(spec: str, key: str) -> VideoVAE:
     path = vae_path(spec)
     try:
         return VideoVAE.from_pretrained(path)
-    except (ValueError, OSError) as e:  # a missing or incomplete directory, unreadable files
-        raise ValueError(f"{key} {spec}: {e}") from None
-    except (KeyError, TypeError, RuntimeError, SafetensorError) as e:
-        try:
+    except (ValueError, OSError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        try:  # another kind of folder is named as what it is, before what failed in reading it as a VAE
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
             config = {}
@@ -280,6 +278,8 @@ def load_vae(spec: str, key: str) -> VideoVAE:
             hint = f"a text-to-video model folder, not a VAE (its VAE is {path / 'vae'})"
         elif (path / "state.json").is_file():
             hint = "a training checkpoint, not a VAE model folder (a VAE run's model is run_dir/model)"
+        elif isinstance(e, (ValueError, OSError)):  # a missing or incomplete directory, unreadable files
+            hint = str(e)
         else:
             hint = f"not a VAE model folder, or a damaged one ({type(e).__name__}: {e})"
         raise ValueError(f"{key} {spec}: {hint}"[:500]) from None
