@@ -639,3 +639,14 @@ def test_one_video_named_in_two_spellings_is_warned_as_repeated(tmp_path, caplog
     assert "'ramp.mp4' (lines 1, 2, 3)" in caplog.text
     assert main_probe(d, None) == 0
     assert "ramp.mp4 (lines 1, 2, 3)" in capsys.readouterr().out
+
+
+def test_a_file_as_the_data_path_is_named_as_a_file(tmp_path):
+    """--data.path pointing at a file (the captions file, say) said 'no such directory'."""
+    from spacetime.data.streams import DataConfig
+
+    (tmp_path / "captions.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="captions.jsonl: a file, not a folder of videos"):
+        DataConfig(source="folder", path=str(tmp_path / "captions.jsonl"))
+    with pytest.raises(ValueError, match="nope: no such directory"):
+        DataConfig(source="folder", path=str(tmp_path / "nope"))

@@ -249,13 +249,19 @@ def test_tiny_vae_overfits_one_clip_within_a_minute():
     assert best > 25, f"PSNR {best:.1f} dB after {time.perf_counter() - start:.0f} s"
 
 
-def test_train_vae_on_a_folder_of_videos(tmp_path):
+def test_train_vae_on_a_folder_of_videos(tmp_path, caplog):
     from spacetime.world.dataset import write_world
 
     data = write_world(tmp_path / "videos", 3, num_frames=5, height=16, width=16, progress=False)
-    out = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "r"),
-                                                       "--data.source", "folder", "--data.path", str(data)]),
-                    progress=False)
+    captions = next(p for p in data.iterdir() if p.name.startswith("captions"))
+    first = captions.read_text().splitlines()[1 if captions.suffix == ".csv" else 0]
+    with captions.open("a") as f:  # an entry naming a missing file: warned once, not again for the latent statistics
+        f.write(first.replace(".mp4", "-gone.mp4", 1) + "\n")
+    with caplog.at_level("WARNING", logger="spacetime.data.folder"):
+        out = train_vae(load_config(TrainVAEConfig, None, [*TINY, "--max_steps", "2", "--run_dir", str(tmp_path / "r"),
+                                                           "--data.source", "folder", "--data.path", str(data)]),
+                        progress=False)
+    assert len([r for r in caplog.records if "gone" in r.getMessage() or "missing" in r.getMessage()]) == 1, caplog.text
     vae = VideoVAE.from_pretrained(out)
     assert vae.encode(torch.zeros(1, 3, 5, 16, 16)).shape == (1, 16, 2, 2, 2)
     assert (vae.latent_std > 0).all() and not torch.equal(vae.latent_std, torch.ones(16))

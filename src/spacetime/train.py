@@ -759,7 +759,12 @@ def train_vae(cfg: TrainVAEConfig, progress: bool = True) -> Path:
     out = run_dir / "model"
     if main_rank:
         if not cfg.freeze_encoder:
-            stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
+            folder_log = logging.getLogger("spacetime.data.folder")
+            was, _ = folder_log.level, folder_log.setLevel(logging.ERROR)  # its captions file's warnings: said at the start
+            try:
+                stats = video_batches(cfg.data, cfg.batch_size, 10**9)  # samples training never reached
+            finally:
+                folder_log.setLevel(was)
             model.fit_latent_stats(v.to(device) for v in itertools.islice(stats, cfg.latent_stats_batches))
         save_model(out, {"model": cfg.model.to_dict()}, model)
     if world > 1:

@@ -57,7 +57,9 @@ class DataConfig:
         if self.source == "folder" and not self.path:
             raise ValueError("data.path is required when data.source is 'folder'")
         if self.source == "folder" and not Path(self.path).is_dir():
-            raise ValueError(f"data.path {self.path}: no such directory")
+            why = ("a file, not a folder of videos (a captions file goes in the folder as captions.jsonl or .csv)"
+                   if Path(self.path).exists() else "no such directory")
+            raise ValueError(f"data.path {self.path}: {why}")
         if not 0.0 <= self.multishot <= 1.0:
             raise ValueError(f"data.multishot is a share of clips in [0, 1], got {self.multishot!r}")
         if self.num_workers < 0:
