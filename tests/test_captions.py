@@ -445,6 +445,19 @@ def test_a_long_prompt_is_cut_between_words():
     assert parse_prompt("y" * 20_000).unknown_words == ["y" * 10_000]  # one word: cut where it must be
 
 
+def test_complete_prompt_leaves_the_eval_prompts_as_they_are():
+    """The eval completes prompts as generate does: the held-out captions (every length, with cuts
+    too) name each object's colour in the world's words, so the published figures stay as measured."""
+    from spacetime.eval.evaluate import split_prompts
+    from spacetime.world.prompts import complete_prompt
+
+    for caption in ("detailed", "medium", "short"):
+        for prompt in split_prompts("heldout", 60, seed=0, caption=caption):
+            assert complete_prompt(prompt, seed=0) == prompt, prompt
+    for prompt in split_prompts("heldout", 20, seed=0, multishot=True):
+        assert complete_prompt(prompt, seed=0) == prompt, prompt
+
+
 def test_complete_prompt_for_an_input_names_the_colours_it_shows():
     """With an image or video, the object it shows vanished when the prompt named no colour (88% of
     the new frames blank over 8 clips, image -> video and extension alike): its own colours are
