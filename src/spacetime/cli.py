@@ -454,14 +454,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"expanded prompt: {prompt}")
     completed = None
     if d.get("complete_prompt") and not (args.expand_prompt or args.prompt_as_typed):
-        from spacetime.world.prompts import complete_prompt, parse_prompt
-
         aspect = width / height if width and height else d.get("width", 64) / d.get("height", 64)
-        seen = None  # text alone: a scene drawn; with an input, the colours it shows where the new frames join it
-        if (args.image is not None or args.video is not None) and any(o.colour is None for o in parse_prompt(args.prompt).objects):
-            seen = objects_where_inputs_join(mode or "image-to-video", args.image, args.video, args.video2)
-        completed = complete_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17),
-                                    fps=fps, aspect=aspect, seen=seen)
+        completed = completed_prompt(args.prompt, seed=args.seed, num_frames=num_frames or d.get("num_frames", 17),
+                                     fps=fps, aspect=aspect, mode=mode or "image-to-video", image=args.image,
+                                     video=args.video, video2=args.video2)
         if completed == args.prompt:
             completed = None
         else:
@@ -528,6 +524,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     frames = "1 frame" if num_frames == 1 else f"{num_frames} frames"  # a still said "(1 frames, ...)"
     print(f"wrote {args.output} ({frames}, {width}x{height}, {fps:g} fps) and {args.output.with_suffix('.json')}")
     return 0
+
+
+def completed_prompt(prompt: str, *, seed: int, num_frames: int, fps: float, aspect: float, mode: str,
+                     image=None, video=None, video2=None) -> str:
+    """`world.prompts.complete_prompt` for one generation, as `generate` and `serve` make it: with a
+    scene drawn for text alone, with the colours the input shows where the new frames join it
+    otherwise (read only when the prompt leaves some object's colour open)."""
+    from spacetime.world.prompts import complete_prompt, parse_prompt
+
+    seen = None
+    if (image is not None or video is not None) and any(o.colour is None for o in parse_prompt(prompt).objects):
+        seen = objects_where_inputs_join(mode, image, video, video2)
+    return complete_prompt(prompt, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, seen=seen)
 
 
 def objects_where_inputs_join(mode: str, image=None, video=None, video2=None) -> list[tuple[str, str | None]]:

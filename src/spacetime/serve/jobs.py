@@ -348,14 +348,11 @@ def pipeline_runner(pipe, inputs_of: Callable[[Job], dict], marks: OutputMarks) 
         s = job.spec
         media = inputs_of(job)  # paths in the job's own folder, written by the server
         if pipe.defaults.get("complete_prompt") and not s.prompt_as_typed:  # as `spacetime generate` does
-            from spacetime.cli import objects_where_inputs_join
-            from spacetime.world.prompts import complete_prompt, parse_prompt
+            from spacetime.cli import completed_prompt
 
-            seen = None  # text alone: a scene drawn; with an input, its colours where the new frames join it
-            if media and any(o.colour is None for o in parse_prompt(s.prompt).objects):
-                seen = objects_where_inputs_join(s.mode, media.get("image"), media.get("video"), media.get("video2"))
-            done = complete_prompt(s.prompt, seed=s.seed, num_frames=s.num_frames, fps=s.fps, aspect=s.width / s.height,
-                                   seen=seen)
+            done = completed_prompt(s.prompt, seed=s.seed, num_frames=s.num_frames, fps=s.fps, aspect=s.width / s.height,
+                                    mode=s.mode, image=media.get("image"), video=media.get("video"),
+                                    video2=media.get("video2"))
             s.revised_prompt = None if done == s.prompt else done
         out = pipe(s.revised_prompt or s.prompt, negative_prompt=s.negative_prompt, num_frames=s.window_frames or s.num_frames, height=s.height,
                    width=s.width, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
