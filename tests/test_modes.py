@@ -11,6 +11,7 @@ import torch
 
 from spacetime import pipeline as pipeline_module
 from spacetime import sampling
+from spacetime.data.media import load_media
 from spacetime.data.video import frames_to_tensor, write_video
 from spacetime.dit import DiT, DiTConfig
 from spacetime.pipeline import SpacetimePipeline
@@ -220,13 +221,12 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     big = tmp_path / "big.mp4"
     write_video(make_clip(8, num_frames=9, height=64, width=48).frames, big, fps=8)
     seen = []
-    real = pipeline_module.SpacetimePipeline._load_media
-    pipeline_module.SpacetimePipeline._load_media = staticmethod(lambda x, name, size=None: seen.append(size) or real(x, name, size))
+    pipeline_module.load_media = lambda x, name, size=None: seen.append(size) or load_media(x, name, size)
     try:
-        with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        with caplog.at_level(logging.WARNING):
             out = run(pipe, video=str(big), num_frames=9, height=32, width=32)[0]
     finally:
-        pipeline_module.SpacetimePipeline._load_media = staticmethod(real)
+        pipeline_module.load_media = load_media
     assert out.shape == (9 + 8, 32, 32, 3) and seen == [(32, 32)] and "video is 48x64 (WxH); resized to 32x32" in caplog.text
 
 
@@ -489,7 +489,7 @@ def test_pipeline_to_moves_every_part(pipe):
 def test_image_files_are_read_upright_opaque_and_whole(pipe, tmp_path):
     from PIL import Image
 
-    load = SpacetimePipeline._load_media
+    load = load_media
     # a phone photo: stored 64 wide, 32 high, with EXIF "rotate 90 clockwise"; a marker top-left
     img = np.zeros((32, 64, 3), np.uint8)
     img[:8, :8] = 255

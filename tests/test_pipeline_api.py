@@ -11,6 +11,7 @@ from test_text import _with_minilm_tokenizer
 from test_train_dit import TINY_DIT
 
 from spacetime.config import load_config
+from spacetime.data.media import load_media
 from spacetime.pipeline import SpacetimePipeline
 from spacetime.train import TrainDiTConfig, train_dit
 
@@ -248,24 +249,24 @@ def test_pil_images_with_premultiplied_alpha_or_transparent_greys_are_read(tmp_p
     la = Image.merge("LA", [Image.fromarray(grey), Image.fromarray(alpha)])
     want = np.repeat((grey * (alpha > 0))[None, ..., None], 3, -1)
     for im in (la.convert("La"), la.convert("RGBA").convert("RGBa")):
-        assert np.array_equal(SpacetimePipeline._load_media(im, "image"), want), im.mode
-        assert np.array_equal(SpacetimePipeline._load_media([im, im], "video"), np.concatenate([want, want])), im.mode
+        assert np.array_equal(load_media(im, "image"), want), im.mode
+        assert np.array_equal(load_media([im, im], "video"), np.concatenate([want, want])), im.mode
     # a 16-bit grey PNG with a transparent value (tRNS): scaled to 8 bits, that value black
     deep = Image.fromarray(np.array([[51400, 0], [1028, 65535]], np.uint16))
     deep.save(tmp_path / "grey16.png", transparency=1028)
     want = np.repeat(np.array([[200, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
-    assert np.array_equal(SpacetimePipeline._load_media(tmp_path / "grey16.png", "image"), want)
-    assert np.array_equal(SpacetimePipeline._load_media(Image.open(tmp_path / "grey16.png"), "image"), want)
+    assert np.array_equal(load_media(tmp_path / "grey16.png", "image"), want)
+    assert np.array_equal(load_media(Image.open(tmp_path / "grey16.png"), "image"), want)
     with Image.open(tmp_path / "grey16.png") as closed:  # used after its `with`: its pixels never read
         pass
     with pytest.raises(ValueError, match=r"^image: the PIL image's file was closed before its pixels were read"):
-        SpacetimePipeline._load_media(closed, "image")
+        load_media(closed, "image")
     with pytest.raises(ValueError, match=r"^video: the PIL image's file was closed"):
-        SpacetimePipeline._load_media([closed], "video")
+        load_media([closed], "video")
     f = Image.fromarray(np.array([[0.5, 0.0], [0.25, 1.0]], np.float32))
     f.info["transparency"] = 0.25
     want = np.repeat(np.array([[128, 0], [0, 255]], np.uint8)[None, ..., None], 3, -1)
-    assert np.array_equal(SpacetimePipeline._load_media(f, "image"), want)
+    assert np.array_equal(load_media(f, "image"), want)
 
 
 def test_save_pretrained_never_replaces_a_file_or_a_folder_of_other_things(tiny_model_dir, tmp_path):

@@ -468,6 +468,25 @@ def test_exif_orientation_is_applied_to_pil_images(tmp_path):
     assert read_video(tmp_path / "p.jpg")[0].shape == frames.shape
 
 
+def test_every_reader_of_pil_images_takes_premultiplied_alpha_and_transparent_deep_greys(tmp_path):
+    """to_uint8_frames, which the server's uploads, export_to_video and the pipeline all read PIL
+    images through: "La" (which PIL converts to nothing but "LA") was an error, and a 16-bit grey PNG
+    with a transparent value (tRNS) came out clipped white instead of scaled."""
+    grey = np.array([[200, 0], [50, 255]], np.uint8)
+    alpha = np.array([[255, 0], [255, 255]], np.uint8)
+    la = Image.merge("LA", [Image.fromarray(grey), Image.fromarray(alpha)])
+    want = np.repeat((grey * (alpha > 0))[..., None], 3, -1)
+    np.testing.assert_array_equal(to_uint8_frames(la.convert("La"))[0], want)
+    np.testing.assert_array_equal(to_uint8_frames(la.convert("RGBA").convert("RGBa"))[0], want)
+    Image.fromarray(np.array([[51400, 0], [1028, 65535]], np.uint16)).save(tmp_path / "g16.png", transparency=1028)
+    with Image.open(tmp_path / "g16.png") as im:
+        np.testing.assert_array_equal(to_uint8_frames(im)[0], np.repeat(np.array([[200, 0], [0, 255]], np.uint8)[..., None], 3, -1))
+    with Image.open(tmp_path / "g16.png") as closed:
+        pass
+    with pytest.raises(ValueError, match="file was closed before its pixels were read"):
+        to_uint8_frames(closed)
+
+
 def test_transparency_is_composited_over_black(tmp_path):
     rgba = np.zeros((16, 16, 4), np.uint8)
     rgba[..., :3] = (255, 0, 255)  # magenta hidden under fully transparent pixels...

@@ -547,10 +547,9 @@ def objects_where_inputs_join(mode: str, image=None, video=None, video2=None) ->
     time stays small for any input."""
     import numpy as np
 
-    from spacetime.pipeline import SpacetimePipeline
+    from spacetime.data.media import load_media as load
     from spacetime.world.prompts import objects_in
 
-    load = SpacetimePipeline._load_media
     if image is not None:
         frames = load(image, "image")[:1]
     else:
@@ -572,7 +571,7 @@ def _source_fps(path: Path) -> float | None:
     that cannot be read (the pipeline reports it, naming it). Read as the pipeline reads it: an
     animated PNG or WebP by PIL, from its frames' durations (FFmpeg cannot decode animated WebP)."""
     from spacetime.data.decode import video_info
-    from spacetime.pipeline import IMAGE_SUFFIXES
+    from spacetime.data.media import IMAGE_SUFFIXES
 
     try:
         if path.suffix.lower() in IMAGE_SUFFIXES:

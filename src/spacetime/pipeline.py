@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from spacetime import flow, sampling
+from spacetime.data.media import fit_media, load_media
 from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VideoVAE
 
@@ -50,8 +50,6 @@ CONNECT_STRENGTH = 0.6
 # an output taken from an input's size with this many times the pixels of the model's default is
 # warned of: sampling time grows with their square (a 12-megapixel photo at a 64x64 model: hours)
 BIG_INPUT = 16
-# files read with PIL (EXIF orientation, 16-bit greys, animated PNG and WebP); the rest with FFmpeg
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def size_multiples(vae_config, patch) -> tuple[int, int, int]:
@@ -319,75 +317,6 @@ class SpacetimePipeline:
             raise ValueError(f"height must be a multiple of {fs_h} and width of {fs_w}, got {height}x{width} (HxW)")
 
     # --- inputs for the prompting modes --------------------------------------------------------
-
-    @staticmethod
-    def _load_media(x, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
-        """An image or video (a path, array, tensor, PIL image or list of frames) -> uint8 (T, H, W, 3).
-        `size` (height, width): a video file's frames are scaled to it as they are decoded (with the
-        warning `_fit_media` gives), so a long 4K input costs the memory of the frames made."""
-        from spacetime.data.video import to_uint8_frames
-
-        if isinstance(x, (bytes, bytearray, memoryview)):
-            raise ValueError(f"{name}: give a file path, a PIL image, an array or a tensor, not the file's bytes "
-                             "(e.g. PIL.Image.open(io.BytesIO(data)))")
-        if isinstance(x, (str, Path)):
-            path = Path(x)
-            if path.is_dir():
-                raise ValueError(f"{name}: {str(path)!r} is a directory, not a file")
-            if not path.exists():
-                raise ValueError(f"{name}: no such file {str(path)!r}")
-            if not path.is_file():  # a device or a pipe: FFmpeg would block on it, or seek in vain
-                raise ValueError(f"{name}: {str(path)!r} is not a regular file (a device or a pipe); save it to a "
-                                 "file first")
-            frames, not_image = None, None
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                from PIL import Image, ImageSequence, UnidentifiedImageError
-
-                try:
-                    with Image.open(path) as im:
-                        if name != "image" and getattr(im, "n_frames", 1) > 1:  # an animated PNG or WebP: all of it
-                            frames = to_uint8_frames(_readable_pil([f.copy() for f in ImageSequence.Iterator(im)]))
-                        else:
-                            frames = to_uint8_frames(_readable_pil(im))
-                except UnidentifiedImageError as e:  # perhaps a video under an image's name: FFmpeg tries
-                    not_image = e
-                except Image.DecompressionBombError as e:
-                    raise ValueError(f"{name}: {str(path)!r} is too large to read ({e}); scale it down first") from None
-                except OSError as e:
-                    raise ValueError(f"{name}: cannot read image {str(path)!r}: {e}") from None
-            if frames is None:
-                try:  # an image's first frame is all it uses
-                    from spacetime.data.video import decode_video
-
-                    d = decode_video(path, max_frames=1 if name == "image" else None, size=size)
-                    if size is not None and (d.height, d.width) != tuple(size):
-                        _warn_resized(name, d.height, d.width, *size)
-                    frames = np.stack(d.frames)
-                except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault here
-                    what, why = ("image", not_image) if not_image else ("image" if name == "image" else "video", e)
-                    raise ValueError(f"{name}: cannot read {what} {str(path)!r}: {why}") from None
-        else:
-            if name == "image" and isinstance(x, (np.ndarray, Tensor)) and x.ndim == 2:  # grayscale (H, W)
-                x = x[..., None]
-            try:
-                frames = to_uint8_frames(_readable_pil(x))
-            except ValueError as e:  # its message says "video" whatever the argument: named here
-                given = f" (given shape {tuple(x.shape)})" if isinstance(x, (np.ndarray, Tensor)) else ""
-                raise ValueError(f"{name}: {e}{given}") from None
-            if name == "image" and len(frames) > 1:  # else its first frame for every prompt, silently
-                raise ValueError(f"image: got {len(frames)} frames {frames.shape}; give one image (a video goes in "
-                                 "video=; for one image per prompt, call once per image)")
-        return frames
-
-    @staticmethod
-    def _fit_media(frames: np.ndarray, name: str, height: int, width: int) -> np.ndarray:
-        """Frames resized to height x width, with a warning, when they are another size."""
-        if frames.shape[1:3] != (height, width):
-            _warn_resized(name, *frames.shape[1:3], height, width)
-            t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-            t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-            frames = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return frames
 
     def _encode(self, frames: np.ndarray) -> Tensor:
         """uint8 (T, H, W, 3), T = 1 + 4k -> normalized latents (1, C, 1 + k, h, w)."""
@@ -671,7 +600,7 @@ class SpacetimePipeline:
             # the output takes the first input's size, or with one side given its aspect ratio (not
             # the model's default for the other side, which would stretch it)
             first = next(iter(inputs))
-            media[first] = self._load_media(inputs[first], first)
+            media[first] = load_media(inputs[first], first)
             ih, iw = media[first].shape[1:3]
             if height is None and width is None:
                 height, width, how = ih, iw, "without height and width the output takes its size,"
@@ -712,8 +641,8 @@ class SpacetimePipeline:
         if negatives is not None and len(negatives) == len(prompts) > 1:
             negatives = [n for n in negatives for _ in range(per_prompt)]
         prompts = [p for p in prompts for _ in range(per_prompt)]
-        media.update({name: self._load_media(x, name, (height, width)) for name, x in inputs.items() if name not in media})
-        media = {name: self._fit_media(frames, name, height, width) for name, frames in media.items()}
+        media.update({name: load_media(x, name, (height, width)) for name, x in inputs.items() if name not in media})
+        media = {name: fit_media(frames, name, height, width) for name, frames in media.items()}
         timings = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
         t0 = time.perf_counter()
         text, mask = self.text_encoder.encode(prompts)
@@ -933,47 +862,6 @@ class SpacetimePipeline:
         if video is None:
             return "text"
         return "connect" if video2 is not None else "edit" if strength is not None else "extend"
-
-
-def _warn_resized(name: str, h: int, w: int, height: int, width: int) -> None:
-    """The warning for an input resized to the output's size; one whose shape changes is said to be
-    stretched, not only resized (a portrait video at a landscape size)."""
-    aspect, out = w / h, width / height
-    stretched = (f"; stretched, as its aspect ratio ({aspect:.2f}) is not the output's ({out:.2f}): give a size of its "
-                 "aspect ratio, or crop it first") if abs(math.log(aspect / out)) > 0.02 else ""
-    log.warning("%s is %dx%d (WxH); resized to %dx%d%s", name, w, h, width, height, stretched)
-
-
-def _readable_pil(x):
-    """PIL images that `to_uint8_frames` misreads, made ones it reads (in a list too): premultiplied
-    alpha ("La", which PIL converts to nothing else but "LA"; "RGBa") unpremultiplied, and a
-    16-bit or float grey with a transparent value (a 16-bit PNG's tRNS, which PIL's RGBA conversion
-    clips to white or black) as uint8 (H, W, 3), scaled as without it, that value black."""
-    if isinstance(x, (list, tuple)):
-        return [_readable_pil(f) for f in x]
-    if not (hasattr(x, "convert") and hasattr(x, "getbands")):
-        return x
-    try:
-        x.load()
-    except AssertionError:  # PIL's own check, message-less: Image.open's lazy file closed by its `with`
-        raise ValueError("the PIL image's file was closed before its pixels were read (an Image.open used after its "
-                         "`with` block): call .load() or .copy() on it inside the block") from None
-    if x.mode in ("La", "RGBa"):
-        return x.convert("LA" if x.mode == "La" else "RGBA")
-    if "transparency" in x.info and (x.mode in ("I", "F") or x.mode.startswith("I;16")):
-        from PIL import ImageOps
-
-        from spacetime.data.decode import over_black
-        from spacetime.data.video import to_uint8_frames
-
-        clear = x.info["transparency"]
-        if x.getexif().get(0x0112, 1) != 1:  # upright first, as to_uint8_frames turns it
-            x = ImageOps.exif_transpose(x)
-        plain = x.copy()
-        plain.info.pop("transparency", None)
-        alpha = np.where(np.asarray(x) == clear, 0, 255).astype(np.uint8)  # (H, W)
-        return over_black(to_uint8_frames(plain)[0], alpha[..., None])  # (H, W, 3)
-    return x
 
 
 def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:

@@ -11,6 +11,7 @@ import importlib
 _WHERE = {
     "FolderVideoDataset": "folder",
     "load_captions": "folder",
+    "load_media": "media",
     "probe_folder": "probe",
     "VideoReadError": "decode",
     "export_to_video": "video",

@@ -79,12 +79,27 @@ def _pil_to_rgb(im: Any) -> np.ndarray:
 
     PIL's convert("RGB") clips 16-bit and 32-bit values at 255 instead of scaling them, so a
     16-bit PNG (mode "I;16", or "I" from older Pillow) would come out nearly all white; and it
-    drops alpha, showing whatever colour the file keeps under transparent pixels.
+    drops alpha, showing whatever colour the file keeps under transparent pixels. Premultiplied
+    alpha ("La", which PIL converts to nothing but "LA"; "RGBa") is unpremultiplied first.
     """
     from PIL import ImageOps
 
+    try:
+        im.load()
+    except AssertionError:  # PIL's own check, message-less: Image.open's lazy file closed by its `with`
+        raise ValueError("the PIL image's file was closed before its pixels were read (an Image.open used after its "
+                         "`with` block): call .load() or .copy() on it inside the block") from None
     if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phone photos are stored sideways
         im = ImageOps.exif_transpose(im)  # (a copy; without the tag it would copy for nothing)
+    if im.mode in ("La", "RGBa"):
+        im = im.convert("LA" if im.mode == "La" else "RGBA")
+    if "transparency" in im.info and (im.mode in ("I", "F") or im.mode.startswith("I;16")):
+        # a deep grey with a transparent value (a 16-bit PNG's tRNS): PIL's RGBA conversion would
+        # clip it to white or black, so it is scaled as without it, and that value made black
+        plain = im.copy()
+        plain.info.pop("transparency", None)
+        alpha = np.where(np.asarray(im) == im.info["transparency"], 0, 255).astype(np.uint8)  # (H, W)
+        return over_black(_pil_to_rgb(plain), alpha[..., None])
     if "A" in im.getbands() or "a" in im.getbands() or "transparency" in im.info:
         rgba = np.asarray(im.convert("RGBA"))
         return over_black(rgba[..., :3], rgba[..., 3:])
