@@ -635,3 +635,25 @@ def test_a_matroska_clip_that_starts_late_is_not_called_damaged(tmp_path, caplog
     (tmp_path / "cut.mkv").write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
     row = probe_video(tmp_path / "cut.mkv")
     assert not row["ok"] and "of the 12.500 s the container gives" in row["error"]
+
+
+def test_a_transport_stream_cut_partway_through_a_packet_is_named_damaged(tmp_path, caplog):
+    """A TS has no index or frame count, so a cut one read as a whole, shorter video: only its size,
+    not a whole number of 188-byte packets, tells."""
+    path = tmp_path / "whole.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for k in range(16):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 10 * k, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    assert len(data) % 188 == 0 and decode(path).damage is None
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) // 2 + 50])
+    d = decode(cut)
+    assert 0 < len(d.frames) < 16 and "ends partway through a transport-stream packet" in d.damage
+    with caplog.at_level(logging.WARNING):
+        assert len(read_video(cut)[0]) == len(d.frames)
+    assert "cut.ts: damaged" in caplog.text
