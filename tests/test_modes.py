@@ -287,6 +287,9 @@ def test_videos_per_prompt_and_output_types_as_diffusers(pipe):
     torch.testing.assert_close(pt, torch.from_numpy(ref).permute(0, 3, 1, 2).float() / 255)
     with pytest.raises(ValueError, match="output_type must be"):
         pipe("a", num_inference_steps=1, output_type="tensor")
+    with pytest.raises(ValueError, match="return_dict must be True or False, got 'False'"):  # was taken as true
+        pipe("a", num_inference_steps=1, return_dict="False")
+    assert isinstance(pipe("a", num_frames=1, num_inference_steps=1, return_dict=False), tuple)
     with pytest.raises(ValueError, match="num_videos_per_prompt must be a positive integer"):
         pipe("a", num_inference_steps=1, num_videos_per_prompt=0)
 

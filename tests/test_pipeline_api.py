@@ -136,6 +136,8 @@ def test_a_model_folder_sets_the_steps_guidance_and_dtype_a_call_gets(tiny_model
     steps = []
     run(own, callback=lambda i, n: steps.append(n))
     assert steps == [3, 3, 3]
+    auto = SpacetimePipeline.from_pretrained(tmp_path / "m", torch_dtype="auto")  # diffusers' word for the model's own
+    assert {p.dtype for p in auto.dit.parameters()} == {p.dtype for p in own.dit.parameters()}
     full = SpacetimePipeline.from_pretrained(tmp_path / "m", torch_dtype=torch.float32)  # asked: float32 after all
     assert {p.dtype for p in full.dit.parameters()} == {torch.float32}
     assert (own.resolve_dtype(), own.resolve_dtype("float32"), plain.resolve_dtype()) == ("bfloat16", "float32", "float32")

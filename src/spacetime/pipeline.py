@@ -235,10 +235,10 @@ class SpacetimePipeline:
         """A pipeline directory; None: the default world model shipped in the package. `torch_dtype`
         (e.g. torch.bfloat16 or "bfloat16"): the DiT's and VAE's weights in it, generation under autocast; default:
         the model's own (`defaults.dtype` in its config.json, the dtype it was measured in), else
-        float32.
+        float32; "auto" says so too, as in diffusers.
         A local text encoder is found in the folder's `text_encoder/` (where `save_pretrained` puts
         it), else at the recorded path (a relative one: beside the folder, then from here)."""
-        torch_dtype = None if torch_dtype is None else _torch_dtype("torch_dtype", torch_dtype)  # before loading
+        torch_dtype = None if torch_dtype in (None, "auto") else _torch_dtype("torch_dtype", torch_dtype)  # before loading
         device = None if device is None else _torch_device(device)
         path, config, dit = read_pipeline_dit(path)
         vae = VideoVAE.from_pretrained(path / "vae")
@@ -550,6 +550,8 @@ class SpacetimePipeline:
         per_prompt = _positive_int("num_videos_per_prompt", num_videos_per_prompt)
         if output_type not in ("np", "pil", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pil', 'pt' or 'latent', got {output_type!r}")
+        if not isinstance(return_dict, (bool, np.bool_)):  # "False" would be true, and give the other shape
+            raise ValueError(f"return_dict must be True or False, got {return_dict!r}")
         guidance_scale = self.resolve_guidance_scale(guidance_scale)
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
         guidance_method, guidance_options = self.resolve_guidance_method(guidance_method, guidance_options)
