@@ -9,7 +9,7 @@ import pytest
 from spacetime.world import captions as C
 from spacetime.world import vocab
 from spacetime.world.clip import make_clip, stream_seed
-from spacetime.world.prompts import expand_prompt, parse_prompt
+from spacetime.world.prompts import complete_prompt, expand_prompt, parse_prompt
 from spacetime.world.scene import Occluder, Scene, WorldObject
 
 SIZES = [(32, 32), (32, 48), (48, 32), (32, 64)]  # (height, width): scenes depend on the aspect only
@@ -640,3 +640,16 @@ def test_colours_the_world_lacks_are_read_as_the_nearest_and_said():
     assert any("'purple' read as magenta" in n for n in spec.notes)
     assert _objs("a turquoise triangle")[0][0] == "cyan" and _objs("a crimson ball")[0][0] == "red"
     assert parse_prompt("no purple balls").objects == []  # a negated object is not made
+
+
+def test_from_one_side_to_the_other_heads_to_the_second():
+    # "from left to right" was read as "left" with "right" noted as a second motion: the opposite of
+    # what was meant, and complete_prompt then wrote "drifts leftward" for the model
+    for text, want in (("a red ball moves from left to right", "right"), ("a red ball travels left-to-right", "right"),
+                       ("a red ball rolls from the right to the left", "left"), ("a red ball goes from bottom to top", "up"),
+                       ("a red ball moves from the left side to the right side", "right")):
+        spec = parse_prompt(text)
+        assert _objs(text) == [("red", "ball", want, None)] and not spec.notes and not spec.unknown_words, text
+    assert parse_prompt("the camera pans from left to right").camera == "pan-right"
+    assert parse_prompt("camera pans right to left").camera == "pan-left"
+    assert "left" not in complete_prompt("a ball moves from left to right")

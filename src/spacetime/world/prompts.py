@@ -98,6 +98,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     for d in ("left", "right"):
         for v in ("camera pans", "camera moves", "camera panning", "view pans", "pans", "panning", "pan"):
             add([f"{v} {d}", f"{v} to the {d}"], ("camera", f"pan-{d}"))
+            o = "right" if d == "left" else "left"  # "pans from left to right" pans right
+            add([f"{v} from {o} to {d}", f"{v} {o} to {d}", f"{v} from the {o} to the {d}"], ("camera", f"pan-{d}"))
     add(["camera is static", "static camera", "camera is still", "still camera", "fixed camera", "camera does not move",
          "camera stays still", "camera holds still", "camera is fixed"], ("camera", "static"))
     for motion, phrases in DIRECTION_PHRASES.items():
@@ -109,6 +111,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
             words |= {f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}"}
             if motion in ("left", "right"):
                 words.add(f"to the {motion} side")  # "rolls to the left side": a motion; "on the left side" is a place
+            # "from left to right" heads right: read whole, not as "left" then a second motion "right"
+            a, b = {"right": ("left", "right"), "left": ("right", "left"), "up": ("bottom", "top"), "down": ("top", "bottom")}[motion]
+            words |= {f"from {a} to {b}", f"{a} to {b}", f"from the {a} to the {b}", f"from the {a} side to the {b} side"}
         for p in sorted(words):
             add(p, ("motion", motion, None))
             for v in MOVE_VERBS + USER_VERBS:
