@@ -487,6 +487,21 @@ def test_a_name_in_the_other_unicode_normalization_names_the_file(tmp_path):
     assert row["ok"] and row["captioned"]
 
 
+def test_a_captions_file_written_on_windows_names_files_in_subfolders(tmp_path):
+    """"clips\\a.mp4" (a captions file made on Windows) was skipped as missing: backslashes name
+    folders where no file is called that, in the loader and the probe alike."""
+    from spacetime.data.probe import probe_folder
+
+    d = tmp_path / "d"
+    (d / "clips").mkdir(parents=True)
+    write_video(np.zeros((2, 16, 16, 3), np.uint8), d / "clips" / "a.mp4", fps=8)
+    (d / "captions.csv").write_text("path,caption\nclips\\a.mp4,a clip\n")
+    (entry,) = load_captions(d, strict=True)
+    assert entry["path"] == (d / "clips" / "a.mp4").resolve()
+    (row,) = probe_folder(d, progress=False)
+    assert row["ok"] and row["captioned"]
+
+
 def test_csv_captions_refuse_an_unclosed_quote_and_take_long_captions(tmp_path):
     """A quote never closed swallowed every later row into one caption in silence, a badly quoted
     caption was mangled, and a caption over 128 KiB (fine in JSONL) raised _csv.Error naming no file."""

@@ -44,10 +44,14 @@ def find_captions_file(directory: str | Path) -> Path | None:
 
 def on_disk(directory: Path, rel: str) -> str:
     """`rel` as the folder spells it: a name in the other Unicode normalization (macOS writes "é" as
-    "e" and a combining accent, NFD; most scripts write NFC) names the file, as it would on macOS."""
-    if not os.path.lexists(directory / rel):
-        for form in ("NFC", "NFD"):
-            other = unicodedata.normalize(form, rel)
+    "e" and a combining accent, NFD; most scripts write NFC) names the file, as it would on macOS;
+    and a captions file written on Windows ("clips\\a.mp4") names clips/a.mp4 where no file has
+    the backslash in its name."""
+    if os.path.lexists(directory / rel):
+        return rel
+    spellings = [rel, rel.replace("\\", "/")] if "\\" in rel and os.sep == "/" else [rel]
+    for spelling in spellings:
+        for other in (spelling, unicodedata.normalize("NFC", spelling), unicodedata.normalize("NFD", spelling)):
             if other != rel and os.path.lexists(directory / other):
                 return other
     return rel
