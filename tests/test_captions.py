@@ -653,3 +653,19 @@ def test_from_one_side_to_the_other_heads_to_the_second():
     assert parse_prompt("the camera pans from left to right").camera == "pan-right"
     assert parse_prompt("camera pans right to left").camera == "pan-left"
     assert "left" not in complete_prompt("a ball moves from left to right")
+
+
+def test_user_names_for_walls_rising_verbs_and_coloured():
+    # each was unknown words before, and worse: "the left-hand wall" made a second object moving
+    # left, "a red coloured ball" a red object and a ball, and "a ball rises" was completed as "drops"
+    for text, want in (("a red ball bounces against the left-hand wall", [("red", "ball", None, "left")]),
+                       ("a red ball hits the right side wall", [("red", "ball", None, "right")]),
+                       ("a red ball bounces off the ground twice", [("red", "ball", None, "floor")]),
+                       ("a red ball falls to the ground", [("red", "ball", "falls", None)]),
+                       ("a red ball rises", [("red", "ball", "up", None)]),
+                       ("a red ball sinks", [("red", "ball", "down", None)]),
+                       ("a red-coloured ball and a blue colored square",
+                        [("red", "ball", None, None), ("blue", "square", None, None)])):
+        spec = parse_prompt(text)
+        assert _objs(text) == want and not spec.unknown_words and not spec.notes, text
+    assert "drops" not in complete_prompt("a ball rises") and "up" in complete_prompt("a ball rises")

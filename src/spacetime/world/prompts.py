@@ -44,7 +44,7 @@ from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots
 STOPWORDS = frozenset(
     "a an the of to is are was be being with on in at it its as from into onto by this these there here "
     "scene video clip shows showing another also again back against s over across around along very "
-    "slowly quickly fast slow gently some we see where now just each other".split()
+    "slowly quickly fast slow gently some we see where now just each other coloured colored".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
 # Colour words the world has no colour for, to the nearest world colour (RGB distance); a note says so.
@@ -119,6 +119,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
             for v in MOVE_VERBS + USER_VERBS:
                 add(f"{v} {p}", ("motion", motion, False if v in FLOAT_VERBS else None))
     add(FLOAT_VERBS, ("motion", None, False))
+    # verbs that are a direction themselves: "a ball rises" was unknown, and completed as "drops"
+    add(["rises", "rising", "rise", "ascends", "ascending", "ascend", "climbs", "climbing"], ("motion", "up", None))
+    add(["sinks", "sinking", "sink", "descends", "descending", "descend"], ("motion", "down", None))
     add(MOVE_VERBS + USER_VERBS, ("noop",))
     add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
         "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
@@ -130,17 +133,21 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
                                                      "thrown to the {d}", "thrown {d}", "tossed to the {d}", "is thrown {d}")
         add([p.format(d=d) for p in phrases], ("motion", f"bounces-{d}", None))
     add(["bounces", "bouncing", "bounce", "bouncy"], ("bounces",))
-    for wall in vocab.WALLS:
-        name = "the floor" if wall == "floor" else "the ceiling" if wall == "ceiling" else f"the {wall} wall"
-        for v in ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching",
+    wall_verbs = ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching",
                   "crashes into", "crashing into", "crash into", "bumps into", "bumping into", "bump into", "collides with",
-                  "colliding with", "collide with", "bounces against", "bouncing against", "bounce against", "rebounds off"):
-            for times in FLOOR_TIMES:
-                add([f"{v} {name}{times}", f"{v} {name.replace('the ', '')}{times}"], ("hits", wall))
-            if wall in ("left", "right"):  # an object's spec holds one wall: the first, noted
-                other = "right" if wall == "left" else "left"
-                add([f"{v} the {wall} and {other} walls", f"{v} the {wall} and the {other} wall"], ("hits", wall, other))
-        add(name.replace("the ", ""), ("noop",))  # "along the floor", "near the left wall"
+                  "colliding with", "collide with", "bounces against", "bouncing against", "bounce against", "rebounds off")
+    for wall in vocab.WALLS:
+        # and the other names users give a wall: "the ground", "the left-hand wall", "the right side wall"
+        names = {"floor": ("the floor", "the ground"), "ceiling": ("the ceiling",)}.get(
+            wall, (f"the {wall} wall", f"the {wall} hand wall", f"the {wall} side wall"))
+        for name in names:
+            for v in wall_verbs:
+                for times in FLOOR_TIMES:
+                    add([f"{v} {name}{times}", f"{v} {name.replace('the ', '')}{times}"], ("hits", wall))
+                if wall in ("left", "right"):  # an object's spec holds one wall: the first, noted
+                    other = "right" if wall == "left" else "left"
+                    add([f"{v} the {wall} and {other} walls", f"{v} the {wall} and the {other} wall"], ("hits", wall, other))
+        add([name.replace("the ", "") for name in names], ("noop",))  # "along the floor", "near the left wall"
     add(HIT_VERBS + ("hitting", "hit", "colliding with", "collide with", "bumping into", "bump into", "collides", "crashes into",
         "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets"), ("reference",))
     add(["which", "that", "who"], ("relative",))
