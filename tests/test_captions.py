@@ -669,3 +669,18 @@ def test_user_names_for_walls_rising_verbs_and_coloured():
         spec = parse_prompt(text)
         assert _objs(text) == want and not spec.unknown_words and not spec.notes, text
     assert "drops" not in complete_prompt("a ball rises") and "up" in complete_prompt("a ball rises")
+
+
+def test_completion_never_draws_what_the_prompt_denies():
+    # a spec cannot hold a negation, so the expansion drew it: "a ball that does not bounce" was
+    # completed as "a magenta ball drops and bounces on the floor twice"
+    for seed in range(3):
+        for text, kind in (("a ball that does not bounce", "bounces"), ("a ball that does not fall", "motion"),
+                           ("a ball that is not magenta", "colour")):
+            shown = parse_prompt(complete_prompt(text, seed=seed))
+            (o,) = shown.objects
+            if kind == "bounces":
+                assert o.motion not in vocab.GRAVITY_MOTIONS and o.hits is None, (text, seed)
+            else:
+                assert (o.motion, o.colour)[kind == "colour"] not in ("falls", "magenta"), (text, seed)
+    assert complete_prompt("a ball that is not red", seen=[("red", "ball"), ("blue", "ball")]) == "a blue ball that is not red"

@@ -232,7 +232,14 @@ def parse_prompt(text: str) -> SceneSpec:
     >>> spec.objects, spec.background
     ([ObjectSpec(colour='red', shape='ball', size='large', motion=None, hits='left')], 'white')
     """
+    return _parse(text)[0]
+
+
+def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
+    """`parse_prompt`'s spec, and the (kind, value) of each phrase a negation denied ("does not
+    bounce" is ("bounces", None)): a spec cannot hold them, but `expand_prompt` must not draw them."""
     notes: list[str] = []
+    denied: list[tuple[str, str | None]] = []
     if isinstance(text, (bytes, bytearray)):  # bytes are UTF-8 text, not "b'...'"
         text = bytes(text).decode("utf-8", "replace")
     text = "" if text is None else text if isinstance(text, str) else str(text)
@@ -365,6 +372,8 @@ def parse_prompt(text: str) -> SceneSpec:
                 while kind in ("colour", "shape", "size") and i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS):
                     said, i = f"{said} {toks[i]}", i + 1
                 notes.append(f"{_quote(negated + ' ' + said)} not read: a spec cannot say what is not so")
+                if kind != "note":
+                    denied.append((kind, action[1] if len(action) > 1 else None))
                 negated = None
                 close()
                 continue
@@ -483,7 +492,7 @@ def parse_prompt(text: str) -> SceneSpec:
     if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
         scene["gravity"] = True
         notes.append("falling and bouncing need gravity; gravity turned on")
-    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene)
+    return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene), denied
 
 
 def _place_close_up(shot: ShotSpec, objects: list[dict], notes: list[str]) -> None:
@@ -571,7 +580,7 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_aspect(aspect)
-    spec = parse_prompt(text)
+    spec, denied = _parse(text)
     if parse_shots(text):  # the user's shot list is kept: make_clip draws the scene and the cuts
         from spacetime.world.clip import make_clip
 
@@ -590,8 +599,29 @@ def expand_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8
         visible = visible_fraction(scene, traj, 64, max(1, round(64 * aspect)))
         # and, stricter than the eval, no object is behind the bar in every frame: "stays behind the bar" hides it
         if (shows_prompt(spec, traj, visible) and visible.max(0).min() >= HIDDEN) or attempt == tries - 1:
-            return caption_clip(scene, traj, visible, rng)[style]
+            captions = caption_clip(scene, traj, visible, rng)
+            # nor what the prompt denies: "a ball that does not bounce" was expanded as "drops and bounces"
+            if attempt == tries - 1 or not _shows_denied(spec, denied, parse_prompt(captions["detailed"])):
+                return captions[style]
     raise AssertionError("unreachable")
+
+
+def _shows_denied(spec: SceneSpec, denied: list[tuple[str, str | None]], shown: SceneSpec) -> bool:
+    """Does `shown` (a draw's caption, parsed) hold what the prompt denied, where the prompt left it
+    open? One a prompt also asks for ("a red ball and a ball that is not red") is not checked:
+    a denial is not tied to its object."""
+    for kind, value in denied:
+        if kind == "bounces":  # a bounce: falling, bouncing along, or off a wall
+            if not any(o.motion in vocab.GRAVITY_MOTIONS or o.hits for o in spec.objects) and any(
+                    o.motion in vocab.GRAVITY_MOTIONS or o.hits for o in shown.objects):
+                return True
+        elif kind in ("background", "camera"):
+            if getattr(spec, kind) is None and getattr(shown, kind) == value:
+                return True
+        elif value is not None and not any(getattr(o, kind) == value for o in spec.objects) and any(
+                getattr(o, kind) == value for o in shown.objects):
+            return True
+    return False
 
 
 def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float = 8.0, aspect: float = 1.0,
@@ -605,12 +635,13 @@ def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float =
     the objects an input image or video shows, largest first (`objects_in`) — the prompt as typed
     with those colours written in front of the shapes it names: the scene is the input's."""
     text = _world_colour_words(text)
-    spec = parse_prompt(text)
+    spec, denied = _parse(text)
     if all(o.colour is not None for o in spec.objects):
         return text
     if seen is None:
         return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")
-    return _name_colours(text, spec, seen)
+    # never a colour the prompt denies: "a ball that is not red" is not written "a red ball that is not red"
+    return _name_colours(text, spec, [(c, sh) for c, sh in seen if ("colour", c) not in denied])
 
 
 def _world_colour_words(text: str) -> str:
