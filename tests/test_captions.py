@@ -684,3 +684,20 @@ def test_completion_never_draws_what_the_prompt_denies():
             else:
                 assert (o.motion, o.colour)[kind == "colour"] not in ("falls", "magenta"), (text, seed)
     assert complete_prompt("a ball that is not red", seen=[("red", "ball"), ("blue", "ball")]) == "a blue ball that is not red"
+
+
+def test_camera_words_after_camera_and_adjectives_and_predicates_name_one_object():
+    # "camera static" made the ball still (and dropped its "falls"); "tilts up" made an object
+    # moving up; "a big, red ball" and "the ball is red" were two objects each
+    spec = parse_prompt("camera static, red ball falls")
+    assert spec.camera == "static" and _objs("camera static, red ball falls") == [("red", "ball", "falls", None)]
+    spec = parse_prompt("the camera tilts up over a red ball")
+    assert _objs("the camera tilts up over a red ball") == [("red", "ball", None, None)] and spec.camera is None
+    assert spec.unknown_words == ["tilts"] and any("pans left or right" in n for n in spec.notes)
+    assert parse_prompt("zoom in on a red ball").unknown_words == ["zoom"]
+    for text in ("a big, red ball falls", "a big and red ball falls", "the big ball is red and it falls",
+                 "a ball. It is red. It falls.", "the red ball is big. It falls."):
+        assert [(o.colour, o.shape, o.size, o.motion) for o in parse_prompt(text).objects] == [
+            ("red", "ball", "large" if "big" in text else None, "falls")], text
+    assert _objs("the square is red, the ball is blue") == [("red", "square", None, None), ("blue", "ball", None, None)]
+    assert _objs("red and blue balls") == [("red", "ball", None, None), ("blue", "ball", None, None)]  # as before

@@ -172,6 +172,16 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
          "reverse gravity", "reversed gravity", "inverted gravity"], ("note", "the world's gravity is on or off"))
     add(["doesn t move", "don t move", "isn t moving", "never moves"], ("motion", "still", None))
     add(["camera does not pan", "camera doesn t pan", "camera doesn t move"], ("camera", "static"))
+    # "camera static, a red ball falls": "static" alone is an object's, and made the ball still
+    add(["camera static", "camera still", "camera fixed", "camera stationary", "camera is stationary", "stationary camera",
+         "locked camera", "camera locked", "locked off camera", "camera : static"], ("camera", "static"))
+    # camera moves the world has not: "tilts up" made an object moving up. The verb is still an
+    # unknown word: the world's captions never say it, and generate warns of those
+    for v, ds in (("tilts", ("up", "down")), ("tilting", ("up", "down")), ("tilt", ("up", "down")), ("zooms", ("in", "out")),
+                  ("zooming", ("in", "out")), ("zoom", ("in", "out")), ("follows", ()), ("tracks", ()), ("tracking", ()),
+                  ("rotates", ()), ("orbits", ()), ("shakes", ())):
+        add([f"{c}{v}{d}" for c in ("camera ", "view ") + (("",) if ds else ()) for d in ("",) + tuple(f" {d}" for d in ds)
+             if c or d], ("note", "the camera pans left or right, or holds still", v))
     for d in ("left", "right"):  # a place, not a motion: the world places objects itself
         add([f"{p} the {d}" for p in ("on", "at", "in")] + [f"{p} the {d} side" for p in ("on", "at", "in")]
             + [f"{d} side", f"to the {d} of", f"on the {d} of", f"on the {d} hand side"], ("note", "objects are placed by the world"))
@@ -399,6 +409,14 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             continue
         if kind == "colour" and len(action) > 2 and not any(n.startswith(f"{action[2]!r} read as") for n in notes):
             notes.append(f"{action[2]!r} read as {action[1]}: the world's nearest colour ({', '.join(vocab.COLOURS)})")
+        if (kind in ("colour", "size") and i > n and toks[i - n - 1] in ("is", "are") and (mention is None or "shape" in mention["attrs"])
+                and not (i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS))):
+            close()  # "the ball is red", "it is big": the subject's, not a new object
+            owners = [o for o in subject if kind not in o]
+            if owners and (kind == "size" or len(owners) == 1):
+                for o in owners:
+                    o[kind] = action[1]
+                continue
         if kind in ("colour", "shape", "size"):
             if mention is not None and kind in mention["attrs"] and "shape" not in mention["attrs"]:
                 # "a red blue ball": one object, the first word kept
@@ -414,6 +432,10 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             continue
         if kind == "stop":
             continue
+        if said in (",", "and") and mention is not None and "shape" not in mention["attrs"] and i < len(toks):
+            word = _object_word(toks[i])  # "a big, red ball", "a big and red ball": one object's words
+            if word is not None and word[0] not in ("shape", *mention["attrs"]):
+                continue
         close()
         if kind != "sep":
             shapeless = []
@@ -454,6 +476,8 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
         elif kind == "note":
             notes.append(f"{_quote(said)} not read: {action[1]}")
+            if len(action) > 2 and action[2] not in unknown:  # a word the captions never use
+                unknown.append(action[2])
         elif kind in ("background", "camera", "gravity", "occluder"):
             if len(action) > 2:  # "pans left and right"
                 notes.append(f"the camera pans one way in a clip; {_quote(said)} read as {action[1].replace('-', 's ')}")
