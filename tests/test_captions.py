@@ -701,3 +701,22 @@ def test_camera_words_after_camera_and_adjectives_and_predicates_name_one_object
             ("red", "ball", "large" if "big" in text else None, "falls")], text
     assert _objs("the square is red, the ball is blue") == [("red", "square", None, None), ("blue", "ball", None, None)]
     assert _objs("red and blue balls") == [("red", "ball", None, None), ("blue", "ball", None, None)]  # as before
+
+
+def test_more_user_phrasings_name_one_object_and_its_motion():
+    # each was a second object, an unknown word, or a motion with another noted as ignored
+    for text, want in (("a ball coloured red falls", [("red", "ball", "falls", None)]),
+                       ("a ball in red falls", [("red", "ball", "falls", None)]),
+                       ("a ball painted blue", [("blue", "ball", None, None)]),
+                       ("a ball moving up to the right", [(None, "ball", "up-right", None)]),
+                       ("a ball moving upwards and to the left", [(None, "ball", "up-left", None)]),
+                       ("the red ball bounces up and down", [("red", "ball", "falls", None)]),
+                       ("a red ball lying on the ground", [("red", "ball", "still", None)]),
+                       ("a red ball sitting on the ground", [("red", "ball", "still", None)])):
+        spec = parse_prompt(text)
+        assert _objs(text) == want and not spec.unknown_words and not spec.notes, text
+    # a background the world has not is said, not a second (blue) object
+    spec = parse_prompt("a red ball on a blue background")
+    assert _objs("a red ball on a blue background") == [("red", "ball", None, None)] and spec.background is None
+    assert spec.unknown_words == ["blue background"] and any("backgrounds are black, white, gray" in n for n in spec.notes)
+    assert complete_prompt("a red ball on a blue background") == "a red ball on a blue background"

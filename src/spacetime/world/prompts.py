@@ -44,7 +44,7 @@ from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots
 STOPWORDS = frozenset(
     "a an the of to is are was be being with on in at it its as from into onto by this these there here "
     "scene video clip shows showing another also again back against s over across around along very "
-    "slowly quickly fast slow gently some we see where now just each other coloured colored".split()
+    "slowly quickly fast slow gently some we see where now just each other coloured colored painted".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
 # Colour words the world has no colour for, to the nearest world colour (RGB distance); a note says so.
@@ -57,6 +57,7 @@ NUMBERS |= {"eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20, "hundred": 10
 # words that deny the phrase after them ("does not fall", "without a bar"); "doesn't" is "doesn t"
 NEGATIONS = ("not", "no", "never", "without", "cannot", "does not", "do not", "did not", "doesn t", "don t", "didn t",
              "isn t", "aren t", "won t", "can t", "will not")
+PAINTED = ("coloured", "colored", "painted", "in")  # "a ball coloured red", "a ball in red": its colour
 MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longer text is not read
 FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
 USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
@@ -91,6 +92,11 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
                  f"{v} {d} and then {other}", f"{v} {d} then {other}"], ("camera", f"pan-{d}", "both"))
     for bg in vocab.BACKGROUNDS:
         add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
+    # a background the world has not: "on a blue background" was a second, blue object. The phrase
+    # is also unknown: the captions never say it, and generate warns of those
+    for c in (*vocab.COLOURS, *COLOUR_SYNONYMS, "brown", "dark", "light", "beige", "silver"):
+        for phrase in [f"{c} {w}" for w in ("background", "backdrop", "backgrounds")] + [f"background is {c}"]:
+            add(phrase, ("note", f"backgrounds are {', '.join(vocab.BACKGROUNDS)}", phrase))
     add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder", True))
     add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder", True))
     add(["zero gravity", "no gravity", "without gravity", "weightless", "weightlessness", "in space", "zero g", "microgravity"], ("gravity", False))
@@ -106,7 +112,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
         words = set(phrases) | {motion, motion.replace("-", " "), motion.replace("-", " and ")}
         if "-" in motion:
             v, h = motion.split("-")
-            words |= {f"{v} {h}ward", f"{v} and {h}", f"{h} and {v}", f"to the {h} and {v}", f"diagonally {v} {h}"}
+            words |= {f"{v} {h}ward", f"{v} and {h}", f"{h} and {v}", f"to the {h} and {v}", f"diagonally {v} {h}",
+                      f"{v} to the {h}", f"{v}ward to the {h}", f"{v}wards to the {h}", f"{v}ward and to the {h}",
+                      f"{v}wards and to the {h}"}  # "up to the right" was up, and "to the right" a second motion
         else:
             words |= {f"{motion}ward", f"{motion}wards", f"towards the {motion}", f"toward the {motion}"}
             if motion in ("left", "right"):
@@ -125,13 +133,15 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     add(MOVE_VERBS + USER_VERBS, ("noop",))
     add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
         "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
-        "resting on the floor", "lying on the floor", "lies still"), ("motion", "still", None))
+        "resting on the floor", "lying on the floor", "sitting on the floor", "lies still"), ("motion", "still", None))
     add(FALL_PHRASES + ("falling", "dropping", "dropped", "fall", "drop", "falls to the floor", "is dropped", "falling down",
         "drops down", "drops to the floor"), ("motion", "falls", None))
     for d in ("left", "right"):
         phrases = BOUNCE_PHRASES + THROW_PHRASES + ("bouncing to the {d}", "bounces {d}", "bouncing {d}", "bounce to the {d}",
                                                      "thrown to the {d}", "thrown {d}", "tossed to the {d}", "is thrown {d}")
         add([p.format(d=d) for p in phrases], ("motion", f"bounces-{d}", None))
+    # in place: a drop and its bounces, not the motion "up" with "down" noted as a second one
+    add(["bounces up and down", "bouncing up and down", "bounce up and down"], ("motion", "falls", None))
     add(["bounces", "bouncing", "bounce", "bouncy"], ("bounces",))
     wall_verbs = ("bounces off", "bounces on", "bouncing off", "bounce off", "hits", "hitting", "hit", "reaches", "reaching",
                   "crashes into", "crashing into", "crash into", "bumps into", "bumping into", "bump into", "collides with",
@@ -190,6 +200,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
         ("note", "a clip opens on the wide shot; ask for 'then cut to a close-up of the red ball'"))
     add(NEGATIONS, ("negation",))
     add(["they", "both", "all", "all of them", "both of them"], ("group",))
+    for phrase, action in list(lex.items()):  # "lying on the ground", "falls to the ground": the floor
+        lex.setdefault(tuple("ground" if w == "floor" else w for w in phrase), action)
     return lex
 
 
@@ -409,9 +421,10 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             continue
         if kind == "colour" and len(action) > 2 and not any(n.startswith(f"{action[2]!r} read as") for n in notes):
             notes.append(f"{action[2]!r} read as {action[1]}: the world's nearest colour ({', '.join(vocab.COLOURS)})")
-        if (kind in ("colour", "size") and i > n and toks[i - n - 1] in ("is", "are") and (mention is None or "shape" in mention["attrs"])
-                and not (i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS))):
-            close()  # "the ball is red", "it is big": the subject's, not a new object
+        before = toks[i - n - 1] if i > n else ""
+        if ((before in ("is", "are") and kind in ("colour", "size") or before in PAINTED and kind == "colour")
+                and (mention is None or "shape" in mention["attrs"]) and not (i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS))):
+            close()  # "the ball is red", "it is big", "a ball coloured red": the subject's, not a new object
             owners = [o for o in subject if kind not in o]
             if owners and (kind == "size" or len(owners) == 1):
                 for o in owners:
