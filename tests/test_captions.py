@@ -720,3 +720,13 @@ def test_more_user_phrasings_name_one_object_and_its_motion():
     assert _objs("a red ball on a blue background") == [("red", "ball", None, None)] and spec.background is None
     assert spec.unknown_words == ["blue background"] and any("backgrounds are black, white, gray" in n for n in spec.notes)
     assert complete_prompt("a red ball on a blue background") == "a red ball on a blue background"
+
+
+def test_a_neutral_object_colour_is_named_as_typed_and_said_why():
+    # "a grey ball" listed "gray" as the unknown word (the prompt never said it), with no word on why
+    spec = parse_prompt("a grey ball falls")
+    assert spec.unknown_words == ["grey"] and any("'grey' is no object colour" in n for n in spec.notes)
+    spec = parse_prompt("a white square on a black background")
+    assert spec.unknown_words == ["white"] and spec.background == "black" and len(spec.notes) == 1
+    spec = parse_prompt("a red ball behind a dark grey bar on a grey backdrop")
+    assert (spec.occluder, spec.background, spec.unknown_words) == (True, "gray", [])

@@ -51,6 +51,7 @@ SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "b
 COLOUR_SYNONYMS = {"purple": "magenta", "violet": "magenta", "pink": "magenta", "fuchsia": "magenta",
                    "turquoise": "cyan", "aqua": "cyan", "teal": "cyan", "crimson": "red", "scarlet": "red",
                    "lime": "green", "gold": "yellow", "golden": "yellow", "amber": "orange"}
+NEUTRALS = ("white", "black", "gray", "grey", "silver", "brown", "beige")  # colours no object has
 ONE_WORDS = ("one", "ones")  # "a blue one": a pronoun for the shape named before
 NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())} | {str(n): n for n in range(11)}
 NUMBERS |= {"eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20, "hundred": 100, "pair": 2, "couple": 2}  # "a pair of"
@@ -202,6 +203,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     add(["they", "both", "all", "all of them", "both of them"], ("group",))
     for phrase, action in list(lex.items()):  # "lying on the ground", "falls to the ground": the floor
         lex.setdefault(tuple("ground" if w == "floor" else w for w in phrase), action)
+    for phrase, action in list(lex.items()):  # British spelling, read so that an unknown "grey" is named as typed
+        lex.setdefault(tuple("grey" if w == "gray" else w for w in phrase), action)
     return lex
 
 
@@ -215,7 +218,7 @@ def _tokens(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
     toks = re.findall(r"\d+\.\d+|[^\W_]+|[.,;:!?]|[^\w\s]", text)  # "1.5" is one token
     # of the other marks, pictographs are words ("a 🎈 falls" names something); the rest are dropped
-    return ["gray" if t == "grey" else t for t in toks if t[0].isalnum() or t in ".,;:!?" or unicodedata.category(t) == "So"]
+    return [t for t in toks if t[0].isalnum() or t in ".,;:!?" or unicodedata.category(t) == "So"]
 
 
 def _first_chars(text: str) -> str:
@@ -457,6 +460,9 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
         if kind == "unknown":
             if toks[i - 1] not in unknown:
                 unknown.append(toks[i - 1])
+                if toks[i - 1] in NEUTRALS and i < len(toks) and _object_word(toks[i]):  # "a white ball": said why
+                    notes.append(f"{toks[i - 1]!r} is no object colour: objects are {', '.join(vocab.COLOURS)} "
+                                 f"(the backgrounds are {', '.join(vocab.BACKGROUNDS)})")
         elif kind == "unread":
             for w in unread.pop(0):
                 if w not in STOPWORDS and w not in SEPARATORS and w not in ("cut", "cuts") and w not in unknown:
