@@ -649,3 +649,24 @@ def test_ctrl_c_to_the_process_group_with_loader_workers_is_said_once_and_checkp
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.count("Ctrl-C: stopping after this step") == 1, err[-2000:]
     assert latest_checkpoint(run) is not None
+
+
+def test_override_keys_and_nested_checks_name_the_key(tmp_path):
+    """`--optim..lr` was "unknown config key optim."; a nested config's own check ("hidden (32) must
+    be divisible by heads (3)") named no key; a key given beneath a scalar was not said to be the
+    command line's."""
+    from spacetime.config import flatten
+    from spacetime.train import TrainDiTConfig
+
+    for bad in ("--optim..lr", "--.lr", "--optim."):
+        with pytest.raises(ValueError, match="a key with an empty part"):
+            load_config(TrainVAEConfig, None, [bad, "1"])
+    with pytest.raises(ValueError, match=r"^model: hidden \(32\) must be divisible by heads \(3\) \(on the command line\)"):
+        load_config(TrainDiTConfig, None, ["--model.hidden", "32", "--model.heads", "3"])
+    with pytest.raises(ValueError, match=r"^model: channels must be positive widths"):
+        load_config(TrainVAEConfig, None, ["--model.channels", "[]"])
+    with pytest.raises(ValueError, match=r"optim.lr: expected float, got \{'x': 1\} \(on the command line\)"):
+        load_config(TrainVAEConfig, None, ["--optim.lr.x", "1"])
+    with pytest.raises(ValueError, match="^data.path is required"):  # a message naming its key keeps its words
+        load_config(TrainVAEConfig, None, ["--data.source", "folder"])
+    assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": None}) == {"a.b": 1, "a.c.d": [2], "e": None}

@@ -98,7 +98,12 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
             # nested class's (OptimConfig's 1e-3)
             v = _merge(to_dict(factory()), v)
         kwargs[k] = _convert(v, hints[k], prefix + k)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a nested class's own check ("hidden (32) must be divisible by heads (3)"): name its key
+        if not prefix or str(e).startswith(prefix):
+            raise
+        raise ValueError(f"{prefix[:-1]}: {e}") from None
 
 
 def to_dict(cfg: Any) -> dict:
@@ -136,6 +141,8 @@ def parse_overrides(args: list[str]) -> dict:
             raise ValueError(f"--{key}: cannot read {value!r} ({_yaml_problem(e)})") from None
         node = out
         parts = key.replace("-", "_").split(".")
+        if not all(parts):  # `--optim..lr`, `--.lr`: was "unknown config key optim."
+            raise ValueError(f"--{key}: a key with an empty part; give --name or --section.name")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = parsed
@@ -212,18 +219,23 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     try:
         return from_dict(cls, data)
     except ValueError as e:
-        given = _dotted(parse_overrides(overrides)) if overrides else set()
+        given = set(flatten(parse_overrides(overrides))) if overrides else set()
         key = str(e).removeprefix("unknown config key ").split(":")[0].split(";")[0].strip()
         bases = read[1:]
-        where = (" (on the command line)" if key in given else
+        # `--optim.lr.x 1` is refused as "optim.lr: expected float": a key given beneath it
+        where = (" (on the command line)" if key in given or any(g.startswith(key + ".") for g in given) else
                  f" (in {path} or the files it is based on: {', '.join(str(b) for b in bases)})" if bases else
                  f" (in {path})" if path is not None else "")
         raise ValueError(f"{e}{where}") from None
 
 
-def _dotted(tree: dict, prefix: str = "") -> set[str]:
-    """{'a': {'b': 1}} -> {'a.b'}: the keys an override tree sets."""
-    out = set()
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}, 'c': 2} -> {'a.b': 1, 'c': 2}: a nested config (or an override tree) by its
+    dotted keys."""
+    out = {}
     for k, v in tree.items():
-        out |= _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
     return out

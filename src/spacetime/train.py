@@ -37,7 +37,7 @@ from spacetime.checkpoint import (
     save_checkpoint,
     save_model,
 )
-from spacetime.config import to_dict
+from spacetime.config import flatten, to_dict
 from spacetime.data.streams import DataConfig, dit_items, encode_videos, video_batches
 from spacetime.dit import DiT, DiTConfig
 from spacetime.vae import VAEConfig, VideoVAE, count_parameters, gradient_loss, kl_loss
@@ -414,21 +414,11 @@ _RUNTIME_KEYS = ("resume", "run_dir", "threads", "device", "compile", "grad_chec
 _NAMED_ELSEWHERE = ("resume", "vae", "text_encoder", "text_max_length", "freeze_encoder")
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _note_config_changes(checkpoint: Path, saved: dict, config: dict) -> None:
     """One line naming each key a resume changes, old -> new: config.json is rewritten with the new
     values at the start, so the log is where the old ones are kept (a changed seed, data.seed or
     max_steps went unsaid). A warning when what is trained changes, a note when only how it runs."""
-    old, new = _flat(saved), _flat(json.loads(json.dumps(config)))  # tuples as the saved JSON has them: lists
+    old, new = flatten(saved), flatten(json.loads(json.dumps(config)))  # tuples as the saved JSON has them: lists
     changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in _NAMED_ELSEWHERE]
     if not changed:
         return
