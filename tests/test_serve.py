@@ -1540,3 +1540,29 @@ def test_ranges_it_cannot_read_get_the_whole_file_and_unsatisfiable_ones_a_json_
     assert byte_ranges("bytes=0-1, 5-, -3") == [(0, 1), (5, None), (None, 3)]
     assert byte_ranges("bytes=" + "9" * 5000 + "-") is None  # int() of 4,301+ digits raises: was a 500
     assert byte_ranges("bytes=-") is None and byte_ranges("bytes 0-1") is None and byte_ranges("bytes=１-２") is None
+
+
+def test_a_multipart_body_cut_before_its_closing_boundary_is_refused(server):
+    """A form whose body ends before `--BOUNDARY--` had its last part dropped without a word: an
+    input_reference cut short left out, and a text-to-video job made from the prompt alone."""
+    _, client, out = server
+    still = png(make_clip(0, num_frames=1, height=32, width=32).frames[0])
+    head = (b'--zz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na ball\r\n'
+            b'--zz\r\nContent-Disposition: form-data; name="steps"\r\n\r\n1\r\n'
+            b'--zz\r\nContent-Disposition: form-data; name="input_reference"; filename="s.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + still)
+    kind = {"content-type": "multipart/form-data; boundary=zz"}
+    before = job_dirs(out)
+    for tail in (b"", b"\r\n", b"\r\n--zz", b"\r\n--zz\r\n"):
+        for path in ("/v1/videos", "/v1/verify"):
+            body = head.replace(b'name="input_reference"', b'name="file"') if path == "/v1/verify" else head
+            if path == "/v1/verify":
+                body = body[body.index(b"--zz\r\nContent-Disposition: form-data; name=\"file\""):]
+            r = client.post(path, content=body + tail, headers=kind)
+            err = r.json()["error"]
+            assert r.status_code == 400 and err["code"] == "invalid_form", (path, tail, r.text)
+            assert "closing boundary" in err["message"]
+    assert job_dirs(out) == before
+    for tail in (b"\r\n--zz--", b"\r\n--zz--\r\n", b"\r\n--zz--\r\nan epilogue is ignored"):
+        r = client.post("/v1/videos", content=head + tail, headers=kind)
+        assert r.status_code == 200 and r.json()["mode"] == "image-to-video", (tail, r.text)

@@ -17,8 +17,8 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spacetime.provenance.credentials import mime_of_bytes
 from spacetime.serve.jobs import VIDEO, Job
@@ -114,6 +114,33 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class _EndedParser(MultiPartParser):
+    """Starlette's multipart parser, noting whether the body reached its closing boundary."""
+
+    ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
+        super().on_end()
+
+
+async def read_form(request: Request, *, max_files: int, max_fields: int, max_part_size: int) -> FormData:
+    """A multipart body, parsed, or a 400: a body that ends before its closing boundary
+    (`--BOUNDARY--`) is refused, as Starlette's parser would give the parts up to there and drop the
+    one cut short without a word (an image left out, and the job made from text alone)."""
+    parser = _EndedParser(request.headers, request.stream(), max_files=max_files, max_fields=max_fields,
+                          max_part_size=max_part_size)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, "invalid_form", f"the form cannot be read: {e.message}") from None
+    if not parser.ended:
+        await form.close()
+        raise ApiError(400, "invalid_form", "the form cannot be read: the body ends before its closing boundary "
+                                            "(--BOUNDARY--), so its last part may be cut short")
+    return form
+
+
 def input_names(upload: str) -> tuple[str, ...]:
     """The server's names for an upload in a job's folder; a client's file name is never used. An
     image is re-encoded as PNG. A video keeps its bytes, named `.mp4` when it is ISO BMFF (MP4,
@@ -133,10 +160,7 @@ async def read_verify_form(request: Request, limits: Limits) -> UploadFile:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data with a file field")
-    try:
-        form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
-    except StarletteHTTPException as e:
-        raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
+    form = await read_form(request, max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
     for key in form.keys():
         if key != "file":
             raise ApiError(400, "invalid_value", f"{key}: unknown field (the upload goes in file)", key)
@@ -222,10 +246,7 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
             raise ApiError(400, "invalid_json", "the body must be a JSON object")
         return fields, {}
     if kind == "multipart/form-data":
-        try:
-            form = await request.form(max_files=len(UPLOADS), max_fields=50, max_part_size=limits.max_body_bytes)
-        except StarletteHTTPException as e:
-            raise ApiError(400, "invalid_form", f"the form cannot be read: {e.detail}") from None
+        form = await read_form(request, max_files=len(UPLOADS), max_fields=50, max_part_size=limits.max_body_bytes)
         fields, files = {}, {}
         for key in form.keys():
             values = form.getlist(key)
