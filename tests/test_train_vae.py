@@ -670,3 +670,16 @@ def test_override_keys_and_nested_checks_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="^data.path is required"):  # a message naming its key keeps its words
         load_config(TrainVAEConfig, None, ["--data.source", "folder"])
     assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": None}) == {"a.b": 1, "a.c.d": [2], "e": None}
+
+
+@pytest.mark.parametrize("override, message", [
+    (["--model.channels", "[8,8,8,8,8,8,8,8]"], r"data.height x data.width 16x16 must be multiples of 256"),
+    (["--data.num_frames", "6"], r"data.num_frames 6 must be 1 \+ 4k"),
+])
+def test_clip_sizes_the_vae_cannot_take_are_refused_before_the_run_starts(tmp_path, capsys, override, message):
+    """Was the VAE's "height and width must be multiples of 256" at the first step, naming no key,
+    after run_dir and its config.json were made."""
+    run = tmp_path / "r"
+    assert main(["train-vae", *TINY, "--run_dir", str(run), *override]) == 1
+    assert __import__("re").search(message, capsys.readouterr().err)
+    assert not run.exists()

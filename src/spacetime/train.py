@@ -124,6 +124,14 @@ class TrainVAEConfig:
         if self.latent_noise and not self.freeze_encoder:
             # its scale is the latents' spread, which an encoder in training would be free to grow
             raise ValueError("latent_noise needs freeze_encoder (noise in units of fixed latents' spread)")
+        # refused here, naming the keys, not at the first step (after run_dir is made) by the VAE's
+        # "height and width must be multiples of 256"
+        ft, fs, d = self.model.temporal_factor, self.model.spatial_factor, self.data
+        if d.height % fs or d.width % fs:
+            raise ValueError(f"data.height x data.width {d.height}x{d.width} must be multiples of {fs} (the VAE's "
+                             f"downsampling: model.spatial_patch {self.model.spatial_patch}, model.channels {list(self.model.channels)})")
+        if (d.num_frames - 1) % ft:
+            raise ValueError(f"data.num_frames {d.num_frames} must be 1 + {ft}k (the VAE's model.temporal_factor)")
 
 
 MAX_SEED = 2**40  # seed * 1_000_003 + ...: the per-sample and per-step generators' seeds stay within int64
