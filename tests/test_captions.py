@@ -730,3 +730,12 @@ def test_a_neutral_object_colour_is_named_as_typed_and_said_why():
     assert spec.unknown_words == ["white"] and spec.background == "black" and len(spec.notes) == 1
     spec = parse_prompt("a red ball behind a dark grey bar on a grey backdrop")
     assert (spec.occluder, spec.background, spec.unknown_words) == (True, "gray", [])
+
+
+def test_complete_prompt_for_an_input_never_colours_an_object_twice():
+    # "the ball is red" with an input's blue ball was written "the blue ball is red"
+    seen = [("blue", "ball"), ("green", "square")]
+    for prompt, want in (("the ball is red and a square falls", "the ball is red and a green square falls"),
+                         ("a ball in red and a square", "a ball in red and a green square"),
+                         ("the ball is red", "the ball is red")):
+        assert complete_prompt(prompt, seen=seen) == want, prompt

@@ -708,14 +708,16 @@ def objects_in(frames: np.ndarray, fps: float = 8.0) -> list[tuple[str, str | No
 def _name_colours(text: str, spec: SceneSpec, seen: list[tuple[str, str | None]]) -> str:
     """`text` with a colour of `seen` before each shape word that has none: an unused object of that
     shape first, else the one of that shape already named ("a ball ... the ball"), else the largest
-    unused; never a colour the prompt names. A prompt that names no shape ("it rolls right") is
-    prefixed with the first object seen."""
+    unused; never a colour the prompt names, nor before a shape whose object the prompt colours
+    after it ("the ball is red", "a ball in red": read back, a colour there made a second object).
+    A prompt that names no shape ("it rolls right") is prefixed with the first object seen."""
     named = {o.colour for o in spec.objects if o.colour}
     left = [(c, sh) for c, sh in seen if c not in named]
     if not left:
         return text
     words = list(re.finditer(r"[^\W_]+", text))
-    out, at, used = [], 0, set()
+    uncoloured = sum(o.colour is None for o in spec.objects)
+    shift, used = 0, set()  # characters written in so far; colours written
     for k, m in enumerate(words):
         kind = _object_word(unicodedata.normalize("NFKC", m.group()).lower())
         if kind is None or kind[0] != "shape":
@@ -731,10 +733,15 @@ def _name_colours(text: str, spec: SceneSpec, seen: list[tuple[str, str | None]]
         colour = same[0] if same else again[0] if again else free[0][0] if free else None
         if colour is None:
             continue
+        at = m.start() + shift  # after any size word: "the big red ball", as captions say
+        written = text[:at] + colour + " " + text[at:]
+        back = parse_prompt(written)
+        now = sum(o.colour is None for o in back.objects)
+        if len(back.objects) != len(spec.objects) or (now >= uncoloured and colour not in used):
+            continue  # the object has its colour elsewhere: writing one in made another object
+        text, uncoloured, shift = written, now, shift + len(colour) + 1
         used.add(colour)
-        out += [text[at:m.start()], colour, " "]  # after any size word: "the big red ball", as captions say
-        at = m.start()
     if used:
-        return "".join(out) + text[at:]
+        return text
     colour, shape = left[0]
     return f"a {colour} {shape or 'ball'}; {text}"
