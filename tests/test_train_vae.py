@@ -683,3 +683,22 @@ def test_clip_sizes_the_vae_cannot_take_are_refused_before_the_run_starts(tmp_pa
     assert main(["train-vae", *TINY, "--run_dir", str(run), *override]) == 1
     assert __import__("re").search(message, capsys.readouterr().err)
     assert not run.exists()
+
+
+@pytest.mark.parametrize("file, text", [
+    ("state.json", '{"step": "x", "position": 0, "rng": {}}'),
+    ("state.json", '{"step": 2, "position": 0, "rng": {"numpy": {}, "python": []}}'),
+    ("state.json", '{"step": 2, "position": null, "rng": null}'),
+    ("optimizer.json", '{"param_groups": 1, "state_meta": []}'),
+])
+def test_a_checkpoint_json_with_wrong_values_is_named_not_a_traceback(tmp_path, capsys, file, text):
+    """JSON that parses, with the keys, but values loading cannot use: was a KeyError ('numpy') or
+    TypeError from inside set_rng_state / the optimizer."""
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--save_every", "1"]
+    assert main([*args, "--max_steps", "2"]) == 0
+    newest = latest_checkpoint(run)
+    (newest / file).write_text(text)
+    assert main([*args, "--max_steps", "3"]) == 1
+    err = capsys.readouterr().err
+    assert f"{newest / file}: damaged or missing (ValueError:" in err and "--resume" in err

@@ -195,6 +195,26 @@ def remove_partial_saves(run_dir: str | Path) -> list[Path]:
 _JSON_KEYS = {"config.json": (), "state.json": ("step", "position", "rng"), "optimizer.json": ("param_groups", "state_meta")}
 
 
+def _wrong_json_values(name: str, data: dict) -> str | None:
+    """What in a checkpoint JSON file's keys loading would fail on (a KeyError or TypeError from
+    deep inside set_rng_state or the optimizer), else None."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if name == "state.json":
+        if not is_int(data["step"]) or not is_int(data["position"]):
+            return f"'step' and 'position' must be integers >= 0, got {data['step']!r} and {data['position']!r}"
+        rng = data["rng"]
+        if not (isinstance(rng, dict) and isinstance(rng.get("numpy"), dict) and isinstance(rng.get("python"), list)
+                and all(k in rng["numpy"] for k in ("kind", "keys", "pos", "has_gauss", "cached"))
+                and len(rng["python"]) == 3):
+            return "'rng' is not the random generators' state a checkpoint saves"
+    if name == "optimizer.json":
+        if not isinstance(data["param_groups"], list) or not isinstance(data["state_meta"], dict):
+            return "'param_groups' must be a list and 'state_meta' an object"
+    return None
+
+
 def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
     """A complete checkpoint's config.json, having checked that each of its files (`ema`: with
     ema.safetensors) is there and parses (JSON objects with the keys loading reads, safetensors
@@ -215,6 +235,9 @@ def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
                 if missing or not isinstance(data, dict):
                     keys = missing or _JSON_KEYS[name]
                     raise ValueError("not a JSON object" + (f" with {', '.join(map(repr, keys))}" if keys else ""))
+                wrong = _wrong_json_values(name, data)
+                if wrong:
+                    raise ValueError(wrong)
                 if name == "config.json":
                     config = data
             else:
