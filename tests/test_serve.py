@@ -1566,3 +1566,27 @@ def test_a_multipart_body_cut_before_its_closing_boundary_is_refused(server):
     for tail in (b"\r\n--zz--", b"\r\n--zz--\r\n", b"\r\n--zz--\r\nan epilogue is ignored"):
         r = client.post("/v1/videos", content=head + tail, headers=kind)
         assert r.status_code == 200 and r.json()["mode"] == "image-to-video", (tail, r.text)
+
+
+def test_errors_about_an_input_reference_name_it_not_image(server, tmp_path):
+    """OpenAI's clients send the image as `input_reference`; its errors named `image`, a field they
+    never sent (param and message)."""
+    _, client, out = server
+    clip = make_clip(3, num_frames=5, height=32, width=32).frames
+    before = job_dirs(out)
+    for files in ({"input_reference": ("v.mp4", mp4(tmp_path, clip), "video/mp4")},  # a video: not an image
+                  {"input_reference": ("e.png", b"", "image/png")},
+                  {"input_reference": ("s.png", png(clip[0]), "image/png"), "video": ("v.mp4", mp4(tmp_path, clip), "video/mp4")}):
+        r = client.post("/v1/videos", data={"prompt": "a ball"}, files=files)
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "input_reference", r.text
+        assert err["message"].startswith("input_reference: "), r.text
+    r = client.post("/v1/videos", data={"prompt": "a ball"}, files={"image": ("e.png", b"", "image/png")})
+    assert r.json()["error"]["param"] == "image"  # sent as image: named so
+    assert job_dirs(out) == before
+    for path, data in (("/v1/videos/edits", {}), ("/v1/videos/extensions", {"seconds": "1"})):  # one upload: video
+        r = client.post(path, data={"prompt": "a ball", **data},
+                        files={"input_reference": ("s.png", png(clip[0]), "image/png")})
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "input_reference", r.text
+        assert err["message"].startswith("input_reference: "), r.text

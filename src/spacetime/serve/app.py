@@ -54,6 +54,7 @@ from starlette.routing import Route
 from spacetime.serve.bodies import (
     ApiError,
     BodyLimit,
+    as_sent,
     copy_source,
     error_response,
     first_error,
@@ -206,6 +207,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
+        e = as_sent(e, request)  # an upload's errors name the field it was sent as (input_reference)
         return error_response(e.status, e.code, e.message, e.param, e.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -141,6 +141,15 @@ async def read_form(request: Request, *, max_files: int, max_fields: int, max_pa
     return form
 
 
+def as_sent(e: ApiError, request: Request) -> ApiError:
+    """`e` naming the field as the client sent it: `input_reference`, not the server's `image`."""
+    key = getattr(request.state, "sent_as", {}).get(e.param)
+    if key is not None:
+        e.message = key + e.message.removeprefix(e.param) if e.message.startswith(f"{e.param}: ") else e.message
+        e.param = key
+    return e
+
+
 def input_names(upload: str) -> tuple[str, ...]:
     """The server's names for an upload in a job's folder; a client's file name is never used. An
     image is re-encoded as PNG. A video keeps its bytes, named `.mp4` when it is ISO BMFF (MP4,
@@ -231,7 +240,8 @@ async def _json_bytes(request: Request, most: int) -> bytes:
 
 async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, UploadFile]]:
     """JSON or multipart form -> (fields, uploads by field name). Empty form fields count as left
-    out, as a browser form sends them."""
+    out, as a browser form sends them. An upload sent as OpenAI's `input_reference` is `image` here;
+    `request.state.sent_as` maps it back ({"image": "input_reference"}) for `as_sent`."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         raw = await _json_bytes(request, limits.max_json_bytes)
@@ -260,6 +270,8 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
                 if name in files:
                     raise ApiError(400, "invalid_value", f"{key}: given more than once", key)
                 files[name] = value
+                if key != name:  # errors about it name the field as the client sent it
+                    request.state.sent_as = {name: key}
             elif value != "" or key == "prompt":  # an empty prompt is blank, not left out
                 if name in UPLOADS:
                     raise ApiError(400, "invalid_value", f"{key}: must be a file upload", key)
