@@ -1590,3 +1590,14 @@ def test_errors_about_an_input_reference_name_it_not_image(server, tmp_path):
         err = r.json()["error"]
         assert r.status_code == 400 and err["param"] == "input_reference", r.text
         assert err["message"].startswith("input_reference: "), r.text
+
+
+def test_a_number_too_long_to_read_is_named_without_python_advice(server):
+    """An integer of over 4,300 digits was refused with Python's own advice to the server's
+    programmer ('use sys.set_int_max_str_digits() to increase the limit')."""
+    _, client, _ = server
+    r = client.post("/v1/videos", content='{"prompt": "a", "seed": ' + "1" * 5000 + "}",
+                    headers={"content-type": "application/json"})
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["code"] == "invalid_json", r.text
+    assert "4300 digits" in err["message"] and "sys." not in err["message"], err["message"]

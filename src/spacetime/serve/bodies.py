@@ -251,7 +251,10 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
         except RecursionError:  # nesting deeper than the decoder's stack
             raise ApiError(400, "invalid_json", "the body is not valid JSON: nested too deeply") from None
         except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers over 4,300 digits
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}") from None
+            # (whose text tells the reader to raise the limit with sys.set_int_max_str_digits(): the
+            # server's to set, not the client's)
+            why = str(e).split("; use sys.set_int_max_str_digits()")[0]
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {why}") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "invalid_json", "the body must be a JSON object")
         return fields, {}
