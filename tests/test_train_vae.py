@@ -702,3 +702,34 @@ def test_a_checkpoint_json_with_wrong_values_is_named_not_a_traceback(tmp_path, 
     assert main([*args, "--max_steps", "3"]) == 1
     err = capsys.readouterr().err
     assert f"{newest / file}: damaged or missing (ValueError:" in err and "--resume" in err
+
+
+def test_a_full_disk_at_a_resumes_start_keeps_the_metrics_and_config(tmp_path, monkeypatch, capsys):
+    """A resume rewrites metrics.jsonl (dropping lines after its checkpoint) and config.json: both
+    were truncated in place, so a full disk then lost the run's whole metrics history."""
+    import errno
+
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--save_every", "2"]
+    assert main([*args, "--max_steps", "3"]) == 0
+    (run / "model").rename(tmp_path / "model")  # as if stopped after step 3: a resume from step 2
+    metrics = (run / "metrics.jsonl").read_text()
+    real = Path.write_text
+
+    def full(self, text, *a, **kw):
+        with open(self, "w"):  # what open(w) does before the first write fails: truncates
+            pass
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    for name in ("config.json", "metrics.jsonl"):
+        def write(self, text, *a, _name=name, **kw):
+            return full(self, text) if self.name == _name or f".{_name.split('.')[0]}." in self.name else \
+                real(self, text, *a, **kw)
+
+        monkeypatch.setattr(Path, "write_text", write)
+        assert main([*args, "--max_steps", "4"]) == 1
+        assert "No space left on device" in capsys.readouterr().err
+        assert (run / "metrics.jsonl").read_text() == metrics
+        assert json.loads((run / "config.json").read_text())["max_steps"] == (3 if name == "config.json" else 4)
+    monkeypatch.setattr(Path, "write_text", real)
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from spacetime import flow, sampling
+from spacetime.atomic import atomic_write_text
 from spacetime.checkpoint import (
     check_checkpoint,
     complete_checkpoints,
@@ -466,7 +467,7 @@ def _start_run(run_dir: Path, config: dict, main_rank: bool, world: int, step: i
 
     if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))  # a full disk keeps the old one
         for p in remove_partial_saves(run_dir):
             log.info("removed %s, half-written by a run that was killed", p)
         for p in complete_checkpoints(run_dir):
@@ -608,7 +609,8 @@ class _Logger:
                         keep.append(line)
                 except ValueError:
                     pass
-            self.path.write_text("".join(line + "\n" for line in keep))
+            # atomically: a full disk or a kill mid-write truncated the run's whole metrics history
+            atomic_write_text(self.path, "".join(line + "\n" for line in keep))
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
