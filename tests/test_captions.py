@@ -739,3 +739,12 @@ def test_complete_prompt_for_an_input_never_colours_an_object_twice():
                          ("a ball in red and a square", "a ball in red and a green square"),
                          ("the ball is red", "the ball is red")):
         assert complete_prompt(prompt, seen=seen) == want, prompt
+
+
+def test_a_colour_said_after_an_object_is_that_objects():
+    # "the ball is big and red" made a second, red object; so did "hits the ball in blue" (the
+    # colour went looking for the hitter, which had one)
+    assert _objs("the ball is big and red") == [("red", "ball", None, None)]
+    assert parse_prompt("the ball is big and red").objects[0].size == "large"
+    assert _objs("the ball in red hits the ball in blue") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("a ball coloured red and a square coloured blue") == [("red", "ball", None, None), ("blue", "square", None, None)]

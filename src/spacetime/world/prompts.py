@@ -292,6 +292,7 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
     sentence: list[dict] = []  # objects named since the last ".", "!" or "?": what "they" and "both" mean
     sep: str | None = None  # the separator since the previous phrase
     negated: str | None = None  # "not", "without", ... right before the next phrase
+    predicated: list[dict] = []  # the objects a colour or size was just said of ("the ball is big")
     extra = 0  # objects asked beyond those made ("11 balls" makes 4: enough to keep 3 and say so)
 
     def apply(objs: list[dict], kind: str, value: str, said: str) -> None:
@@ -389,6 +390,9 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
                 action = ("number", int(tok) if len(tok) <= 9 else 10**9)
         i += n
         kind, said = action[0], " ".join(toks[i - n : i])
+        # "the ball is big and red": a word after "and" / "," goes on saying what the object is
+        also = predicated if kind in ("colour", "size") and i > n and toks[i - n - 1] in ("and", ",") else []
+        predicated = predicated if kind in ("sep", "stop") else []
         if negated is not None and kind not in ("stop", "negation"):
             if kind in ("occluder", "gravity"):  # "without a bar", "not under gravity": the other value
                 action = (kind, not action[1])
@@ -425,13 +429,18 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
         if kind == "colour" and len(action) > 2 and not any(n.startswith(f"{action[2]!r} read as") for n in notes):
             notes.append(f"{action[2]!r} read as {action[1]}: the world's nearest colour ({', '.join(vocab.COLOURS)})")
         before = toks[i - n - 1] if i > n else ""
-        if ((before in ("is", "are") and kind in ("colour", "size") or before in PAINTED and kind == "colour")
+        if ((before in ("is", "are") and kind in ("colour", "size") or before in PAINTED and kind == "colour" or also)
                 and (mention is None or "shape" in mention["attrs"]) and not (i < len(toks) and (_object_word(toks[i]) or toks[i] in ONE_WORDS))):
-            close()  # "the ball is red", "it is big", "a ball coloured red": the subject's, not a new object
-            owners = [o for o in subject if kind not in o]
+            # "the ball is red", "it is big", "a ball coloured red": the object just named (else the
+            # subject), not a new object; "hits the ball in blue" is the ball hit
+            named = mention
+            close()
+            target = also or (subject if named is None else [last_ref] if named["ref"] else last_new)
+            owners = [o for o in target if kind not in o]
             if owners and (kind == "size" or len(owners) == 1):
                 for o in owners:
                     o[kind] = action[1]
+                predicated = owners
                 continue
         if kind in ("colour", "shape", "size"):
             if mention is not None and kind in mention["attrs"] and "shape" not in mention["attrs"]:
