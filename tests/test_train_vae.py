@@ -733,3 +733,21 @@ def test_a_full_disk_at_a_resumes_start_keeps_the_metrics_and_config(tmp_path, m
         assert json.loads((run / "config.json").read_text())["max_steps"] == (3 if name == "config.json" else 4)
     monkeypatch.setattr(Path, "write_text", real)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_a_run_dir_holding_another_config_json_is_refused_not_written_over(tmp_path, capsys):
+    """A trained model's folder (or another project) given as run_dir had its config.json replaced by
+    the run's: the model no longer loaded."""
+    run = tmp_path / "r"
+    assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "1"]) == 0
+    model = run / "model"
+    for folder, says in [(model, "a trained model's, not a training run's"), (tmp_path / "p", "not a training run's"),
+                         (tmp_path / "q", "not JSON")]:
+        folder.mkdir(exist_ok=True)
+        if folder != model:
+            (folder / "config.json").write_text('{"name": "x"}' if folder.name == "p" else "garbage")
+        before = sorted(p.name for p in folder.iterdir()), (folder / "config.json").read_text()
+        assert main(["train-vae", *TINY, "--run_dir", str(folder), "--max_steps", "1"]) == 1
+        assert f"run_dir {folder}: its config.json is {says}" in capsys.readouterr().err
+        assert (sorted(p.name for p in folder.iterdir()), (folder / "config.json").read_text()) == before
+    assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "2"]) == 0  # a run's own: resumed

@@ -348,6 +348,25 @@ def _step_of(checkpoint: Path) -> int:
         return int(m.group(1)) if m else -1
 
 
+def _check_run_config(run_dir: Path) -> None:
+    """A run_dir with a config.json that no training run wrote (a trained model's folder given as
+    run_dir, another tool's project) is refused: the start would write over that file."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        why = f"not JSON ({type(e).__name__}: {e})"
+    else:
+        if isinstance(config, dict) and "max_steps" in config and "run_dir" in config:
+            return
+        why = ("a trained model's, not a training run's" if isinstance(config, dict) and ("model" in config or "format" in config) else
+               "not a training run's config")
+    raise ValueError(f"run_dir {run_dir}: its config.json is {why}"[:400] + "; the run would write over it: give "
+                     "another run_dir (or remove that file)")
+
+
 def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None = None,
                          ema: bool = False, main_rank: bool = True) -> Path | None:
     """`resume` (which must be a complete checkpoint: never a silent fresh start), else the
@@ -359,6 +378,7 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     for d in (run_dir, run_dir / "checkpoints"):  # was "[Errno 17] File exists", at the first save
         if d.exists() and not d.is_dir():
             raise ValueError(f"run_dir: {d} is a file, not a directory; give another run_dir")
+    _check_run_config(run_dir)
     latest = latest_checkpoint(run_dir)
     if not resume:  # `--resume ""` too: no path given ("an incomplete checkpoint" named "" before)
         path = latest
