@@ -1601,3 +1601,20 @@ def test_a_number_too_long_to_read_is_named_without_python_advice(server):
     err = r.json()["error"]
     assert r.status_code == 400 and err["code"] == "invalid_json", r.text
     assert "4300 digits" in err["message"] and "sys." not in err["message"], err["message"]
+
+
+def test_a_range_set_with_one_satisfiable_range_is_served(server, source_video):
+    """RFC 9110 14.1.1: a ranges-specifier is satisfiable when any one of its ranges is; one past
+    the end beside one within the file was a 416 for all."""
+    _, client, _ = server
+    url = f"/v1/videos/{source_video['id']}/content"
+    whole = client.get(url).content
+    size = len(whole)
+    r = client.get(url, headers={"Range": f"bytes=2-5, {size + 10}-"})
+    assert r.status_code == 206 and r.content == whole[2:6], (r.status_code, r.text[:100])
+    assert r.headers["content-range"] == f"bytes 2-5/{size}"
+    r = client.get(url, headers={"Range": "bytes=-0, 0-0, -3"})  # an empty suffix is left out too
+    assert r.status_code == 206 and r.headers["content-type"].startswith("multipart/byteranges")
+    assert whole[:1] in r.content and whole[-3:] in r.content
+    r = client.get(url, headers={"Range": f"bytes={size}-, -0"})  # none: still a 416
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"

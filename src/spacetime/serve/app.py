@@ -529,9 +529,15 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             readable = byte_ranges(asked)
             if readable is None:  # RFC 9110 14.2: a server may ignore a Range it cannot read; the whole file
                 request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
-            elif any((start if start is not None else max(size - end, 0)) >= size for start, end in readable):
-                raise ApiError(416, "range_not_satisfiable", f"Range {asked[:100]!r}: the {variant} is {size} bytes",
-                               "range", headers={"Content-Range": f"bytes */{size}"})
+            else:
+                fits = [(a, b) for a, b in readable if (a if a is not None else max(size - b, 0)) < size]
+                if not fits:
+                    raise ApiError(416, "range_not_satisfiable", f"Range {asked[:100]!r}: the {variant} is {size} bytes",
+                                   "range", headers={"Content-Range": f"bytes */{size}"})
+                if len(fits) < len(readable):  # RFC 9110 14.1.1: satisfiable when one range is; the others are left out
+                    value = ", ".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in fits)
+                    request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"] + [
+                        (b"range", f"bytes={value}".encode())]
         return FileResponse(job.dir / name, media_type=media, content_disposition_type="inline",
                             filename=f"{video_id}{Path(name).suffix}")
 
