@@ -748,3 +748,17 @@ def test_a_colour_said_after_an_object_is_that_objects():
     assert parse_prompt("the ball is big and red").objects[0].size == "large"
     assert _objs("the ball in red hits the ball in blue") == [("red", "ball", None, None), ("blue", "ball", None, None)]
     assert _objs("a ball coloured red and a square coloured blue") == [("red", "ball", None, None), ("blue", "square", None, None)]
+
+
+def test_one_of_the_counted_objects_and_both():
+    # "one falls and the other moves right" made both fall (and noted the second motion twice);
+    # "both balls fall" was one ball
+    for text in ("two balls, one falls and the other moves right", "two balls: the first falls and the second moves right"):
+        spec = parse_prompt(text)
+        assert _objs(text) == [(None, "ball", "falls", None), (None, "ball", "right", None)] and not spec.notes, text
+        assert not spec.unknown_words, text
+    assert [o.motion for o in parse_prompt("three balls: one falls, one rises and the third moves left").objects] == [
+        "falls", "up", "left"]
+    assert _objs("two balls; one is red and the other is blue") == [("red", "ball", None, None), ("blue", "ball", None, None)]
+    assert _objs("both balls fall") == [(None, "ball", "falls", None)] * 2
+    assert _objs("one ball falls and one square rises") == [(None, "ball", "falls", None), (None, "square", "up", None)]

@@ -201,6 +201,13 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
         ("note", "a clip opens on the wide shot; ask for 'then cut to a close-up of the red ball'"))
     add(NEGATIONS, ("negation",))
     add(["they", "both", "all", "all of them", "both of them"], ("group",))
+    # one of objects counted before: "two balls, one falls and the other moves right"
+    add(["the first", "first", "the first one"], ("pick", 0))
+    add(["the second", "second", "the second one"], ("pick", 1))
+    add(["the third", "third", "the third one"], ("pick", 2))
+    add(["the last", "the last one"], ("pick", -1))
+    add(["the other", "the other one", "the others"], ("pick", None))  # the next not yet picked
+    add(["each other"], ("noop",))
     for phrase, action in list(lex.items()):  # "lying on the ground", "falls to the ground": the floor
         lex.setdefault(tuple("ground" if w == "floor" else w for w in phrase), action)
     for phrase, action in list(lex.items()):  # British spelling, read so that an unknown "grey" is named as typed
@@ -293,6 +300,8 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
     sep: str | None = None  # the separator since the previous phrase
     negated: str | None = None  # "not", "without", ... right before the next phrase
     predicated: list[dict] = []  # the objects a colour or size was just said of ("the ball is big")
+    counted: list[dict] = []  # the objects of the last counted mention, for "one", "the other", "the second"
+    picked: list[int] = []  # which of them were picked so far
     extra = 0  # objects asked beyond those made ("11 balls" makes 4: enough to keep 3 and say so)
 
     def apply(objs: list[dict], kind: str, value: str, said: str) -> None:
@@ -365,6 +374,8 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
                 o.setdefault("shape", attrs["shape"])
         shapeless = (shapeless if chained else []) + new if "shape" not in attrs and n == 1 else []
         fill = new if n > 1 else []
+        if n > 1:
+            counted[:], picked[:] = new, []
         objects.extend(new)
         # "a red ball and a blue ball fall": objects joined by "and" that have done nothing yet share
         # what follows; "a red ball falls and a blue ball moves left" starts a new subject
@@ -390,6 +401,23 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
                 action = ("number", int(tok) if len(tok) <= 9 else 10**9)
         i += n
         kind, said = action[0], " ".join(toks[i - n : i])
+        object_next = i < len(toks) and (_object_word(toks[i]) is not None or toks[i] in ONE_WORDS)
+        if said == "both" and object_next:  # "both balls fall": two of them
+            action, kind = ("count", 2), "count"
+        # "one" as a pronoun: not "a blue one" (the shape said before), nor "one ball" (a count)
+        one = said == "one" and (mention is None or "shape" in mention["attrs"]) and not object_next
+        if kind == "pick" or one:
+            close()  # a counted mention still open ("two balls the first falls") is made first
+        if (kind == "pick" or one) and counted and not object_next:
+            # "one falls" after "two balls": one of those, not all; else a word that says nothing
+            k = action[1] if kind == "pick" else None
+            k = next((j for j in range(len(counted)) if j not in picked), len(counted) - 1) if k is None else k
+            if -len(counted) <= k < len(counted):
+                subject = [counted[k]]
+                picked.append(k % len(counted))
+            continue
+        if kind == "pick":
+            continue
         # "the ball is big and red": a word after "and" / "," goes on saying what the object is
         also = predicated if kind in ("colour", "size") and i > n and toks[i - n - 1] in ("and", ",") else []
         predicated = predicated if kind in ("sep", "stop") else []
