@@ -282,6 +282,8 @@ def test_training_config_refuses_values_that_would_train_wrong(vae_dir, tmp_path
                             ("optim.min_lr_ratio", "-0.5", "optim.min_lr_ratio must be in"),
                             ("optim.warmup_steps", "-5", "optim.warmup_steps must be"),
                             ("optim.betas", "[0.9, 1.5]", "optim.betas must be"),
+                            ("vae", "", "vae is empty"),  # was "vae : . is not a complete model directory"
+                            ("text_encoder", " ", "text_encoder is empty"),
                             ("data.path", str(tmp_path / "nope"), "no such directory")):
         extra = ["--data.source", "folder"] if key == "data.path" else []
         with pytest.raises(ValueError, match=msg):

@@ -861,6 +861,11 @@ class TrainDiTConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not self.vae.strip():  # was "vae : . is not a complete model directory"
+            raise ValueError("vae is empty: give a trained VAE model directory, or 'shipped' (the package's)")
+        if not self.text_encoder.strip():
+            raise ValueError("text_encoder is empty: give 'minilm' (shipped), a local Hugging Face model directory, "
+                             "or 'hash:DIM'")
         if self.parallel not in ("ddp", "fsdp"):
             raise ValueError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
         if self.max_nonfinite_steps < 0:
