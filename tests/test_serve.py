@@ -1618,3 +1618,13 @@ def test_a_range_set_with_one_satisfiable_range_is_served(server, source_video):
     assert whole[:1] in r.content and whole[-3:] in r.content
     r = client.get(url, headers={"Range": f"bytes={size}-, -0"})  # none: still a 416
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+
+
+def test_a_remix_refusing_a_field_names_every_field_it_takes(server, source_video):
+    """A remix takes `model` (OpenAI's clients send it), yet the refusal of another field listed
+    the fields it takes without it."""
+    _, client, _ = server
+    r = client.post(f"/v1/videos/{source_video['id']}/remix", json={"prompt": "a ball", "model": "sora-2", "seconds": 4})
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == "seconds", r.text
+    assert all(k in err["message"] for k in ("prompt", "strength", "embed_prompt", "prompt_as_typed", "model")), r.text

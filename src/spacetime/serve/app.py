@@ -478,8 +478,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
             raise ApiError(400, "invalid_value", f"{key}: a remix takes no uploads; its video is {video_id}'s", key)
         for key in fields:
             if key not in remix_fields:
-                raise ApiError(400, "invalid_value", f"{key}: a remix takes prompt, strength, embed_prompt and "
-                                                     "prompt_as_typed; the rest is the source video's", key)
+                raise ApiError(400, "invalid_value", f"{key}: a remix takes {', '.join(remix_fields[:-1])} and "
+                                                     f"{remix_fields[-1]}; the rest is the source video's", key)
         # the source's own settings, the new prompt: as an edit by id that may change nothing else
         s = source.spec
         fields = {k: v for k, v in fields.items() if v is not None}  # null: left out, so strength takes its default
