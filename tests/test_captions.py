@@ -762,3 +762,11 @@ def test_one_of_the_counted_objects_and_both():
     assert _objs("two balls; one is red and the other is blue") == [("red", "ball", None, None), ("blue", "ball", None, None)]
     assert _objs("both balls fall") == [(None, "ball", "falls", None)] * 2
     assert _objs("one ball falls and one square rises") == [(None, "ball", "falls", None), (None, "square", "up", None)]
+
+
+def test_an_object_that_did_something_does_not_share_the_next_verb():
+    # "a red ball floats and a blue ball falls" made the red ball fall too (as did rolls, bounces, hits)
+    for verb in ("floats", "rolls", "bounces", "moves", "hits a green square"):
+        text = f"a red ball {verb} and a blue ball falls"
+        assert parse_prompt(text).objects[0].motion is None and _objs(text)[-1] == ("blue", "ball", "falls", None), text
+    assert _objs("a red ball and a blue ball fall") == [("red", "ball", "falls", None), ("blue", "ball", "falls", None)]

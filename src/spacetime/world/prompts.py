@@ -131,7 +131,7 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     # verbs that are a direction themselves: "a ball rises" was unknown, and completed as "drops"
     add(["rises", "rising", "rise", "ascends", "ascending", "ascend", "climbs", "climbing"], ("motion", "up", None))
     add(["sinks", "sinking", "sink", "descends", "descending", "descend"], ("motion", "down", None))
-    add(MOVE_VERBS + USER_VERBS, ("noop",))
+    add(MOVE_VERBS + USER_VERBS, ("verb",))
     add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
         "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
         "resting on the floor", "lying on the floor", "sitting on the floor", "lies still"), ("motion", "still", None))
@@ -379,7 +379,7 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
         objects.extend(new)
         # "a red ball and a blue ball fall": objects joined by "and" that have done nothing yet share
         # what follows; "a red ball falls and a blue ball moves left" starts a new subject
-        grow = chained and all("motion" not in o and "hits" not in o for o in subject)
+        grow = chained and all("motion" not in o and "hits" not in o and "_did" not in o for o in subject)
         subject, last_ref, last_new = (subject + new if grow else new), None, new
         take_pending(new)
         sentence.extend(new)
@@ -494,6 +494,9 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             shapeless = []
         if kind not in ("sep", "count", "number"):
             fill = []
+        if kind in ("verb", "bounces", "reference") or kind == "motion" and action[1] is None:
+            for o in subject:  # it did something of its own: "a red ball rolls and a blue ball falls" is not both falling
+                o["_did"] = True
         if kind == "unknown":
             if toks[i - 1] not in unknown:
                 unknown.append(toks[i - 1])
