@@ -1628,3 +1628,22 @@ def test_a_remix_refusing_a_field_names_every_field_it_takes(server, source_vide
     err = r.json()["error"]
     assert r.status_code == 400 and err["param"] == "seconds", r.text
     assert all(k in err["message"] for k in ("prompt", "strength", "embed_prompt", "prompt_as_typed", "model")), r.text
+
+
+def test_a_compressed_request_body_is_a_415_saying_so(server, source_video):
+    """A gzipped JSON body was 'not valid JSON: utf-8 codec can't decode byte 0x8b', and one whose
+    Content-Encoding named a coding not applied was taken as plain."""
+    import gzip
+
+    _, client, out = server
+    body = json.dumps({"prompt": "a ball", "steps": 1, "num_frames": 1}).encode()
+    before = job_dirs(out)
+    for coding, content in (("gzip", gzip.compress(body)), ("br", body), ("GZIP, deflate", gzip.compress(body))):
+        for path in ("/v1/videos", "/v1/videos/edits", f"/v1/videos/{source_video['id']}/remix", "/v1/verify"):
+            r = client.post(path, content=content, headers={"content-type": "application/json", "content-encoding": coding})
+            err = r.json()["error"]
+            assert r.status_code == 415 and err["code"] == "unsupported_media_type", (path, coding, r.text)
+            assert "Content-Encoding" in err["message"] and r.headers["accept-encoding"] == "identity"
+    assert job_dirs(out) == before
+    r = client.post("/v1/videos", content=body, headers={"content-type": "application/json", "content-encoding": "identity"})
+    assert r.status_code == 200, r.text

@@ -164,8 +164,19 @@ def input_name(upload: str, data: bytes) -> str:
     return f"input-{upload}.mp4" if data[4:8] == b"ftyp" else f"input-{upload}"
 
 
+def plain_body(request: Request) -> None:
+    """A body with a content coding (`Content-Encoding: gzip`) is a 415, as RFC 9110 15.5.16 says
+    for a coding the server does not decode: read as it is, it was a confusing "not valid JSON"
+    (gzip), or a coding the client named but did not apply was taken as plain."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise ApiError(415, "unsupported_media_type", f"Content-Encoding {coding[:40]!r} is not supported: send the "
+                                                      "body uncompressed", headers={"Accept-Encoding": "identity"})
+
+
 async def read_verify_form(request: Request, limits: Limits) -> UploadFile:
     """The one `file` upload of POST /v1/verify."""
+    plain_body(request)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "Content-Type must be multipart/form-data with a file field")
@@ -242,6 +253,7 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
     """JSON or multipart form -> (fields, uploads by field name). Empty form fields count as left
     out, as a browser form sends them. An upload sent as OpenAI's `input_reference` is `image` here;
     `request.state.sent_as` maps it back ({"image": "input_reference"}) for `as_sent`."""
+    plain_body(request)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         raw = await _json_bytes(request, limits.max_json_bytes)
