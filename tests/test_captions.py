@@ -755,7 +755,8 @@ def test_one_of_the_counted_objects_and_both():
     # "both balls fall" was one ball
     for text in ("two balls, one falls and the other moves right", "two balls: the first falls and the second moves right"):
         spec = parse_prompt(text)
-        assert _objs(text) == [(None, "ball", "falls", None), (None, "ball", "right", None)] and not spec.notes, text
+        assert _objs(text) == [(None, "ball", "falls", None), (None, "ball", "right", None)], text
+        assert [n for n in spec.notes if "ignored" in n] == [], text
         assert not spec.unknown_words, text
     assert [o.motion for o in parse_prompt("three balls: one falls, one rises and the third moves left").objects] == [
         "falls", "up", "left"]
@@ -770,3 +771,11 @@ def test_an_object_that_did_something_does_not_share_the_next_verb():
         text = f"a red ball {verb} and a blue ball falls"
         assert parse_prompt(text).objects[0].motion is None and _objs(text)[-1] == ("blue", "ball", "falls", None), text
     assert _objs("a red ball and a blue ball fall") == [("red", "ball", "falls", None), ("blue", "ball", "falls", None)]
+
+
+def test_a_direction_under_gravity_is_said_to_be_drawn_as_a_throw_or_a_fall():
+    # sample_scene fits it silently: "a red ball falls and a blue ball rises" drew the blue ball falling
+    spec = parse_prompt("a red ball falls and a blue ball rises")
+    assert spec.notes == ["gravity is one law for the scene: under it, the blue ball that moves up is drawn as one that falls"]
+    assert "thrown to the right" in parse_prompt("a red ball moves right under gravity").notes[0]
+    assert not parse_prompt("a red ball moves right").notes and not parse_prompt("a ball falls and a ball stays still").notes

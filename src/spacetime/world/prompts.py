@@ -575,6 +575,13 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
     if scene["gravity"] is False and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
         scene["gravity"] = True
         notes.append("falling and bouncing need gravity; gravity turned on")
+    if scene["gravity"] or scene["gravity"] is None and any(o.get("motion") in vocab.GRAVITY_MOTIONS for o in objects):
+        for o in objects:  # as sample_scene fits it: "a red ball falls and a blue ball rises" drew the blue one falling
+            if o.get("motion") in vocab.DIRECTIONS:
+                dx = vocab.DIRECTIONS[o["motion"]][0]
+                drawn = "is thrown to the right" if dx > 0 else "is thrown to the left" if dx < 0 else "falls"
+                notes.append(f"gravity is one law for the scene: under it, the {_name(o)} that {_does(o['motion'])} "
+                             f"is drawn as one that {drawn}")
     return SceneSpec(objects=[ObjectSpec(**o) for o in objects], unknown_words=unknown, notes=notes, shots=shots, **scene), denied
 
 
