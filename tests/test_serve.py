@@ -1647,3 +1647,18 @@ def test_a_compressed_request_body_is_a_415_saying_so(server, source_video):
     assert job_dirs(out) == before
     r = client.post("/v1/videos", content=body, headers={"content-type": "application/json", "content-encoding": "identity"})
     assert r.status_code == 200, r.text
+
+
+def test_head_is_taken_wherever_get_is(server, source_video):
+    """The docs say HEAD is taken wherever GET is; /credentials and the characters route answered 405."""
+    from starlette.routing import Route
+
+    running, client, _ = server
+    vid = source_video["id"]
+    for path, status in ((f"/v1/videos/{vid}/credentials", 200), ("/v1/videos/characters/char_1", 404)):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == status and head.content == b"", (path, head.status_code)
+    app = running.server.config.app
+    for route in app.routes:
+        if isinstance(route, Route) and "GET" in (route.methods or ()):
+            assert any(isinstance(r, Route) and r.path == route.path and "HEAD" in (r.methods or ()) for r in app.routes), route.path

@@ -616,6 +616,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     # HEAD where GET is (uptime monitors, link checkers), as routes of their own: one route with both
     # methods would put each operation in the OpenAPI schema twice, under one operation id
     for path, endpoint, needs_token in (("/v1/videos", list_videos, True), ("/v1/videos/{video_id}", get_video, True),
+                                        ("/v1/videos/{video_id}/credentials", video_credentials, True),
+                                        ("/v1/videos/characters/{character_id}", characters, True),
                                         ("/v1/config", config, False), ("/healthz", healthz, False)):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False,
                           dependencies=auth if needs_token else None)
