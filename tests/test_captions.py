@@ -779,3 +779,8 @@ def test_a_direction_under_gravity_is_said_to_be_drawn_as_a_throw_or_a_fall():
     assert spec.notes == ["gravity is one law for the scene: under it, the blue ball that moves up is drawn as one that falls"]
     assert "thrown to the right" in parse_prompt("a red ball moves right under gravity").notes[0]
     assert not parse_prompt("a red ball moves right").notes and not parse_prompt("a ball falls and a ball stays still").notes
+
+
+def test_a_number_that_counts_nothing_is_not_said_to_count_objects():
+    assert parse_prompt("a red ball falls at 9.8 m/s").notes == []  # was "'9.8' is not a whole number of objects"
+    assert any("1.5" in n for n in parse_prompt("1.5 balls").notes)

@@ -517,7 +517,7 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             value = action[1]
             if float(value).is_integer():
                 count, count_word = int(value), toks[i - 1]
-            else:
+            elif object_next:  # "1.5 balls"; "falls at 9.8 m/s" counts nothing
                 notes.append(f"{toks[i - 1]!r} is not a whole number of objects; read as one")
         elif kind == "reference":
             referencing = True
