@@ -751,3 +751,21 @@ def test_a_run_dir_holding_another_config_json_is_refused_not_written_over(tmp_p
         assert f"run_dir {folder}: its config.json is {says}" in capsys.readouterr().err
         assert (sorted(p.name for p in folder.iterdir()), (folder / "config.json").read_text()) == before
     assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "2"]) == 0  # a run's own: resumed
+
+
+def test_a_home_relative_path_in_a_config_file_is_the_home_folder(tmp_path, monkeypatch):
+    """`run_dir: ~/runs/vae` in a YAML file made a folder named `~` in the working directory."""
+    from spacetime.train import TrainDiTConfig
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "c.yaml"
+    path.write_text("run_dir: ~/runs/vae\ninit_from: ~/vae\nmax_steps: 1\n")
+    cfg = load_config(TrainVAEConfig, path)
+    assert (cfg.run_dir, cfg.init_from) == (str(tmp_path / "home/runs/vae"), str(tmp_path / "home/vae"))
+    dit = load_config(TrainDiTConfig, None, ["--vae=~/v", "--resume=~/r/checkpoints/step-00000001", "--text_encoder",
+                                             "hash:32"])
+    assert (dit.vae, dit.resume, dit.text_encoder) == (str(tmp_path / "home/v"),
+                                                       str(tmp_path / "home/r/checkpoints/step-00000001"), "hash:32")
+    assert main(["train-vae", *TINY, "--run_dir=~/runs/vae", "--max_steps", "1"]) == 0
+    assert (tmp_path / "home/runs/vae/model/COMPLETE").is_file() and not (tmp_path / "~").exists()

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,7 @@ class TrainVAEConfig:
     resume: str | None = None  # a checkpoint directory to resume from (default: the newest complete one in run_dir)
 
     def __post_init__(self) -> None:
+        _expand_home(self)
         for name in ("batch_size", "max_steps", "log_every", "save_every", "latent_stats_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -136,6 +138,15 @@ class TrainVAEConfig:
 
 
 MAX_SEED = 2**40  # seed * 1_000_003 + ...: the per-sample and per-step generators' seeds stay within int64
+
+
+def _expand_home(cfg: TrainVAEConfig | TrainDiTConfig) -> None:
+    """`~/runs/vae` for the path keys: a YAML file's value (or `--run_dir=~/x`, which the shell leaves
+    as it is) made a folder named `~` in the working directory."""
+    for name in ("run_dir", "resume", "init_from", "vae", "text_encoder", "guidance_teacher"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(cfg, name, os.path.expanduser(value))
 
 
 def _check_run_values(cfg: TrainVAEConfig | TrainDiTConfig) -> None:
@@ -854,6 +865,7 @@ class TrainDiTConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
 
     def __post_init__(self) -> None:
+        _expand_home(self)
         _check_device(self.device)
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every", "sample_steps",
                      "text_max_length"):
