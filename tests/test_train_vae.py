@@ -769,3 +769,16 @@ def test_a_home_relative_path_in_a_config_file_is_the_home_folder(tmp_path, monk
                                                        str(tmp_path / "home/r/checkpoints/step-00000001"), "hash:32")
     assert main(["train-vae", *TINY, "--run_dir=~/runs/vae", "--max_steps", "1"]) == 0
     assert (tmp_path / "home/runs/vae/model/COMPLETE").is_file() and not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1: 2\nfoo: 3\n", "unknown config key 1: config keys are names"),  # was TypeError: '<' not supported
+    ("optim:\n  1: 2\n  x: 3\n", "unknown config key optim.1: config keys are names"),
+    ("true: 1\n", "unknown config key True: config keys are names"),
+    ("? [a, b]\n: 1\n", "not valid YAML (line 1, column 3: found an unhashable key)"),  # was TypeError: unhashable
+])
+def test_yaml_keys_that_are_not_names_are_named(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=__import__("re").escape(message)):
+        load_config(TrainVAEConfig, path)

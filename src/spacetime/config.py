@@ -87,6 +87,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
 def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    for k in data:
+        if not isinstance(k, str):  # YAML's `1: 2` or `true: x`: sorting them with the names was a TypeError
+            raise ValueError(f"unknown config key {prefix}{k!r}: config keys are names; {cls.__name__} has "
+                             f"{sorted(fields)}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"unknown config key {prefix}{unknown[0]}; {cls.__name__} has {sorted(fields)}")
@@ -157,6 +161,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `? [a, b]`: was a TypeError from the set; SafeLoader names it
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        "found an unhashable key", key_node.start_mark) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
                                                         key_node.start_mark)
