@@ -784,3 +784,14 @@ def test_a_direction_under_gravity_is_said_to_be_drawn_as_a_throw_or_a_fall():
 def test_a_number_that_counts_nothing_is_not_said_to_count_objects():
     assert parse_prompt("a red ball falls at 9.8 m/s").notes == []  # was "'9.8' is not a whole number of objects"
     assert any("1.5" in n for n in parse_prompt("1.5 balls").notes)
+
+
+def test_more_motion_verbs():
+    # each verb was an unknown word (and "plummets" no motion at all)
+    for text, want in (("a red ball plummets", "falls"), ("a red ball tumbles down", "falls"),
+                       ("a red ball races left", "left"), ("a red ball darts right", "right"),
+                       ("a red ball is launched to the right", "right"), ("a red ball remains still", "still"),
+                       ("a red ball stays put", "still"), ("a red ball hangs in the air", "still")):
+        spec = parse_prompt(text)
+        assert _objs(text) == [("red", "ball", want, None)] and not spec.unknown_words and not spec.notes, text
+    assert _objs("a red ball is tossed to the left") == [("red", "ball", "bounces-left", None)]  # a throw, as before

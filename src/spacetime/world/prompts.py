@@ -63,7 +63,9 @@ MAX_CHARS = 10_000  # a prompt is a sentence or a paragraph; the rest of a longe
 FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting with no weight: zero gravity
 USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
               "rolls", "rolling", "slides", "sliding", "move", "moved", "heads", "heading", "runs", "running",
-              "shoots", "speeds", "drift", "glide", "travel", "roll", "slide") + FLOAT_VERBS + ("moves off",)
+              "shoots", "speeds", "drift", "glide", "travel", "roll", "slide", "races", "racing", "darts", "darting",
+              "zooms", "zooming", "jumps", "jumping", "leaps", "leaping", "is launched", "launched", "is pushed", "pushed",
+              "is kicked", "kicked") + FLOAT_VERBS + ("moves off",)
 
 
 def _lexicon() -> dict[tuple[str, ...], tuple]:
@@ -134,9 +136,11 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     add(MOVE_VERBS + USER_VERBS, ("verb",))
     add(STILL_PHRASES + RESTING_PHRASES + ("still", "stationary", "motionless", "at rest", "stands still", "sits still",
         "rests", "resting", "not moving", "static", "stays", "stay still", "standing still", "sitting still", "sits on the floor",
-        "resting on the floor", "lying on the floor", "sitting on the floor", "lies still"), ("motion", "still", None))
+        "resting on the floor", "lying on the floor", "sitting on the floor", "lies still", "remains still", "remains motionless",
+        "stays put", "does nothing", "hangs in the air", "hangs in mid air"), ("motion", "still", None))
     add(FALL_PHRASES + ("falling", "dropping", "dropped", "fall", "drop", "falls to the floor", "is dropped", "falling down",
-        "drops down", "drops to the floor"), ("motion", "falls", None))
+        "drops down", "drops to the floor", "plummets", "plummeting", "plunges", "plunging", "tumbles", "tumbling",
+        "tumbles down", "plummets down", "is dropped from above", "dropped from above"), ("motion", "falls", None))
     for d in ("left", "right"):
         phrases = BOUNCE_PHRASES + THROW_PHRASES + ("bouncing to the {d}", "bounces {d}", "bouncing {d}", "bounce to the {d}",
                                                      "thrown to the {d}", "thrown {d}", "tossed to the {d}", "is thrown {d}")
