@@ -1662,3 +1662,31 @@ def test_head_is_taken_wherever_get_is(server, source_video):
     for route in app.routes:
         if isinstance(route, Route) and "GET" in (route.methods or ()):
             assert any(isinstance(r, Route) and r.path == route.path and "HEAD" in (r.methods or ()) for r in app.routes), route.path
+
+
+def test_what_a_request_leaves_out_stays_within_the_servers_limits(pipe, marks, tmp_path):
+    """Under limits below the model's defaults (25 steps, 5 frames of 32x32): a request naming no
+    steps ran the model's 25 past --max-steps 2, and one naming no length or size (what OpenAI's
+    SDK sends) was refused with an error about num_frames or height, fields it never sent."""
+    from spacetime.serve.schema import within_limits
+
+    limits = Limits(max_side=16, max_frames=3, max_steps=2)
+    running = ServerThread.start(create_app(pipe, tmp_path / "o", marks=marks, limits=limits))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            r = client.post("/v1/videos", json={"prompt": "a ball"})
+            assert r.status_code == 200, r.text
+            job = wait(client, r.json()["id"])
+            assert job["status"] == "completed", job
+            assert (job["steps"], job["size"], job["num_frames"]) == (2, "16x16", 1)
+            d = client.get("/v1/config").json()["defaults"]
+            assert (d["steps"], d["size"], d["num_frames"]) == (2, "16x16", 1)
+            r = client.post("/v1/videos", json={"prompt": "a ball", "steps": 3})  # asked for: still refused
+            assert r.status_code == 400 and r.json()["error"]["param"] == "steps"
+    finally:
+        running.stop()
+    # the aspect is kept, in the model's multiples; defaults within the limits are left as they are
+    assert within_limits({"height": 64, "width": 112, "num_frames": 17}, (16, 16), 4, Limits(max_side=56)) == \
+        {"height": 32, "width": 48, "num_frames": 17}
+    assert within_limits({"num_frames": 17}, (16, 16), 4, Limits(max_frames=15)) == {"num_frames": 13}
+    assert within_limits(pipe.defaults, (16, 16), 4, Limits()) == pipe.defaults

@@ -87,6 +87,7 @@ from spacetime.serve.schema import (
     request_model,
     resolve,
     video_spec,
+    within_limits,
 )
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,11 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     steps or guidance scale gets `default_steps` and the model's own guidance scale (each: the
     model's `defaults`, else the pipeline's)."""
     default_steps, default_guidance = pipe.resolve_num_inference_steps(default_steps), pipe.resolve_guidance_scale()
+    # what a request leaves out stays within the limits too: the model's 20 steps ran under
+    # --max-steps 5, and its 17 frames of 64x64 refused every request naming no length under
+    # --max-frames 9 (or --max-side 48), with an error about a field the client never sent
+    default_steps = min(default_steps, limits.max_steps)
+    defaults = within_limits(pipe.defaults, _size_multiple(pipe), pipe.vae.config.temporal_factor, limits)
     VideoRequest = request_model(limits)
     model_name = model_name or marks.model["name"]
     anchors = [Path(a) for a in trust_anchors]
@@ -281,7 +287,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     def spec_of(req: BaseModel, uploads: set[str], frames_later: bool = False) -> JobSpec:
         try:
-            return resolve(req, uploads, pipe.defaults, pipe.fit_size, limits, default_steps, frames_later, temporal_factor=ft,
+            return resolve(req, uploads, defaults, pipe.fit_size, limits, default_steps, frames_later, temporal_factor=ft,
                            default_guidance=default_guidance)
         except InvalidRequest as e:
             raise ApiError(400, "invalid_value", str(e), e.param) from None
@@ -595,7 +601,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
 
     @app.get("/v1/config", summary="Defaults, presets and limits")
     def config(request: Request) -> dict:
-        d = pipe.defaults
+        d = defaults
         counts = counts_for(request)
         return {"model": model_name, "auth": token is not None,
                 "defaults": {"size": f"{d.get('width', 64)}x{d.get('height', 64)}",

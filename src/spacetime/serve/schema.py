@@ -289,6 +289,21 @@ def extension_spec(spec: JobSpec, frames_in: int, seconds: float, ft: int, limit
     return replace(spec, num_frames=frames_in + new, window_frames=1 + ft * (t - 1))
 
 
+def within_limits(defaults: dict, multiple: tuple[int, int], ft: int, limits: Limits) -> dict:
+    """The model's defaults (`pipe.defaults`) for what a request leaves out, brought within the
+    server's limits: a size over `max_side` scaled down (its aspect kept, in the model's multiples
+    `multiple` (height, width)), and then a length over what that size may have cut to 1 + ft*k."""
+    d = dict(defaults)
+    h, w = d.get("height", 64), d.get("width", 64)
+    if max(h, w) > limits.max_side:
+        (mh, mw), scale = multiple, limits.max_side / max(h, w)
+        d["height"], d["width"] = h, w = max(mh, mh * int(h * scale // mh)), max(mw, mw * int(w * scale // mw))
+    most = most_frames(h, w, limits)
+    if d.get("num_frames", 17) > most:
+        d["num_frames"] = 1 + ft * ((most - 1) // ft)
+    return d
+
+
 def presets(defaults: dict, multiple: tuple[int, int], limits: Limits) -> dict:
     """Size and duration presets for the page, fitted to the model: aspect ratios at the model's
     trained height, and durations at its fps."""
