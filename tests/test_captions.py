@@ -795,3 +795,12 @@ def test_more_motion_verbs():
         spec = parse_prompt(text)
         assert _objs(text) == [("red", "ball", want, None)] and not spec.unknown_words and not spec.notes, text
     assert _objs("a red ball is tossed to the left") == [("red", "ball", "bounces-left", None)]  # a throw, as before
+
+
+def test_the_shot_words_set_the_camera_not_the_object():
+    # "a static shot of a red ball falling" made the ball still and dropped its "falling"
+    for text, camera in (("a static shot of a red ball falling", "static"), ("a red ball falls, no camera movement", "static"),
+                         ("a red ball falls; the view is fixed", "static"), ("a red ball falls, panning shot to the left", "pan-left")):
+        spec = parse_prompt(text)
+        assert spec.camera == camera and _objs(text) == [("red", "ball", "falls", None)], text
+        assert not spec.notes and not spec.unknown_words, text

@@ -190,6 +190,11 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     # "camera static, a red ball falls": "static" alone is an object's, and made the ball still
     add(["camera static", "camera still", "camera fixed", "camera stationary", "camera is stationary", "stationary camera",
          "locked camera", "camera locked", "locked off camera", "camera : static"], ("camera", "static"))
+    # and of the shot: "a static shot of a red ball falling" made the ball still
+    add(["static shot", "still shot", "fixed shot", "locked off shot", "static view", "fixed view", "view is fixed", "view is static",
+         "no camera movement", "no camera motion", "without camera movement", "no camera moves"], ("camera", "static"))
+    for d in ("left", "right"):
+        add([f"panning shot to the {d}", f"panning shot {d}", f"a pan to the {d}", f"a pan {d}"], ("camera", f"pan-{d}"))
     # camera moves the world has not: "tilts up" made an object moving up. The verb is still an
     # unknown word: the world's captions never say it, and generate warns of those
     for v, ds in (("tilts", ("up", "down")), ("tilting", ("up", "down")), ("tilt", ("up", "down")), ("zooms", ("in", "out")),
