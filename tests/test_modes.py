@@ -409,11 +409,11 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
     assert sidecar["shift"] == 1.0  # the model's own (none here: training's schedule)
     assert main([*base, "--shift", "2.5", "--output", str(tmp_path / "sh.mp4")]) == 0
     assert json.loads((tmp_path / "sh.json").read_text())["shift"] == 2.5
-    # without a size, the output takes the input's (48x64 here), as the pipeline does
+    # without a size, the output takes the input's (48x32 here), as the pipeline does
     wide = tmp_path / "wide.png"
-    Image.fromarray(np.asarray(Image.fromarray(clip(1)[0]).resize((48, 64)))).save(wide)
+    Image.fromarray(np.asarray(Image.fromarray(clip(1)[0]).resize((48, 32)))).save(wide)
     assert main([*base, "--image", str(wide), "--output", str(tmp_path / "w.mp4")]) == 0
-    assert read_video(tmp_path / "w.mp4")[0].shape == (9, 64, 48, 3)
+    assert read_video(tmp_path / "w.mp4")[0].shape == (9, 32, 48, 3)
     # an input video at another frame rate than the output's is named
     fast = tmp_path / "fast.mp4"
     write_video(clip(9), fast, fps=24)
@@ -767,16 +767,25 @@ def test_an_input_stretched_to_another_aspect_ratio_is_said_to_be(pipe, tmp_path
     assert "resized to 16x32" in caplog.text and "stretched" not in caplog.text
 
 
-def test_an_output_taken_from_a_much_larger_input_is_warned_of(pipe, caplog):
-    """Without a size the output takes the input's: a phone photo at a 64x64 model would sample for
-    hours with nothing said. The warning names the input, the factor and a size of its aspect ratio."""
+def test_an_input_far_larger_than_the_model_makes_an_output_at_the_models_scale(pipe, caplog):
+    """Without a size the output took the input's: a 300x200 photo at the shipped 64x64 model came out
+    as specks of colour (far above the sizes it learned a model breaks up), a phone photo sampled for
+    hours. Past LARGE_INPUT times the default's pixels it keeps the input's aspect ratio at the model's
+    scale, and says so; with one side given the other follows, a huge area warned of."""
     big = make_clip(2, num_frames=1, height=128, width=192).frames  # 24 times the model's 32x32
-    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
-        assert run(pipe, image=big, num_frames=1, num_inference_steps=1)[0].shape == (1, 128, 192, 3)
+    with caplog.at_level(logging.WARNING):
+        assert run(pipe, image=big, num_frames=1, num_inference_steps=1)[0].shape == (1, 32, 48, 3)
+    assert ("image is 192x128 (WxH); without a size the output is 48x32, its aspect ratio at this model's scale (32 "
+            "pixels on the shorter side") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # under LARGE_INPUT times the pixels: its own size (rounded to fit)
+        assert run(pipe, image=big[:, :40, :48], num_frames=1, num_inference_steps=1)[0].shape == (1, 48, 48, 3)
+    assert "without a size the output is" not in caplog.text
+    with caplog.at_level(logging.WARNING):  # one side given: the other from its aspect ratio, the area warned of
+        assert run(pipe, image=big, num_frames=1, num_inference_steps=1, width=192)[0].shape == (1, 128, 192, 3)
     assert ("image is 192x128 (WxH), and the output takes 192x128: 24 times the pixels of the 32x32 this model makes "
             "by default") in caplog.text and "--size 48x32 keeps its aspect ratio" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
-        run(pipe, image=big[:, :64, :64], num_frames=1, num_inference_steps=1)  # 4 times: no warning
+    with caplog.at_level(logging.WARNING):
         run(pipe, image=big, num_frames=1, num_inference_steps=1, height=32, width=48)  # a size given: none
-    assert "times the pixels" not in caplog.text
+    assert "times the pixels" not in caplog.text and "without a size" not in caplog.text

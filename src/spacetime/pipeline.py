@@ -50,6 +50,11 @@ CONNECT_STRENGTH = 0.6
 # an output taken from an input's size with this many times the pixels of the model's default is
 # warned of: sampling time grows with their square (a 12-megapixel photo at a 64x64 model: hours)
 BIG_INPUT = 16
+# without a size, an input of more than this many times the pixels of the model's default makes an
+# output of its aspect ratio at the model's scale, not of its own size: far above the sizes it
+# learned, a model breaks up (the shipped one, trained at up to 96x64, makes specks of colour at
+# 128x128 or from a 300x200 photo, where at 96x64 it draws the objects; docs/modes.md)
+LARGE_INPUT = 2
 
 
 def size_multiples(vae_config, patch) -> tuple[int, int, int]:
@@ -512,7 +517,9 @@ class SpacetimePipeline:
         `num_frames` is the generation
         window (given context frames included);
         images and videos of another size are resized to height x width with a warning; without
-        them the output takes the first input's size, with one of them its aspect ratio.
+        them the output takes the first input's size (one of more than LARGE_INPUT times the pixels
+        of the model's default size: its aspect ratio at the model's scale, with a warning), with
+        one of them its aspect ratio.
         Text/image -> video longer than `window_frames` (default: twice the model's training
         length) is made window by window, each extending the last (Sora's long videos); so is an
         extension whose window is longer (forward: each window starts from the end so far;
@@ -599,12 +606,23 @@ class SpacetimePipeline:
         said = {name: f"{name} {x}" if isinstance(x, (str, os.PathLike)) else name for name, x in inputs.items()}
         media = {}
         if (height is None or width is None) and inputs:
-            # the output takes the first input's size, or with one side given its aspect ratio (not
-            # the model's default for the other side, which would stretch it)
+            # the output takes the first input's size (a large one's aspect ratio at the model's
+            # scale), or with one side given its aspect ratio (not the model's default for the
+            # other side, which would stretch it)
             first = next(iter(inputs))
             media[first] = load_media(inputs[first], first)
             ih, iw = media[first].shape[1:3]
-            if height is None and width is None:
+            dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
+            _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
+            scale = min(dh, dw) / min(ih, iw)  # its shorter side the model's shorter side
+            if height is None and width is None and ih * iw > LARGE_INPUT * dh * dw and scale < 1:
+                height, width = mh * max(1, round(ih * scale / mh)), mw * max(1, round(iw * scale / mw))
+                how = "without height and width the output takes its aspect ratio at this model's scale,"
+                log.warning("%s is %dx%d (WxH); without a size the output is %dx%d, its aspect ratio at this model's "
+                            "scale (%d pixels on the shorter side, as in the %dx%d it makes by default): far larger "
+                            "sizes than it learned break up. Give --size (height and width) for another size",
+                            said[first], iw, ih, width, height, min(dh, dw), dw, dh)
+            elif height is None and width is None:
                 height, width, how = ih, iw, "without height and width the output takes its size,"
             elif height is None:
                 width = _positive_int("width", width)
@@ -617,10 +635,8 @@ class SpacetimePipeline:
             if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
                 raise ValueError(f"{said[first]} is {iw}x{ih} (WxH); {how} {width}x{height}, over {MAX_SIDE} pixels a "
                                  "side: give height and width (--size WxH) to scale it down")
-            dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
             if height * width > BIG_INPUT * dh * dw:  # a phone photo at a 64x64 model: hours, for nothing it learned
-                _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
-                scale = min(dh, dw) / min(height, width)  # its shorter side the model's shorter side
+                scale = min(dh, dw) / min(height, width)
                 log.warning("%s is %dx%d (WxH), and the output takes %dx%d: %.0f times the pixels of the %dx%d this model "
                             "makes by default; sampling slows with the square of that, and the model has not learned "
                             "such sizes. Give a size (--size %dx%d keeps its aspect ratio)", said[first], iw, ih, width,
