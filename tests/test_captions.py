@@ -804,3 +804,13 @@ def test_the_shot_words_set_the_camera_not_the_object():
         spec = parse_prompt(text)
         assert spec.camera == camera and _objs(text) == [("red", "ball", "falls", None)], text
         assert not spec.notes and not spec.unknown_words, text
+
+
+def test_gravity_off_said_other_ways_is_off():
+    # each was gravity ON: "gravity" read, "disabled" / "0" / "none" / "any" not (silently, for "0")
+    for text in ("a red ball, gravity disabled", "a red ball in 0 gravity", "a red ball, gravity: none",
+                 "a red ball without any gravity", "a red ball in 0g", "a red ball in outer space"):
+        spec = parse_prompt(text)
+        assert spec.gravity is False and _objs(text) == [("red", "ball", None, None)] and not spec.unknown_words, text
+    assert parse_prompt("a red ball, gravity enabled").gravity is True
+    assert parse_prompt("a red ball without any bar").occluder is False

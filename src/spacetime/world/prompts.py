@@ -44,7 +44,7 @@ from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots
 STOPWORDS = frozenset(
     "a an the of to is are was be being with on in at it its as from into onto by this these there here "
     "scene video clip shows showing another also again back against s over across around along very "
-    "slowly quickly fast slow gently some we see where now just each other coloured colored painted".split()
+    "slowly quickly fast slow gently some we see where now just each other coloured colored painted any".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
 # Colour words the world has no colour for, to the nearest world colour (RGB distance); a note says so.
@@ -182,6 +182,13 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
          "with gravity off", "with gravity turned off", "with gravity switched off", "with the gravity off"],
         ("gravity", False))
     add(["gravity on", "gravity : on", "gravity turned on"], ("gravity", True))
+    # "gravity disabled", "in 0 gravity", "gravity: none" were gravity on: "gravity" read, the rest not
+    add(["gravity disabled", "gravity is disabled", "disabled gravity", "gravity : disabled", "gravity none", "gravity : none",
+         "gravity 0", "gravity : 0", "gravity is 0", "gravity zero", "gravity is zero", "0 gravity", "0g", "0 g",
+         "outer space", "in outer space"], ("gravity", False))
+    add(["gravity enabled", "gravity is enabled", "enabled gravity", "gravity : enabled", "normal gravity", "earth gravity",
+         "earth s gravity", "real gravity"], ("gravity", True))
+    add(["on the moon", "on mars"], ("note", "the world's gravity is on or off"))
     add(["gravity is not on", "gravity isn t on"], ("gravity", False))
     add(["low gravity", "weak gravity", "reduced gravity", "light gravity", "moon gravity", "anti gravity", "antigravity",
          "reverse gravity", "reversed gravity", "inverted gravity"], ("note", "the world's gravity is on or off"))
