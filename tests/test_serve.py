@@ -1690,3 +1690,17 @@ def test_what_a_request_leaves_out_stays_within_the_servers_limits(pipe, marks, 
         {"height": 32, "width": 48, "num_frames": 17}
     assert within_limits({"num_frames": 17}, (16, 16), 4, Limits(max_frames=15)) == {"num_frames": 13}
     assert within_limits(pipe.defaults, (16, 16), 4, Limits()) == pipe.defaults
+
+
+def test_content_of_a_failed_job_says_it_never_comes(server):
+    """A cancelled job's content was 'is failed; content is there once it is completed', as if it
+    might still come."""
+    _, client, _ = server
+    job = client.post("/v1/videos", json={"prompt": "a ball", "steps": 50, "num_frames": 17}).json()
+    client.post(f"/v1/videos/{job['id']}/cancel")
+    assert wait(client, job["id"])["status"] == "failed"
+    for path in ("content", "credentials"):
+        r = client.get(f"/v1/videos/{job['id']}/{path}")
+        err = r.json()["error"]
+        assert r.status_code == 409 and err["code"] == "not_ready", r.text
+        assert "cancelled" in err["message"] and "never" in err["message"] and "once it is completed" not in err["message"]

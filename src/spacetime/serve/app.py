@@ -263,6 +263,15 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if video_id in ("edits", "extensions", "characters"):
             raise StarletteHTTPException(405)
 
+    def not_ready(job: Job, later: str) -> ApiError:
+        """A 409 for a job with no files: `later` (when they come) while it is queued or running; a
+        failed or cancelled one will never have them, and its error says why."""
+        if job.status == "failed":
+            why = (job.error or {}).get("code", "failed")
+            return ApiError(409, "not_ready", f"video {job.id} failed ({why}): it has no files, and never will; "
+                                              "its error says why")
+        return ApiError(409, "not_ready", f"video {job.id} is {job.status}; {later}")
+
     def completed_source(video_id: str, param: str) -> Job:
         """The job whose video a remix, edit or extension starts from: it must have one."""
         job = job_or_404(video_id, param)
@@ -525,7 +534,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     def video_content(request: Request, video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video"):
         job = job_or_404(video_id)
         if job.status != "completed":
-            raise ApiError(409, "not_ready", f"video {video_id} is {job.status}; content is there once it is completed")
+            raise not_ready(job, "content is there once it is completed")
         name, media = (VIDEO, "video/mp4") if variant == "video" else (FILES[variant], "image/png")
         if not (job.dir / name).is_file():  # deleted meanwhile, or removed by hand
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
@@ -561,7 +570,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     def video_credentials(video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> dict:
         job = job_or_404(video_id)
         if job.status != "completed":
-            raise ApiError(409, "not_ready", f"video {video_id} is {job.status}; it has credentials once it is completed")
+            raise not_ready(job, "it has credentials once it is completed")
         name = FILES[variant]
         if not (job.dir / name).is_file():
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
