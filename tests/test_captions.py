@@ -814,3 +814,13 @@ def test_gravity_off_said_other_ways_is_off():
         assert spec.gravity is False and _objs(text) == [("red", "ball", None, None)] and not spec.unknown_words, text
     assert parse_prompt("a red ball, gravity enabled").gravity is True
     assert parse_prompt("a red ball without any bar").occluder is False
+
+
+def test_a_background_said_as_a_field_or_bare():
+    # "background: white" and "bg: white" were unknown words, "on black background" left "background" unknown
+    for text, bg in (("red ball; background: white", "white"), ("red ball; bg: white", "white"),
+                     ("a red ball on black background", "black"), ("a red ball on a plain white background", "white"),
+                     ("a red ball in front of black", "black")):
+        spec = parse_prompt(text)
+        assert spec.background == bg and not spec.unknown_words and _objs(text) == [("red", "ball", None, None)], text
+    assert parse_prompt("red ball; background: blue").unknown_words == ["background: blue"]

@@ -44,7 +44,7 @@ from spacetime.world.shots import UNREAD, ShotSpec, close_up_conflict, fit_shots
 STOPWORDS = frozenset(
     "a an the of to is are was be being with on in at it its as from into onto by this these there here "
     "scene video clip shows showing another also again back against s over across around along very "
-    "slowly quickly fast slow gently some we see where now just each other coloured colored painted any".split()
+    "slowly quickly fast slow gently some we see where now just each other coloured colored painted any plain solid uniform".split()
 )
 SEPARATORS = frozenset([",", ".", ";", ":", "!", "?", "and", "while", "then", "but"])
 # Colour words the world has no colour for, to the nearest world colour (RGB distance); a note says so.
@@ -94,12 +94,14 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
             add([f"{v} {d} and {other}", f"{v} to the {d} and {other}", f"{v} to the {d} and to the {other}",
                  f"{v} {d} and then {other}", f"{v} {d} then {other}"], ("camera", f"pan-{d}", "both"))
     for bg in vocab.BACKGROUNDS:
-        add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}"], ("background", bg))
+        add([f"{bg} background", f"{bg} backdrop", f"background is {bg}", f"against {bg}", f"on {bg}", f"on {bg} background",
+             f"on {bg} backdrop", f"background : {bg}", f"backdrop : {bg}", f"bg : {bg}", f"{bg} bg", f"background {bg}",
+             f"in front of {bg}"], ("background", bg))  # "background: white" was two unknown words
     # a background the world has not: "on a blue background" was a second, blue object. The phrase
     # is also unknown: the captions never say it, and generate warns of those
     for c in (*vocab.COLOURS, *COLOUR_SYNONYMS, "brown", "dark", "light", "beige", "silver"):
-        for phrase in [f"{c} {w}" for w in ("background", "backdrop", "backgrounds")] + [f"background is {c}"]:
-            add(phrase, ("note", f"backgrounds are {', '.join(vocab.BACKGROUNDS)}", phrase))
+        for phrase in [f"{c} {w}" for w in ("background", "backdrop", "backgrounds")] + [f"background is {c}", f"background : {c}"]:
+            add(phrase, ("note", f"backgrounds are {', '.join(vocab.BACKGROUNDS)}", phrase.replace(" :", ":")))
     add([f"{oc} bar" for oc in vocab.OCCLUDER_COLOURS], ("occluder", True))
     add(["bar", "bars", "pillar", "post", "occluder", "tall bar", "vertical bar", "behind a bar", "behind the bar"], ("occluder", True))
     add(["zero gravity", "no gravity", "without gravity", "weightless", "weightlessness", "in space", "zero g", "microgravity"], ("gravity", False))
