@@ -23,8 +23,36 @@ import yaml
 T = TypeVar("T")
 
 
+class _Given(str):
+    """A scalar from the command line: the text as typed, and `.value` as YAML reads it. A key that
+    takes a string gets the text (YAML 1.1 read `--run_dir 010` as the folder `8`, `12:30` as `750`,
+    `2024-01-01` as a date, refused), a number key Python's reading of it (`--seed 010` was 8)."""
+
+    value: Any
+
+    def __new__(cls, text: str, value: Any) -> _Given:
+        obj = super().__new__(cls, text)
+        obj.value = value
+        return obj
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
+    if isinstance(value, _Given):
+        takes = typing.get_args(tp) if origin in (typing.Union, types.UnionType) else (tp,)
+        if str in takes and value.value is not None:
+            return str(value)
+        if origin in (tuple, list):  # `--sample_prompts 12:30`, `--model.channels 010`: items of the text
+            value = str(value)
+        elif tp in (int, float):
+            try:
+                return tp(str(value))
+            except ValueError:
+                if isinstance(value.value, bool):  # was "expected int, got True" for `--max_steps yes`
+                    raise ValueError(f"{key}: expected {tp.__name__}, got {str(value)!r}") from None
+                value = value.value  # "1e3" for an int: as YAML reads it, below
+        else:
+            value = value.value
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
@@ -143,6 +171,8 @@ def parse_overrides(args: list[str]) -> dict:
             parsed = yaml.safe_load(value) if value.strip() else value
         except yaml.YAMLError as e:  # `--sizes "[[5,32,32]"`: a YAML traceback otherwise
             raise ValueError(f"--{key}: cannot read {value!r} ({_yaml_problem(e)})") from None
+        if not isinstance(parsed, (str, list, dict)):  # a scalar YAML gave a type: the text kept beside it
+            parsed = _Given(value, parsed)
         node = out
         parts = key.replace("-", "_").split(".")
         if not all(parts):  # `--optim..lr`, `--.lr`: was "unknown config key optim."
