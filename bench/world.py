@@ -65,17 +65,19 @@ def main(argv: list[str] | None = None) -> dict:
     raster = time.perf_counter() - t0
     frames = args.clips * args.num_frames
 
-    roundtrip = {}
+    roundtrip, file_bytes = {}, {}
     with tempfile.TemporaryDirectory() as d:
         for pix_fmt in PIX_FMTS:
-            psnrs = []
+            psnrs, sizes = [], []
             for i, c in enumerate(clips[: args.roundtrip_clips]):
                 path = Path(d) / f"{i}.mp4"
                 write_video(c.frames, path, fps=args.fps, pix_fmt=pix_fmt)
+                sizes.append(path.stat().st_size)
                 back, fps = read_video(path)
                 assert back.shape == c.frames.shape and abs(fps - args.fps) < 1e-6, (back.shape, fps)
                 psnrs.append(psnr(c.frames, back))
             roundtrip[pix_fmt] = psnrs
+            file_bytes[pix_fmt] = sizes
     # the 4:2:0 ceiling without any codec: chroma averaged over 2x2 blocks and repeated back
     bound = [psnr(c.frames, _chroma_420(c.frames)) for c in clips[: args.roundtrip_clips]]
 
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         **{f"mp4_roundtrip_psnr_db_{k}_mean": round(float(np.mean(v)), 2) for k, v in roundtrip.items()},
         **{f"mp4_roundtrip_psnr_db_{k}_min": round(float(np.min(v)), 2) for k, v in roundtrip.items()},
         "chroma_420_no_codec_psnr_db_mean": round(float(np.mean(bound)), 2),
+        **{f"mp4_bytes_{k}_mean": round(float(np.mean(v))) for k, v in file_bytes.items()},
     }
     print(json.dumps(result, indent=2))
     if args.json:

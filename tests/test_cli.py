@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from spacetime.cli import main
 from spacetime.data.video import read_video
@@ -205,9 +206,15 @@ def test_generate_and_eval_sample_as_the_model_folder_says_unless_told(tiny_mode
     assert (settings["num_inference_steps"], settings["guidance_scale"], settings["dtype"]) == (3, 2.0, "bfloat16")
 
 
-def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, tmp_path, capsys):
+def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, tmp_path, capsys, monkeypatch):
     import shutil
 
+    from spacetime import sampling
+
+    sampled = []  # what reached the sampler, and its latents (the tiny model's frames barely differ)
+    original = sampling.sample
+    monkeypatch.setattr(sampling, "sample", lambda *a, **kw: sampled.append(
+        (kw["guidance_method"], kw["guidance_options"], original(*a, **kw))) or sampled[-1][2])
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     config = json.loads((model / "config.json").read_text())
@@ -224,7 +231,9 @@ def test_generate_takes_the_models_guidance_method_unless_told(tiny_model_dir, t
     assert made["own"][0] == ("apg", {"momentum": 0.0, "norm_threshold": 0.0, "eta": 0.5})
     assert made["option"][0] == ("apg", {"momentum": -0.5, "norm_threshold": 0.0, "eta": 0.5})  # the model's eta kept
     assert made["cfg"][0] == ("cfg", {}) and made["zero"][0] == ("cfg-zero-star", {"zero_init_steps": 1})
-    assert not np.array_equal(made["own"][1], made["cfg"][1])
+    assert [(m, o) for m, o, _ in sampled] == [("apg", made["own"][0][1]), ("apg", made["option"][0][1]), ("cfg", {}),
+                                                ("cfg-zero-star", {"zero_init_steps": 1})]
+    assert not torch.equal(sampled[0][2], sampled[2][2])
     # an option the method has not: exit 1 naming it, nothing written
     out = tmp_path / "bad.mp4"
     assert main(["generate", "a red ball", "--model", str(model), "--output", str(out), "--guidance-method", "cfg",
