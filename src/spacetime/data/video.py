@@ -263,8 +263,8 @@ def _write_mp4(arr: np.ndarray, tmp: str, rate: Fraction, crf: int, pix_fmt: str
         stream.pix_fmt = pix_fmt
         # x264's macroblock tree made the same frames into different files from run to run (after
         # other FFmpeg work in the process, at sizes up to ~100 pixels: 4 encodings of one 32x32
-        # clip in 12 writes); without it a seed's video is the same file every time, at ~0.1 dB
-        # more and ~35% more bytes on the world's clips
+        # clip in 12 writes); without it a seed's video is the same file every time, and world
+        # clips keep more detail in ~40% more bytes (docs/benchmarks.md, bench/world.py)
         stream.options = {"crf": str(crf), "preset": "medium", "x264-params": "mbtree=0"}
         for frame in arr:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
