@@ -64,7 +64,7 @@ FLOAT_VERBS = ("floats", "floating", "float", "hovers", "hovering")  # drifting 
 USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes", "going", "go", "flies", "flying",
               "rolls", "rolling", "slides", "sliding", "move", "moved", "heads", "heading", "runs", "running",
               "shoots", "speeds", "drift", "glide", "travel", "roll", "slide", "races", "racing", "darts", "darting",
-              "zooms", "zooming", "jumps", "jumping", "leaps", "leaping", "is launched", "launched", "is pushed", "pushed",
+              "zooms", "zooming", "is launched", "launched", "is pushed", "pushed",
               "is kicked", "kicked") + FLOAT_VERBS + ("moves off",)
 
 
