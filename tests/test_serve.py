@@ -1704,3 +1704,23 @@ def test_content_of_a_failed_job_says_it_never_comes(server):
         err = r.json()["error"]
         assert r.status_code == 409 and err["code"] == "not_ready", r.text
         assert "cancelled" in err["message"] and "never" in err["message"] and "once it is completed" not in err["message"]
+
+
+def test_null_fields_count_as_left_out_on_every_endpoint(server, source_video):
+    """The docs say a null field counts as left out; clients that send unset fields as null had
+    them refused where the field itself is refused: input_reference on create, seconds, mode,
+    strength or num_frames on edits and extensions, size on a remix."""
+    _, client, _ = server
+    vid = source_video["id"]
+    for path, body in (("/v1/videos", {"input_reference": None, "seconds": None, "size": None, "model": None,
+                                       "num_frames": 1}),
+                       ("/v1/videos/edits", {"video": {"id": vid}, "seconds": None, "mode": None, "num_frames": None,
+                                             "loop": None}),
+                       ("/v1/videos/extensions", {"video": {"id": vid}, "seconds": 1, "strength": None, "mode": None,
+                                                  "num_frames": None}),
+                       (f"/v1/videos/{vid}/remix", {"size": None, "seconds": None, "steps": None})):
+        r = client.post(path, json={"prompt": "a ball", **body})
+        assert r.status_code == 200, (path, r.text)
+        assert wait(client, r.json()["id"])["status"] == "completed"
+    r = client.post("/v1/videos/edits", json={"prompt": "a ball", "video": None})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("video: required"), r.text

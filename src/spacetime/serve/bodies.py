@@ -269,7 +269,9 @@ async def read_body(request: Request, limits: Limits) -> tuple[dict, dict[str, U
             raise ApiError(400, "invalid_json", f"the body is not valid JSON: {why}") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        return fields, {}
+        # null is a field left out, as an empty form field is (clients that send unset fields as
+        # null): dropped here, so no endpoint refuses a field it would refuse if given
+        return {k: v for k, v in fields.items() if v is not None}, {}
     if kind == "multipart/form-data":
         form = await read_form(request, max_files=len(UPLOADS), max_fields=50, max_part_size=limits.max_body_bytes)
         fields, files = {}, {}
