@@ -1690,6 +1690,7 @@ def test_what_a_request_leaves_out_stays_within_the_servers_limits(pipe, marks, 
         {"height": 32, "width": 48, "num_frames": 17}
     assert within_limits({"num_frames": 17}, (16, 16), 4, Limits(max_frames=15)) == {"num_frames": 13}
     assert within_limits(pipe.defaults, (16, 16), 4, Limits()) == pipe.defaults
+    assert within_limits({"num_frames": 17}, (16, 16), 4, Limits(max_voxels=100)) == {"num_frames": 17}
 
 
 def test_content_of_a_failed_job_says_it_never_comes(server):

@@ -299,7 +299,7 @@ def within_limits(defaults: dict, multiple: tuple[int, int], ft: int, limits: Li
         (mh, mw), scale = multiple, limits.max_side / max(h, w)
         d["height"], d["width"] = h, w = max(mh, mh * int(h * scale // mh)), max(mw, mw * int(w * scale // mw))
     most = most_frames(h, w, limits)
-    if d.get("num_frames", 17) > most:
+    if 1 <= most < d.get("num_frames", 17):  # (not even one frame fits: left for the request's own 400)
         d["num_frames"] = 1 + ft * ((most - 1) // ft)
     return d
 
