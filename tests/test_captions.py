@@ -824,3 +824,12 @@ def test_a_background_said_as_a_field_or_bare():
         spec = parse_prompt(text)
         assert spec.background == bg and not spec.unknown_words and _objs(text) == [("red", "ball", None, None)], text
     assert parse_prompt("red ball; background: blue").unknown_words == ["background: blue"]
+
+
+def test_a_direction_right_after_the_object_hit_is_where_it_goes():
+    # "knocks the blue ball to the right" gave the red ball the motion; "strikes", "pushes" were unknown
+    assert _objs("a red ball knocks the blue ball to the right") == [("red", "ball", None, None), ("blue", "ball", "right", None)]
+    assert _objs("a red ball pushes the blue ball left") == [("red", "ball", None, None), ("blue", "ball", "left", None)]
+    assert _objs("a red ball hits the blue ball and heads to the left") == [("red", "ball", "left", None), ("blue", "ball", None, None)]
+    for text in ("a red ball strikes the blue ball", "the red ball and the blue ball collide"):
+        assert not parse_prompt(text).unknown_words and len(parse_prompt(text).objects) == 2, text

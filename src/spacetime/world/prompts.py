@@ -68,6 +68,9 @@ USER_VERBS = ("moving", "drifting", "gliding", "travelling", "traveling", "goes"
               "is kicked", "kicked") + FLOAT_VERBS + ("moves off",)
 
 
+_VERB_WORDS = frozenset(v.split()[0] for v in MOVE_VERBS + USER_VERBS)
+
+
 def _lexicon() -> dict[tuple[str, ...], tuple]:
     """Phrase (as a word tuple) -> action. The first entry for a phrase wins."""
     lex: dict[tuple[str, ...], tuple] = {}
@@ -166,7 +169,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
                     add([f"{v} the {wall} and {other} walls", f"{v} the {wall} and the {other} wall"], ("hits", wall, other))
         add([name.replace("the ", "") for name in names], ("noop",))  # "along the floor", "near the left wall"
     add(HIT_VERBS + ("hitting", "hit", "colliding with", "collide with", "bumping into", "bump into", "collides", "crashes into",
-        "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets"), ("reference",))
+        "knocks", "knocks into", "bounces off", "bouncing off", "bounce off", "until", "meets", "strikes", "striking",
+        "smashes into", "slams into", "pushes", "pushing", "touches", "touching", "sends"), ("reference",))
+    add(["collide", "collide with each other", "collides with each other"], ("verb",))
     add(["which", "that", "who"], ("relative",))
     add(HIT_IT + ("knocks it", "is knocked", "is hit", "something", "comes to a stop", "stops", "stop")
         + REST_PHRASES + ("comes to rest", "comes to a rest", "lands", "lands on the floor")
@@ -457,6 +462,9 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             notes.append(f"an object bounces off one wall in a spec; {_quote(said)} read as the {action[1]} wall")
         if kind == "motion" and action[-1] is not None and implied_gravity is None:
             implied_gravity = action[-1]
+        # a bare direction right after the object hit is where the hit sends it: "knocks the blue ball to the right"
+        knocked = (kind == "motion" and action[1] in vocab.DIRECTIONS and mention is not None and mention["ref"]
+                   and toks[i - n] not in _VERB_WORDS)
         if kind in ("motion", "hits") and action[1] is not None:
             # said before its object ("a falling red ball", "a red falling ball", "and a still box"):
             # it waits for the next mention, so that no object nobody named is made
@@ -548,7 +556,7 @@ def _parse(text: str) -> tuple[SceneSpec, list[tuple[str, str | None]]]:
             subject = group if len(group) > 1 else subject
         elif kind in ("motion", "hits"):
             if action[1] is not None:
-                apply(subject, kind, action[1], said)
+                apply([last_ref] if knocked and last_ref is not None else subject, kind, action[1], said)
         elif kind == "bounces":
             implied_gravity = True if implied_gravity is None else implied_gravity  # bouncing needs a floor
         elif kind == "note":
