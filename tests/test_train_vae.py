@@ -804,3 +804,18 @@ def test_command_line_values_are_read_as_the_keys_type_not_as_yaml_1_1(tmp_path)
         load_config(TrainVAEConfig, None, ["--max_steps", "yes"])
     with pytest.raises(ValueError, match="run_dir: expected a string, got None"):
         load_config(TrainVAEConfig, None, ["--run_dir", "null"])
+
+
+def test_resume_given_a_run_or_model_folder_or_a_file_says_which(tmp_path, capsys):
+    """`--resume` naming another run's folder was "an incomplete checkpoint (no COMPLETE marker)", a
+    trained model "state.json: damaged or missing", a file "no such checkpoint directory"."""
+    old = tmp_path / "old"
+    assert main(["train-vae", *TINY, "--run_dir", str(old), "--max_steps", "1"]) == 0
+    run = tmp_path / "new"
+    for resume, says in [(old, f"a run directory, not a checkpoint: its newest is --resume {old}/checkpoints/step-"),
+                         (old / "model", "a trained model, not a training checkpoint"),
+                         (old / "config.json", "a file, not a checkpoint directory")]:
+        assert main(["train-vae", *TINY, "--run_dir", str(run), "--max_steps", "2", "--resume", str(resume)]) == 1
+        assert f"resume {resume}: {says}" in capsys.readouterr().err
+    assert not run.exists()
+    assert main(["train-vae", *TINY, "--run_dir", str(old), "--max_steps", "2", "--resume", str(old)]) == 0  # its own

@@ -411,7 +411,15 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
             log.warning("resume %s: the run's newest checkpoint %s is damaged (%s): resuming from %s as given; "
                         "the checkpoints after it are set aside", resume, latest, damage, resume)
         elif not path.is_dir():
-            raise ValueError(f"resume {resume}: no such checkpoint directory")
+            raise ValueError(f"resume {resume}: " + ("a file, not a checkpoint directory" if path.exists() else
+                                                     "no such checkpoint directory"))
+        elif (path / "checkpoints").is_dir() or (path / "model.safetensors").is_file() and not (path / "state.json").exists():
+            # a run's folder or a trained model's, given for one of its checkpoints
+            found = latest_checkpoint(path) if (path / "checkpoints").is_dir() else None
+            what = (f"a run directory, not a checkpoint: its newest is --resume {found}" if found else
+                    "a run directory with no complete checkpoint" if (path / "checkpoints").is_dir() else
+                    "a trained model, not a training checkpoint (init_from starts a new run from a trained model)")
+            raise ValueError(f"resume {resume}: {what}")
         elif not (path / "COMPLETE").is_file():
             raise ValueError(f"resume {resume}: an incomplete checkpoint (no COMPLETE marker); refusing to resume "
                              "from it")
