@@ -833,3 +833,9 @@ def test_a_direction_right_after_the_object_hit_is_where_it_goes():
     assert _objs("a red ball hits the blue ball and heads to the left") == [("red", "ball", "left", None), ("blue", "ball", None, None)]
     for text in ("a red ball strikes the blue ball", "the red ball and the blue ball collide"):
         assert not parse_prompt(text).unknown_words and len(parse_prompt(text).objects) == 2, text
+
+
+def test_more_size_words():
+    for word, size in (("massive", "large"), ("enormous", "large"), ("gigantic", "large"), ("teeny", "small"), ("miniature", "small")):
+        spec = parse_prompt(f"a {word} red ball")
+        assert spec.objects[0].size == size and not spec.unknown_words, word

@@ -87,7 +87,8 @@ def _lexicon() -> dict[tuple[str, ...], tuple]:
     for shape in vocab.SHAPES:
         for w in SHAPE_WORDS[shape] + extra_shapes[shape]:
             add([w, w + ("es" if w.endswith("x") else "s")], ("shape", shape))
-    extra_sizes = {"small": ("tiny", "smaller", "smallest", "mini"), "large": ("huge", "bigger", "biggest", "larger", "giant")}
+    extra_sizes = {"small": ("tiny", "smaller", "smallest", "mini", "teeny", "miniature", "wee"),
+                   "large": ("huge", "bigger", "biggest", "larger", "giant", "massive", "enormous", "gigantic", "jumbo")}
     for size in vocab.SIZES:
         add(SIZE_WORDS[size] + extra_sizes[size], ("size", size))
     for w, n in NUMBERS.items():
