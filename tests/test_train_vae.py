@@ -819,3 +819,24 @@ def test_resume_given_a_run_or_model_folder_or_a_file_says_which(tmp_path, capsy
         assert f"resume {resume}: {says}" in capsys.readouterr().err
     assert not run.exists()
     assert main(["train-vae", *TINY, "--run_dir", str(old), "--max_steps", "2", "--resume", str(old)]) == 0  # its own
+
+
+def test_a_copy_of_a_checkpoint_beside_them_is_neither_resumed_nor_pruned(tmp_path):
+    """`cp -r step-00000002 step-00000002.bak` in checkpoints/: the copy sorted after its step (by
+    name), so it was taken for the newest checkpoint, and pruned as an old one."""
+    import shutil
+
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--save_every", "1", "--keep_checkpoints", "1"]
+    assert main([*args, "--max_steps", "2"]) == 0
+    backup = run / "checkpoints" / "step-00000002.bak"
+    shutil.copytree(run / "checkpoints" / "step-00000002", backup)
+    (run / "checkpoints" / "step-100000000").mkdir()  # past 8 digits: a step, ordered by number
+    (run / "checkpoints" / "step-100000000" / "COMPLETE").write_text("ok\n")
+    from spacetime.checkpoint import complete_checkpoints
+
+    assert [p.name for p in complete_checkpoints(run)] == ["step-00000002", "step-100000000"]
+    shutil.rmtree(run / "checkpoints" / "step-100000000")
+    assert latest_checkpoint(run).name == "step-00000002"
+    assert main([*args, "--max_steps", "4"]) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.bak", "step-00000004"]

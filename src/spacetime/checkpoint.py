@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -252,11 +253,14 @@ def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
 
 
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoint directories, oldest first."""
+    """Complete checkpoint directories, oldest first: `step-N` alone (a copy the user made beside
+    them, `step-00000200.bak`, was taken for the newest and pruned as the oldest), by step."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step-*") if p.is_dir() and (p / COMPLETE).is_file())
+    found = [p for p in root.glob("step-*") if re.fullmatch(r"step-\d+", p.name) and p.is_dir()
+             and (p / COMPLETE).is_file()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
