@@ -775,8 +775,13 @@ def test_an_input_far_larger_than_the_model_makes_an_output_at_the_models_scale(
     big = make_clip(2, num_frames=1, height=128, width=192).frames  # 24 times the model's 32x32
     with caplog.at_level(logging.WARNING):
         assert run(pipe, image=big, num_frames=1, num_inference_steps=1)[0].shape == (1, 32, 48, 3)
-    assert ("image is 192x128 (WxH); without a size the output is 48x32, its aspect ratio at this model's scale (32 "
+    assert ("image is 192x128 (WxH); without a size the output is 48x32, its aspect ratio at this model's scale (about 32 "
             "pixels on the shorter side") in caplog.text
+    from spacetime.pipeline import _at_model_scale
+
+    # 4:3 at a 64-pixel model: 64x48 keeps it exactly, where 64 on the shorter side would stretch it to 80x64
+    assert [_at_model_scale(h, w, 64, 16, 16) for h, w in ((240, 320), (200, 300), (1080, 1920), (512, 512))] == [
+        (48, 64), (64, 96), (64, 112), (64, 64)]
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # under LARGE_INPUT times the pixels: its own size (rounded to fit)
         assert run(pipe, image=big[:, :40, :48], num_frames=1, num_inference_steps=1)[0].shape == (1, 48, 48, 3)

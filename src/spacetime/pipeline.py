@@ -614,13 +614,12 @@ class SpacetimePipeline:
             ih, iw = media[first].shape[1:3]
             dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
             _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
-            scale = min(dh, dw) / min(ih, iw)  # its shorter side the model's shorter side
-            if height is None and width is None and ih * iw > LARGE_INPUT * dh * dw and scale < 1:
-                height, width = mh * max(1, round(ih * scale / mh)), mw * max(1, round(iw * scale / mw))
+            if height is None and width is None and ih * iw > LARGE_INPUT * dh * dw and min(ih, iw) > min(dh, dw):
+                height, width = _at_model_scale(ih, iw, min(dh, dw), mh, mw)
                 how = "without height and width the output takes its aspect ratio at this model's scale,"
                 log.warning("%s is %dx%d (WxH); without a size the output is %dx%d, its aspect ratio at this model's "
-                            "scale (%d pixels on the shorter side, as in the %dx%d it makes by default): far larger "
-                            "sizes than it learned break up. Give --size (height and width) for another size",
+                            "scale (about %d pixels on the shorter side, as in the %dx%d it makes by default): far "
+                            "larger sizes than it learned break up. Give --size (height and width) for another size",
                             said[first], iw, ih, width, height, min(dh, dw), dw, dh)
             elif height is None and width is None:
                 height, width, how = ih, iw, "without height and width the output takes its size,"
@@ -880,6 +879,25 @@ class SpacetimePipeline:
         if video is None:
             return "text"
         return "connect" if video2 is not None else "edit" if strength is not None else "extend"
+
+
+def _at_model_scale(ih: int, iw: int, short: int, mh: int, mw: int) -> tuple[int, int]:
+    """(height, width) for an ih x iw input at a model whose default shorter side is `short`: the
+    shorter side `short`, or one multiple either side of it where the sides' rounding keeps the
+    aspect ratio clearly better (320x240 makes 64x48, exactly 4:3, not a stretched 80x64)."""
+    def size(s: int) -> tuple[int, int]:
+        scale = s / min(ih, iw)
+        return mh * max(1, round(ih * scale / mh)), mw * max(1, round(iw * scale / mw))
+
+    def error(hw: tuple[int, int]) -> float:
+        return abs(math.log((hw[1] / hw[0]) / (iw / ih)))
+
+    m = mh if ih <= iw else mw
+    best = size(short)
+    for s in (short - m, short + m):
+        if s > 0 and error(size(s)) < error(best) - 0.02:  # 2%: what the stretch warning lets pass
+            best = size(s)
+    return best
 
 
 def draw_noise(shape: tuple[int, ...], generator, device: torch.device) -> Tensor:
