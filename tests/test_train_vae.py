@@ -507,6 +507,12 @@ def test_a_run_dir_that_is_a_file_or_another_kind_of_run_is_named(tmp_path, caps
     assert main(["train-vae", *TINY, "--run_dir", str(tmp_path / "file")]) == 1
     assert "is a file, not a directory" in capsys.readouterr().err
     assert (tmp_path / "file").read_text() == "notes"
+    for name in ("samples", "model"):  # samples/ was "[Errno 20] Not a directory" mid-run; model/ replaced
+        (tmp_path / name).mkdir()
+        (tmp_path / name / name).write_text("notes")
+        assert main(["train-vae", *TINY, "--run_dir", str(tmp_path / name)]) == 1
+        assert f"run_dir: {tmp_path / name / name} is a file, not a directory" in capsys.readouterr().err
+        assert [p.name for p in (tmp_path / name).iterdir()] == [name]
     run = tmp_path / "r"
     assert main(["train-vae", *TINY, "--max_steps", "2", "--save_every", "1", "--run_dir", str(run)]) == 0
     config = (run / "config.json").read_text()

@@ -386,7 +386,8 @@ def checkpoint_to_resume(run_dir: Path, resume: str | None, config: dict | None 
     resuming from `resume` again would throw that work away. The checkpoint's files are checked,
     and so is its model config against `config` (the run's), before anything is loaded; any other
     key the run changes is logged (`main_rank`)."""
-    for d in (run_dir, run_dir / "checkpoints"):  # was "[Errno 17] File exists", at the first save
+    # was "[Errno 17] File exists" at the first save, "[Errno 20] Not a directory" at the first samples
+    for d in (run_dir, *(run_dir / name for name in ("checkpoints", "samples", "model"))):
         if d.exists() and not d.is_dir():
             raise ValueError(f"run_dir: {d} is a file, not a directory; give another run_dir")
     _check_run_config(run_dir)
