@@ -846,3 +846,17 @@ def test_a_copy_of_a_checkpoint_beside_them_is_neither_resumed_nor_pruned(tmp_pa
     assert latest_checkpoint(run).name == "step-00000002"
     assert main([*args, "--max_steps", "4"]) == 0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.bak", "step-00000004"]
+
+
+def test_one_sample_prompt_with_commas_is_one_prompt(tmp_path):
+    """`--sample_prompts "a red ball, bouncing"` was two prompts, "a red ball" and " bouncing"."""
+    from spacetime.train import TrainDiTConfig
+
+    prompt = "a red ball, bouncing on the floor"
+    assert load_config(TrainDiTConfig, None, ["--sample_prompts", prompt]).sample_prompts == [prompt]
+    assert load_config(TrainDiTConfig, None, ["--sample_prompts", f'["{prompt}", "b"]']).sample_prompts == [prompt, "b"]
+    assert load_config(TrainDiTConfig, None, ["--sample_prompts", ""]).sample_prompts == []
+    path = tmp_path / "c.yaml"
+    path.write_text(f"sample_prompts: {prompt}\n")
+    assert load_config(TrainDiTConfig, path).sample_prompts == [prompt]
+    assert load_config(TrainVAEConfig, None, ["--model.channels", "8,16"]).model.channels == (8, 16)  # numbers: items

@@ -75,6 +75,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
     if origin in (tuple, list):
+        inner = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        if inner is str and isinstance(value, str) and not value.strip().startswith("["):
+            # one string for a list of strings is one item: a prompt's commas were cut into several prompts
+            value = [value] if value.strip() else []
         if isinstance(value, str):
             try:
                 value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
@@ -82,7 +86,6 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError(f"{key}: cannot read {value!r} as a list ({_yaml_problem(e)})") from None
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key}: expected a list, got {value!r}")
-        inner = typing.get_args(tp)[0] if typing.get_args(tp) else Any
         items = [_convert(v, inner, key) for v in value]
         return tuple(items) if origin is tuple else items
     if tp is bool:
