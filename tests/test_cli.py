@@ -348,6 +348,15 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
         assert main([*base[:1], "a red dog jumps", *base[2:], "--model", str(model), "--output", str(tmp_path / "d.mp4")]) == 0
     assert "words this model never saw in training" in caplog.text and "ask for nothing: dog, jumps" in caplog.text
     caplog.clear()
+    # what the world cannot show as asked was said nowhere (the parser's notes), nor an empty prompt
+    with caplog.at_level("WARNING", logger="spacetime.cli"):
+        assert main([*base[:1], "two blue cubes fall", *base[2:], "--model", str(model), "--prompt-as-typed", "--output",
+                     str(tmp_path / "n.mp4")]) == 0
+        assert main([*base[:1], "  ", *base[2:], "--model", str(model), "--output", str(tmp_path / "e.mp4")]) == 0
+    assert ("the prompt as this model's world reads it: 2 blue objects asked; objects need distinct colours, only the "
+            "first is blue") in caplog.text
+    assert "the prompt is empty: the video is the model's unconditional one" in caplog.text
+    caplog.clear()
     with caplog.at_level("WARNING", logger="spacetime.cli"):  # another model's captions are its own: no such note
         assert main([*base[:1], "a red dog jumps", *base[2:], "--model", str(tiny_model_dir), "--output",
                      str(tmp_path / "d2.mp4")]) == 0

@@ -464,14 +464,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             prompt = completed
             print(f"completed prompt: {prompt} (this model draws an empty scene for an object without a colour; "
                   "--prompt-as-typed to turn this off)")
+    if not args.prompt.strip():  # diffusers' users may mean it; a typo of a shell variable may not
+        logging.getLogger(__name__).warning("the prompt is empty: the video is the model's unconditional one, what it "
+                                            "makes when asked for nothing")
     if d.get("complete_prompt"):  # a model of the world's captions knows the world's words alone
         from spacetime.world.prompts import parse_prompt
 
-        unknown = parse_prompt(args.prompt).unknown_words
+        parsed = parse_prompt(args.prompt)
+        unknown = parsed.unknown_words
         if unknown:
             logging.getLogger(__name__).warning(
                 "words this model never saw in training (its captions are the world's: docs/captions.md), so they "
                 "ask for nothing: %s", ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""))
+        for note in parsed.notes[:10]:  # what the world cannot show as asked ("low gravity", two objects of one colour)
+            logging.getLogger(__name__).warning("the prompt as this model's world reads it: %s", note)
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
     method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     shift = pipe.resolve_shift(args.shift)
