@@ -13,7 +13,8 @@ Prompts: the short and medium captions of held-out world clips (what a user type
 prompt is generated once per variant with the same seed: conditioned on the prompt as typed, on its
 expansion (`spacetime.world.prompts.expand_prompt`, seeded as `spacetime generate --expand-prompt`
 does), or on its completion (`complete_prompt`: the medium-style expansion when an object has no
-colour, else the prompt as typed); every video is scored by the eval against the prompt as typed —
+colour, the detailed one where the medium leaves out something the prompt says, else the prompt as
+typed); every video is scored by the eval against the prompt as typed —
 what the user asked for, not what the expansion added. 17 frames, 64x64, 8 fps, 25 steps, guidance
 5. "empty" is the share of clips that are a plain background: most frames with a pixel standard
 deviation under 4 levels (a world frame with one object in view has ~15 or more). With `--input

@@ -756,9 +756,36 @@ def complete_prompt(text: str, seed: int = 0, num_frames: int = 17, fps: float =
     if all(o.colour is not None for o in spec.objects):
         return text
     if seen is None:
-        return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")
+        medium = expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="medium")
+        if _says_all(spec, medium):
+            return medium
+        # the medium style names no background, camera or bar, a size in 30% of mentions and one event
+        # an object: "a big ball on a white background" lost both. The detailed caption of the same
+        # draw says them all
+        return expand_prompt(text, seed=seed, num_frames=num_frames, fps=fps, aspect=aspect, style="detailed")
     # never a colour the prompt denies: "a ball that is not red" is not written "a red ball that is not red"
     return _name_colours(text, spec, [(c, sh) for c, sh in seen if ("colour", c) not in denied])
+
+
+def _says_all(spec: SceneSpec, caption: str) -> bool:
+    """Does `caption` (an expansion of the prompt read as `spec`) say everything the prompt does: each
+    object's colour, shape, size and motion, the wall it hits, the background, camera and bar?"""
+    back = parse_prompt(caption)
+    if any(getattr(spec, k) is not None and getattr(back, k) != getattr(spec, k) for k in ("background", "camera")):
+        return False
+    if spec.occluder and not back.occluder:
+        return False
+    pool = list(back.objects)
+    for o in spec.objects:
+        want = {k: getattr(o, k) for k in ("colour", "shape", "size", "motion") if getattr(o, k) is not None}
+        match = next((b for b in pool if all(getattr(b, k) == v for k, v in want.items())), None)
+        if match is None:
+            return False
+        pool.remove(match)
+        # a spec keeps an object's first wall, and a caption tells every wall hit: read the words
+        if o.hits and {"floor": "floor", "ceiling": "ceiling"}.get(o.hits, f"{o.hits} wall") not in caption.lower():
+            return False
+    return True
 
 
 def _world_colour_words(text: str) -> str:
