@@ -860,3 +860,18 @@ def test_one_sample_prompt_with_commas_is_one_prompt(tmp_path):
     path.write_text(f"sample_prompts: {prompt}\n")
     assert load_config(TrainDiTConfig, path).sample_prompts == [prompt]
     assert load_config(TrainVAEConfig, None, ["--model.channels", "8,16"]).model.channels == (8, 16)  # numbers: items
+
+
+def test_a_checkpoint_file_holding_another_models_tensors_is_named(tmp_path, capsys):
+    """model.safetensors swapped for another file that parses (another model's, the optimizer's) was
+    torch's RuntimeError traceback listing every key."""
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--save_every", "1"]
+    assert main([*args, "--max_steps", "1"]) == 0
+    (run / "model").rename(tmp_path / "model")
+    newest = latest_checkpoint(run)
+    (newest / "model.safetensors").write_bytes((newest / "optimizer.safetensors").read_bytes())
+    assert main([*args, "--max_steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"{newest / 'model.safetensors'}: does not fit the model: tensors" in err and "Traceback" not in err
+    assert latest_checkpoint(run) == newest

@@ -268,6 +268,21 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _load_into(module: nn.Module, file: Path) -> None:
+    """A checkpoint's weights file into `module`; one that holds other tensors (another model's, a
+    file swapped by hand) is a ValueError naming the file, not torch's error listing every key."""
+    tensors = load_file(file)
+    own = module.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    shapes = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        said = [f"{len(v)} {what} (first {v[0]!r})" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                                                      (shapes, "of another shape")) if v]
+        raise ValueError(f"{file}: does not fit the model: tensors {', '.join(said)}")
+    module.load_state_dict(tensors)
+
+
 def load_checkpoint(
     path: str | Path,
     *,
@@ -281,12 +296,16 @@ def load_checkpoint(
     path = Path(path)
     if not (path / COMPLETE).is_file():
         raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE} marker); refusing to load it")
-    model.load_state_dict(load_file(path / "model.safetensors"))
+    _load_into(model, path / "model.safetensors")
     if ema is not None:
-        ema.load_state_dict(load_file(path / "ema.safetensors"))
+        _load_into(ema, path / "ema.safetensors")
     if optimizer is not None:
         meta = json.loads((path / "optimizer.json").read_text())
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
+        try:
+            optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(f"{path / 'optimizer.safetensors'}: does not fit this run's optimizer "
+                             f"({type(e).__name__}: {e})"[:400]) from None
     state = json.loads((path / "state.json").read_text())
     if restore_rng:
         own = path / f"rng-rank{rank}.safetensors"
