@@ -875,3 +875,17 @@ def test_a_checkpoint_file_holding_another_models_tensors_is_named(tmp_path, cap
     err = capsys.readouterr().err
     assert f"{newest / 'model.safetensors'}: does not fit the model: tensors" in err and "Traceback" not in err
     assert latest_checkpoint(run) == newest
+
+
+def test_a_resume_past_max_steps_says_the_model_is_the_checkpoints(tmp_path, caplog):
+    """max_steps lowered below the checkpoint's step wrote the checkpoint's weights as the model
+    without a word, as if trained max_steps steps."""
+    run = tmp_path / "r"
+    args = ["train-vae", *TINY, "--run_dir", str(run), "--save_every", "1"]
+    assert main([*args, "--max_steps", "3"]) == 0
+    import shutil
+
+    shutil.rmtree(run / "model")
+    with caplog.at_level("WARNING", logger="spacetime.train"):
+        assert main([*args, "--max_steps", "2"]) == 0
+    assert "resumed at step 3, past max_steps 2: no step is trained" in caplog.text

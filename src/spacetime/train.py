@@ -494,6 +494,10 @@ def _finished(run_dir: Path, step: int, max_steps: int, main_rank: bool) -> bool
     if done and main_rank:
         log.info("%s is trained to step %d (max_steps %d): nothing to do; its model is %s", run_dir, step, max_steps,
                  run_dir / "model")
+    elif step > max_steps and main_rank:  # the model written is the checkpoint's, not one of max_steps steps
+        log.warning("resumed at step %d, past max_steps %d: no step is trained; the model written is step %d's "
+                    "(training does not go back: to stop earlier, resume from an older checkpoint)",
+                    step, max_steps, step)
     return done
 
 
