@@ -665,3 +665,13 @@ def test_a_file_as_the_data_path_is_named_as_a_file(tmp_path):
         DataConfig(source="folder", path=str(tmp_path / "captions.jsonl"))
     with pytest.raises(ValueError, match="nope: no such directory"):
         DataConfig(source="folder", path=str(tmp_path / "nope"))
+
+
+def test_a_data_path_under_the_home_folder_is_found(tmp_path, monkeypatch):
+    """data.path: ~/videos in a YAML config (or --data.path=~/videos, which the shell leaves as is)
+    was 'no such directory': the ~ was not expanded, as run_dir's is."""
+    from spacetime.data.streams import DataConfig
+
+    (tmp_path / "videos").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert DataConfig(source="folder", path="~/videos").path == str(tmp_path / "videos")

@@ -342,6 +342,15 @@ def test_a_vae_folder_or_a_runs_checkpoints_folder_is_named_as_such(tiny_model_d
     shutil.copytree(tiny_model_dir, run / "model")
     with pytest.raises(ValueError, match=r"training checkpoints.*load the run's model, .*run[/\\]model"):
         SpacetimePipeline.from_pretrained(run / "checkpoints")
+    # a copy beside them is no checkpoint (checkpoint.py counts step-N folders alone): not called one
+    copies = tmp_path / "copies" / "checkpoints"
+    (copies / "step-00000010.bak").mkdir(parents=True)
+    with pytest.raises(ValueError) as e:
+        SpacetimePipeline.from_pretrained(copies)
+    assert "training checkpoint" not in str(e.value)
+    with pytest.raises(ValueError) as e:
+        SpacetimePipeline.from_pretrained(copies / "step-00000010.bak")
+    assert "training checkpoint" not in str(e.value)
 
 
 def test_save_pretrained_to_dot_and_tilde_paths(tiny_model_dir, tmp_path, monkeypatch):

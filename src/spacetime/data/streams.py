@@ -12,6 +12,7 @@ import collections
 import copy
 import itertools
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ class DataConfig:
             raise ValueError(f"data.source must be 'world' or 'folder', got {self.source!r}")
         if self.source == "folder" and not self.path:
             raise ValueError("data.path is required when data.source is 'folder'")
+        if self.path:  # "~/videos" in a YAML config, or --data.path=~/videos, which the shell leaves as is
+            self.path = os.path.expanduser(self.path)
         if self.source == "folder" and not Path(self.path).is_dir():
             why = ("a file, not a folder of videos (a captions file goes in the folder as captions.jsonl or .csv)"
                    if Path(self.path).exists() else "no such directory")
