@@ -63,7 +63,8 @@ def wait(client, job_id: str, timeout: float = 60) -> dict:
 
 
 def job_dirs(out: Path) -> set[str]:
-    return {p.name for p in out.iterdir()} if out.exists() else set()
+    """The jobs' folders (the server's lock file aside)."""
+    return {p.name for p in out.iterdir() if p.name != ".spacetime-serve.lock"} if out.exists() else set()
 
 
 def test_text_to_video_job_from_submit_to_mp4(server, pipe):
@@ -762,8 +763,8 @@ def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, 
 
 
 def test_shutdown_leaves_every_job_record_finished(tmp_path):
-    """Jobs are not reloaded after a restart, so a record left saying queued or in_progress would
-    say it forever: stopping the queue writes each one failed, saying why."""
+    """A record left saying queued or in_progress would say it until the next start: stopping the
+    queue writes each one failed, saying why."""
     from spacetime.serve.jobs import JobQueue
     from spacetime.serve.schema import JobSpec
 
@@ -786,6 +787,111 @@ def test_shutdown_leaves_every_job_record_finished(tmp_path):
         record = json.loads((job.dir / "job.json").read_text())
         assert record["status"] == "failed", record
         assert record["error"] == {"code": "cancelled", "message": "the server is shutting down"}
+
+
+def _spec(prompt: str):
+    from spacetime.serve.schema import JobSpec
+
+    return JobSpec(prompt=prompt, negative_prompt=None, num_frames=5, height=32, width=32, fps=8.0, steps=1,
+                   guidance_scale=1.0, seed=0, mode="text-to-video", strength=None, loop=False)
+
+
+def test_a_restarted_queue_takes_back_its_jobs_and_fails_the_interrupted(tmp_path, caplog):
+    """Jobs were not reloaded: after a restart a client's video id was a 404, old folders were never
+    pruned by max_jobs, and a kill -9 left job.json saying in_progress for ever. Only records the
+    server writes are read; anything else in the folder is skipped with a warning."""
+    import logging
+
+    from spacetime.serve.jobs import JobQueue
+
+    def run(job, progress):
+        if job.spec.prompt == "fail":
+            raise RuntimeError("boom")
+        (job.dir / "video.mp4").write_bytes(b"an mp4")
+
+    first = JobQueue(run, tmp_path, max_jobs=10)
+    with pytest.raises(ValueError, match="in use by another spacetime serve"):
+        JobQueue(run, tmp_path)  # two servers on one folder would fail each other's running jobs
+    first.start()
+    done, failed = first.submit(first.new_job(_spec("ok"))), first.submit(first.new_job(_spec("fail")))
+    end = time.monotonic() + 10
+    while not (done.finished and failed.finished and (failed.dir / "job.json").is_file()):
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    first.stop()
+    # what a server killed mid-job leaves: records still queued and in_progress, with their inputs
+    record = json.loads((done.dir / "job.json").read_text())
+    stranded = {}
+    for later, status in enumerate(("in_progress", "queued"), 1):
+        job_id = "video_" + hashlib.md5(status.encode()).hexdigest()
+        (tmp_path / job_id).mkdir()
+        (tmp_path / job_id / "input-video.mp4").write_bytes(b"x" * 100)
+        rec = {**record, "id": job_id, "status": status, "progress": 40, "completed_at": None,
+               "created_at": record["created_at"] - 3 + later}  # made before those
+        (tmp_path / job_id / "job.json").write_text(json.dumps(rec))
+        stranded[status] = job_id
+    # and what it must not read: corrupt, foreign, another folder's, no record, not a job's folder
+    bad = {"video_" + "a" * 32: "{not json", "video_" + "b" * 32: json.dumps({"id": "video_" + "b" * 32}),
+           "video_" + "c" * 32: json.dumps({**record, "id": "video_" + "c" * 32, "status": "done"}),
+           "video_" + "d" * 32: json.dumps(record),  # another job's record copied in
+           "video_" + "e" * 32: json.dumps({**record, "id": "video_" + "e" * 32, "seed": "7"}),
+           "video_" + "f" * 32: None, "notes": json.dumps(record)}
+    for name, text in bad.items():
+        (tmp_path / name).mkdir()
+        if text is not None:
+            (tmp_path / name / "job.json").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="spacetime.serve.jobs"):
+        second = JobQueue(run, tmp_path, max_jobs=10)
+    try:
+        warned = caplog.text
+        for name in bad:
+            assert (name in warned) == (name != "notes"), name
+            assert second.get(name) is None and (tmp_path / name).exists()  # skipped, never deleted
+        listed = [j.id for j in second.list()]
+        assert listed == [stranded["in_progress"], stranded["queued"], done.id, failed.id]  # oldest first
+        assert second.get(done.id).to_dict() == done.to_dict()  # as it was, spec and all
+        assert second.get(failed.id).error["code"] == "generation_failed"
+        for job_id in stranded.values():
+            job = second.get(job_id)
+            assert job.status == "failed" and job.error["code"] == "interrupted" and "restart" in job.error["message"]
+            on_disk = json.loads((tmp_path / job_id / "job.json").read_text())
+            assert on_disk["status"] == "failed" and on_disk["error"]["code"] == "interrupted"
+            assert {p.name for p in (tmp_path / job_id).iterdir()} == {"job.json"}  # inputs go, as any failed job's
+        second.start()
+        new = second.submit(second.new_job(_spec("ok")))
+        assert new.seq > max(second.get(j).seq for j in listed)  # after the old ones in the list's order
+        second.delete(second.get(failed.id))
+        assert not failed.dir.exists()
+    finally:
+        second.stop()
+    # the job limit counts the jobs taken back: the oldest go, folders too
+    third = JobQueue(run, tmp_path, max_jobs=2)
+    third.stop()
+    assert [j.id for j in third.list()] == [done.id, new.id]
+    assert not any((tmp_path / job_id).exists() for job_id in stranded.values())
+
+
+def test_a_restarted_server_serves_the_videos_it_made(pipe, marks, tmp_path):
+    out = tmp_path / "o"
+    running = ServerThread.start(create_app(pipe, out, marks=marks, limits=LIMITS, default_steps=1))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            job = client.post("/v1/videos", json={"prompt": "a red ball", "steps": 1}).json()
+            assert wait(client, job["id"])["status"] == "completed"
+            before = client.get(f"/v1/videos/{job['id']}").json()
+            video = client.get(f"/v1/videos/{job['id']}/content").content
+    finally:
+        running.stop()
+    running = ServerThread.start(create_app(pipe, out, marks=marks, limits=LIMITS, default_steps=1))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            assert client.get(f"/v1/videos/{job['id']}").json() == before
+            assert client.get(f"/v1/videos/{job['id']}/content").content == video
+            assert [j["id"] for j in client.get("/v1/videos").json()["data"]] == [job["id"]]
+            assert client.get("/healthz").json()["jobs"] == 1
+            assert client.delete(f"/v1/videos/{job['id']}").status_code == 200 and not (out / job["id"]).exists()
+    finally:
+        running.stop()
 
 
 def test_bearer_token_guards_the_api_not_the_page(pipe, marks, tmp_path):

@@ -6,10 +6,17 @@ makes it `failed` with error code `cancelled`. Memory stays bounded: at most `qu
 frames live only while their job runs, and at most `max_jobs` records are kept (the oldest finished
 ones are deleted, files too, past that). A job that fails or is cancelled keeps only its record
 (`job.json`): its uploads (and anything it wrote) are deleted then.
+
+A queue started on a folder that holds jobs (a restarted server) takes their records back: finished
+jobs stay retrievable, listable, downloadable and deletable, and count towards `max_jobs`; a job a
+server left queued or running (a crash, a kill -9) becomes failed with code `interrupted`. A record
+that is not one this server writes is skipped with a warning. One queue uses a folder at a time
+(a lock file): a second server on the same folder would fail the first's running jobs as interrupted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -34,6 +41,12 @@ log = logging.getLogger(__name__)
 ID_RE = re.compile(r"video_[0-9a-f]{32}")  # the only ids there are: made here, never by a client
 VIDEO, THUMBNAIL, SPRITESHEET = "video.mp4", "thumbnail.png", "spritesheet.png"
 FILES = {"video": VIDEO, "thumbnail": THUMBNAIL, "spritesheet": SPRITESHEET}  # by the API's `variant`
+RECORD, LOCK = "job.json", ".spacetime-serve.lock"
+RECORD_MAX_BYTES = 2**20  # a record is a few KiB; a bigger job.json is not one this server wrote
+STATUSES = ("queued", "in_progress", "completed", "failed")
+JOB_MODES = ("text-to-video", "image-to-video", "extend-forward", "extend-backward", "edit", "connect")
+INTERRUPTED = ("interrupted", "the server stopped (a restart, a crash or a kill) before this job finished; "
+                              "submit it again")
 SHEET_FRAMES, SHEET_TILE = 25, 256  # a sprite sheet: at most this many frames, each at most this many pixels a side
 
 
@@ -56,6 +69,23 @@ def sprite_sheet(frames: np.ndarray, most: int = SHEET_FRAMES, tile: int = SHEET
         r, c = divmod(i, cols)
         sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = cell
     return sheet
+
+
+def _lock_folder(root: Path):
+    """An exclusive lock on `root` for this queue's life (released by `stop`, or when the process
+    ends, however it ends): ValueError if another server holds it. None where there is no flock."""
+    try:
+        import fcntl
+    except ImportError:  # (not POSIX)
+        return None
+    f = open(root / LOCK, "a")  # noqa: SIM115 - held open: the lock lives as long as the file does
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ValueError(f"{root} is in use by another spacetime serve: give each server its own "
+                         "--output-dir") from None
+    return f
 
 
 class QueueFull(Exception):
@@ -100,6 +130,49 @@ class Job:
                 "prompt_as_typed": s.prompt_as_typed, "revised_prompt": s.revised_prompt,
                 "remixed_from_video_id": self.remixed_from_video_id}
 
+    @classmethod
+    def from_record(cls, record: object, folder: Path) -> Job:
+        """The job a `to_dict` record in `folder` (a job's own) describes; ValueError naming the
+        first field that is not as this server writes it (a corrupt or foreign job.json)."""
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+
+        def get(name: str, types: tuple, none: bool = False):
+            v = record.get(name)
+            if v is None and none:
+                return None
+            if isinstance(v, bool) != (bool in types) or not isinstance(v, types):
+                raise ValueError(f"{name}: {v!r}"[:200])
+            return v
+
+        if record.get("object") != "video" or record.get("id") != folder.name:
+            raise ValueError(f"not the record of {folder.name}")
+        number = (int, float)
+        status, mode = get("status", (str,)), get("mode", (str,))
+        if status not in STATUSES or mode not in JOB_MODES:
+            raise ValueError(f"status {status!r}, mode {mode!r}"[:200])
+        error = get("error", (dict,), none=True)
+        if error is not None and not (set(error) == {"code", "message"} and all(isinstance(v, str) for v in error.values())):
+            raise ValueError(f"error: {error!r}"[:200])
+        remixed = get("remixed_from_video_id", (str,), none=True)
+        if remixed is not None and not ID_RE.fullmatch(remixed):
+            raise ValueError(f"remixed_from_video_id: {remixed!r}"[:200])
+        spec = JobSpec(prompt=get("prompt", (str,)), negative_prompt=get("negative_prompt", (str,), none=True),
+                       num_frames=get("num_frames", (int,)), height=get("height", (int,)), width=get("width", (int,)),
+                       fps=float(get("fps", number)), steps=get("steps", (int,)),
+                       guidance_scale=float(get("guidance_scale", number)), seed=get("seed", (int,)), mode=mode,
+                       strength=get("strength", number, none=True), loop=get("loop", (bool,)),
+                       embed_prompt=get("embed_prompt", (bool,)), prompt_as_typed=get("prompt_as_typed", (bool,)),
+                       revised_prompt=get("revised_prompt", (str,), none=True))
+        if record.get("size") != spec.size:
+            raise ValueError(f"size {record.get('size')!r} is not its width x height"[:200])
+        progress = get("progress", (int,))
+        if not 0 <= progress <= 100:
+            raise ValueError(f"progress: {progress}")
+        return cls(id=folder.name, spec=spec, dir=folder, model=get("model", (str,)), status=status, progress=progress,
+                   created_at=get("created_at", (int,)), completed_at=get("completed_at", (int,), none=True),
+                   error=error, remixed_from_video_id=remixed)
+
 
 # runs one job: (job, progress(step, total)) -> frames written to job.dir; raises to fail it
 Runner = Callable[[Job, Callable[[int, int], None]], None]
@@ -114,6 +187,7 @@ class JobQueue:
         self.run, self.root, self.model = run, Path(root).resolve(), model
         self.queue_size, self.workers, self.max_jobs = queue_size, workers, max_jobs
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_folder(self.root)
         self._jobs: dict[str, Job] = {}  # insertion order is creation order
         self._queue: deque[Job] = deque()
         self._running = 0
@@ -125,6 +199,41 @@ class JobQueue:
         # places of deleted and evicted jobs, newest max_jobs: a client paging the list with `after`
         # set to the last id it saw, and deleting as it goes, still gets the rest
         self._gone: dict[str, int] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Take back the records of the jobs in the folder (a restart): the finished as they were,
+        those left queued or running by a server that died failed as `interrupted` (their inputs
+        deleted, as any failed job's); oldest first, then the oldest past `max_jobs` evicted."""
+        jobs, interrupted = [], 0
+        for folder in self.root.iterdir():
+            if not ID_RE.fullmatch(folder.name):
+                continue  # not a job's folder (the lock file, anything else put there): not ours to read
+            record = folder / RECORD
+            try:
+                if folder.is_symlink() or not folder.is_dir():
+                    raise ValueError("not a folder")
+                if record.is_symlink() or not record.is_file():
+                    raise ValueError(f"no {RECORD} (a job whose uploads were still arriving when the server stopped)")
+                if record.stat().st_size > RECORD_MAX_BYTES:
+                    raise ValueError(f"{RECORD} is over {RECORD_MAX_BYTES} bytes")
+                job = Job.from_record(json.loads(record.read_text(encoding="utf-8")), folder)
+            except (OSError, ValueError, RecursionError) as e:  # (json's and decoding errors are ValueErrors)
+                log.warning("%s: skipped, not a job record this server wrote: %s", folder, e)
+                continue
+            if not job.finished:
+                self._fail(job, *INTERRUPTED)
+                self._write_record(job)
+                self._clear_files(job)
+                interrupted += 1
+            jobs.append(job)
+        jobs.sort(key=lambda j: (j.created_at, j.completed_at or 0, j.id))
+        for job in jobs:
+            job.seq, self._seq = self._seq, self._seq + 1
+            self._jobs[job.id] = job
+        self._evict()
+        if jobs:
+            log.info("%d jobs taken back from %s (%d of them interrupted)", len(jobs), self.root, interrupted)
 
     # --- the workers --------------------------------------------------------------------------
 
@@ -141,7 +250,7 @@ class JobQueue:
             self._stopping = True
             for job in list(self._queue):
                 self._fail(job, "cancelled", "the server is shutting down")
-                self._write_record(job)  # jobs are not reloaded: the file must not say queued forever
+                self._write_record(job)  # the next server reads it: it says why the job never ran
                 self._clear_files(job)
             self._queue.clear()
             for job in self._jobs.values():
@@ -149,6 +258,9 @@ class JobQueue:
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout)
+        if self._lock is not None:  # another server may use the folder now
+            self._lock.close()
+            self._lock = None
 
     def _work(self) -> None:
         while True:
@@ -204,7 +316,7 @@ class JobQueue:
         except OSError:  # deleted meanwhile
             return
         for path in entries:
-            if path.name == "job.json":
+            if path.name == RECORD:
                 continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
@@ -216,9 +328,7 @@ class JobQueue:
 
     def _write_record(self, job: Job) -> None:
         if not job.deleted and job.dir.is_dir():
-            import json
-
-            atomic_write_text(job.dir / "job.json", json.dumps(job.to_dict(), indent=1) + "\n")
+            atomic_write_text(job.dir / RECORD, json.dumps(job.to_dict(), indent=1) + "\n")
 
     # --- what the API calls -------------------------------------------------------------------
 
