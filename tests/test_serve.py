@@ -1831,3 +1831,36 @@ def test_null_fields_count_as_left_out_on_every_endpoint(server, source_video):
         assert wait(client, r.json()["id"])["status"] == "completed"
     r = client.post("/v1/videos/edits", json={"prompt": "a ball", "video": None})
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("video: required"), r.text
+
+
+def test_content_deleted_while_it_is_fetched_is_a_json_404_or_the_file_whole(server, monkeypatch):
+    """A job deleted between the file check and the file's opening made /content a plain-text 500
+    (Starlette's FileResponse opens the path later); the file is opened by the handler now: gone
+    before that, a JSON 404; gone after, the file as it was opened."""
+    _, client, out = server
+    job = client.post("/v1/videos", json={"prompt": "a ball", "steps": 1}).json()
+    assert wait(client, job["id"])["status"] == "completed"
+    video, thumb = out / job["id"] / "video.mp4", out / job["id"] / "thumbnail.png"
+    whole = thumb.read_bytes()
+    is_file, open_ = Path.is_file, Path.open
+
+    def checked_then_deleted(self):  # the file is there when checked, and gone right after
+        found = is_file(self)
+        if self == video:
+            self.unlink()
+        return found
+
+    def opened_then_deleted(self, *args, **kwargs):
+        f = open_(self, *args, **kwargs)
+        if self == thumb:
+            self.unlink()
+        return f
+
+    monkeypatch.setattr(Path, "is_file", checked_then_deleted)
+    monkeypatch.setattr(Path, "open", opened_then_deleted)
+    r = client.get(f"/v1/videos/{job['id']}/content")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    r = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
+    assert r.status_code == 200 and r.content == whole and not thumb.exists()
+    r = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

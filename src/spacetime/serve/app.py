@@ -29,6 +29,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -536,11 +537,24 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if job.status != "completed":
             raise not_ready(job, "content is there once it is completed")
         name, media = (VIDEO, "video/mp4") if variant == "video" else (FILES[variant], "image/png")
-        if not (job.dir / name).is_file():  # deleted meanwhile, or removed by hand
+        try:  # opened here: a job deleted from now on still sends what was opened (its folder goes, not the file)
+            file = (job.dir / name).open("rb") if (job.dir / name).is_file() else None
+        except OSError:  # deleted between the check and the open
+            file = None
+        if file is None:  # deleted meanwhile, or removed by hand
             raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
+        try:
+            response = opened_file(request, file, job.dir / name, variant, media, f"{video_id}{Path(name).suffix}")
+        except BaseException:
+            file.close()
+            raise
+        return response
+
+    def opened_file(request: Request, file, path: Path, variant: str, media: str, filename: str) -> OpenedFile:
+        """The response for an open file: its Range as RFC 9110 says, the whole file where none fits."""
         asked = request.headers.get("range")
         if asked is not None:
-            size = (job.dir / name).stat().st_size
+            size = os.fstat(file.fileno()).st_size
             readable = byte_ranges(asked)
             if readable is None:  # RFC 9110 14.2: a server may ignore a Range it cannot read; the whole file
                 request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
@@ -553,8 +567,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                     value = ", ".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in fits)
                     request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"] + [
                         (b"range", f"bytes={value}".encode())]
-        return FileResponse(job.dir / name, media_type=media, content_disposition_type="inline",
-                            filename=f"{video_id}{Path(name).suffix}")
+        return OpenedFile(file, path, media_type=media, content_disposition_type="inline", filename=filename)
 
     def check(path: Path, public_name: str) -> dict:
         """`verify_file` with this server's trust, and without its paths: the report names the file
@@ -572,9 +585,13 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         if job.status != "completed":
             raise not_ready(job, "it has credentials once it is completed")
         name = FILES[variant]
+        gone = ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
         if not (job.dir / name).is_file():
-            raise ApiError(404, "not_found", f"the {variant} of {video_id} is gone", "video_id")
-        return check(job.dir / name, f"{video_id}{Path(name).suffix}")
+            raise gone
+        try:
+            return check(job.dir / name, f"{video_id}{Path(name).suffix}")
+        except FileNotFoundError:  # deleted while it was checked
+            raise gone from None
 
     verify_schema = {"type": "object", "required": ["file"],
                      "properties": {"file": {"type": "string", "format": "binary", "description": "an MP4 or PNG"}}}
@@ -638,6 +655,31 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                           dependencies=auth if needs_token else None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class OpenedFile(FileResponse):
+    """A FileResponse that sends a file already open (and closes it): a job deleted after it was
+    opened (its folder removed) still sends it whole, where a path opened later would be a
+    FileNotFoundError once the headers are out, or a plain-text 500 before."""
+
+    def __init__(self, file, path: Path, **kwargs):
+        super().__init__(path, stat_result=os.fstat(file.fileno()), **kwargs)
+        self._file = file
+
+    @asynccontextmanager
+    async def _open_file(self):  # (Starlette's own opens self.path)
+        import anyio
+
+        yield anyio.wrap_file(self._file)
+
+    async def __call__(self, scope, receive, send):
+        try:
+            if "http.response.pathsend" in scope.get("extensions", {}):  # would send the path, not the file
+                scope = {**scope, "extensions": {k: v for k, v in scope["extensions"].items()
+                                                 if k != "http.response.pathsend"}}
+            await super().__call__(scope, receive, send)
+        finally:
+            self._file.close()
 
 
 def byte_ranges(value: str) -> list[tuple[int | None, int | None]] | None:
