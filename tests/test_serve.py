@@ -726,7 +726,8 @@ def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, 
                     assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("not_ready", param)
             assert job_dirs(out) == {a["id"], b["id"]}
             full = post()
-            assert full.status_code == 429 and full.json()["error"]["code"] == "queue_full"
+            assert full.status_code == 429 and full.json()["error"]["code"] == "rate_limit_exceeded"  # OpenAI's
+            assert full.json()["error"]["type"] == "requests" and "queue is full" in full.json()["error"]["message"]
             assert int(full.headers["Retry-After"]) >= 1
             assert len(client.get("/v1/videos").json()["data"]) == 2  # the refused job left nothing
             # cancel the queued one: it never runs
@@ -901,6 +902,8 @@ def test_bearer_token_guards_the_api_not_the_page(pipe, marks, tmp_path):
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
                 r = client.get("/v1/videos", headers=headers)
                 assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+                # OpenAI's code and type for a missing or wrong key
+                assert (r.json()["error"]["code"], r.json()["error"]["type"]) == ("invalid_api_key", "invalid_request_error")
                 assert client.post("/v1/videos", json={"prompt": "a"}, headers=headers).status_code == 401
                 for path in (f"/v1/videos/video_{'0' * 32}/remix", "/v1/videos/edits", "/v1/videos/extensions"):
                     assert client.post(path, json={"prompt": "a"}, headers=headers).status_code == 401, path

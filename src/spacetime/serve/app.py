@@ -215,7 +215,7 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         e = as_sent(e, request)  # an upload's errors name the field it was sent as (input_reference)
-        return error_response(e.status, e.code, e.message, e.param, e.headers)
+        return error_response(e.status, e.code, e.message, e.param, e.headers, e.kind)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError):
@@ -247,7 +247,8 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(value.strip().encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)",
+            # OpenAI's code for a missing or wrong key (its SDKs raise AuthenticationError by the status)
+            raise ApiError(401, "invalid_api_key", "a valid bearer token is required (Authorization: Bearer TOKEN)",
                            headers={"WWW-Authenticate": "Bearer"})
 
     def job_or_404(video_id: str, param: str = "video_id") -> Job:
@@ -328,7 +329,9 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                     raise ApiError(400, "invalid_value", str(e), e.param) from None
             queue.submit(job)
         except QueueFull as e:  # submit has removed the folder
-            raise ApiError(429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after)}) from None
+            # OpenAI's code and type for a request over its rate limit: clients retry it after Retry-After
+            raise ApiError(429, "rate_limit_exceeded", str(e), headers={"Retry-After": str(e.retry_after)},
+                           kind="requests") from None
         except BaseException:
             await run_in_threadpool(remove_folder, job.dir)
             raise

@@ -27,13 +27,17 @@ from spacetime.serve.schema import UPLOADS, InvalidRequest, Limits
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, param: str | None = None,
-                 headers: dict | None = None):
+                 headers: dict | None = None, kind: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.param, self.headers = status, code, message, param, headers
+        self.kind = kind  # the error's `type` where it is not the status's (error_response)
 
 
-def error_response(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
+def error_response(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None,
+                   kind: str | None = None) -> JSONResponse:
+    """OpenAI's error body. `type` (`kind`) is invalid_request_error below 500 (OpenAI's for a bad
+    request, a 404 and a 401 alike), server_error from 500, unless given (a 429's is "requests")."""
+    kind = kind or ("invalid_request_error" if status < 500 else "server_error")
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
                         status_code=status, headers=headers)
 
