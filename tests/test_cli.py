@@ -115,6 +115,21 @@ def test_generate_without_a_default_model_says_so(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_eval_without_model_or_videos_scores_the_shipped_model(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """generate takes the shipped model by default, eval demanded --model: an installed user had to
+    find the package's folder. Now it is eval's default too, and a missing one is named."""
+    import spacetime.pipeline
+
+    monkeypatch.setattr(spacetime.pipeline, "DEFAULT_MODEL", tmp_path / "models" / "world")
+    assert main(["eval", "--out", str(tmp_path / "none"), "--no-report"]) == 1
+    assert "no default text-to-video model is installed; pass --model DIR" in capsys.readouterr().err
+    monkeypatch.setattr(spacetime.pipeline, "DEFAULT_MODEL", tiny_model_dir)
+    out = tmp_path / "ev"
+    assert main(["eval", "--num-clips", "1", "--num-frames", "5", "--size", "32x32", "--num-inference-steps", "1",
+                 "--out", str(out), "--no-report"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["settings"]["model"] == str(tiny_model_dir)
+
+
 def test_eval_refuses_a_geometry_the_model_cannot_make_before_loading(tiny_model_dir, tmp_path, capsys):
     """generate rounds an unfit request; eval must not (its reference clips are rendered at the
     size asked), so it says which flag, before loading or writing anything."""

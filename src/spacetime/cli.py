@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Track objects by the world's palette and score prompt adherence, motion, object "
                                    "permanence, physics, smoothness and the distance to the simulator's trajectories. "
                                    "Writes metrics.json, index.html and figures to --out (see docs/eval.md).")
-    source = e.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="a trained text-to-video model folder: prompts from --split are generated and scored")
+    source = e.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="a trained text-to-video model folder: prompts from --split are generated "
+                                                   "and scored (default, without --videos: the model shipped with spacetime)")
     source.add_argument("--videos", type=Path, help="a folder of videos with captions.jsonl (e.g. from `spacetime world`): scored as they are")
     e.add_argument("--out", required=True, type=Path, help="output folder for metrics.json and the report")
     e.add_argument("--split", choices=["train", "heldout"], default=EVAL_MODEL_ONLY["split"], help="--model: which prompts (default heldout)")
@@ -639,8 +640,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from spacetime import pipeline
     from spacetime.eval.command import run_eval
 
+    if args.model is None and args.videos is None:  # as generate: the shipped model, wherever pip put it
+        if not (pipeline.DEFAULT_MODEL / "COMPLETE").is_file():
+            raise ValueError("no default text-to-video model is installed; pass --model DIR (a model trained with "
+                             "`spacetime train`) or --videos DIR")
+        args.model = pipeline.DEFAULT_MODEL
     return run_eval(args)
 
 
