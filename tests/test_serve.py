@@ -1867,3 +1867,18 @@ def test_content_deleted_while_it_is_fetched_is_a_json_404_or_the_file_whole(ser
     assert r.status_code == 200 and r.content == whole and not thumb.exists()
     r = client.get(f"/v1/videos/{job['id']}/content", params={"variant": "thumbnail"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_video_by_id_sent_to_create_points_to_edits_and_extensions(server, source_video):
+    """{"video": {"id": ...}} (JSON) or video[id] (a form) sent to POST /v1/videos was 'an upload:
+    send it as a file': the endpoints that take a video by id are named now."""
+    _, client, out = server
+    before = job_dirs(out)
+    for kwargs, param in (({"json": {"prompt": "a ball", "video": {"id": source_video["id"]}}}, "video"),
+                          ({"data": {"prompt": "a ball", "video[id]": source_video["id"]},
+                            "files": {"image": ("a.png", png(np.zeros((32, 32, 3), np.uint8)), "image/png")}}, "video[id]")):
+        r = client.post("/v1/videos", **kwargs)
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == param, r.text
+        assert "/v1/videos/edits" in err["message"] and "/v1/videos/extensions" in err["message"]
+    assert job_dirs(out) == before

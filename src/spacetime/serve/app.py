@@ -345,12 +345,18 @@ def create_app(pipe, output_dir: str | Path, *, marks: OutputMarks, limits: Limi
                   "application/json": {"schema": body_schema}, "multipart/form-data": {"schema": form_schema}}}})
     async def create_video(request: Request) -> dict:
         fields, files = await read_body(request, limits)
-        for key in fields:  # a JSON body's upload fields, and a form's input_reference[image_url] (what
-            # OpenAI's clients make of {"image_url": ...} in a form; a form's plain ones are refused unless files)
-            if key.split("[", 1)[0] in (*UPLOADS, "input_reference"):
-                raise ApiError(400, "invalid_value", f"{key}: an upload: send it as a file in a multipart form (a "
-                                                     "reference by URL or file id is not supported)", key)
-        try:
+        try:  # the uploads are closed whatever is refused
+            for key in fields:  # a JSON body's upload fields, and a form's input_reference[image_url] (what
+                # OpenAI's clients make of {"image_url": ...} in a form; a form's plain ones are refused unless files)
+                if key == "video[id]" or (key == "video" and isinstance(fields[key], dict) and "id" in fields[key]):
+                    # a video of this server's by id: what the edits, extensions and remix endpoints take
+                    raise ApiError(400, "invalid_value", f"{key}: a video by id is taken by POST /v1/videos/edits (an "
+                                                         "edit), /v1/videos/extensions (more seconds after it) and "
+                                                         "/v1/videos/{id}/remix; here, send a video as a file in a "
+                                                         "multipart form", key)
+                if key.split("[", 1)[0] in (*UPLOADS, "input_reference"):
+                    raise ApiError(400, "invalid_value", f"{key}: an upload: send it as a file in a multipart form (a "
+                                                         "reference by URL or file id is not supported)", key)
             spec = spec_of(validated(fields), set(files))
         except BaseException:
             for upload in files.values():

@@ -217,20 +217,24 @@ class JobQueue:
                     raise ValueError(f"no {RECORD} (a job whose uploads were still arriving when the server stopped)")
                 if record.stat().st_size > RECORD_MAX_BYTES:
                     raise ValueError(f"{RECORD} is over {RECORD_MAX_BYTES} bytes")
-                job = Job.from_record(json.loads(record.read_text(encoding="utf-8")), folder)
+                fields = json.loads(record.read_text(encoding="utf-8"))
+                job = Job.from_record(fields, folder)
+                seq = fields.get("seq", 0)  # (records written before it was kept: none)
+                if isinstance(seq, bool) or not isinstance(seq, int):
+                    raise ValueError(f"seq: {seq!r}"[:200])
             except (OSError, ValueError, RecursionError) as e:  # (json's and decoding errors are ValueErrors)
                 log.warning("%s: skipped, not a job record this server wrote: %s", folder, e)
                 continue
+            jobs.append((job.created_at, seq, job.id, job))
+        jobs.sort(key=lambda t: t[:3])  # the order they were made in (seq: within one second)
+        for *_, job in jobs:
+            job.seq, self._seq = self._seq, self._seq + 1
+            self._jobs[job.id] = job
             if not job.finished:
                 self._fail(job, *INTERRUPTED)
                 self._write_record(job)
                 self._clear_files(job)
                 interrupted += 1
-            jobs.append(job)
-        jobs.sort(key=lambda j: (j.created_at, j.completed_at or 0, j.id))
-        for job in jobs:
-            job.seq, self._seq = self._seq, self._seq + 1
-            self._jobs[job.id] = job
         self._evict()
         if jobs:
             log.info("%d jobs taken back from %s (%d of them interrupted)", len(jobs), self.root, interrupted)
@@ -327,8 +331,8 @@ class JobQueue:
                     pass
 
     def _write_record(self, job: Job) -> None:
-        if not job.deleted and job.dir.is_dir():
-            atomic_write_text(job.dir / RECORD, json.dumps(job.to_dict(), indent=1) + "\n")
+        if not job.deleted and job.dir.is_dir():  # its place in the list too: the order of jobs made in one second
+            atomic_write_text(job.dir / RECORD, json.dumps({**job.to_dict(), "seq": job.seq}, indent=1) + "\n")
 
     # --- what the API calls -------------------------------------------------------------------
 
