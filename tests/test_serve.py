@@ -712,6 +712,9 @@ def test_queue_full_gets_429_and_jobs_can_be_cancelled_and_deleted(pipe, marks, 
                 time.sleep(0.01)
             b = post().json()
             assert b["status"] == "queued"
+            # the records say so too (what a server killed now would leave for the next one)
+            assert json.loads((out / a["id"] / "job.json").read_text())["status"] == "in_progress"
+            assert json.loads((out / b["id"] / "job.json").read_text())["status"] == "queued"
             r = client.get(f"/v1/videos/{a['id']}/credentials")
             assert r.status_code == 409 and r.json()["error"]["code"] == "not_ready"
             # an unfinished video has nothing to remix, edit or extend yet: 409, and no job made

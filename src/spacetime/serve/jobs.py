@@ -275,6 +275,7 @@ class JobQueue:
                     return
                 job = self._queue.popleft()
                 job.status, self._running = "in_progress", self._running + 1
+                self._write_record(job)  # what a crash leaves: the next server fails it as interrupted
             t0 = time.perf_counter()
             try:
                 self.run(job, lambda step, total: self._progress(job, step, total))
