@@ -13,9 +13,9 @@ into fp32 parameters), names the text encoder "minilm" (the one in `gt-all-minil
 replaces the package's model directory atomically: a reader sees the old or the new, never half.
 """
 
+import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -147,10 +147,21 @@ def pack(runs: Path, dest: Path, budget_mib: float = RETURN_BUDGET_MIB) -> None:
     print(f"packed {dest} ({size_mib(dest):.1f} MiB)")
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--ship"]:
-        ship(Path(sys.argv[2]), PACKAGE_MODEL)
-    elif sys.argv[1:2] == ["--keep-vae"]:
-        keep_vae(Path(sys.argv[2]), Path(sys.argv[3]))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ship", type=Path, metavar="MODEL", help="a pipeline to ship as the package's default model")
+    ap.add_argument("--keep-vae", type=Path, nargs=2, metavar=("MODEL", "DEST"), help="a VAE to keep for later runs")
+    ap.add_argument("paths", type=Path, nargs="*", metavar="RUNS DEST", help="a GPU run's folder and where to pack it")
+    args = ap.parse_args(argv)
+    if sum([args.ship is not None, args.keep_vae is not None, bool(args.paths)]) != 1 or len(args.paths) not in (0, 2):
+        ap.error("give --ship MODEL, --keep-vae MODEL DEST, or RUNS DEST")
+    if args.ship is not None:
+        ship(args.ship, PACKAGE_MODEL)
+    elif args.keep_vae is not None:
+        keep_vae(*args.keep_vae)
     else:
-        pack(Path(sys.argv[1]), Path(sys.argv[2]))
+        pack(*args.paths)
+
+
+if __name__ == "__main__":
+    main()

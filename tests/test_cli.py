@@ -372,6 +372,15 @@ def test_generate_completes_a_prompt_without_colours_where_the_model_says_so(tin
             "first is blue") in caplog.text
     assert "the prompt is empty: the video is the model's unconditional one" in caplog.text
     caplog.clear()
+    with caplog.at_level("WARNING", logger="spacetime.cli"):  # as typed, a colourless prompt: its cost said
+        assert main([*base, "--model", str(model), "--prompt-as-typed", "--output", str(tmp_path / "pt.mp4")]) == 0
+    assert "--prompt-as-typed: an object without a colour is drawn as an empty scene" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spacetime.cli"):
+        assert main([*base[:1], "a red ball falls", *base[2:], "--model", str(model), "--prompt-as-typed", "--output",
+                     str(tmp_path / "pr.mp4")]) == 0
+    assert "drawn as an empty scene" not in caplog.text
+    caplog.clear()
     with caplog.at_level("WARNING", logger="spacetime.cli"):  # another model's captions are its own: no such note
         assert main([*base[:1], "a red dog jumps", *base[2:], "--model", str(tiny_model_dir), "--output",
                      str(tmp_path / "d2.mp4")]) == 0

@@ -195,6 +195,15 @@ def test_keep_vae_stores_bf16_with_fp32_latent_statistics(tmp_path, bench_module
         assert torch.allclose(a, b, atol=tol), name
     with pytest.raises(SystemExit, match="not a complete VAE directory"):
         pack.keep_vae(tmp_path / "missing", tmp_path / "kept2")
+    # its command line: --help was an IndexError (sys.argv read by hand); a wrong form is a usage error
+    with pytest.raises(SystemExit) as e:
+        pack.main(["--help"])
+    assert e.value.code == 0
+    with pytest.raises(SystemExit) as e:
+        pack.main([str(tmp_path / "runs")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit, match="not a complete VAE directory"):
+        pack.main(["--keep-vae", str(tmp_path / "missing"), str(tmp_path / "kept3")])
 
 
 def test_vae_domain_bench_scores_world_stills_as_the_vae_round_trips_them(pipe, bench_module):

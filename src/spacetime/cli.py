@@ -479,6 +479,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 "ask for nothing: %s", ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""))
         for note in parsed.notes[:10]:  # what the world cannot show as asked ("low gravity", two objects of one colour)
             logging.getLogger(__name__).warning("the prompt as this model's world reads it: %s", note)
+        if args.prompt_as_typed and any(o.colour is None for o in parsed.objects):
+            logging.getLogger(__name__).warning(
+                "--prompt-as-typed: an object without a colour is drawn as an empty scene by this model in most clips "
+                "(docs/captions.md); without the flag its colour is completed")
     interval = pipe.resolve_guidance_interval(args.guidance_interval)  # the model's own unless given
     method, options = pipe.resolve_guidance_method(args.guidance_method, guidance_options(args.guidance_option))
     shift = pipe.resolve_shift(args.shift)

@@ -621,7 +621,7 @@ class SpacetimePipeline:
                 how = "without height and width the output takes its aspect ratio at this model's scale,"
                 log.warning("%s is %dx%d (WxH); without a size the output is %dx%d, its aspect ratio at this model's "
                             "scale (about %d pixels on the shorter side, as in the %dx%d it makes by default): far "
-                            "larger sizes than it learned break up. Give --size (height and width) for another size",
+                            "larger sizes than it learned break up. Give height and width (--size WxH) for another size",
                             said[first], iw, ih, width, height, min(dh, dw), dw, dh)
             elif height is None and width is None:
                 height, width, how = ih, iw, "without height and width the output takes its size,"
