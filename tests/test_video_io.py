@@ -672,3 +672,14 @@ def test_the_same_frames_make_the_same_file_every_time(tmp_path):
         write_video(frames, tmp_path / f"b{k}.mp4")
         made.add((tmp_path / f"b{k}.mp4").read_bytes())
     assert len(made) == 1
+
+
+def test_video_info_counts_an_image_file_as_one_frame(tmp_path):
+    """video_info said 0 frames for a PNG or JPEG that read_video reads as 1."""
+    from spacetime.data.decode import video_info
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "one.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "one.jpg")
+    for name in ("one.png", "one.jpg"):
+        info = video_info(tmp_path / name)
+        assert info["still"] and info["frames"] == len(read_video(tmp_path / name)[0]) == 1, info

@@ -318,8 +318,9 @@ def _check_times(d: Decoded, duration: float | None) -> None:
 
 def video_info(path: str | os.PathLike) -> dict:
     """What the container says, without decoding: `duration` (s, None when it does not say),
-    `fps`, `frames` (0 when it does not say), `still` (one picture: an image file or a 1-frame
-    video, whose fps means nothing). Cheap; used to pick a clip's start before decoding."""
+    `fps`, `frames` (0 when it does not say; 1 for an image file, as `read_video` reads it), `still`
+    (one picture: an image file or a 1-frame video, whose fps means nothing). Cheap; used to pick a
+    clip's start before decoding."""
     container, stream = open_video(Path(path))
     with container:
         fps = _stream_fps(stream)
@@ -331,7 +332,7 @@ def video_info(path: str | os.PathLike) -> dict:
             duration = stream.frames / fps if stream.frames else None
         # FFmpeg reads image files with its "image2" and "<codec>_pipe" demuxers, at a made-up 25 fps
         still = stream.frames == 1 or container.format.name == "image2" or container.format.name.endswith("_pipe")
-        return {"duration": duration, "fps": fps, "frames": stream.frames or 0, "still": still}
+        return {"duration": duration, "fps": fps, "frames": stream.frames or int(still), "still": still}
 
 
 def _why(e: BaseException) -> str:
