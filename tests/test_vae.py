@@ -119,3 +119,28 @@ def test_config_validation():
     with pytest.raises(ValueError, match="frame_channels"):
         VAEConfig(frame_channels=-1)
     assert VAEConfig().spatial_factor == 8 and VAEConfig(channels=(8, 8)).spatial_factor == 4
+
+
+def test_input_dtypes_follow_the_model_and_bad_ones_are_named(vae):
+    """A float64 clip into a float32 model, or a float32 clip into a bf16 one, was a conv's
+    "Input type and bias type should be the same"; uint8 frames and empty sizes were torch errors."""
+    v = video(5, 16, 16)
+    z = vae.encode(v)
+    assert torch.allclose(vae.encode(v.double()), z, atol=1e-5)
+    assert vae.decode(z.double()).shape == v.shape
+    half = VideoVAE(vae.config).to(torch.bfloat16).eval()
+    half.load_state_dict(vae.state_dict())
+    zb = half.encode(v)
+    assert zb.dtype == torch.bfloat16 and half.decode(zb.float()).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="floating point"):
+        vae.encode(((v + 1) * 127.5).to(torch.uint8))
+    with pytest.raises(ValueError, match="positive multiples of 8"):
+        vae.encode(torch.zeros(1, 3, 1, 0, 0))
+    for shape in ((1, 16, 0, 2, 2), (1, 16, 1, 0, 2)):
+        with pytest.raises(ValueError, match=r"latents must be \(B, 16, t, h, w\)"):
+            vae.decode(torch.zeros(shape))
+    for chunk in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="chunk"):
+            vae.encode(v, chunk=chunk)
+        with pytest.raises(ValueError, match="chunk"):
+            vae.decode(z, chunk=chunk)

@@ -269,12 +269,24 @@ class VideoVAE(nn.Module):
         cfg = self.config
         if video.ndim != 5 or video.shape[1] != cfg.in_channels:
             raise ValueError(f"video must be (B, {cfg.in_channels}, T, H, W), got shape {tuple(video.shape)}")
+        if not video.is_floating_point():  # uint8 frames were a conv's "Input type and bias type" error
+            raise ValueError(f"video must be floating point in [-1, 1], got {video.dtype} (uint8 frames: x / 127.5 - 1)")
         t, h, w = video.shape[2:]
         ft, fs = cfg.temporal_factor, cfg.spatial_factor
-        if (t - 1) % ft:
+        if t < 1 or (t - 1) % ft:
             raise ValueError(f"frame count must be 1 + {ft}k (1, {1 + ft}, {1 + 2 * ft}, ...), got {t}")
-        if h % fs or w % fs:
-            raise ValueError(f"height and width must be multiples of {fs}, got {h}x{w} (HxW)")
+        if h < fs or w < fs or h % fs or w % fs:  # 0x0 passed as a multiple, then failed in a conv
+            raise ValueError(f"height and width must be positive multiples of {fs}, got {h}x{w} (HxW)")
+
+    def _check_latents(self, latents: Tensor) -> None:
+        c = self.config.latent_channels
+        if latents.ndim != 5 or latents.shape[1] != c or min(latents.shape[2:]) < 1:
+            raise ValueError(f"latents must be (B, {c}, t, h, w) with t, h, w >= 1, got shape {tuple(latents.shape)}")
+        if not latents.is_floating_point():
+            raise ValueError(f"latents must be floating point, got {latents.dtype}")
+
+    def _dtype(self) -> torch.dtype:
+        return self.encoder.conv_in.weight.dtype
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         cfg = self.config
@@ -347,6 +359,10 @@ class VideoVAE(nn.Module):
         `chunk`: latent frames per temporal chunk (None: all at once); memory stays flat as the
         clip grows. `tile`: spatial tile size in pixels (a multiple of 8; None: whole frames)."""
         self.check_video(video)
+        _check_chunk(chunk)
+        # the model's dtype: a float32 clip into a bf16 model (or float64 into float32) was a conv's
+        # "Input type and bias type should be the same"
+        video = video.to(self._dtype())
         fs = self.config.spatial_factor
         if tile is not None and (video.shape[-2] > tile or video.shape[-1] > tile):
             if tile % fs or tile < 2 * fs:
@@ -369,8 +385,9 @@ class VideoVAE(nn.Module):
         """latents (B, 16, 1+k, h, w) -> video (B, 3, 1+4k, 8h, 8w) in [-1, 1]. `tile` is in
         pixels of the output."""
         cfg = self.config
-        if latents.ndim != 5 or latents.shape[1] != cfg.latent_channels:
-            raise ValueError(f"latents must be (B, {cfg.latent_channels}, t, h, w), got shape {tuple(latents.shape)}")
+        self._check_latents(latents)
+        _check_chunk(chunk)
+        latents = latents.to(self._dtype())
         z = self.denormalize(latents) if normalized else latents
         fs = cfg.spatial_factor
         if tile is not None and (z.shape[-2] * fs > tile or z.shape[-1] * fs > tile):
@@ -396,6 +413,11 @@ class VideoVAE(nn.Module):
         mean = total / n
         self.latent_mean.copy_(mean.float())
         self.latent_std.copy_((sq / n - mean**2).clamp_min(1e-12).sqrt().float())
+
+
+def _check_chunk(chunk) -> None:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive number of latent frames or None (all at once), got {chunk!r}")
 
 
 def _chunked(net: nn.Module, x: Tensor, chunk: int | None):
