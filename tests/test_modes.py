@@ -480,6 +480,27 @@ def test_long_extensions_are_made_window_by_window(pipe, recorded):
     assert run(pipe, video=given, num_frames=41, window_frames=41)[0].shape == (9 + 32, 32, 32, 3) and len(recorded) == 1
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"video": "long", "num_frames": 25, "window_frames": 9},  # forward: 2 windows, where 3 were counted
+    {"video": "short", "num_frames": 25, "window_frames": 9},
+    {"video": "short", "extend": "backward", "num_frames": 25, "window_frames": 9},  # 9 new frames a window, not 8
+    {"video": "long", "num_frames": 41, "window_frames": 17},
+    {"video": "long", "extend": "backward", "num_frames": 41, "window_frames": 17},
+    {"num_frames": 29, "window_frames": 9},
+    {"loop": True, "num_frames": 29, "window_frames": 9},
+    {"image": "still", "num_frames": 33, "window_frames": 13},
+])
+def test_the_callbacks_total_is_the_steps_made(pipe, recorded, kwargs):
+    """callback(step, total): total was planned as if each window of a long extension added what a
+    text -> video window adds, so forward the count stopped short of it (4 of 6) and backward it
+    grew as the windows came (6, then 7, 8): a progress bar that never filled, or ran back."""
+    inputs = {"short": clip(8, 5), "long": clip(8), "still": clip(8, 1)[0]}
+    kwargs = {k: inputs.get(v, v) if isinstance(v, str) and k in ("video", "image") else v for k, v in kwargs.items()}
+    calls = []
+    run(pipe, num_inference_steps=1, callback=lambda i, n: calls.append((i, n)), **kwargs)
+    assert calls == [(i + 1, len(recorded)) for i in range(len(recorded))]
+
+
 def test_pipeline_to_moves_every_part(pipe):
     assert pipe.to("cpu") is pipe and pipe._device == torch.device("cpu")
     assert pipe.text_encoder.device == torch.device("cpu")

@@ -87,6 +87,23 @@ def extension_context(extend: str, video_frames: int, t: int, ft: int) -> tuple[
     return n, ft * n
 
 
+def planned_windows(mode: str, extend: str, num_frames: int, t: int, t_whole: int, ft: int,
+                    video_frames: int = 0) -> int:
+    """How many windows of `t` latent frames a long video of `num_frames` takes, as the pipeline
+    makes it: text / image -> video, or an extension ("forward" / "backward") of a video of
+    `video_frames` frames by what one window of `t_whole` latent frames would add."""
+    window = 1 + ft * (t - 1)  # frames one window decodes to
+    n = max(1, t // 2)  # the latent frames each later window holds of the video so far
+    if mode == "extend":
+        n0, k0 = extension_context(extend, video_frames, t, ft)
+        target = num_frames + video_frames - extension_context(extend, video_frames, t_whole, ft)[1]
+        have = video_frames + window - k0
+        per = window - (1 + ft * (n - 1) if extend == "forward" else ft * n)
+    else:
+        target, have, per = num_frames, window, ft * (t - n)
+    return 1 + max(0, math.ceil((target - have) / per))
+
+
 def connect_bridge(head: Tensor, tail: Tensor, t: int) -> Tensor:
     """A connecting window of `t` latent frames (B C T H W) that holds `head` at its start and `tail`
     at its end and, between them, a linear cross-fade from head's last latent frame to tail's
@@ -688,11 +705,10 @@ class SpacetimePipeline:
         if loop and t < 3:
             raise ValueError(f"a loop needs num_frames of at least {least_frames(mode, ft, loop)} (3 latent frames), "
                              f"got {num_frames}")
-        # sampler calls planned: the first window, the windows extending a long video (each adds
-        # ft * (t - t // 2) frames; a long extension's first window holds its context, so the same
-        # count of new frames is left after it), a long loop's closing transition
-        planned = 1 + (1 if loop and long else 0) + (
-            math.ceil(max(0, num_frames - 1 - ft * (t - 1)) / (ft * (t - max(1, t // 2)))) if long else 0)
+        # sampler calls planned (the callback's total): the first window, the windows extending a
+        # long video, a long loop's closing transition
+        planned = (1 if loop and long else 0) + (planned_windows(
+            mode, extend, num_frames, t, t_whole, ft, len(media["video"]) if mode == "extend" else 0) if long else 1)
         steps_done = 0
         if output_type == "latent" and (mode not in ("text", "image") or long or loop):
             raise ValueError("output_type 'latent' is for text -> video and image -> video in one window (no "
