@@ -135,6 +135,23 @@ def test_connect_runs_from_the_first_video_into_the_second(pipe, recorded):
     assert recorded[-1]["cond_mask"].tolist() == [[True, True] + [False] * 5 + [True, True]]
 
 
+def test_connect_into_a_still_image(pipe, recorded):
+    """A still (one frame, or fewer than a latent frame's 4) as video2 was refused ("needs at least
+    4"), though a still as the first video connects: it is held as one latent frame, its last frame
+    repeated to fill it, and comes back as given after the transition."""
+    a, still = clip(3), clip(4, 1)[0]
+    out = run(pipe, video=a, video2=still, num_frames=17)[0]
+    # 5 latent frames: 2 of a's end (5 frames), 2 new (8 frames), the still (its 4 frames cut, it once)
+    assert out.shape == (9 + 8 + 1, 32, 32, 3)
+    assert np.array_equal(out[:9], a) and np.array_equal(out[-1], still)
+    assert recorded[-1]["cond_mask"].tolist() == [[True, True, False, False, True]]
+    z = pipe._encode(np.repeat(still[None], 5, 0))[:, :, 1:2]  # a still encodes to one latent at every k
+    assert torch.allclose(recorded[-1]["cond_latents"][:, :, 4:], z, atol=1e-4)
+    short = clip(4, 3)
+    out = run(pipe, video=a, video2=short, num_frames=17)[0]
+    assert out.shape == (9 + 8 + 3, 32, 32, 3) and np.array_equal(out[-3:], short)
+
+
 def test_edit_moves_further_from_the_input_as_strength_grows(pipe):
     given = clip(5)
     recon = pipe.vae.decode(pipe.vae.encode(frames_to_tensor(given)[None]))[0]

@@ -791,6 +791,9 @@ class SpacetimePipeline:
             if t < 3:
                 raise ValueError(f"connecting needs num_frames of at least {least_frames('connect', ft)} "
                                  f"(3 latent frames), got {num_frames}")
+            # a video2 shorter than a latent frame (a still image) is held as its frames with its last
+            # repeated to fill one, and comes back as given after the transition
+            afters = [np.concatenate([y, np.repeat(y[-1:], ft - len(y), 0)]) if len(y) < ft else y for y in afters]
             n1, n2 = connect_context(len(befores[0]), len(afters[0]), t, ft)
             if n2 < 1:
                 raise ValueError(f"{said['video2']} (the video to connect to) has {_frames(len(afters[0]))}; it needs at least {ft}")
