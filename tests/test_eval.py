@@ -931,3 +931,31 @@ def test_eval_of_a_model_completes_prompts_as_generate_does_unless_told(tmp_path
     assert main([*base, "--prompt-as-typed", "--out", str(tmp_path / "b")]) == 0
     assert seen[2:] == ["a ball falls", "a red ball falls"]
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["complete_prompt"] is False
+
+
+def test_cli_refuses_a_video_it_cannot_score_before_scoring_the_others(tmp_path, eval_cli, monkeypatch, capsys):
+    """A clip narrower than the world renders (width/height < 0.25), or a listed file that does not
+    open, failed the run only when reached, after scoring every clip before it, and the narrow one's
+    error named no file ("size 14x64 (WxH) is too narrow"). Now each file's header is read first."""
+    import sys
+
+    clip = make_clip(3, num_frames=9, height=64, width=64)
+    write_video(clip.frames, tmp_path / "ok.mp4", fps=FPS, crf=0, pix_fmt="yuv444p")
+    write_video(np.ascontiguousarray(clip.frames[:, :, 24:38]), tmp_path / "narrow.mp4", fps=FPS, crf=0, pix_fmt="yuv444p")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    cap = clip.captions["detailed"]
+    scored = []
+    module = sys.modules["spacetime.eval.evaluate"]  # spacetime.eval.evaluate is also the function's name
+    real = module.score_clip
+    monkeypatch.setattr(module, "score_clip", lambda *a, **k: scored.append(1) or real(*a, **k))
+    for bad, line in (("narrow.mp4", 2), ("broken.mp4", 2)):
+        rows = [{"path": "ok.mp4", "caption": cap}, {"path": bad, "caption": cap}]
+        (tmp_path / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        assert eval_cli("--videos", tmp_path, "--out", tmp_path / "e", "--no-report") == 1
+        err = capsys.readouterr().err
+        assert f"{bad} (line {line} of the captions file)" in err, err
+        assert not scored and not (tmp_path / "e").exists()
+    with pytest.raises(ValueError, match="clip 'n': size 14x64"):  # the Python API names the clip
+        from spacetime.eval.evaluate import Sample, evaluate
+
+        evaluate([Sample("n", cap, np.ascontiguousarray(clip.frames[:, :, 24:38]), FPS)], progress=False)

@@ -31,6 +31,7 @@ from spacetime.eval.multishot import MULTISHOT_METRICS, multishot_summary
 from spacetime.world import vocab
 from spacetime.world.clip import make_clip, stream_seed
 from spacetime.world.prompts import parse_prompt
+from spacetime.world.scene import check_aspect
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ def evaluate(
     names, scores, refs, kept, caption_keys = [], [], [], {}, {}
     for i, s in enumerate(tqdm(samples, desc="eval", unit="clip", disable=not progress)):
         t, h, w, _ = s.frames.shape
+        check_aspect(w / h, f"clip {s.name!r}: size {w}x{h} (WxH)")  # before its score, not at its reference
         scores.append(score_clip(s.frames, s.fps, s.prompt))
         if references is not None and i < len(references) and references[i].prompt == s.prompt:
             refs.append(references[i])
@@ -404,6 +406,7 @@ def load_folder(
             len(entries),
         )
     warned: set[str] = set()
+    chosen = []
     for e in entries[:num_clips]:
         name = os.path.relpath(e["path"], Path(directory).resolve())
         # an empty caption asks for nothing: it is no prompt
@@ -413,6 +416,13 @@ def load_folder(
             listed = ", ".join(map(repr, e["captions"])) or "none"
             log.warning("%s: no non-empty caption (%s); skipped", name, listed)
             continue
+        chosen.append((e, name, caps, key))
+    # every file's header before any clip is scored: one that does not open, or a view narrower
+    # than the world renders (the simulator's reference cannot be drawn), fails the run at once,
+    # not after hours of scoring the clips before it
+    for e, name, _, _ in chosen:
+        check_video(e["path"], f"{name} (line {e['line']} of the captions file)")
+    for e, name, caps, key in chosen:
         # another length than asked for: said once per length used (each clip's record names it)
         if key not in (caption, "caption") and key not in warned:
             warned.add(key)
@@ -425,6 +435,27 @@ def load_folder(
             )
         frames, fps = read_video(e["path"])
         yield Sample(name, caps[key], frames, float(fps), key)
+
+
+def check_video(path: str | os.PathLike, what: str) -> None:
+    """A ValueError naming `what` unless `path` opens as a video whose view the world can render
+    (width / height at least `scene.MIN_ASPECT`: a narrower view cannot hold its objects, and the
+    simulator's rendition of the prompt, the Fréchet distance's reference, cannot be drawn)."""
+    from spacetime.data.decode import VideoReadError, open_video
+    from spacetime.world.scene import MIN_ASPECT
+
+    try:
+        container, stream = open_video(Path(path))
+    except VideoReadError as e:
+        raise ValueError(f"{what}: {e}") from None
+    with container:
+        width, height = stream.codec_context.width, stream.codec_context.height
+    if width and height and width / height < MIN_ASPECT:
+        raise ValueError(
+            f"{what}: {width}x{height} (WxH) is narrower than the world renders (width/height at least "
+            f"{MIN_ASPECT}: its objects would not fit, and the simulator cannot draw the prompt at that "
+            "size to compare with); crop or pad it to a wider view, or leave it out"
+        )
 
 
 def write_json(result: EvalResult, path: str | os.PathLike) -> dict:
