@@ -428,3 +428,15 @@ def test_a_shorter_run_removes_the_clips_past_its_count(tmp_path, caplog):
     )
     assert "removed 6 file(s) of clips past --num-clips 3" in caplog.text and "kept 3 clips" in caplog.text
     assert len((out / "captions.jsonl").read_text().splitlines()) == 3
+
+
+def test_dataset_seed_start_and_index_are_checked_up_front():
+    """A negative seed or start was numpy's "expected non-negative integer" at the first clip, in
+    a DataLoader worker, naming neither; a float seed was silently truncated to another stream."""
+    for kw, name in ((dict(seed=-1), "seed"), (dict(seed=1.5), "seed"), (dict(seed=True), "seed"), (dict(start=-1), "start")):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative integer"):
+            WorldDataset(num_frames=1, height=16, width=16, **kw)
+    ds = WorldDataset(seed=np.int64(3), num_frames=1, height=16, width=16)
+    with pytest.raises(ValueError, match="index must be a non-negative integer"):
+        ds.clip(-1)
+    assert ds.sample(0)["video"].shape == (3, 1, 16, 16)

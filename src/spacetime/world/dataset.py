@@ -69,6 +69,11 @@ class WorldDataset(IterableDataset):
         multishot: float = 0.0,
     ):
         check_clip_args(num_frames, height, width, fps)
+        # a negative seed or start was numpy's "expected non-negative integer" at the first clip (in
+        # a DataLoader worker), naming neither; a float seed was truncated to another stream
+        for name, v in (("seed", seed), ("start", start)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
         if not 0.0 <= multishot <= 1.0:
             raise ValueError(f"multishot is the share of multi-shot clips, in [0, 1]; got {multishot!r}")
         self.multishot = float(multishot)
@@ -86,6 +91,8 @@ class WorldDataset(IterableDataset):
 
     def clip(self, index: int) -> Clip:
         """Clip `index` of the stream, with its ground truth."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+            raise ValueError(f"index must be a non-negative integer (a clip of the stream), got {index!r}")
         clip_seed = stream_seed(self.seed, index, self.split)
         t, h, w = self.num_frames, self.height, self.width
         if self.sizes:
