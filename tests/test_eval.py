@@ -959,3 +959,29 @@ def test_cli_refuses_a_video_it_cannot_score_before_scoring_the_others(tmp_path,
         from spacetime.eval.evaluate import Sample, evaluate
 
         evaluate([Sample("n", cap, np.ascontiguousarray(clip.frames[:, :, 24:38]), FPS)], progress=False)
+
+
+def test_trajectories_draw_an_object_seen_in_a_lone_frame(tmp_path, monkeypatch):
+    """A one-frame clip's objects (adherence 1.0) were plotted as lines of one point each: the
+    trajectory figure showed empty axes. A frame seen between unseen ones is now a dot."""
+    from spacetime.eval import report
+    from spacetime.eval.evaluate import Sample, evaluate
+
+    clip = make_clip(3, num_frames=1, height=32, width=32)
+    result = evaluate([Sample("one", clip.captions["detailed"], clip.frames, FPS)], progress=False)
+    assert result.to_json()["clips"][0]["metrics"]["adherence"]["score"] == 1.0
+    figs = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figs.append(fig))
+    monkeypatch.setattr(report._plt(), "close", lambda fig: None)
+    report.plot_trajectories(result, tmp_path / "t.png")
+
+    def drawn(line) -> int:  # points a viewer sees: a marker, or a segment between two finite points
+        y = np.asarray(line.get_ydata(), float)
+        if line.get_marker() not in (None, "None", "", " "):
+            return int(np.isfinite(y).sum())
+        return int((np.isfinite(y[1:]) & np.isfinite(y[:-1])).sum())
+
+    ax = figs[0].axes[0]
+    assert sum(drawn(line) for line in ax.get_lines()) >= 2 * len(result.scores[0].motions), [
+        (line.get_marker(), line.get_ydata()) for line in ax.get_lines()
+    ]

@@ -133,8 +133,14 @@ def plot_trajectories(result: EvalResult, path: Path, clips: int = 6) -> None:
         for score, style in ((result.scores[i], "-"), (result.references[i], "--")):
             fps = score.track.fps
             for colour, m in score.motions.items():
-                t = np.arange(len(m.xy)) / fps
-                ax.plot(t, m.xy[:, 1], style, color=_rgb(colour), lw=1.4 if style == "-" else 1.0)
+                t, y = np.arange(len(m.xy)) / fps, m.xy[:, 1]
+                ax.plot(t, y, style, color=_rgb(colour), lw=1.4 if style == "-" else 1.0)
+                # a frame seen between two unseen ones (a one-frame clip, a flicker) is a line of
+                # one point, which draws nothing: a dot, filled for the video, hollow for the simulator
+                seen = np.isfinite(y)
+                alone = seen & ~np.r_[False, seen[:-1]] & ~np.r_[seen[1:], False]
+                if alone.any():
+                    ax.plot(t[alone], y[alone], "o", ms=3, color=_rgb(colour), mfc=None if style == "-" else "none")
         ax.set_ylim(0, 1)
         ax.set_title(f"clip {i}", fontsize=8)
         ax.tick_params(labelsize=6)
