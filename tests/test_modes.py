@@ -473,6 +473,22 @@ def test_long_videos_are_made_window_by_window(pipe, recorded, caplog):
     assert "window_frames 20 is not 1 + 4k; windows of 17 frames are used" in caplog.text
 
 
+def test_window_frames_an_edit_or_a_connection_does_not_use_is_said(pipe, recorded, caplog):
+    """An edit and a connection are one window whatever window_frames says: a window_frames smaller
+    than that window was ignored silently (a 25-frame edit with window_frames=9 was one window)."""
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):
+        assert run(pipe, video=clip(6, 25), strength=0.5, window_frames=9)[0].shape == (25, 32, 32, 3)
+        assert run(pipe, video=clip(6), video2=clip(7), num_frames=25, window_frames=9)[0].shape[0] == 9 + 12 + 9
+    assert [c["out"].shape[2] for c in recorded] == [7, 7]
+    assert "window_frames (9) is not used: an edit is made in one window of 25 frames (its video's length)" in caplog.text
+    assert "window_frames (9) is not used: a connection is made in one window of 25 frames (num_frames)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spacetime.pipeline"):  # one that holds the window: nothing to say
+        run(pipe, video=clip(6), strength=0.5, window_frames=9)
+        run(pipe, video=clip(6), video2=clip(7), num_frames=17, window_frames=17)
+    assert "is not used" not in caplog.text
+
+
 def test_long_extensions_are_made_window_by_window(pipe, recorded):
     """An extension longer than window_frames adds as many new frames as one big window would
     (num_frames less its context), in windows of window_frames that each hold the last one's end

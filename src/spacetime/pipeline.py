@@ -699,6 +699,12 @@ class SpacetimePipeline:
             log.warning("window_frames %d is not 1 + %dk; windows of %d frames are used", window, ft,
                         1 + ft * ((window - 1) // ft))
         long = mode in ("text", "image", "extend") and t > 1 + (window - 1) // ft
+        if window_frames is not None and mode in ("edit", "connect"):  # else silently one larger window
+            one = 1 + ft * ((len(media["video"]) - 1) // ft) if mode == "edit" else num_frames
+            if one > 1 + ft * ((window - 1) // ft):
+                log.warning("window_frames (%d) is not used: %s is made in one window of %d frames (%s)", window_frames,
+                            "an edit" if mode == "edit" else "a connection", one,
+                            "its video's length" if mode == "edit" else "num_frames")
         t_whole = t  # the latent frames of all num_frames: what one window would hold
         if long:
             t = 1 + (window - 1) // ft
