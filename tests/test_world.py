@@ -440,3 +440,18 @@ def test_dataset_seed_start_and_index_are_checked_up_front():
     with pytest.raises(ValueError, match="index must be a non-negative integer"):
         ds.clip(-1)
     assert ds.sample(0)["video"].shape == (3, 1, 16, 16)
+
+
+def test_an_asked_wall_hit_happens_in_view_with_other_objects_about():
+    """"a red ball bounces off the left wall and a blue ball falls": the blue ball, dropped in the
+    red one's path, turned it round before the wall in 4 of 30 seeds at 64x64 (and the clip showed,
+    and its caption told, no wall hit at all). Such a draw is now drawn anew, as a jam is."""
+    from spacetime.world import parse_prompt
+
+    spec = parse_prompt("a red ball bounces off the left wall and a blue ball falls")
+    for seed in range(30):
+        c = make_clip(seed, num_frames=17, height=64, width=64, spec=spec)
+        red = next(k for k, o in enumerate(c.scene.objects) if o.colour == "red")
+        hits = [e.t for e in c.trajectory.events if e.kind == "wall" and e.other == "left" and e.object == red]
+        assert any(0 < t <= c.trajectory.times[-1] for t in hits), seed
+        assert "red" in c.captions["detailed"].split("left wall")[0].split(". ")[-1], (seed, c.captions["detailed"])
