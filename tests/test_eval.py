@@ -985,3 +985,20 @@ def test_trajectories_draw_an_object_seen_in_a_lone_frame(tmp_path, monkeypatch)
     assert sum(drawn(line) for line in ax.get_lines()) >= 2 * len(result.scores[0].motions), [
         (line.get_marker(), line.get_ydata()) for line in ax.get_lines()
     ]
+
+
+def test_a_clip_shorter_than_the_worlds_cuts_need_is_scored_not_a_crash():
+    """A user's 8-frame video of a two-shot prompt (its cut on frame 5) scores cuts 1.0, but the
+    simulator's reference needs 9 frames for two shots: evaluate raised "2 shots need at least 9
+    frames" naming no clip, ending the run. The reference is now the first frames of a rendition
+    long enough for the cuts."""
+    from spacetime.eval.evaluate import Sample, evaluate
+
+    clip = next(
+        c for s in range(100) for c in [make_clip(s, num_frames=9, height=32, width=32, multishot=True)] if c.shots
+    )
+    short = [Sample(f"t{t}", clip.captions["detailed"], clip.frames[:t], FPS) for t in (8, 2)]
+    data = evaluate(short, progress=False).to_json()
+    assert data["clips"][0]["metrics"]["cuts"]["score"] == 1.0
+    assert data["clips"][1]["metrics"]["cuts"]["score"] == 0.0  # 2 frames: the cut is not there
+    json.dumps(data, allow_nan=False)

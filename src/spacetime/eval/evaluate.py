@@ -32,6 +32,7 @@ from spacetime.world import vocab
 from spacetime.world.clip import make_clip, stream_seed
 from spacetime.world.prompts import parse_prompt
 from spacetime.world.scene import check_aspect
+from spacetime.world.shots import cut_frames
 
 log = logging.getLogger(__name__)
 
@@ -230,10 +231,8 @@ def evaluate(
         if references is not None and i < len(references) and references[i].prompt == s.prompt:
             refs.append(references[i])
         else:
-            ref = simulate_prompt(
-                s.prompt, num_frames=t, height=h, width=w, fps=s.fps, seed=derived_seed(seed, i, 2)
-            )
-            refs.append(score_clip(ref.frames, s.fps, s.prompt))
+            ref = reference_frames(s.prompt, num_frames=t, height=h, width=w, fps=s.fps, seed=derived_seed(seed, i, 2))
+            refs.append(score_clip(ref, s.fps, s.prompt))
         names.append(s.name)
         if s.caption is not None:
             caption_keys[i] = s.caption
@@ -249,6 +248,20 @@ def evaluate(
             len(scores),
         )
     return EvalResult(names, scores, refs, info, kept, caption_keys)
+
+
+def reference_frames(prompt: str, *, num_frames: int, height: int, width: int, fps: float, seed: int) -> np.ndarray:
+    """The simulator's rendition of `prompt` at a clip's geometry (`simulate_prompt`). A clip too
+    short for the prompt's cuts as the world makes them (a cut on frame 1 + 4k, every shot at least
+    4 frames: 2 shots need 9 frames) gets the first `num_frames` of the shortest rendition that
+    holds them: a user's 8-frame video with its cut on frame 4 is scored, not a ValueError that
+    ends the run."""
+    shots = len(parse_prompt(prompt).shots)
+    full = num_frames
+    while shots > 1 and len(cut_frames(full)) < shots - 1:
+        full += 1
+    clip = simulate_prompt(prompt, num_frames=full, height=height, width=width, fps=fps, seed=seed)
+    return clip.frames[:num_frames]
 
 
 def split_prompts(
