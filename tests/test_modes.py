@@ -257,6 +257,11 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     ({"video": "VIDEO", "extend": "sideways"}, "extend must be"),
     ({"video": "VIDEO", "loop": True}, "loop"),
     ({"video": "SHORT", "extend": "backward"}, "needs at least 4"),
+    # extend="backward" where it does nothing was ignored: an image made the first frame, not the last
+    ({"image": "STILL", "extend": "backward"}, r"extend='backward' is for extending a video .* to image -> video"),
+    ({"video": "VIDEO", "video2": "VIDEO", "extend": "backward"}, "does not apply to connecting"),
+    ({"video": "VIDEO", "strength": 0.5, "extend": "backward"}, "does not apply to editing"),
+    ({"extend": "backward"}, "does not apply to text -> video"),
     ({"video": "VIDEO", "num_frames": 1}, "extending needs num_frames of at least 5 "),
     ({"video": "/nonexistent/clip.mp4"}, "no such file"),
     ({"image": "BROKEN"}, "cannot read image"),
@@ -272,7 +277,7 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     (tmp_path / "notes.txt").write_text("not an image")
-    stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "BROKEN": str(broken), "TEXT": str(tmp_path / "notes.txt")}
+    stand_in = {"VIDEO": clip(8), "SHORT": clip(8)[:3], "STILL": clip(8)[0], "BROKEN": str(broken), "TEXT": str(tmp_path / "notes.txt")}
     kwargs = {k: stand_in.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     with pytest.raises(ValueError, match=message):
         if "prompt" in kwargs:

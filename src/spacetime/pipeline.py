@@ -901,11 +901,14 @@ class SpacetimePipeline:
                 raise ValueError(f"strength must be in (0, 1] (0 would return the input, 1 ignores it), got {strength!r}")
         if loop and video is not None:
             raise ValueError("loop makes a new clip loop; it does not combine with video")
-        if image is not None:
-            return "image"
-        if video is None:
-            return "text"
-        return "connect" if video2 is not None else "edit" if strength is not None else "extend"
+        mode = ("image" if image is not None else "text" if video is None else "connect" if video2 is not None
+                else "edit" if strength is not None else "extend")
+        if extend == "backward" and mode != "extend":  # else made forward (the image first), silently
+            what = {"image": "image -> video (the image is the first frame; for it as the last, give it as video= "
+                             "repeated to 4 frames)", "text": "text -> video", "connect": "connecting (video + video2)",
+                    "edit": "editing (video + strength)"}[mode]
+            raise ValueError(f"extend='backward' is for extending a video (video= alone); it does not apply to {what}")
+        return mode
 
 
 def _at_model_scale(ih: int, iw: int, short: int, mh: int, mw: int) -> tuple[int, int]:
