@@ -455,3 +455,18 @@ def test_an_asked_wall_hit_happens_in_view_with_other_objects_about():
         hits = [e.t for e in c.trajectory.events if e.kind == "wall" and e.other == "left" and e.object == red]
         assert any(0 < t <= c.trajectory.times[-1] for t in hits), seed
         assert "red" in c.captions["detailed"].split("left wall")[0].split(". ")[-1], (seed, c.captions["detailed"])
+
+
+def test_world_chunks_and_write_world_take_numpy_ints_and_refuse_bad_chunks(tmp_path):
+    """WorldChunks(chunk=0) was numpy's "need at least one array to concatenate" in a worker;
+    write_world refused numpy integers for num_clips and seed, which WorldDataset takes."""
+    from spacetime.world.dataset import WorldChunks, unchunk, write_world
+
+    ds = WorldDataset(num_frames=1, height=16, width=16)
+    for chunk in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="chunk must be a positive number"):
+            WorldChunks(ds, chunk=chunk)
+    items = list(unchunk(next(iter(WorldChunks(ds, chunk=np.int64(2))))))
+    assert [i["index"] for i in items] == [0, 1]
+    out = write_world(tmp_path / "w", np.int64(1), num_frames=1, height=16, width=16, seed=np.int64(2), progress=False)
+    assert json.loads((out / "world.json").read_text())["settings"]["seed"] == 2

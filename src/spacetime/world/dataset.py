@@ -142,6 +142,9 @@ class WorldChunks(IterableDataset):
     gives back WorldDataset's items."""
 
     def __init__(self, dataset: WorldDataset, chunk: int = 16):
+        # 0 or less was numpy's "need at least one array to concatenate" in a worker
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ValueError(f"chunk must be a positive number of clips, got {chunk!r}")
         self.dataset, self.chunk = dataset, int(chunk)
 
     def __iter__(self) -> Iterator[dict]:
@@ -235,10 +238,11 @@ def write_world(
     check_clip_args(num_frames, height, width, fps)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
+    if isinstance(num_clips, bool) or not isinstance(num_clips, (int, np.integer)) or num_clips < 1:
         raise ValueError(f"num_clips must be a positive integer, got {num_clips!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    num_clips, seed = int(num_clips), int(seed)  # world.json holds plain ints (a numpy one is no JSON)
     if pix_fmt not in PIX_FMTS:
         raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
     out = Path(out)
