@@ -1002,3 +1002,18 @@ def test_a_clip_shorter_than_the_worlds_cuts_need_is_scored_not_a_crash():
     assert data["clips"][0]["metrics"]["cuts"]["score"] == 1.0
     assert data["clips"][1]["metrics"]["cuts"]["score"] == 0.0  # 2 frames: the cut is not there
     json.dumps(data, allow_nan=False)
+
+
+def test_frames_too_small_for_the_tracker_are_noted(caplog):
+    """A 16x16 folder of the simulator's own clips scored permanence 0.42 (a small ball is 2 pixels
+    across there) with nothing said: the numbers read as the video's fault. A note now says so."""
+    from spacetime.eval.evaluate import Sample, evaluate
+
+    def note_for(size: int) -> bool:
+        caplog.clear()
+        clip = make_clip(3, num_frames=5, height=size, width=size)
+        with caplog.at_level("WARNING"):
+            evaluate([Sample("c", clip.captions["detailed"], clip.frames, FPS)], progress=False)
+        return "under 24 pixels high" in caplog.text
+
+    assert note_for(16) and not note_for(32)
