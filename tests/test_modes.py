@@ -286,6 +286,24 @@ def test_bad_mode_inputs_are_named(pipe, tmp_path, kwargs, message):
             run(pipe, **kwargs)
 
 
+def test_any_path_object_is_read_as_a_file(pipe, tmp_path):
+    """An os.PathLike that is not a pathlib.Path was taken for an array ("image: video must be
+    (T, H, W, 3) ..., got shape ()")."""
+    import os
+
+    from PIL import Image
+
+    still = clip(2)[0]
+    Image.fromarray(still).save(tmp_path / "still.png")
+
+    class Where(os.PathLike):
+        def __fspath__(self):
+            return str(tmp_path / "still.png")
+
+    assert np.array_equal(load_media(Where(), "image"), still[None])
+    assert run(pipe, image=Where())[0].shape == (9, 32, 32, 3)
+
+
 def test_float_tiff_images_are_read_as_images(pipe, tmp_path):
     from PIL import Image
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def load_media(x: Any, name: str, size: tuple[int, int] | None = None) -> np.nda
     if isinstance(x, (bytes, bytearray, memoryview)):
         raise ValueError(f"{name}: give a file path, a PIL image, an array or a tensor, not the file's bytes "
                          "(e.g. PIL.Image.open(io.BytesIO(data)))")
-    if isinstance(x, (str, Path)):
+    if isinstance(x, (str, os.PathLike)):  # any path object (os.fspath's), not Path alone
         return _load_file(Path(x), name, size)
     if name == "image" and hasattr(x, "ndim") and hasattr(x, "shape") and x.ndim == 2:  # grayscale (H, W)
         x = x[..., None]
