@@ -144,3 +144,13 @@ def test_input_dtypes_follow_the_model_and_bad_ones_are_named(vae):
             vae.encode(v, chunk=chunk)
         with pytest.raises(ValueError, match="chunk"):
             vae.decode(z, chunk=chunk)
+
+
+def test_a_clip_on_another_device_than_the_model_is_named(vae):
+    """Was a conv's "Input type (torch.FloatTensor) and weight type (...)" (here: the meta device
+    stands in for a GPU)."""
+    moved = VideoVAE(vae.config).to("meta")
+    with pytest.raises(ValueError, match="video is on cpu and the VAE on meta"):
+        moved.encode(video(5, 16, 16))
+    with pytest.raises(ValueError, match="latents is on cpu and the VAE on meta"):
+        moved.decode(torch.zeros(1, 16, 2, 2, 2))

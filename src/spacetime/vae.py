@@ -288,6 +288,12 @@ class VideoVAE(nn.Module):
     def _dtype(self) -> torch.dtype:
         return self.encoder.conv_in.weight.dtype
 
+    def _check_device(self, x: Tensor, what: str) -> None:
+        # was a conv's "Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor)"
+        device = self.encoder.conv_in.weight.device
+        if x.device != device:
+            raise ValueError(f"{what} is on {x.device} and the VAE on {device}: move one, e.g. {what}.to({str(device)!r})")
+
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         cfg = self.config
         return (cfg.latent_channels, 1 + (num_frames - 1) // cfg.temporal_factor,
@@ -360,6 +366,7 @@ class VideoVAE(nn.Module):
         clip grows. `tile`: spatial tile size in pixels (a multiple of 8; None: whole frames)."""
         self.check_video(video)
         _check_chunk(chunk)
+        self._check_device(video, "video")
         # the model's dtype: a float32 clip into a bf16 model (or float64 into float32) was a conv's
         # "Input type and bias type should be the same"
         video = video.to(self._dtype())
@@ -387,6 +394,7 @@ class VideoVAE(nn.Module):
         cfg = self.config
         self._check_latents(latents)
         _check_chunk(chunk)
+        self._check_device(latents, "latents")
         latents = latents.to(self._dtype())
         z = self.denormalize(latents) if normalized else latents
         fs = cfg.spatial_factor
