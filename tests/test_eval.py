@@ -1017,3 +1017,15 @@ def test_frames_too_small_for_the_tracker_are_noted(caplog):
         return "under 24 pixels high" in caplog.text
 
     assert note_for(16) and not note_for(32)
+
+
+def test_report_page_says_na_for_an_acceleration_nothing_measured(tmp_path):
+    """With no object in free flight (a black video, one clip) the page read "median None units/s²"."""
+    from spacetime.eval.evaluate import Sample, evaluate
+    from spacetime.eval.report import write_report
+
+    black = np.zeros((9, 32, 32, 3), np.uint8)
+    result = evaluate([Sample("black", "a red ball falls on a black background", black, FPS)], progress=False)
+    write_report(result, tmp_path, strict=True)
+    page = (tmp_path / "index.html").read_text()
+    assert "None" not in page and "n/a (no object seen in free flight)" in page

@@ -51,6 +51,12 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
+def _accel(summary: dict) -> str:
+    """A median acceleration for the page: "n/a" where no object was seen in free flight."""
+    m = summary["median_accel_y"]
+    return f"{m} units/s² ({summary['objects']} objects)" if m is not None else "n/a (no object seen in free flight)"
+
+
 def shown_metrics(agg: dict) -> tuple[str, ...]:
     """The metrics the report shows: the five single-shot ones, and the multi-shot ones where some
     prompt has cuts (`EvalResult.aggregate` has them then), as `spacetime eval` prints them."""
@@ -270,8 +276,8 @@ td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}} td.p{{max-widt
 <table><tr><th>metric</th><th>mean</th><th>pass rate</th><th>clips judged</th></tr>{rows}</table>
 <p>Trajectory Fréchet distance to the simulator: <b>{fd if fd is not None else "n/a"}</b>
 ({agg["distribution"]["objects"]} objects). Vertical acceleration, gravity prompts: median
-{g["gravity"]["median_accel_y"]} units/s² (world: {-vocab.GRAVITY}); zero-gravity prompts: median
-{g["zero_gravity"]["median_accel_y"]}.</p>
+{_accel(g["gravity"])} (world: {-vocab.GRAVITY}); zero-gravity prompts: median
+{_accel(g["zero_gravity"])}.</p>
 <p>{prompts}</p>
 <p>Definitions and thresholds: docs/eval.md. The raw numbers: <a href="metrics.json">metrics.json</a>.</p>
 {img("metrics.png")}<h2>Sample frames (tracked centres ringed)</h2>{img("frames.png")}
