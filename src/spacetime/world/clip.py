@@ -204,18 +204,17 @@ def _misses_asked_hit(scene: Scene, traj: Trajectory, spec: SceneSpec | None, he
     times = traj.times
     if not asked or len(times) < 2:  # a still shows no event: nothing to redraw for
         return False
+    hits = [[e.t for e in traj.events if e.kind == "wall" and e.object == k and e.other == wall
+             and times[0] + 1e-9 < e.t <= times[-1]] for k, wall in asked]
+    if not all(hits):  # no such event at all: no need to render the visibility
+        return True
     visible = visible_fraction(scene, traj, height, width)
-    for k, wall in asked:
-        hit = False
-        for e in traj.events:
-            if e.kind == "wall" and e.object == k and e.other == wall and times[0] + 1e-9 < e.t <= times[-1]:
-                f = int(np.searchsorted(times, e.t, side="right"))
-                if visible[max(f - 1, 0) : f + 1, k].max() >= SEEN:
-                    hit = True
-                    break
-        if not hit:
-            return True
-    return False
+
+    def seen(k: int, t: float) -> bool:
+        f = int(np.searchsorted(times, t, side="right"))
+        return visible[max(f - 1, 0) : f + 1, k].max() >= SEEN
+
+    return not all(any(seen(k, t) for t in ts) for (k, _), ts in zip(asked, hits))
 
 
 def shoot(wide: np.ndarray, scene: Scene, traj: Trajectory, shots: list[Shot], cams: np.ndarray) -> np.ndarray:
