@@ -1029,3 +1029,29 @@ def test_report_page_says_na_for_an_acceleration_nothing_measured(tmp_path):
     write_report(result, tmp_path, strict=True)
     page = (tmp_path / "index.html").read_text()
     assert "None" not in page and "n/a (no object seen in free flight)" in page
+
+
+def test_the_width_check_reads_a_video_as_decoded_rotation_and_all(tmp_path):
+    """The narrow-view check reads each file's header; read_video turns a frame by its display
+    rotation (a phone's portrait video), so the check must too: 64x14 coded, shown 14x64, is narrow."""
+    from fractions import Fraction
+
+    import av
+
+    from spacetime.eval.evaluate import check_video
+
+    def rotated(name: str, w: int, h: int, degrees: int):
+        path = tmp_path / name
+        with av.open(str(path), "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=Fraction(8))
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+            stream.set_display_rotation(degrees)
+            for _ in range(2):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="rgb24")))
+            out.mux(stream.encode(None))
+        assert read_video(path)[0].shape[1:3] == ((w, h) if degrees % 180 else (h, w))
+        return path
+
+    with pytest.raises(ValueError, match="14x64 .WxH. is narrower than the world renders"):
+        check_video(rotated("portrait.mp4", 64, 14, 90), "portrait")
+    check_video(rotated("landscape.mp4", 14, 64, -90), "landscape")  # shown 64x14: wide enough

@@ -476,6 +476,12 @@ def check_video(path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"{what}: {e}") from None
     with container:
         width, height = stream.codec_context.width, stream.codec_context.height
+        try:  # as read_video shows it: a frame's rotation (a phone's portrait video) swaps the sides
+            rotation = next(iter(container.decode(stream))).rotation
+        except Exception:  # noqa: BLE001 — a file that does not decode is read_video's to name
+            rotation = 0
+    if rotation % 180 == 90:
+        width, height = height, width
     if width and height and width / height < MIN_ASPECT:
         raise ValueError(
             f"{what}: {width}x{height} (WxH) is narrower than the world renders (width/height at least "
