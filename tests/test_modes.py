@@ -152,6 +152,26 @@ def test_connect_into_a_still_image(pipe, recorded):
     assert out.shape == (9 + 8 + 3, 32, 32, 3) and np.array_equal(out[-3:], short)
 
 
+def test_extend_backward_into_a_still_image(pipe, recorded):
+    """A still (or a video of fewer than 4 frames) extended backward was refused ("needs at least
+    4"): the image as the last frame. It is held as one latent frame, its last frame repeated to
+    fill it, and comes back as given at the end, as a still video2 does in a connection."""
+    still = clip(4, 1)[0]
+    out = run(pipe, video=still, extend="backward", num_frames=9)[0]
+    # 3 latent frames: 2 new (5 frames: the lone frame and 4), the still's (its 4 frames cut, it once)
+    assert out.shape == (5 + 1, 32, 32, 3) and np.array_equal(out[-1], still)
+    assert recorded[-1]["cond_mask"].tolist() == [[False, False, True]]
+    z = pipe._encode(np.repeat(still[None], 5, 0))[:, :, 1:2]
+    assert torch.allclose(recorded[-1]["cond_latents"][:, :, 2:], z, atol=1e-4)
+    short = clip(4, 3)
+    assert np.array_equal(run(pipe, video=short, extend="backward", num_frames=9)[0][-3:], short)
+    # window by window, as long as one window of num_frames would make it: 41 - 4 new frames
+    out = run(pipe, video=still, extend="backward", num_frames=41, window_frames=17)[0]
+    assert out.shape == (37 + 1, 32, 32, 3) and np.array_equal(out[-1], still)
+    with pytest.raises(ValueError, match=r"extend='backward' .*for it as the last, give it as video="):
+        run(pipe, image=still, extend="backward")
+
+
 def test_edit_moves_further_from_the_input_as_strength_grows(pipe):
     given = clip(5)
     recon = pipe.vae.decode(pipe.vae.encode(frames_to_tensor(given)[None]))[0]
@@ -256,7 +276,6 @@ def test_inputs_of_another_size_are_resized_with_a_warning(pipe, caplog, tmp_pat
     ({"video": "VIDEO", "image": "VIDEO"}, "not both"),
     ({"video": "VIDEO", "extend": "sideways"}, "extend must be"),
     ({"video": "VIDEO", "loop": True}, "loop"),
-    ({"video": "SHORT", "extend": "backward"}, "needs at least 4"),
     # extend="backward" where it does nothing was ignored: an image made the first frame, not the last
     ({"image": "STILL", "extend": "backward"}, r"extend='backward' is for extending a video .* to image -> video"),
     ({"video": "VIDEO", "video2": "VIDEO", "extend": "backward"}, "does not apply to connecting"),
@@ -470,7 +489,6 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
                      (["--mode", "connect"], "needs --video"),
                      (["--video", str(tmp_path / "nope.mp4")], "no such file"),
                      (["--output", str(tmp_path / "v.png"), "--num-frames", "9"], "PNG holds one image"),
-                     (["--mode", "extend-backward", "--video", str(tmp_path / "t.png")], "t.png has 1 frame; extending"),
                      (["--output", str(tmp_path / "adir.mp4")], "is a directory"),
                      ([b"caf\xe9".decode("utf-8", "surrogateescape")], "prompt is not valid UTF-8")):
         args = [*base, "--output", str(tmp_path / "x.mp4"), *bad]
@@ -479,6 +497,10 @@ def test_cli_modes_and_their_flag_errors(pipe, tmp_path, capsys, caplog):
         assert main(args) == 1, bad
         assert msg in capsys.readouterr().err, bad
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "v.png").exists()
+    # a still extended backward (refused before): the image as the last frame, after a window's new frames
+    assert main([*base, "--mode", "extend-backward", "--video", str(tmp_path / "t.png"), "--output",
+                 str(tmp_path / "sb.mp4")]) == 0
+    assert read_video(tmp_path / "sb.mp4")[0].shape[0] == 5 + 1
 
 
 def test_long_videos_are_made_window_by_window(pipe, recorded, caplog):

@@ -79,11 +79,13 @@ def least_frames(mode: str, temporal_factor: int, loop: bool = False) -> int:
 def extension_context(extend: str, video_frames: int, t: int, ft: int) -> tuple[int, int]:
     """The latent frames of a given video that a window of `t` latent frames holds when extending
     it "forward" (its last ones, begun by a lone frame: 1 + ft(n - 1) video frames) or "backward"
-    (its first ft * n frames), at most half the window; and that count of video frames."""
+    (its first ft * n frames), at most half the window; and that count of video frames. A video of
+    fewer than ft frames (a still image) extended backward counts as ft: its last frame is repeated
+    to fill one latent frame."""
     if extend == "forward":
         n = max(1, min(1 + (video_frames - 1) // ft, t // 2))
         return n, 1 + ft * (n - 1)
-    n = min(video_frames // ft, t // 2)
+    n = min(max(video_frames, ft) // ft, t // 2)
     return n, ft * n
 
 
@@ -843,9 +845,10 @@ class SpacetimePipeline:
                 head, k = self._head_latents(src, n)
                 frames = [np.concatenate([src, v[k:]]) for v in denoise([(0, head)])]
             else:
-                if n < 1:
-                    raise ValueError(f"{said['video']} has {_frames(len(src))}; extending backward needs at least {ft}")
-                tail, k = self._tail_latents(src, n)
+                # a still image (fewer frames than a latent frame holds): its last frame repeated to
+                # fill one, and the result ends on the frames as given
+                held = np.concatenate([src, np.repeat(src[-1:], ft - len(src), 0)]) if len(src) < ft else src
+                tail, k = self._tail_latents(held, n)
                 frames = [np.concatenate([v[: len(v) - k], src]) for v in denoise([(t - n, tail)])]
             # new frames: num_frames less the context one window of num_frames would hold, so the
             # length does not depend on window_frames
@@ -904,8 +907,7 @@ class SpacetimePipeline:
         mode = ("image" if image is not None else "text" if video is None else "connect" if video2 is not None
                 else "edit" if strength is not None else "extend")
         if extend == "backward" and mode != "extend":  # else made forward (the image first), silently
-            what = {"image": "image -> video (the image is the first frame; for it as the last, give it as video= "
-                             "repeated to 4 frames)", "text": "text -> video", "connect": "connecting (video + video2)",
+            what = {"image": "image -> video (the image is the first frame; for it as the last, give it as video=)", "text": "text -> video", "connect": "connecting (video + video2)",
                     "edit": "editing (video + strength)"}[mode]
             raise ValueError(f"extend='backward' is for extending a video (video= alone); it does not apply to {what}")
         return mode
