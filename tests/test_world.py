@@ -470,3 +470,30 @@ def test_world_chunks_and_write_world_take_numpy_ints_and_refuse_bad_chunks(tmp_
     assert [i["index"] for i in items] == [0, 1]
     out = write_world(tmp_path / "w", np.int64(1), num_frames=1, height=16, width=16, seed=np.int64(2), progress=False)
     assert json.loads((out / "world.json").read_text())["settings"]["seed"] == 2
+
+
+def test_rendering_large_frames_keeps_memory_near_the_output():
+    """32 frames at 1024x1024 (96 MB of uint8) peaked at 1.5 GB of numpy temporaries: whole
+    32-frame chunks whatever the frame size. Chunks now hold a bounded number of pixels, and the
+    frames are the same in any chunking."""
+    import sys
+    import tracemalloc
+
+    render_module = sys.modules["spacetime.world.render"]  # the package's `render` is the function
+
+    c = make_clip(2, num_frames=32, height=16, width=16)
+    tracemalloc.start()
+    try:
+        frames = render(c.scene, c.trajectory, 1024, 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * frames.nbytes, peak / 2**20
+    small = render_module.PIXEL_BUDGET
+    try:
+        render_module.PIXEL_BUDGET = 40 * 30  # one frame per chunk
+        assert np.array_equal(render(c.scene, c.trajectory, 30, 40), render(c.scene, c.trajectory, 30, 40, chunk=1))
+        render_module.PIXEL_BUDGET = 1 << 40
+        assert np.array_equal(render(c.scene, c.trajectory, 30, 40), render(c.scene, c.trajectory, 30, 40, chunk=1))
+    finally:
+        render_module.PIXEL_BUDGET = small
