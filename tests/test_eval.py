@@ -1055,3 +1055,16 @@ def test_the_width_check_reads_a_video_as_decoded_rotation_and_all(tmp_path):
     with pytest.raises(ValueError, match="14x64 .WxH. is narrower than the world renders"):
         check_video(rotated("portrait.mp4", 64, 14, 90), "portrait")
     check_video(rotated("landscape.mp4", 14, 64, -90), "landscape")  # shown 64x14: wide enough
+
+
+def test_a_prompt_with_no_object_the_world_knows_does_not_reward_a_blank_video():
+    """"a plaid dog runs" parses to no object: a blank grey video passed "0 objects seen, the
+    prompt has 0" and scored adherence 1.0 (docs said 0). The count is not judged for such a
+    prompt: a blank video is not judged on adherence, the world's objects fail as extras."""
+    blank = np.full((9, 32, 32, 3), 128, np.uint8)
+    s, _ = scores(blank, "a plaid dog runs")
+    assert s.metrics["adherence"].score is None and "object count not judged" in s.metrics["adherence"].notes[0]
+    s, _ = scores(make_clip(3, num_frames=9, height=32, width=32).frames, "a plaid dog runs")
+    assert s.metrics["adherence"].score == 0.0
+    s, _ = scores(blank, "a red ball")  # a prompt the world reads is judged as before
+    assert s.metrics["adherence"].score == 0.0 and "0 objects seen (none), the prompt has 1" in s.metrics["adherence"].reasons

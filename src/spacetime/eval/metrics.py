@@ -298,10 +298,16 @@ def _adherence(clip: _Clip) -> MetricResult:
     dupes = {c: int((tr.parts >= 2).sum()) for c, tr in ct.tracks.items()}
     dupes = {c: n for c, n in dupes.items() if n >= max(2, 0.2 * ct.tracks[c].present.sum())}
     seen = len(ct.tracks) + len(dupes)
-    ad.add(
-        seen == len(spec.objects),
-        f"{seen} objects seen ({', '.join(ct.tracks) or 'none'}), the prompt has {len(spec.objects)}",
-    )
+    if spec.objects or not spec.unknown_words:
+        ad.add(
+            seen == len(spec.objects),
+            f"{seen} objects seen ({', '.join(ct.tracks) or 'none'}), the prompt has {len(spec.objects)}",
+        )
+    else:  # "a plaid dog runs": 0 objects to the world, and a blank video would pass "0 seen"
+        ad.notes.append(
+            "object count not judged: the prompt names no object the world knows "
+            f"(words it does not know: {', '.join(spec.unknown_words)})"
+        )
     extra_words = [
         f"{'an' if c[0] in 'aeiou' else 'a'} {c} {shapes[c] or 'object'} (frames {_frames(np.flatnonzero(ct.tracks[c].present))})"
         for c in clip.extras
