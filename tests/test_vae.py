@@ -154,3 +154,20 @@ def test_a_clip_on_another_device_than_the_model_is_named(vae):
         moved.encode(video(5, 16, 16))
     with pytest.raises(ValueError, match="latents is on cpu and the VAE on meta"):
         moved.decode(torch.zeros(1, 16, 2, 2, 2))
+
+
+def test_sampled_encode_stays_chunked(vae, monkeypatch):
+    """encode(sample=True) ran a second, whole-clip encoder pass (encode_dist) for the variance,
+    so its memory grew with the clip's length whatever `chunk` said; the chunked pass has it."""
+    v = video(17, 16, 16)
+    g = torch.Generator().manual_seed(1)
+    mean, logvar = vae.encode_dist(v)
+    eps = torch.randn(mean.shape, generator=g)
+    want = vae.normalize(mean + torch.exp(0.5 * logvar) * eps)
+
+    def whole_clip(*args, **kwargs):
+        raise AssertionError("a whole-clip pass")
+
+    monkeypatch.setattr(vae, "encode_dist", whole_clip)
+    got = vae.encode(v, sample=True, generator=torch.Generator().manual_seed(1), chunk=1)
+    assert torch.allclose(got, want, atol=1e-4)

@@ -371,6 +371,7 @@ class VideoVAE(nn.Module):
         # "Input type and bias type should be the same"
         video = video.to(self._dtype())
         fs = self.config.spatial_factor
+        logvar = None
         if tile is not None and (video.shape[-2] > tile or video.shape[-1] > tile):
             if tile % fs or tile < 2 * fs:
                 raise ValueError(f"tile must be a multiple of {fs} and at least {2 * fs} pixels, got {tile}")
@@ -379,10 +380,11 @@ class VideoVAE(nn.Module):
                           self.config.latent_channels, 1 + (video.shape[2] - 1) // self.config.temporal_factor)
         else:
             folded = self._fold(video)
-            mean = torch.cat([m.chunk(2, dim=1)[0] for m in _chunked(self.encoder, folded, chunk)], 2)
+            mean, logvar = torch.cat(list(_chunked(self.encoder, folded, chunk)), 2).chunk(2, dim=1)
         if sample:
-            # sampling needs the variance: one more pass, rare outside training
-            _, logvar = self.encode_dist(video)
+            # the chunked pass has the variance; a second, whole-clip pass (encode_dist) made
+            # sample=True's memory grow with the clip whatever `chunk` said. Tiled: that pass still.
+            logvar = self.encode_dist(video)[1] if logvar is None else logvar.float().clamp(-30.0, 20.0)
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             mean = mean + torch.exp(0.5 * logvar) * eps
         return self.normalize(mean) if normalize else mean
