@@ -17,6 +17,8 @@ trained, the long-video cost, and (--fidelity) each mode's fidelity with a train
   difference of the same video (goal <= 1), at num_frames 17 and 33 (one window), and 49 (longer
   than a window: the clip, then a transition back to its start; also the junction into it);
   control: the same clip without loop.
+- image loop: the same seam for a loop of the clip's first frame (image= and loop=True); control:
+  the text loop of the same prompt and seed.
 - connect: two held-out 17-frame clips A, B -> A, transition, B; both junctions and the largest
   step from A's last to B's first frame over the median step; control: A then B cut together.
 - connect, one scene: frames 0..16 and 37..53 of one held-out clip, a 33-frame window whose
@@ -240,6 +242,19 @@ def loop_fidelity(pipe, args) -> dict:
                            "closing_junction_ratio_49"))
 
 
+def image_loop_fidelity(pipe, args) -> dict:
+    """A loop of an image (the clip's first frame given) against the text loop of the same prompt and
+    seed: the image is held at both ends, so its loop is not tied as a text loop is."""
+    rows = []
+    for i in range(args.clips):
+        clip = heldout(args.seed, i)
+        out = gen(pipe, args, i, clip.captions["detailed"], image=clip.frames[0], loop=True)
+        text = gen(pipe, args, i, clip.captions["detailed"], loop=True)
+        rows.append({"seam_ratio": diff(out[-1], out[0]) / typical_step(out),
+                     "text_seam_ratio": diff(text[-1], text[0]) / typical_step(text), "frames": len(out)})
+    return summarise(rows, ["seam_ratio", "text_seam_ratio", "frames"], goal=("seam_ratio", "text_seam_ratio"))
+
+
 def connect_fidelity(pipe, args) -> dict:
     rows = []
     for i in range(args.clips):
@@ -439,11 +454,11 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-MODES = ("loop", "connect", "connect_same_scene", "extend_forward", "extend_backward", "edit", "image_to_video", "long")
+MODES = ("loop", "image_loop", "connect", "connect_same_scene", "extend_forward", "extend_backward", "edit", "image_to_video", "long")
 
 
 def fidelity(pipe, args) -> dict:
-    runs = {"loop": loop_fidelity, "connect": connect_fidelity, "connect_same_scene": gap_fidelity,
+    runs = {"loop": loop_fidelity, "image_loop": image_loop_fidelity, "connect": connect_fidelity, "connect_same_scene": gap_fidelity,
             "extend_forward": lambda p, a: extend_fidelity(p, a, "forward"),
             "extend_backward": lambda p, a: extend_fidelity(p, a, "backward"),
             "edit": edit_fidelity, "image_to_video": i2v_fidelity, "long": long_coherence}
@@ -470,6 +485,7 @@ def fidelity(pipe, args) -> dict:
         ("loop, num_frames 49 (two windows and a closing transition): last -> first frame", "loop", "seam_ratio_49"),
         ("loop, num_frames 49: the clip's end -> the closing transition", "loop", "closing_junction_ratio_49"),
         ("the held-out world clip itself (reference)", "loop", "world_seam_ratio"),
+        ("image loop: last -> first frame", "image_loop", "seam_ratio", "the text loop", "text_seam_ratio"),
         ("connect: A -> transition", "connect", "junction_a_ratio", "A, B cut together", "control_cut_ratio",
          "max_step_ratio"),
         ("connect: transition -> B", "connect", "junction_b_ratio"),
