@@ -1165,17 +1165,21 @@ def test_extend_and_connect_uploads_are_checked_for_the_result_and_the_pipelines
             ({"mode": "extend-backward", "num_frames": "17"}, {"video": long}, "num_frames"),
             ({"mode": "extend-backward", "seconds": "2"}, {"video": long}, "seconds"),
             # 25 + 25 + 9 - 5 = 54: the two videos alone pass the limit
-            ({"mode": "connect", "num_frames": "9"}, {"video": long, "video2": long}, "video"),
-            # what the pipeline cannot use: 4 frames (one latent frame) to extend backward from or to end in
-            ({"mode": "extend-backward", "num_frames": "9"}, {"video": two}, "video"),
-            ({"mode": "connect", "num_frames": "9"}, {"video": long, "video2": one}, "video2")):
+            ({"mode": "connect", "num_frames": "9"}, {"video": long, "video2": long}, "video")):
         r = post(data, **videos)
         assert r.status_code == 400, (data, r.text)
         error = r.json()["error"]
         assert (error["param"], error["code"]) == (param, "invalid_value") and error["message"].startswith(param), r.text
     assert job_dirs(out) == before
-    r = post({"mode": "extend-backward", "num_frames": "9"}, video=two)
-    assert "extending backward needs at least 4" in r.json()["error"]["message"]
+    # a still (under one latent frame's 4) extended backward from or connected into: refused until the
+    # pipeline took them (held as one latent frame); made as long as predicted
+    for data, videos, want in (({"mode": "extend-backward", "num_frames": "9"}, {"video": two}, 2 + 9 - 4),
+                               ({"mode": "connect", "num_frames": "9"}, {"video": clip(5), "video2": one}, 5 + 1 + 9 - 5)):
+        r = post(data, **videos)
+        assert r.status_code == 200, (data, r.text)
+        job = wait(client, r.json()["id"])
+        assert job["status"] == "completed" and job["num_frames"] == want, (data, job)
+        assert read_video(out / job["id"] / "video.mp4")[0].shape[0] == want
     # at the limit exactly: 14 + 15 + 9 - 5 = 33 frames, accepted, and made that long
     r = post({"mode": "connect", "num_frames": "9"}, video=clip(14), video2=clip(15))
     assert r.status_code == 200, r.text

@@ -242,15 +242,13 @@ def video_spec(spec: JobSpec, frames_in: int, frames_in2: int | None, ft: int, l
     if spec.mode == "extend-forward":
         context = extension_context("forward", frames_in, t, ft)[1]
         inputs = frames_in
-    elif spec.mode == "extend-backward":
-        if frames_in < ft:
-            raise InvalidRequest("video", f"the video has {frames_in} frames; extending backward needs at least {ft}")
+    elif spec.mode == "extend-backward":  # a still (under ft frames) is held as one latent frame, as the pipeline does
         context = extension_context("backward", frames_in, t, ft)[1]
         inputs = frames_in
     elif spec.mode == "connect":
-        if frames_in2 is None or frames_in2 < ft:
-            raise InvalidRequest("video2", f"the video to connect to has {frames_in2 or 0} frames; it needs at least {ft}")
-        n1, n2 = connect_context(frames_in, frames_in2, t, ft)
+        if not frames_in2:
+            raise InvalidRequest("video2", "the video to connect to has no frames")
+        n1, n2 = connect_context(frames_in, max(frames_in2, ft), t, ft)  # a still video2 fills one latent frame
         context = 1 + ft * (n1 - 1) + ft * n2
         inputs = frames_in + frames_in2
     else:
