@@ -683,3 +683,21 @@ def test_video_info_counts_an_image_file_as_one_frame(tmp_path):
     for name in ("one.png", "one.jpg"):
         info = video_info(tmp_path / name)
         assert info["still"] and info["frames"] == len(read_video(tmp_path / name)[0]) == 1, info
+
+
+def test_float_frames_in_0_255_nested_lists_and_an_ambiguous_layout(caplog):
+    """Float frames in 0..255 were clipped to [0, 1] (a near-white video, with a warning); an image
+    as nested Python lists was 'got shape ()'; 3 frames of (C, H, W) in [-1, 1], which look like this
+    project's (3, T, H, W), were taken as it without a word (scrambled frames)."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 8, 8, 3)).astype(np.uint8)
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(to_uint8_frames(frames.astype(np.float32)), frames)
+    assert "read as 0..255" in caplog.text
+    np.testing.assert_array_equal(to_uint8_frames(frames[0].tolist()), frames[:1])
+    np.testing.assert_array_equal(to_uint8_frames(frames.tolist()), frames)
+    np.testing.assert_array_equal(to_uint8_frames(np.full((1, 2, 2, 3), 1.5, np.float32)), 255)  # an overshoot: clipped
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        to_uint8_frames(torch.rand(3, 3, 8, 8) * 2 - 1)
+    assert "is read as this project's (3, T, H, W)" in caplog.text

@@ -121,8 +121,11 @@ def _pil_to_rgb(im: Any) -> np.ndarray:
 
 def to_uint8_frames(video: Any) -> np.ndarray:
     """What a diffusers user may pass -> uint8 (T, H, W, 3): a list of PIL images or arrays, an
-    array or tensor (T, H, W, 3) or (T, 3, H, W), uint8 or float in [0, 1], or this project's
-    (3, T, H, W) float in [-1, 1] (`frames_to_tensor`'s); one image is 1 frame."""
+    array or tensor (T, H, W, 3) or (T, 3, H, W), uint8 or float in [0, 1] (floats reaching past 2
+    are taken as 0..255, with a warning), or this project's (3, T, H, W) float in [-1, 1]
+    (`frames_to_tensor`'s); nested Python lists as an array; one image is 1 frame."""
+    if isinstance(video, (list, tuple)) and video and all(isinstance(f, (list, tuple, int, float)) for f in video):
+        video = np.asarray(video)  # nested Python lists of numbers: an image or frames, not a list of frames
     if isinstance(video, (list, tuple)):
         frames = [to_uint8_frames(f) for f in video]
         if frames and all(len(f) > 1 for f in frames):
@@ -150,6 +153,9 @@ def to_uint8_frames(video: Any) -> np.ndarray:
     ours = arr.shape[0] == 3 and arr.shape[-1] not in (1, 3, 4) and (
         arr.shape[1] not in (1, 3, 4) or (np.issubdtype(arr.dtype, np.floating) and float(np.nanmin(arr)) < -0.01))
     if ours:
+        if arr.shape[1] in (1, 3, 4):  # 3 frames of (C, H, W) in [-1, 1] look the same: say which was taken
+            log.warning("a (3, %d, H, W) video in [-1, 1] is read as this project's (3, T, H, W); a (T, C, H, W) one "
+                        "should be given in [0, 1] (x / 2 + 0.5)", arr.shape[1])
         arr = arr.transpose(1, 2, 3, 0)  # (3, T, H, W) -> (T, H, W, 3)
         if np.issubdtype(arr.dtype, np.floating):
             arr = (arr + 1) / 2  # [-1, 1] -> [0, 1]; integer frames are 0..255 in either layout
@@ -174,7 +180,10 @@ def to_uint8_frames(video: Any) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError("video holds NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < -0.01 or hi > 1.01:  # likely [-1, 1] or 0..255 floats: say so rather than clip silently
+    if lo >= -0.01 and 2.0 < hi <= 255.5:  # 0..255 in a float type (a [0, 1] video overshoots by far less)
+        log.warning("float video values span %.3g..%.3g: read as 0..255 (floats are expected in [0, 1])", lo, hi)
+        return np.rint(np.clip(arr, 0.0, 255.0)).astype(np.uint8)
+    if lo < -0.01 or hi > 1.01:  # likely [-1, 1]: say so rather than clip silently
         log.warning(
             "float video values span %.3g..%.3g; clipped to [0, 1] (from [-1, 1] use (x + 1) / 2)", lo, hi
         )
