@@ -1068,3 +1068,12 @@ def test_a_prompt_with_no_object_the_world_knows_does_not_reward_a_blank_video()
     assert s.metrics["adherence"].score == 0.0
     s, _ = scores(blank, "a red ball")  # a prompt the world reads is judged as before
     assert s.metrics["adherence"].score == 0.0 and "0 objects seen (none), the prompt has 1" in s.metrics["adherence"].reasons
+
+
+def test_a_prompts_file_with_old_mac_line_ends_is_read_line_by_line(tmp_path):
+    """A lone carriage return ends a line (classic Mac OS, some exports): the whole file was one prompt."""
+    from spacetime.eval import read_prompts
+
+    (tmp_path / "cr.txt").write_bytes(b"a red ball falls\r# a comment\ra blue square\r")
+    (tmp_path / "crlf.txt").write_bytes(b"a red ball falls\r\na blue square\r\n")
+    assert read_prompts(tmp_path / "cr.txt") == read_prompts(tmp_path / "crlf.txt") == ["a red ball falls", "a blue square"]

@@ -675,3 +675,16 @@ def test_a_data_path_under_the_home_folder_is_found(tmp_path, monkeypatch):
     (tmp_path / "videos").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path))
     assert DataConfig(source="folder", path="~/videos").path == str(tmp_path / "videos")
+
+
+def test_captions_files_with_old_mac_line_ends_are_read_row_by_row(tmp_path):
+    """captions.jsonl with lone carriage returns was one line (a JSON error on line 1, naming the whole file)."""
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        write_video(np.zeros((2, 16, 16, 3), np.uint8), d / name, fps=8)
+    (d / "captions.jsonl").write_bytes(b'{"path": "a.mp4", "caption": "one"}\r{"path": "b.mp4", "caption": "two"}\r')
+    assert [e["captions"] for e in load_captions(d, strict=True)] == [{"caption": "one"}, {"caption": "two"}]
+    (d / "captions.jsonl").unlink()
+    (d / "captions.csv").write_bytes(b'path,caption\ra.mp4,one\rb.mp4,"two\rlines"\r')
+    assert [e["line"] for e in load_captions(d, strict=True)] == [2, 3]

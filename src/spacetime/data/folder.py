@@ -155,7 +155,13 @@ def load_captions(directory: str | Path, strict: bool = False) -> list[dict]:
 def read_text(src: Path) -> str:
     """A captions (or prompts) file's text: UTF-8, with or without a byte-order mark, or UTF-16 with one (what
     Windows tools write as "Unicode"); other bytes are a ValueError naming the line, never replaced
-    in silence (a cp1252 "café.mp4" would name a file that does not exist)."""
+    in silence (a cp1252 "café.mp4" would name a file that does not exist). Lines end at "\n": a
+    Windows "\r\n" and an old Mac's lone "\r" are made one (the whole file was one line)."""
+    text = _decoded(src)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _decoded(src: Path) -> str:
     raw = src.read_bytes()
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
