@@ -171,3 +171,14 @@ def test_sampled_encode_stays_chunked(vae, monkeypatch):
     monkeypatch.setattr(vae, "encode_dist", whole_clip)
     got = vae.encode(v, sample=True, generator=torch.Generator().manual_seed(1), chunk=1)
     assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_latent_shape_refuses_a_size_the_vae_does_not_take():
+    """latent_shape(8, ...) gave the shape of a 5-frame clip, and a 30-pixel side the shape of 24."""
+    vae = VideoVAE(VAEConfig(channels=(8, 16)))
+    fs = vae.config.spatial_factor
+    assert vae.latent_shape(9, 4 * fs, 8 * fs) == (16, 3, 4, 8)
+    assert vae.encode(torch.zeros(1, 3, 9, 4 * fs, 8 * fs)).shape[1:] == vae.latent_shape(9, 4 * fs, 8 * fs)
+    for bad in ((8, 4 * fs, 4 * fs), (0, 4 * fs, 4 * fs), (9, 4 * fs - 2, 4 * fs), (9, 4 * fs, 0)):
+        with pytest.raises(ValueError, match=f"the VAE takes 1 \\+ 4k frames and sides that are multiples of {fs}"):
+            vae.latent_shape(*bad)

@@ -295,7 +295,13 @@ class VideoVAE(nn.Module):
             raise ValueError(f"{what} is on {x.device} and the VAE on {device}: move one, e.g. {what}.to({str(device)!r})")
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, t, h, w) of a clip's latents; a size the VAE does not take is a ValueError, not the
+        shape of a smaller clip (8 frames was given 2 latent frames, which decode to 5)."""
         cfg = self.config
+        ft, fs = cfg.temporal_factor, cfg.spatial_factor
+        if num_frames < 1 or (num_frames - 1) % ft or min(height, width) < fs or height % fs or width % fs:
+            raise ValueError(f"the VAE takes 1 + {ft}k frames and sides that are multiples of {fs}; got {num_frames} "
+                             f"frames of {width}x{height} (WxH)")
         return (cfg.latent_channels, 1 + (num_frames - 1) // cfg.temporal_factor,
                 height // cfg.spatial_factor, width // cfg.spatial_factor)
 
