@@ -1077,3 +1077,23 @@ def test_a_prompts_file_with_old_mac_line_ends_is_read_line_by_line(tmp_path):
     (tmp_path / "cr.txt").write_bytes(b"a red ball falls\r# a comment\ra blue square\r")
     (tmp_path / "crlf.txt").write_bytes(b"a red ball falls\r\na blue square\r\n")
     assert read_prompts(tmp_path / "cr.txt") == read_prompts(tmp_path / "crlf.txt") == ["a red ball falls", "a blue square"]
+
+
+def test_a_folders_videos_left_out_of_its_captions_file_are_named(tmp_path, caplog):
+    """eval --videos skipped a video the captions file does not list without a word (the probe names them)."""
+    from spacetime.eval.evaluate import load_folder
+
+    clip = make_clip(3, num_frames=9, height=32, width=32)
+    (tmp_path / "sub").mkdir()
+    for name in ("a.mp4", "b.mp4", "sub/c.mp4"):
+        write_video(clip.frames, tmp_path / name, fps=FPS)
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"path": "./a.mp4", "caption": clip.captions["short"]}) + "\n")
+    with caplog.at_level("WARNING"):
+        assert len(list(load_folder(tmp_path))) == 1
+    assert "2 video(s) in" in caplog.text and "not scored: b.mp4, sub/c.mp4" in caplog.text
+    caplog.clear()
+    (tmp_path / "captions.jsonl").write_text("".join(json.dumps({"path": n, "caption": "a red ball"}) + "\n"
+                                                     for n in ("a.mp4", "b.mp4", "sub/c.mp4")))
+    with caplog.at_level("WARNING"):
+        list(load_folder(tmp_path))
+    assert "not in its captions file" not in caplog.text
