@@ -64,7 +64,8 @@ def probe_video(path: str | os.PathLike) -> dict:
     return row
 
 
-def _videos_under(directory: Path) -> set[str]:
+def videos_under(directory: Path) -> set[str]:
+    """The video files under `directory` (relative POSIX paths), by extension."""
     # dot-files are skipped: macOS "._name.mp4" forks and our own in-progress ".name.tmp.mp4" writes
     return {
         p.relative_to(directory).as_posix()
@@ -119,7 +120,7 @@ def _probe(
             )
         for line, rel, _ in caption_rows:
             named.setdefault(folder_relative(directory, rel), line)
-    files = _videos_under(directory) | set(named)
+    files = videos_under(directory) | set(named)
     for rel in tqdm(sorted(files), desc="probe", unit="file", disable=not progress or len(files) < 10):
         path = directory / rel
         if not is_file(path):

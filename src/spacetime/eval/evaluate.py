@@ -423,11 +423,11 @@ def load_folder(
     entries = load_captions(directory, strict=True)
     if not entries:
         raise ValueError(f"{directory}: the captions file lists no video")
-    from spacetime.data.probe import _videos_under
+    from spacetime.data.probe import videos_under
 
     root = Path(directory).resolve()
     listed = {Path(os.path.normpath(e["path"])) for e in entries}
-    unlisted = sorted(v for v in _videos_under(root) if Path(os.path.normpath(root / v)) not in listed)
+    unlisted = sorted(v for v in videos_under(root) if Path(os.path.normpath(root / v)) not in listed)
     if unlisted:  # a video the user meant to score, left out of the captions file in silence
         log.warning("note: %d video(s) in %s are not in its captions file and are not scored: %s%s", len(unlisted),
                     directory, ", ".join(unlisted[:5]), " ..." if len(unlisted) > 5 else "")
