@@ -627,41 +627,9 @@ class SpacetimePipeline:
         said = {name: f"{name} {x}" if isinstance(x, (str, os.PathLike)) else name for name, x in inputs.items()}
         media = {}
         if (height is None or width is None) and inputs:
-            # the output takes the first input's size (a large one's aspect ratio at the model's
-            # scale), or with one side given its aspect ratio (not the model's default for the
-            # other side, which would stretch it)
             first = next(iter(inputs))
             media[first] = load_media(inputs[first], first)
-            ih, iw = media[first].shape[1:3]
-            dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
-            _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
-            if height is None and width is None and ih * iw > LARGE_INPUT * dh * dw and min(ih, iw) > min(dh, dw):
-                height, width = _at_model_scale(ih, iw, min(dh, dw), mh, mw)
-                how = "without height and width the output takes its aspect ratio at this model's scale,"
-                log.warning("%s is %dx%d (WxH); without a size the output is %dx%d, its aspect ratio at this model's "
-                            "scale (about %d pixels on the shorter side, as in the %dx%d it makes by default): far "
-                            "larger sizes than it learned break up. Give height and width (--size WxH) for another size",
-                            said[first], iw, ih, width, height, min(dh, dw), dw, dh)
-            elif height is None and width is None:
-                height, width, how = ih, iw, "without height and width the output takes its size,"
-            elif height is None:
-                width = _positive_int("width", width)
-                height, how = max(1, round(width * ih / iw)), f"at width {width} its aspect ratio makes the output"
-            else:
-                height = _positive_int("height", height)
-                width, how = max(1, round(height * iw / ih)), f"at height {height} its aspect ratio makes the output"
-            from spacetime.cli import MAX_SIDE
-
-            if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
-                raise ValueError(f"{said[first]} is {iw}x{ih} (WxH); {how} {width}x{height}, over {MAX_SIDE} pixels a "
-                                 "side: give height and width (--size WxH) to scale it down")
-            if height * width > BIG_INPUT * dh * dw:  # a phone photo at a 64x64 model: hours, for nothing it learned
-                scale = min(dh, dw) / min(height, width)
-                log.warning("%s is %dx%d (WxH), and the output takes %dx%d: %.0f times the pixels of the %dx%d this model "
-                            "makes by default; sampling slows with the square of that, and the model has not learned "
-                            "such sizes. Give a size (--size %dx%d keeps its aspect ratio)", said[first], iw, ih, width,
-                            height, height * width / (dh * dw), dw, dh, mw * max(1, round(width * scale / mw)),
-                            mh * max(1, round(height * scale / mh)))
+            height, width = self._size_from_input(media[first], said[first], height, width)
         if mode == "edit" and num_frames is not None:
             log.warning("num_frames (%s) is ignored: an edit keeps its video's length", num_frames)
             num_frames = None
@@ -887,6 +855,43 @@ class SpacetimePipeline:
         if not return_dict:
             return (frames,)
         return SpacetimePipelineOutput(frames=frames, timings=timings)
+
+    def _size_from_input(self, frames: np.ndarray, said: str, height: int | None, width: int | None) -> tuple[int, int]:
+        """(height, width) of an output sized by its first input (`frames`, named `said`), one side
+        or neither given: the input's size (a large one's aspect ratio at the model's scale), or with
+        one side given its aspect ratio (not the model's default for the other side, which would
+        stretch it)."""
+        ih, iw = frames.shape[1:3]
+        dh, dw = self.defaults.get("height", 64), self.defaults.get("width", 64)
+        _, mh, mw = size_multiples(self.vae.config, self.dit.config.patch)
+        if height is None and width is None and ih * iw > LARGE_INPUT * dh * dw and min(ih, iw) > min(dh, dw):
+            height, width = _at_model_scale(ih, iw, min(dh, dw), mh, mw)
+            how = "without height and width the output takes its aspect ratio at this model's scale,"
+            log.warning("%s is %dx%d (WxH); without a size the output is %dx%d, its aspect ratio at this model's "
+                        "scale (about %d pixels on the shorter side, as in the %dx%d it makes by default): far "
+                        "larger sizes than it learned break up. Give height and width (--size WxH) for another size",
+                        said, iw, ih, width, height, min(dh, dw), dw, dh)
+        elif height is None and width is None:
+            height, width, how = ih, iw, "without height and width the output takes its size,"
+        elif height is None:
+            width = _positive_int("width", width)
+            height, how = max(1, round(width * ih / iw)), f"at width {width} its aspect ratio makes the output"
+        else:
+            height = _positive_int("height", height)
+            width, how = max(1, round(height * iw / ih)), f"at height {height} its aspect ratio makes the output"
+        from spacetime.cli import MAX_SIDE
+
+        if max(height, width) > MAX_SIDE:  # else "height must be at most 4096", of a height never given
+            raise ValueError(f"{said} is {iw}x{ih} (WxH); {how} {width}x{height}, over {MAX_SIDE} pixels a "
+                             "side: give height and width (--size WxH) to scale it down")
+        if height * width > BIG_INPUT * dh * dw:  # a phone photo at a 64x64 model: hours, for nothing it learned
+            scale = min(dh, dw) / min(height, width)
+            log.warning("%s is %dx%d (WxH), and the output takes %dx%d: %.0f times the pixels of the %dx%d this model "
+                        "makes by default; sampling slows with the square of that, and the model has not learned "
+                        "such sizes. Give a size (--size %dx%d keeps its aspect ratio)", said, iw, ih, width,
+                        height, height * width / (dh * dw), dw, dh, mw * max(1, round(width * scale / mw)),
+                        mh * max(1, round(height * scale / mh)))
+        return height, width
 
     @staticmethod
     def _mode(image, video, video2, extend: str, strength, loop: bool) -> str:
