@@ -179,6 +179,9 @@ def test_latent_shape_refuses_a_size_the_vae_does_not_take():
     fs = vae.config.spatial_factor
     assert vae.latent_shape(9, 4 * fs, 8 * fs) == (16, 3, 4, 8)
     assert vae.encode(torch.zeros(1, 3, 9, 4 * fs, 8 * fs)).shape[1:] == vae.latent_shape(9, 4 * fs, 8 * fs)
-    for bad in ((8, 4 * fs, 4 * fs), (0, 4 * fs, 4 * fs), (9, 4 * fs - 2, 4 * fs), (9, 4 * fs, 0)):
-        with pytest.raises(ValueError, match=f"the VAE takes 1 \\+ 4k frames and sides that are multiples of {fs}"):
+    for bad, why in (((8, 4 * fs, 4 * fs), "frame count must be 1 \\+ 4k .*got 8"),
+                     ((0, 4 * fs, 4 * fs), "frame count must be 1 \\+ 4k .*got 0"),
+                     ((9, 4 * fs - 2, 4 * fs), f"height and width must be positive multiples of {fs}"),
+                     ((9, 4 * fs, 0), f"height and width must be positive multiples of {fs}")):
+        with pytest.raises(ValueError, match=why):
             vae.latent_shape(*bad)

@@ -271,8 +271,10 @@ class VideoVAE(nn.Module):
             raise ValueError(f"video must be (B, {cfg.in_channels}, T, H, W), got shape {tuple(video.shape)}")
         if not video.is_floating_point():  # uint8 frames were a conv's "Input type and bias type" error
             raise ValueError(f"video must be floating point in [-1, 1], got {video.dtype} (uint8 frames: x / 127.5 - 1)")
-        t, h, w = video.shape[2:]
-        ft, fs = cfg.temporal_factor, cfg.spatial_factor
+        self._check_size(*video.shape[2:])
+
+    def _check_size(self, t: int, h: int, w: int) -> None:
+        ft, fs = self.config.temporal_factor, self.config.spatial_factor
         if t < 1 or (t - 1) % ft:
             raise ValueError(f"frame count must be 1 + {ft}k (1, {1 + ft}, {1 + 2 * ft}, ...), got {t}")
         if h < fs or w < fs or h % fs or w % fs:  # 0x0 passed as a multiple, then failed in a conv
@@ -297,11 +299,8 @@ class VideoVAE(nn.Module):
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(C, t, h, w) of a clip's latents; a size the VAE does not take is a ValueError, not the
         shape of a smaller clip (8 frames was given 2 latent frames, which decode to 5)."""
+        self._check_size(num_frames, height, width)
         cfg = self.config
-        ft, fs = cfg.temporal_factor, cfg.spatial_factor
-        if num_frames < 1 or (num_frames - 1) % ft or min(height, width) < fs or height % fs or width % fs:
-            raise ValueError(f"the VAE takes 1 + {ft}k frames and sides that are multiples of {fs}; got {num_frames} "
-                             f"frames of {width}x{height} (WxH)")
         return (cfg.latent_channels, 1 + (num_frames - 1) // cfg.temporal_factor,
                 height // cfg.spatial_factor, width // cfg.spatial_factor)
 
