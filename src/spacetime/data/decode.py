@@ -201,8 +201,7 @@ def _decode(
             d.listed, d.decoded = stream.frames, n
             if not stream.frames and d.times:  # MKV, WebM, TS list no count: the timestamps tell
                 _check_times(d, _stream_duration(container, stream))
-            size = path.stat().st_size
-            if container.format.name == "mpegts" and size % 188 and size % 192:
+            if container.format.name == "mpegts" and (size := path.stat().st_size) % 188 and size % 192:
                 # a transport stream is packets of 188 bytes (192 in M2TS) and has no index to miss:
                 # a file cut short shows only by ending partway through one
                 d.problems.append(f"the file ends partway through a transport-stream packet ({size} bytes is not a "
