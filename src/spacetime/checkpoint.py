@@ -252,13 +252,18 @@ def check_checkpoint(path: str | Path, ema: bool = False) -> dict:
     return config
 
 
+def is_checkpoint_name(name: str) -> bool:
+    """`step-N`, a checkpoint's folder name; a copy beside them (`step-00000200.bak`) is not one."""
+    return re.fullmatch(r"step-\d+", name) is not None
+
+
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoint directories, oldest first: `step-N` alone (a copy the user made beside
     them, `step-00000200.bak`, was taken for the newest and pruned as the oldest), by step."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("step-*") if re.fullmatch(r"step-\d+", p.name) and p.is_dir()
+    found = [p for p in root.glob("step-*") if is_checkpoint_name(p.name) and p.is_dir()
              and (p / COMPLETE).is_file()]
     return sorted(found, key=lambda p: int(p.name[5:]))
 

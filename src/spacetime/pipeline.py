@@ -22,7 +22,6 @@ import logging
 import math
 import numbers
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -193,9 +192,11 @@ def read_pipeline_dit(path: str | Path | None = None) -> tuple[Path, dict, DiT]:
         raise ValueError(f"{path} is a file, not a model directory: give the folder that holds config.json")
     if not path.is_dir():
         raise ValueError(f"{path}: no such model directory")
-    # a run's folder of them, or one of them (checkpoint.py: step-N folders; a copy such as step-200.bak is not one)
-    checkpoints = path.name == "checkpoints" and any(p.is_dir() and re.fullmatch(r"step-\d+", p.name) for p in path.iterdir())
-    if checkpoints or (path / "state.json").is_file() or (re.fullmatch(r"step-\d+", path.name) and path.parent.name == "checkpoints"):
+    from spacetime.checkpoint import is_checkpoint_name
+
+    # a run's folder of them, or one of them (a copy such as step-200.bak is not one)
+    checkpoints = path.name == "checkpoints" and any(p.is_dir() and is_checkpoint_name(p.name) for p in path.iterdir())
+    if checkpoints or (path / "state.json").is_file() or (is_checkpoint_name(path.name) and path.parent.name == "checkpoints"):
         # a training checkpoint (checkpoint.py): the run's config and optimizer state, no VAE or
         # pipeline config; the model a run makes is its `model/`, written when training ends
         model = (path.parent if checkpoints else path.parent.parent) / "model"
