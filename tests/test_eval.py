@@ -1097,3 +1097,12 @@ def test_a_folders_videos_left_out_of_its_captions_file_are_named(tmp_path, capl
     with caplog.at_level("WARNING"):
         list(load_folder(tmp_path))
     assert "not in its captions file" not in caplog.text
+    # a folder of links to the videos (load_captions resolves them): each listed link is its video
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "a.mp4").symlink_to(tmp_path / "a.mp4")
+    (links / "captions.jsonl").write_text(json.dumps({"path": "a.mp4", "caption": "a red ball"}) + "\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert len(list(load_folder(links))) == 1
+    assert "not in its captions file" not in caplog.text

@@ -425,9 +425,10 @@ def load_folder(
         raise ValueError(f"{directory}: the captions file lists no video")
     from spacetime.data.probe import videos_under
 
+    # as load_captions names them: resolved, so a folder of links to videos is a folder of its videos
     root = Path(directory).resolve()
-    listed = {Path(os.path.normpath(e["path"])) for e in entries}
-    unlisted = sorted(v for v in videos_under(root) if Path(os.path.normpath(root / v)) not in listed)
+    listed = {e["path"] for e in entries}
+    unlisted = sorted(v for v in videos_under(root) if (root / v).resolve() not in listed)
     if unlisted:  # a video the user meant to score, left out of the captions file in silence
         log.warning("note: %d video(s) in %s are not in its captions file and are not scored: %s%s", len(unlisted),
                     directory, ", ".join(unlisted[:5]), " ..." if len(unlisted) > 5 else "")
