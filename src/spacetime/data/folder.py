@@ -19,7 +19,6 @@ import logging
 import math
 import numbers
 import os
-import re
 import unicodedata
 from pathlib import Path
 
@@ -219,9 +218,6 @@ def _captions_of(obj: dict, where: str) -> dict[str, str]:
     raise ValueError(f'{where}: needs a "caption" string or a "captions" object of strings')
 
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")  # what csv counts as a line end (io.StringIO with newline="")
-
-
 def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
     text = read_text(src)
     limit = csv.field_size_limit()
@@ -240,7 +236,7 @@ def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
                 done = reader.line_num
                 # the line the row begins on: a quoted caption may span lines, and blank lines are passed over
                 fields = [v for v in row.values() if isinstance(v, str)] + row.get(None, [])
-                start = done - sum(len(_NEWLINE.findall(v)) for v in fields)
+                start = done - sum(v.count("\n") for v in fields)  # read_text ends every line with "\n"
                 if not row.get("path") or row.get("caption") is None:
                     raise ValueError(f"{src}:{start}: needs a path and a caption")
                 if None in row:  # DictReader's key for the fields past the header's: a caption cut at a comma
@@ -248,7 +244,7 @@ def _read_csv(src: Path) -> list[tuple[int, str, dict[str, str]]]:
                                      f"names {len(reader.fieldnames)}; put a caption that holds a comma in quotes")
                 rows.append((start, _checked_path(row["path"], f"{src}:{start}"), {"caption": row["caption"]}))
     except csv.Error as e:
-        lines = _NEWLINE.split(text)
+        lines = text.split("\n")
         start = next((n for n in range(done, len(lines)) if lines[n].strip()), done) + 1  # the next row's first line
         raise ValueError(f'{src}:{start}: not valid CSV ({e}); a quoted field must end with a quote, and a quote '
                          'inside one is written twice ("")') from None
